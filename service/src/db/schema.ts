@@ -1,0 +1,237 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  bigserial,
+  boolean,
+  customType,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
+
+// One table per entity of spec §2–§6. Secrets are stored only as `*_enc` envelopes (see secrets/).
+
+const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array }>({
+  dataType: () => "bytea",
+  fromDriver: (v) => (Buffer.isBuffer(v) ? v : Buffer.from(v)),
+});
+
+const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
+
+export const organisations = pgTable("organisations", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  name: text("name").notNull().unique(),
+  createdAt: createdAt(),
+});
+
+export const servers = pgTable(
+  "servers",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    orgId: uuid("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    host: text("host").notNull(),
+    port: integer("port").notNull().default(22),
+    username: text("username").notNull(),
+    privateKeyEnc: text("private_key_enc").notNull(),
+    passphraseEnc: text("passphrase_enc"),
+    /** Pinned `SHA256:…` fingerprint of the host key; a mismatch fails before authentication. */
+    hostKeyFingerprint: text("host_key_fingerprint").notNull(),
+    containerCli: text("container_cli").notNull().default("docker"),
+    rebootCommand: text("reboot_command").notNull().default("sudo -n /sbin/reboot"),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("servers_org_name_uq").on(t.orgId, t.name)],
+);
+
+export const automationKeys = pgTable(
+  "automation_keys",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    orgId: uuid("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    /** SHA-256 of the whole key; the plaintext is never stored. */
+    keyHash: bytea("key_hash").notNull().unique(),
+    /** Short display prefix, e.g. `rca_3kTm9x`. */
+    prefix: text("prefix").notNull(),
+    operations: text("operations").array().notNull(),
+    allServers: boolean("all_servers").notNull().default(false),
+    serverIds: uuid("server_ids").array().notNull().default(sql`'{}'::uuid[]`),
+    allCredentials: boolean("all_credentials").notNull().default(false),
+    credentialIds: uuid("credential_ids").array().notNull().default(sql`'{}'::uuid[]`),
+    /** Canonical CIDRs; empty means no IP restriction. */
+    allowedCidrs: text("allowed_cidrs").array().notNull().default(sql`'{}'::text[]`),
+    rateLimitPerMinute: integer("rate_limit_per_minute").notNull().default(100),
+    rateLimitPerHour: integer("rate_limit_per_hour").notNull().default(1000),
+    expiresAt: timestamp("expires_at", { withTimezone: true }),
+    createdAt: createdAt(),
+    lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
+    lastUsedIp: text("last_used_ip"),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+  },
+  (t) => [index("automation_keys_org_idx").on(t.orgId)],
+);
+
+export const registryCredentials = pgTable(
+  "registry_credentials",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    orgId: uuid("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    registryType: text("registry_type").notNull(),
+    registryUrl: text("registry_url").notNull(),
+    username: text("username").notNull(),
+    passwordEnc: text("password_enc").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("registry_credentials_org_name_uq").on(t.orgId, t.name)],
+);
+
+export const applications = pgTable(
+  "applications",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    orgId: uuid("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    serverId: uuid("server_id")
+      .notNull()
+      .references(() => servers.id, { onDelete: "restrict" }),
+    name: text("name").notNull(),
+    workingDirectory: text("working_directory").notNull(),
+    deployScript: text("deploy_script").notNull(),
+    restartScript: text("restart_script"),
+    /** Encrypted JSON object of environment values given to the scripts. */
+    envEnc: text("env_enc"),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("applications_org_name_uq").on(t.orgId, t.name)],
+);
+
+export const operations = pgTable(
+  "operations",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    orgId: uuid("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    keyId: uuid("key_id").references(() => automationKeys.id, { onDelete: "set null" }),
+    serverId: uuid("server_id")
+      .notNull()
+      .references(() => servers.id, { onDelete: "cascade" }),
+    applicationId: uuid("application_id").references(() => applications.id, { onDelete: "set null" }),
+    credentialId: uuid("credential_id").references(() => registryCredentials.id, { onDelete: "set null" }),
+    operationType: text("operation_type").notNull(),
+    status: text("status").notNull().default("running"),
+    /** Command text with token-shaped strings and env values redacted. */
+    command: text("command"),
+    workingDirectory: text("working_directory"),
+    timeoutSeconds: integer("timeout_seconds").notNull(),
+    exitCode: integer("exit_code"),
+    stdoutBytes: bigint("stdout_bytes", { mode: "number" }).notNull().default(0),
+    stderrBytes: bigint("stderr_bytes", { mode: "number" }).notNull().default(0),
+    stdoutTruncated: boolean("stdout_truncated").notNull().default(false),
+    stderrTruncated: boolean("stderr_truncated").notNull().default(false),
+    durationMs: integer("duration_ms"),
+    error: text("error"),
+    runId: text("run_id"),
+    runContext: jsonb("run_context"),
+    userAgent: text("user_agent"),
+    /** Instance that runs it, and its heartbeat: the reconciler settles operations whose runner vanished. */
+    runnerId: text("runner_id"),
+    heartbeatAt: timestamp("heartbeat_at", { withTimezone: true }),
+    createdAt: createdAt(),
+    startedAt: timestamp("started_at", { withTimezone: true }),
+    completedAt: timestamp("completed_at", { withTimezone: true }),
+  },
+  (t) => [
+    index("operations_org_run_idx").on(t.orgId, t.runId, t.createdAt),
+    index("operations_running_idx")
+      .on(t.status, t.heartbeatAt)
+      .where(sql`status = 'running'`),
+  ],
+);
+
+export const operationOutput = pgTable(
+  "operation_output",
+  {
+    operationId: uuid("operation_id")
+      .notNull()
+      .references(() => operations.id, { onDelete: "cascade" }),
+    /** Event sequence number: also the SSE event id, so resume is a range query. */
+    seq: integer("seq").notNull(),
+    stream: text("stream").notNull(),
+    data: bytea("data").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.operationId, t.seq] })],
+);
+
+export const auditEvents = pgTable(
+  "audit_events",
+  {
+    id: bigserial("id", { mode: "number" }).primaryKey(),
+    at: timestamp("at", { withTimezone: true }).notNull().defaultNow(),
+    orgId: uuid("org_id"),
+    keyId: uuid("key_id"),
+    outcome: text("outcome").notNull(),
+    reason: text("reason").notNull(),
+    operation: text("operation"),
+    serverId: uuid("server_id"),
+    credentialId: uuid("credential_id"),
+    applicationId: uuid("application_id"),
+    operationId: uuid("operation_id"),
+    method: text("method"),
+    path: text("path"),
+    peerIp: text("peer_ip"),
+    clientIp: text("client_ip"),
+    userAgent: text("user_agent"),
+    requestId: text("request_id"),
+    runId: text("run_id"),
+    /** As claimed by the client: never trusted for decisions. */
+    runContextClaimed: jsonb("run_context_claimed"),
+  },
+  (t) => [
+    index("audit_events_org_at_idx").on(t.orgId, t.at),
+    index("audit_events_key_idx").on(t.keyId, t.at),
+    index("audit_events_run_idx").on(t.runId),
+  ],
+);
+
+export const idempotencyRecords = pgTable(
+  "idempotency_records",
+  {
+    keyId: uuid("key_id")
+      .notNull()
+      .references(() => automationKeys.id, { onDelete: "cascade" }),
+    idempotencyKey: text("idempotency_key").notNull(),
+    orgId: uuid("org_id").notNull(),
+    requestHash: text("request_hash").notNull(),
+    operationId: uuid("operation_id"),
+    /** Status and body of the first answer, replayed for the same key and body. */
+    responseStatus: integer("response_status"),
+    responseBody: jsonb("response_body"),
+    createdAt: createdAt(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.keyId, t.idempotencyKey] }), index("idempotency_expires_idx").on(t.expiresAt)],
+);
+
+/** rate-limiter-flexible's Drizzle store: it does not create its table, so the migration does. */
+export const rateLimitCounters = pgTable("rate_limit_counters", {
+  key: text("key").primaryKey(),
+  points: integer("points").notNull().default(0),
+  expire: timestamp("expire", { withTimezone: true }),
+});
