@@ -1,0 +1,85 @@
+import { and, asc, eq } from "drizzle-orm";
+import { z } from "zod";
+import type { ServiceContext } from "../context";
+import { applications, servers } from "../db/schema";
+import { AppError } from "../errors";
+import { resolveOrg } from "../orgs/orgs";
+import { parseOrThrow } from "../validation";
+
+export const addAppInput = z.object({
+  org: z.string().optional(),
+  name: z.string().trim().min(1).max(100),
+  server: z.uuid("must be a server id"),
+  working_directory: z
+    .string()
+    .min(1)
+    .max(4096)
+    .refine((d) => d.startsWith("/") && !d.includes("\0"), "must be an absolute path"),
+  deploy_script: z.string().min(1, "the deploy script is empty").max(65_536),
+  restart_script: z.string().min(1, "the restart script is empty").max(65_536).optional(),
+});
+export type AddAppInput = z.input<typeof addAppInput>;
+
+type AppRow = typeof applications.$inferSelect;
+
+export interface AppView {
+  id: string;
+  org_id: string;
+  name: string;
+  server_id: string;
+  working_directory: string;
+  has_restart_script: boolean;
+  created_at: string;
+}
+
+const view = (a: AppRow): AppView => ({
+  id: a.id,
+  org_id: a.orgId,
+  name: a.name,
+  server_id: a.serverId,
+  working_directory: a.workingDirectory,
+  has_restart_script: a.restartScript !== null,
+  created_at: a.createdAt.toISOString(),
+});
+
+export async function addApp(ctx: ServiceContext, raw: AddAppInput): Promise<AppView> {
+  const input = parseOrThrow(addAppInput, raw);
+  const org = await resolveOrg(ctx, input.org);
+  const [server] = await ctx.db
+    .select({ id: servers.id })
+    .from(servers)
+    .where(and(eq(servers.id, input.server), eq(servers.orgId, org.id)))
+    .limit(1);
+  if (!server) throw new AppError("not_found", `Server ${input.server} not found in organisation ${org.name}.`);
+  const [row] = await ctx.db
+    .insert(applications)
+    .values({
+      orgId: org.id,
+      serverId: server.id,
+      name: input.name,
+      workingDirectory: input.working_directory,
+      deployScript: input.deploy_script,
+      restartScript: input.restart_script ?? null,
+    })
+    .onConflictDoNothing()
+    .returning();
+  if (!row) throw new AppError("conflict", `An application named "${input.name}" already exists in organisation ${org.name}.`);
+  return view(row);
+}
+
+export async function listApps(ctx: ServiceContext, orgName?: string): Promise<AppView[]> {
+  const org = await resolveOrg(ctx, orgName);
+  const rows = await ctx.db.select().from(applications).where(eq(applications.orgId, org.id)).orderBy(asc(applications.name));
+  return rows.map(view);
+}
+
+export async function removeApp(ctx: ServiceContext, id: string, orgName?: string): Promise<AppView> {
+  const org = await resolveOrg(ctx, orgName);
+  if (!z.uuid().safeParse(id).success) throw new AppError("not_found", `Application ${id} not found.`);
+  const [row] = await ctx.db
+    .delete(applications)
+    .where(and(eq(applications.id, id), eq(applications.orgId, org.id)))
+    .returning();
+  if (!row) throw new AppError("not_found", `Application ${id} not found in organisation ${org.name}.`);
+  return view(row);
+}

@@ -1,0 +1,77 @@
+import type { Server } from "node:http";
+import { createAdaptorServer } from "@hono/node-server";
+import { createAdminSocketApp } from "./admin/socket-api";
+import { createApp } from "./app";
+import { ConfigError, parseConfig } from "./config";
+import { AppError } from "./errors";
+import { jsonLogger as logger } from "./logger";
+import { openRuntime } from "./runtime";
+
+// Parses config, builds the dependencies, listens; everything else lives in createApp().
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = parseConfig(process.env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`reoclo: ${err.message}\n`);
+    process.exitCode = 1;
+    return;
+  }
+
+  // Until storage is open the admin socket only holds the lock; then it serves reoclo-admin.
+  let adminFetch: ((req: Request) => Response | Promise<Response>) | undefined;
+  const adminServer = createAdaptorServer({
+    fetch: (req: Request) =>
+      adminFetch ? adminFetch(req) : Response.json({ error: "service_unavailable", detail: "The service is starting." }, { status: 503 }),
+  }) as Server;
+
+  let runtime;
+  try {
+    runtime = await openRuntime(config, { role: "reoclo service", lockServer: adminServer, logger });
+  } catch (err) {
+    process.stderr.write(`reoclo: ${err instanceof AppError ? err.detail : (err as Error).message}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  const deps = { config, database: runtime.database, secrets: runtime.secrets, logger };
+  const app = createApp(deps);
+  adminFetch = createAdminSocketApp({ config, db: runtime.database.db, secrets: runtime.secrets, now: () => new Date() }, logger).fetch;
+
+  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  logger.info("listening", {
+    url: `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`,
+    database: runtime.database.driver === "pglite" ? `embedded (${config.dataDir})` : "postgres",
+  });
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info("shutting down", { signal, grace_seconds: config.shutdownGraceSeconds });
+    const force = setTimeout(() => server.closeAllConnections(), config.shutdownGraceSeconds * 1000);
+    server.closeIdleConnections();
+    server.close(() => {
+      clearTimeout(force);
+      adminServer.closeAllConnections();
+      runtime
+        .close()
+        .then(() => logger.info("stopped"))
+        .catch((err: unknown) => {
+          logger.error("shutdown failed", { error: String(err) });
+          process.exitCode = 1;
+        });
+    });
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+await main();

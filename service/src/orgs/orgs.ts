@@ -1,0 +1,48 @@
+import { asc, eq } from "drizzle-orm";
+import { z } from "zod";
+import type { ServiceContext } from "../context";
+import { organisations } from "../db/schema";
+import { AppError } from "../errors";
+
+export const DEFAULT_ORG = "default";
+const orgName = z
+  .string()
+  .trim()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, "use 1–63 lowercase letters, digits, '.', '_' or '-'");
+
+export interface OrgView {
+  id: string;
+  name: string;
+  created_at: string;
+}
+
+const view = (o: typeof organisations.$inferSelect): OrgView => ({
+  id: o.id,
+  name: o.name,
+  created_at: o.createdAt.toISOString(),
+});
+
+export async function createOrg(ctx: ServiceContext, name: string): Promise<OrgView> {
+  const parsed = orgName.safeParse(name);
+  if (!parsed.success) throw new AppError("validation", `Invalid organisation name: ${parsed.error.issues[0]?.message}.`);
+  const [row] = await ctx.db.insert(organisations).values({ name: parsed.data }).onConflictDoNothing().returning();
+  if (!row) throw new AppError("conflict", `An organisation named "${parsed.data}" already exists.`);
+  return view(row);
+}
+
+export async function listOrgs(ctx: ServiceContext): Promise<OrgView[]> {
+  return (await ctx.db.select().from(organisations).orderBy(asc(organisations.name))).map(view);
+}
+
+/** Finds an organisation by name or id; `--org` defaults to `default`. */
+export async function resolveOrg(ctx: ServiceContext, nameOrId: string | undefined): Promise<OrgView> {
+  const key = nameOrId ?? DEFAULT_ORG;
+  const isUuid = z.uuid().safeParse(key).success;
+  const [row] = await ctx.db
+    .select()
+    .from(organisations)
+    .where(isUuid ? eq(organisations.id, key) : eq(organisations.name, key))
+    .limit(1);
+  if (!row) throw new AppError("not_found", `Organisation "${key}" not found; list them with "reoclo-admin orgs list".`);
+  return view(row);
+}
