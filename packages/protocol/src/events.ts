@@ -1,0 +1,39 @@
+// Server-Sent Events of `GET /operations/{id}/events` and of `POST /exec` with
+// `Accept: text/event-stream` (spec §6). Each event's `data` is one JSON object.
+import { z } from "zod";
+import { operationResultSchema, operationStatusSchema } from "./operations.js";
+
+export const SSE_EVENT_NAMES = ["output", "status", "end"] as const;
+export const sseEventNameSchema = z.enum(SSE_EVENT_NAMES);
+export type SseEventName = z.infer<typeof sseEventNameSchema>;
+
+export const OUTPUT_STREAMS = ["stdout", "stderr"] as const;
+export const outputStreamSchema = z.enum(OUTPUT_STREAMS);
+export type OutputStream = z.infer<typeof outputStreamSchema>;
+
+/** A chunk of output, already masked, in the order the host produced it. */
+export const outputEventSchema = z.object({
+  stream: outputStreamSchema,
+  data: z.string(),
+});
+export type OutputEvent = z.output<typeof outputEventSchema>;
+
+export const statusEventSchema = z.object({ status: operationStatusSchema });
+export type StatusEvent = z.output<typeof statusEventSchema>;
+
+/** The last event: the same object as the polling answer's `result`; the stream then closes. */
+export const endEventSchema = operationResultSchema;
+export type EndEvent = z.output<typeof endEventSchema>;
+
+/** Payload schema per event name, for a client that dispatches on the SSE `event:` field. */
+export const sseEventDataSchemas = {
+  output: outputEventSchema,
+  status: statusEventSchema,
+  end: endEventSchema,
+} as const satisfies Record<SseEventName, z.ZodType>;
+
+/** One parsed event; `id` is what a reconnecting client sends back as `Last-Event-ID`. */
+export type SseEvent =
+  | { id: string; event: "output"; data: OutputEvent }
+  | { id: string; event: "status"; data: StatusEvent }
+  | { id: string; event: "end"; data: EndEvent };

@@ -1,0 +1,59 @@
+// Header names and route paths typed once, so a typo is a compile error, not a silent miss.
+import { z } from "zod";
+import { API_BASE_PATH, IDEMPOTENCY_KEY_MAX_CHARS } from "./limits.js";
+
+export const HEADERS = {
+  authorization: "Authorization",
+  requestId: "X-Request-Id",
+  /** draft-ietf-httpapi-idempotency-key-header */
+  idempotencyKey: "Idempotency-Key",
+  idempotentReplayed: "Idempotent-Replayed",
+  /** draft-ietf-httpapi-ratelimit-headers */
+  rateLimitLimit: "RateLimit-Limit",
+  rateLimitRemaining: "RateLimit-Remaining",
+  rateLimitReset: "RateLimit-Reset",
+  retryAfter: "Retry-After",
+  /** SSE reconnection, per the WHATWG HTML server-sent events section. */
+  lastEventId: "Last-Event-ID",
+  userAgent: "User-Agent",
+} as const;
+
+export const CONTENT_TYPE_JSON = "application/json";
+export const CONTENT_TYPE_EVENT_STREAM = "text/event-stream";
+
+/** `User-Agent` values of the published v1 actions (spec §7); the audit log keeps them. */
+export const PUBLISHED_USER_AGENTS = {
+  run: "reoclo-github-action",
+  checkout: "reoclo-github-action-checkout",
+  dockerAuth: "reoclo-docker-auth-action",
+} as const;
+
+/** Route paths relative to {@link API_BASE_PATH}. */
+export const ROUTES = {
+  exec: "/exec",
+  deploy: "/deploy",
+  restart: "/restart",
+  reboot: "/reboot",
+  registryLogin: "/registry-auth/login",
+  registryLogout: "/registry-auth/logout",
+  operations: "/operations",
+  operation: "/operations/:operation_id",
+  operationEvents: "/operations/:operation_id/events",
+  operationCancel: "/operations/:operation_id/cancel",
+} as const;
+
+/** Absolute path of one operation's resource; the id is URL-encoded because it is caller data. */
+export function operationPath(operationId: string, suffix: "" | "/events" | "/cancel" = ""): string {
+  return `${API_BASE_PATH}/operations/${encodeURIComponent(operationId)}${suffix}`;
+}
+
+/** Printable ASCII without spaces: keys are echoed in logs and stored as-is. */
+export const idempotencyKeySchema = z
+  .string()
+  .min(1, { error: "The Idempotency-Key header must not be empty." })
+  .max(IDEMPOTENCY_KEY_MAX_CHARS, {
+    error: `The Idempotency-Key header must be at most ${IDEMPOTENCY_KEY_MAX_CHARS} characters long.`,
+  })
+  .regex(/^[\x21-\x7e]+$/, {
+    error: "The Idempotency-Key header may contain only printable ASCII characters without spaces.",
+  });

@@ -1,0 +1,28 @@
+// Shape of an automation key (spec §2). The CRC32 checksum itself is computed by the
+// service; this check lets any holder refuse an obviously mangled key without a round trip.
+import { z } from "zod";
+import { KEY_PREFIX } from "./limits.js";
+
+/** Base62 characters of randomness: 30 × log2(62) ≈ 178 bits, above the 160 the spec asks. */
+export const KEY_RANDOM_LENGTH = 30;
+/** Base62 characters of the CRC32 checksum: 62^6 > 2^32, so 6 always suffice (left-padded). */
+export const KEY_CHECKSUM_LENGTH = 6;
+export const KEY_TOTAL_LENGTH = KEY_PREFIX.length + KEY_RANDOM_LENGTH + KEY_CHECKSUM_LENGTH;
+
+export const automationKeyPattern = new RegExp(
+  `^${KEY_PREFIX}[0-9A-Za-z]{${KEY_RANDOM_LENGTH + KEY_CHECKSUM_LENGTH}}$`,
+);
+
+/** True when `value` has the shape of an automation key (prefix, length, base62). */
+export function isAutomationKeyShape(value: string): boolean {
+  return automationKeyPattern.test(value);
+}
+
+export const KEY_STATUSES = ["active", "expired", "revoked"] as const;
+export const keyStatusSchema = z.enum(KEY_STATUSES);
+export type KeyStatus = z.infer<typeof keyStatusSchema>;
+
+/** Expiry choices of `reoclo-admin keys create --expires`. */
+export const KEY_EXPIRY_CHOICES = ["30d", "90d", "1y", "never"] as const;
+export const keyExpirySchema = z.enum(KEY_EXPIRY_CHOICES);
+export type KeyExpiry = z.infer<typeof keyExpirySchema>;

@@ -1,0 +1,151 @@
+// Operations as the polling clients see them (spec §3, §4, §6).
+import { z } from "zod";
+import { nullAsAbsent } from "./common.js";
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, RUN_CONTEXT_VALUE_MAX_CHARS, RUN_ID_MAX_CHARS } from "./limits.js";
+
+export const OPERATION_TYPES = [
+  "exec",
+  "deploy",
+  "restart",
+  "reboot",
+  "registry_login",
+  "registry_logout",
+] as const;
+export const operationTypeSchema = z.enum(OPERATION_TYPES);
+export type OperationType = z.infer<typeof operationTypeSchema>;
+
+/** `running` also covers "queued": the published clients treat any other value as final (spec §4). */
+export const OPERATION_STATUSES = ["running", "completed", "timeout", "cancelled", "failed", "lost"] as const;
+export const operationStatusSchema = z.enum(OPERATION_STATUSES);
+export type OperationStatus = z.infer<typeof operationStatusSchema>;
+
+export const TERMINAL_STATUSES = ["completed", "timeout", "cancelled", "failed", "lost"] as const;
+export const terminalStatusSchema = z.enum(TERMINAL_STATUSES);
+export type TerminalStatus = z.infer<typeof terminalStatusSchema>;
+
+export function isTerminalStatus(status: string): status is TerminalStatus {
+  return (TERMINAL_STATUSES as readonly string[]).includes(status);
+}
+
+export const REGISTRY_TYPES = [
+  "docker_hub",
+  "ghcr",
+  "aws_ecr",
+  "google_artifact_registry",
+  "azure_acr",
+  "harbor",
+  "generic",
+] as const;
+export const registryTypeSchema = z.enum(REGISTRY_TYPES);
+export type RegistryType = z.infer<typeof registryTypeSchema>;
+
+export const RUN_CONTEXT_KEYS = [
+  "provider",
+  "repository",
+  "workflow",
+  "trigger",
+  "actor",
+  "sha",
+  "ref",
+] as const;
+export type RunContextKey = (typeof RUN_CONTEXT_KEYS)[number];
+
+/**
+ * One `run_context` value. It is only metadata for the audit log, so it bends rather than
+ * refuses: null means absent, numbers and booleans become strings, long values are cut.
+ */
+function runContextValue(key: RunContextKey) {
+  return nullAsAbsent(
+    z
+      .union([z.string(), z.number(), z.boolean()], { error: `run_context.${key} must be a string.` })
+      .transform((value) => String(value).slice(0, RUN_CONTEXT_VALUE_MAX_CHARS)),
+  );
+}
+
+/** Where an operation came from (`provider` is "github_actions" for the published actions). */
+export const runContextSchema = z
+  .object(
+    {
+      provider: runContextValue("provider"),
+      repository: runContextValue("repository"),
+      workflow: runContextValue("workflow"),
+      trigger: runContextValue("trigger"),
+      actor: runContextValue("actor"),
+      sha: runContextValue("sha"),
+      ref: runContextValue("ref"),
+    },
+    { error: "run_context must be an object." },
+  )
+  // Drops keys that were null, so the stored object holds strings only.
+  .transform((context) => {
+    const clean: Partial<Record<RunContextKey, string>> = {};
+    for (const key of RUN_CONTEXT_KEYS) {
+      const value = context[key];
+      if (value !== undefined) clean[key] = value;
+    }
+    return clean;
+  });
+export type RunContext = z.output<typeof runContextSchema>;
+export type RunContextInput = z.input<typeof runContextSchema>;
+
+/** `run_context` of a request body: optional, null tolerated. */
+export const optionalRunContextSchema = nullAsAbsent(runContextSchema);
+
+/** Outcome of a finished operation; the same object is the SSE `end` event (spec §6). */
+export const operationResultSchema = z.object({
+  exit_code: z.number().int(),
+  /** The last 64 KiB (OUTPUT_TAIL_BYTES) of the stream. */
+  stdout: z.string(),
+  stderr: z.string(),
+  /** Wall time of the command on the host. */
+  duration_ms: z.number().int().nonnegative(),
+  /** True when `stdout` is not the whole output of the stream (tail cut or cap reached). */
+  stdout_truncated: z.boolean().default(false),
+  stderr_truncated: z.boolean().default(false),
+});
+export type OperationResult = z.output<typeof operationResultSchema>;
+
+const isoTimestamp = z.iso.datetime({ offset: true });
+
+/** `GET /operations/{operation_id}` (spec §3); `result` is present once the status is terminal. */
+export const operationSchema = z.object({
+  operation_id: z.string(),
+  operation_type: operationTypeSchema,
+  server_id: z.string(),
+  server_name: z.string(),
+  status: operationStatusSchema,
+  result: operationResultSchema.optional(),
+  run_id: z.string().nullable(),
+  run_context: runContextSchema.nullish().transform((value) => value ?? null),
+  /** ISO-8601 UTC, e.g. `2025-01-31T12:00:00.000Z`. */
+  started_at: isoTimestamp,
+  completed_at: isoTimestamp.nullable(),
+});
+export type Operation = z.output<typeof operationSchema>;
+
+/** `POST /operations/{operation_id}/cancel` answers the operation as it now stands; repeating it is harmless. */
+export const cancelOperationResponseSchema = operationSchema;
+export type CancelOperationResponse = Operation;
+
+/** `GET /operations?run_id=…&limit=…&cursor=…` query (spec §6); query values arrive as strings. */
+export const operationListQuerySchema = z.object({
+  run_id: z
+    .string({ error: "run_id is required." })
+    .min(1, { error: "run_id is required." })
+    .max(RUN_ID_MAX_CHARS, { error: `run_id must be at most ${RUN_ID_MAX_CHARS} characters long.` }),
+  cursor: z.string().min(1).optional(),
+  limit: z.coerce
+    .number({ error: "limit must be a whole number." })
+    .int({ error: "limit must be a whole number." })
+    .min(1, { error: "limit must be at least 1." })
+    .max(MAX_PAGE_SIZE, { error: `limit must be at most ${MAX_PAGE_SIZE}.` })
+    .default(DEFAULT_PAGE_SIZE),
+});
+export type OperationListQuery = z.output<typeof operationListQuerySchema>;
+
+/** Newest first; `next_cursor` is opaque and null on the last page. */
+export const operationListResponseSchema = z.object({
+  items: z.array(operationSchema),
+  next_cursor: z.string().nullable(),
+});
+export type OperationListResponse = z.output<typeof operationListResponseSchema>;

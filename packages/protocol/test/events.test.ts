@@ -1,0 +1,41 @@
+import { describe, expect, it } from "vitest";
+import {
+  endEventSchema,
+  outputEventSchema,
+  SSE_EVENT_NAMES,
+  sseEventDataSchemas,
+  statusEventSchema,
+} from "@reoclo/protocol";
+
+describe("SSE events", () => {
+  it("are output, status and end, each with a payload schema", () => {
+    expect(SSE_EVENT_NAMES).toEqual(["output", "status", "end"]);
+    expect(Object.keys(sseEventDataSchemas).sort()).toEqual([...SSE_EVENT_NAMES].sort());
+  });
+
+  it("output names its stream", () => {
+    expect(outputEventSchema.parse({ stream: "stderr", data: "warn\n" })).toEqual({
+      stream: "stderr",
+      data: "warn\n",
+    });
+    expect(outputEventSchema.safeParse({ stream: "stdin", data: "" }).success).toBe(false);
+  });
+
+  it("status carries one operation status", () => {
+    expect(statusEventSchema.parse({ status: "cancelled" })).toEqual({ status: "cancelled" });
+    expect(statusEventSchema.safeParse({ status: "done" }).success).toBe(false);
+  });
+
+  it("end is the operation result", () => {
+    const result = {
+      exit_code: 130,
+      stdout: "",
+      stderr: "",
+      duration_ms: 5,
+      stdout_truncated: false,
+      stderr_truncated: true,
+    };
+    expect(endEventSchema.parse(result)).toEqual(result);
+    expect(sseEventDataSchemas.end.parse(result)).toEqual(result);
+  });
+});
