@@ -49,17 +49,14 @@ function openPostgres(url: string, max: number): DatabaseHandle {
     db,
     driver: "postgres",
     async migrate() {
-      // The advisory lock must be held on the connection that migrates, so reserve one.
-      const conn = await client.reserve();
+      // The advisory lock must be held by the connection that migrates: use a one-connection client.
+      const conn = postgres(url, { max: 1, onnotice: () => undefined, connect_timeout: 10 });
       try {
         await conn`select pg_advisory_lock(${MIGRATION_LOCK_ID})`;
-        try {
-          await migratePostgres(drizzlePostgres(conn, { schema }), { migrationsFolder: MIGRATIONS_FOLDER });
-        } finally {
-          await conn`select pg_advisory_unlock(${MIGRATION_LOCK_ID})`;
-        }
+        await migratePostgres(drizzlePostgres(conn, { schema }), { migrationsFolder: MIGRATIONS_FOLDER });
+        await conn`select pg_advisory_unlock(${MIGRATION_LOCK_ID})`;
       } finally {
-        conn.release();
+        await conn.end({ timeout: 5 });
       }
     },
     async ping() {

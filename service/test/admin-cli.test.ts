@@ -1,0 +1,158 @@
+import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPostgresDatabase } from "./fixtures/db";
+import { runAdminCli, runServiceToExit, startService, type RunningService } from "./fixtures/processes";
+import { startTestHost, type TestHost } from "./fixtures/sshd";
+
+const parse = <T>(text: string): T => JSON.parse(text) as T;
+/** With --json an error is one JSON line on stderr (warnings may precede it). */
+const lastLine = (text: string) => text.trim().split("\n").at(-1) ?? "";
+
+describe("reoclo-admin against a running service on the embedded database", () => {
+  let dataDir: string;
+  let keyFile: string;
+  let host: TestHost;
+  let service: RunningService;
+  let env: Record<string, string>;
+  let serverId: string;
+  let plaintextKey: string;
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(tmpdir(), "reoclo-cli-"));
+    env = { REOCLO_DATA_DIR: path.join(dataDir, "data") };
+    host = await startTestHost();
+    keyFile = path.join(dataDir, "id_test");
+    await writeFile(keyFile, host.privateKey, { mode: 0o600 });
+    service = await startService(env);
+  });
+  afterAll(async () => {
+    if (service?.process.exitCode === null) await service.stop();
+    await host?.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it("answers /healthz and /readyz with nothing installed", async () => {
+    expect((await fetch(`${service.url}/healthz`)).status).toBe(200);
+    const ready = await fetch(`${service.url}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(ready.headers.get("x-request-id")).toBeTruthy();
+  });
+
+  it("keeps the data directory and its admin socket private to the owner", async () => {
+    expect((await stat(env.REOCLO_DATA_DIR!)).mode & 0o777).toBe(0o700);
+    expect((await stat(path.join(env.REOCLO_DATA_DIR!, "admin.sock"))).mode & 0o777).toBe(0o600);
+  });
+
+  it("adds a server from another process, pinning its host key on first use", async () => {
+    const r = await runAdminCli(
+      ["servers", "add", "--name", "web-1", "--host", host.host, "--port", String(host.port), "--user", host.username,
+        "--private-key-file", keyFile, "--trust-on-first-use", "--json"],
+      env,
+    );
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const server = parse<{ id: string; host_key_fingerprint: string }>(r.stdout);
+    expect(server.host_key_fingerprint).toBe(host.hostKeyFingerprint);
+    serverId = server.id;
+  });
+
+  it("creates a key and prints it exactly once", async () => {
+    const r = await runAdminCli(["keys", "create", "--name", "ci", "--operations", "exec,deploy", "--servers", serverId, "--json"], env);
+    expect(r.code).toBe(0);
+    const created = parse<{ id: string; key: string; prefix: string; status: string }>(r.stdout);
+    expect(created.key).toMatch(/^rca_[0-9A-Za-z]{36}$/);
+    expect(created.key.startsWith(created.prefix)).toBe(true);
+    expect(created.status).toBe("active");
+    plaintextKey = created.key;
+
+    const list = await runAdminCli(["keys", "list", "--json"], env);
+    expect(list.code).toBe(0);
+    const keys = parse<{ id: string; prefix: string }[]>(list.stdout);
+    expect(keys.map((k) => k.id)).toContain(created.id);
+    expect(list.stdout).not.toContain(plaintextKey);
+    const show = await runAdminCli(["keys", "show", created.id, "--json"], env);
+    expect(show.stdout).not.toContain(plaintextKey);
+  });
+
+  it("tests the server over SSH, then refuses it with host_key_mismatch once the host key changes", async () => {
+    const ok = await runAdminCli(["servers", "test", serverId, "--json"], env);
+    expect(ok.code).toBe(0);
+    expect(parse<{ remote_user: string }>(ok.stdout).remote_user).toBe(host.username);
+
+    const newFingerprint = await host.replaceHostKey();
+    const bad = await runAdminCli(["servers", "test", serverId], env);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("host_key_mismatch");
+    expect(bad.stderr).toContain(newFingerprint);
+    expect(bad.stdout).toBe("");
+  });
+
+  it("refuses a second service on the same data directory with a clear error", async () => {
+    const second = await runServiceToExit(env);
+    expect(second.code).toBe(1);
+    expect(second.output).toMatch(/in use by reoclo service \(pid \d+\)/);
+    expect((await fetch(`${service.url}/healthz`)).status).toBe(200);
+  });
+
+  it("stops on SIGTERM with exit code 0, and the data is there on the next start", async () => {
+    expect(await service.stop()).toBe(0);
+    const list = await runAdminCli(["keys", "list", "--json"], env); // now opens the database itself
+    expect(list.code).toBe(0);
+    expect(parse<{ name: string }[]>(list.stdout).map((k) => k.name)).toContain("ci");
+    expect(list.stdout).not.toContain(plaintextKey);
+  });
+});
+
+describe("reoclo-admin on PostgreSQL", () => {
+  let pg: Awaited<ReturnType<typeof createPostgresDatabase>>;
+  let host: TestHost;
+  let keyFile: string;
+  let dir: string;
+
+  beforeAll(async () => {
+    [pg, host] = await Promise.all([createPostgresDatabase(), startTestHost()]);
+    dir = await mkdtemp(path.join(tmpdir(), "reoclo-cli-pg-"));
+    keyFile = path.join(dir, "id_test");
+    await writeFile(keyFile, host.privateKey, { mode: 0o600 });
+  });
+  afterAll(async () => {
+    await pg?.drop();
+    await host?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const addServer = (env: Record<string, string>) =>
+    runAdminCli(
+      ["servers", "add", "--name", "db-1", "--host", host.host, "--port", String(host.port), "--user", host.username,
+        "--private-key-file", keyFile, "--host-key-fingerprint", host.hostKeyFingerprint, "--json"],
+      env,
+    );
+
+  it("without a master key, refuses to store an SSH key (secrets_unavailable) but still manages keys", async () => {
+    const env = { DATABASE_URL: pg.url, REOCLO_DATA_DIR: path.join(dir, "unused") };
+    const r = await addServer(env);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("warning: REOCLO_MASTER_KEY is not set");
+    expect(parse<{ error: string; detail: string }>(lastLine(r.stderr))).toMatchObject({ error: "secrets_unavailable" });
+    const k = await runAdminCli(["keys", "create", "--name", "all", "--operations", "exec", "--all-servers", "--json"], env);
+    expect(k.code).toBe(0);
+    expect(parse<{ servers: string }>(k.stdout).servers).toBe("all");
+  });
+
+  it("with a master key, adds and tests a server", async () => {
+    const env = { DATABASE_URL: pg.url, REOCLO_MASTER_KEY: "11".repeat(32) };
+    const r = await addServer(env);
+    expect(r.code).toBe(0);
+    const { id } = parse<{ id: string }>(r.stdout);
+    const t = await runAdminCli(["servers", "test", id, "--json"], env);
+    expect(t.code).toBe(0);
+  });
+
+  it("explains usage errors with exit code 2", async () => {
+    const r = await runAdminCli(["keys", "create", "--name", "x", "--bogus"], { DATABASE_URL: pg.url });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("usage: reoclo-admin keys create");
+  });
+});

@@ -1,0 +1,47 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { randomBytes } from "node:crypto";
+import { createApp } from "../src/app";
+import { silentLogger } from "../src/logger";
+import { SecretBox } from "../src/secrets/secret-box";
+import { createTestDatabase, DRIVERS, testConfig, type TestDatabase } from "./fixtures/db";
+
+describe.each(DRIVERS)("service app on %s", (driver) => {
+  let database: TestDatabase;
+  let app: ReturnType<typeof createApp>;
+
+  beforeAll(async () => {
+    database = await createTestDatabase(driver);
+    app = createApp({ config: testConfig(), database, secrets: new SecretBox(randomBytes(32)), logger: silentLogger });
+  });
+  afterAll(async () => {
+    await database?.close();
+  });
+
+  it("answers /healthz without a key, with a request id", async () => {
+    const res = await app.request("/healthz");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-request-id")).toMatch(/.+/);
+  });
+
+  it("answers /readyz 200 while the database answers", async () => {
+    const res = await app.request("/readyz");
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: "ready", database: driver });
+  });
+
+  it("answers unknown routes with the one error envelope", async () => {
+    const res = await app.request("/api/automation/v1/nope", { headers: { "X-Request-Id": "req-123" } });
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: "not_found", detail: "No route for GET /api/automation/v1/nope.", request_id: "req-123" });
+  });
+
+  it("answers /readyz 503 database_unavailable once the database is gone, and /healthz still 200", async () => {
+    await database.close();
+    const res = await app.request("/readyz");
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { error: string; detail: string };
+    expect(body.error).toBe("database_unavailable");
+    expect(body.detail).not.toMatch(/postgres:\/\/|select/i);
+    expect((await app.request("/healthz")).status).toBe(200);
+  });
+});
