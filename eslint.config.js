@@ -7,6 +7,7 @@ export default tseslint.config(
     ignores: ["**/node_modules/**", "**/dist/**", "**/.reoclo/**", "service/drizzle/**", "coverage/**"],
   },
   js.configs.recommended,
+  { languageOptions: { globals: { process: "readonly", console: "readonly" } } },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {

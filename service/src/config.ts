@@ -44,12 +44,16 @@ const previousKeysSchema = z
   .optional()
   .transform((v, ctx) => {
     const out: Buffer[] = [];
-    for (const part of (v ?? "").split(",").map((s) => s.trim()).filter(Boolean)) {
+    for (const part of (v ?? "")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean)) {
       const key = decodeMasterKey(part);
       if (!key) {
         ctx.addIssue({
           code: "custom",
-          message: "REOCLO_PREVIOUS_MASTER_KEYS must be a comma-separated list of 32-byte keys (hex or base64)",
+          message:
+            "REOCLO_PREVIOUS_MASTER_KEYS must be a comma-separated list of 32-byte keys (hex or base64)",
         });
         return z.NEVER;
       }
@@ -67,7 +71,10 @@ const envSchema = z.object({
     .transform((v, ctx) => {
       if (v === undefined || v.trim() === "") return undefined;
       if (!/^postgres(ql)?:\/\//.test(v.trim())) {
-        ctx.addIssue({ code: "custom", message: "DATABASE_URL must start with postgres:// or postgresql://" });
+        ctx.addIssue({
+          code: "custom",
+          message: "DATABASE_URL must start with postgres:// or postgresql://",
+        });
         return z.NEVER;
       }
       return v.trim();
@@ -78,7 +85,12 @@ const envSchema = z.object({
   REOCLO_TRUSTED_PROXIES: z
     .string()
     .optional()
-    .transform((v) => (v ?? "").split(",").map((s) => s.trim()).filter(Boolean)),
+    .transform((v) =>
+      (v ?? "")
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
   REOCLO_SYNC_WAIT_SECONDS: intFromEnv("REOCLO_SYNC_WAIT_SECONDS", 20, 0, 25),
   REOCLO_MAX_TIMEOUT_SECONDS: intFromEnv(
     "REOCLO_MAX_TIMEOUT_SECONDS",

@@ -21,10 +21,15 @@ async function main(): Promise<void> {
   }
 
   // Until storage is open the admin socket only holds the lock; then it serves reoclo-admin.
-  let adminFetch: ((req: Request) => Response | Promise<Response>) | undefined;
+  const admin: { fetch?: (req: Request) => Response | Promise<Response> } = {};
   const adminServer = createAdaptorServer({
     fetch: (req: Request) =>
-      adminFetch ? adminFetch(req) : Response.json({ error: "service_unavailable", detail: "The service is starting." }, { status: 503 }),
+      admin.fetch
+        ? admin.fetch(req)
+        : Response.json(
+            { error: "service_unavailable", detail: "The service is starting." },
+            { status: 503 },
+          ),
   }) as Server;
 
   let runtime;
@@ -37,7 +42,10 @@ async function main(): Promise<void> {
   }
   const deps = { config, database: runtime.database, secrets: runtime.secrets, logger };
   const app = createApp(deps);
-  adminFetch = createAdminSocketApp({ config, db: runtime.database.db, secrets: runtime.secrets, now: () => new Date() }, logger).fetch;
+  admin.fetch = createAdminSocketApp(
+    { config, db: runtime.database.db, secrets: runtime.secrets, now: () => new Date() },
+    logger,
+  ).fetch;
 
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   await new Promise<void>((resolve, reject) => {

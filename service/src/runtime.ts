@@ -26,13 +26,19 @@ export async function openRuntime(
   let database: DatabaseHandle | undefined;
   try {
     if (embedded) owner = await claimDataDir(config.dataDir, opts.lockServer, opts.role);
-    const master = await resolveMasterKey({ configured: config.masterKey, embedded, dataDir: config.dataDir });
+    const master = await resolveMasterKey({
+      configured: config.masterKey,
+      embedded,
+      dataDir: config.dataDir,
+    });
     if (master.created) {
       opts.logger.warn(
         `generated a development master key in ${master.generatedPath}; back it up, and set REOCLO_MASTER_KEY in production`,
       );
     } else if (!master.key) {
-      opts.logger.warn("REOCLO_MASTER_KEY is not set: operations that need SSH keys or registry passwords answer 503");
+      opts.logger.warn(
+        "REOCLO_MASTER_KEY is not set: operations that need SSH keys or registry passwords answer 503",
+      );
     }
     database = await openDatabase({
       databaseUrl: config.databaseUrl,

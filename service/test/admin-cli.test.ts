@@ -47,8 +47,22 @@ describe("reoclo-admin against a running service on the embedded database", () =
 
   it("adds a server from another process, pinning its host key on first use", async () => {
     const r = await runAdminCli(
-      ["servers", "add", "--name", "web-1", "--host", host.host, "--port", String(host.port), "--user", host.username,
-        "--private-key-file", keyFile, "--trust-on-first-use", "--json"],
+      [
+        "servers",
+        "add",
+        "--name",
+        "web-1",
+        "--host",
+        host.host,
+        "--port",
+        String(host.port),
+        "--user",
+        host.username,
+        "--private-key-file",
+        keyFile,
+        "--trust-on-first-use",
+        "--json",
+      ],
       env,
     );
     expect(r.stderr).toBe("");
@@ -59,7 +73,10 @@ describe("reoclo-admin against a running service on the embedded database", () =
   });
 
   it("creates a key and prints it exactly once", async () => {
-    const r = await runAdminCli(["keys", "create", "--name", "ci", "--operations", "exec,deploy", "--servers", serverId, "--json"], env);
+    const r = await runAdminCli(
+      ["keys", "create", "--name", "ci", "--operations", "exec,deploy", "--servers", serverId, "--json"],
+      env,
+    );
     expect(r.code).toBe(0);
     const created = parse<{ id: string; key: string; prefix: string; status: string }>(r.stdout);
     expect(created.key).toMatch(/^rca_[0-9A-Za-z]{36}$/);
@@ -125,8 +142,23 @@ describe("reoclo-admin on PostgreSQL", () => {
 
   const addServer = (env: Record<string, string>) =>
     runAdminCli(
-      ["servers", "add", "--name", "db-1", "--host", host.host, "--port", String(host.port), "--user", host.username,
-        "--private-key-file", keyFile, "--host-key-fingerprint", host.hostKeyFingerprint, "--json"],
+      [
+        "servers",
+        "add",
+        "--name",
+        "db-1",
+        "--host",
+        host.host,
+        "--port",
+        String(host.port),
+        "--user",
+        host.username,
+        "--private-key-file",
+        keyFile,
+        "--host-key-fingerprint",
+        host.hostKeyFingerprint,
+        "--json",
+      ],
       env,
     );
 
@@ -135,8 +167,13 @@ describe("reoclo-admin on PostgreSQL", () => {
     const r = await addServer(env);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("warning: REOCLO_MASTER_KEY is not set");
-    expect(parse<{ error: string; detail: string }>(lastLine(r.stderr))).toMatchObject({ error: "secrets_unavailable" });
-    const k = await runAdminCli(["keys", "create", "--name", "all", "--operations", "exec", "--all-servers", "--json"], env);
+    expect(parse<{ error: string; detail: string }>(lastLine(r.stderr))).toMatchObject({
+      error: "secrets_unavailable",
+    });
+    const k = await runAdminCli(
+      ["keys", "create", "--name", "all", "--operations", "exec", "--all-servers", "--json"],
+      env,
+    );
     expect(k.code).toBe(0);
     expect(parse<{ servers: string }>(k.stdout).servers).toBe("all");
   });

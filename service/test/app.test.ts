@@ -11,7 +11,12 @@ describe.each(DRIVERS)("service app on %s", (driver) => {
 
   beforeAll(async () => {
     database = await createTestDatabase(driver);
-    app = createApp({ config: testConfig(), database, secrets: new SecretBox(randomBytes(32)), logger: silentLogger });
+    app = createApp({
+      config: testConfig(),
+      database,
+      secrets: new SecretBox(randomBytes(32)),
+      logger: silentLogger,
+    });
   });
   afterAll(async () => {
     await database?.close();
@@ -32,7 +37,11 @@ describe.each(DRIVERS)("service app on %s", (driver) => {
   it("answers unknown routes with the one error envelope", async () => {
     const res = await app.request("/api/automation/v1/nope", { headers: { "X-Request-Id": "req-123" } });
     expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ error: "not_found", detail: "No route for GET /api/automation/v1/nope.", request_id: "req-123" });
+    expect(await res.json()).toEqual({
+      error: "not_found",
+      detail: "No route for GET /api/automation/v1/nope.",
+      request_id: "req-123",
+    });
   });
 
   it("answers /readyz 503 database_unavailable once the database is gone, and /healthz still 200", async () => {

@@ -36,7 +36,15 @@ describe("automation key format", () => {
 
   it("rejects wrong prefixes, lengths and characters", () => {
     const { key } = generateAutomationKey();
-    for (const bad of ["", "rca_", key.slice(0, -1), key + "0", "rcb_" + key.slice(4), key.replace(/.$/, "-"), ` ${key}`]) {
+    for (const bad of [
+      "",
+      "rca_",
+      key.slice(0, -1),
+      key + "0",
+      "rcb_" + key.slice(4),
+      key.replace(/.$/, "-"),
+      ` ${key}`,
+    ]) {
       expect(isWellFormedAutomationKey(bad), bad).toBe(false);
     }
   });

@@ -20,12 +20,16 @@ async function dumpAllTables(db: TestDatabase): Promise<string> {
   const rowsOf = <T>(result: unknown): T[] =>
     Array.isArray(result) ? (result as T[]) : (result as { rows: T[] }).rows;
   const tables = rowsOf<{ table_name: string }>(
-    await db.db.execute(sql`select table_name from information_schema.tables where table_schema = 'public' order by 1`),
+    await db.db.execute(
+      sql`select table_name from information_schema.tables where table_schema = 'public' order by 1`,
+    ),
   );
   expect(tables.length).toBeGreaterThanOrEqual(10);
   let out = "";
   for (const { table_name } of tables) {
-    const rows = rowsOf<{ j: string }>(await db.db.execute(sql.raw(`select row_to_json(t)::text as j from "${table_name}" t`)));
+    const rows = rowsOf<{ j: string }>(
+      await db.db.execute(sql.raw(`select row_to_json(t)::text as j from "${table_name}" t`)),
+    );
     out += `${table_name}\n${rows.map((r) => r.j).join("\n")}\n`;
   }
   return out;

@@ -28,8 +28,15 @@ const SPECS: Record<string, Spec> = {
   "orgs.list": { usage: "orgs list" },
   "servers.add": {
     options: {
-      name: str, host: str, port: str, user: str, "private-key-file": str, "passphrase-stdin": bool,
-      "host-key-fingerprint": str, "trust-on-first-use": bool, "container-cli": str,
+      name: str,
+      host: str,
+      port: str,
+      user: str,
+      "private-key-file": str,
+      "passphrase-stdin": bool,
+      "host-key-fingerprint": str,
+      "trust-on-first-use": bool,
+      "container-cli": str,
     },
     usage:
       "servers add --name <name> --host <host> [--port 22] --user <user> --private-key-file <path> [--passphrase-stdin] (--host-key-fingerprint SHA256:<b64> | --trust-on-first-use) [--container-cli docker|podman]",
@@ -40,8 +47,16 @@ const SPECS: Record<string, Spec> = {
   "servers.remove": { positional: "id", usage: "servers remove <id>" },
   "keys.create": {
     options: {
-      name: str, operations: str, servers: str, "all-servers": bool, credentials: str, "all-credentials": bool,
-      "allow-ip": str, "rate-limit-per-minute": str, "rate-limit-per-hour": str, expires: str,
+      name: str,
+      operations: str,
+      servers: str,
+      "all-servers": bool,
+      credentials: str,
+      "all-credentials": bool,
+      "allow-ip": str,
+      "rate-limit-per-minute": str,
+      "rate-limit-per-hour": str,
+      expires: str,
     },
     usage:
       "keys create --name <name> --operations exec,deploy,… (--servers <id,…> | --all-servers) [--credentials <id,…> | --all-credentials] [--allow-ip <cidr,…>] [--rate-limit-per-minute 100] [--rate-limit-per-hour 1000] [--expires 30d|90d|1y|never]",
@@ -51,12 +66,19 @@ const SPECS: Record<string, Spec> = {
   "keys.revoke": { positional: "id", usage: "keys revoke <id>" },
   "credentials.add": {
     options: { name: str, type: str, "registry-url": str, username: str, "password-stdin": bool },
-    usage: "credentials add --name <name> --type <registry_type> --registry-url <url> --username <user> --password-stdin",
+    usage:
+      "credentials add --name <name> --type <registry_type> --registry-url <url> --username <user> --password-stdin",
   },
   "credentials.list": { usage: "credentials list" },
   "credentials.remove": { positional: "id", usage: "credentials remove <id>" },
   "apps.add": {
-    options: { name: str, server: str, "working-directory": str, "deploy-script-file": str, "restart-script-file": str },
+    options: {
+      name: str,
+      server: str,
+      "working-directory": str,
+      "deploy-script-file": str,
+      "restart-script-file": str,
+    },
     usage:
       "apps add --name <name> --server <id> --working-directory <dir> --deploy-script-file <path> [--restart-script-file <path>]",
   },
@@ -80,19 +102,26 @@ export function usage(): string {
 }
 
 const list = (v: unknown) =>
-  typeof v === "string" ? v.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
+  typeof v === "string"
+    ? v
+        .split(",")
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : undefined;
 const int = (v: unknown, flag: string) => {
   if (v === undefined) return undefined;
   if (typeof v !== "string" || !/^\d+$/.test(v)) throw new UsageError(`--${flag} must be a whole number`);
   return Number(v);
 };
 
-async function readText(file: unknown, flag: string): Promise<string | undefined> {
-  if (file === undefined) return undefined;
+async function readText(file: string | boolean | undefined, flag: string): Promise<string | undefined> {
+  if (typeof file !== "string") return undefined;
   try {
-    return await readFile(String(file), "utf8");
+    return await readFile(file, "utf8");
   } catch (err) {
-    throw new UsageError(`--${flag}: cannot read ${String(file)} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+    throw new UsageError(
+      `--${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`,
+    );
   }
 }
 
@@ -100,7 +129,8 @@ export async function parseCommand(argv: string[], readStdin: () => Promise<stri
   const [group, verb, ...rest] = argv;
   const command = `${group ?? ""}.${verb ?? ""}`;
   const spec = SPECS[command];
-  if (!spec) throw new UsageError(group ? `unknown command "${argv.slice(0, 2).join(" ")}"` : "no command given");
+  if (!spec)
+    throw new UsageError(group ? `unknown command "${argv.slice(0, 2).join(" ")}"` : "no command given");
   let parsed;
   try {
     parsed = parseArgs({
@@ -123,7 +153,10 @@ export async function parseCommand(argv: string[], readStdin: () => Promise<stri
   switch (command) {
     case "servers.add":
       Object.assign(params, {
-        name: v.name, host: v.host, port: int(v.port, "port") ?? 22, user: v.user,
+        name: v.name,
+        host: v.host,
+        port: int(v.port, "port") ?? 22,
+        user: v.user,
         private_key: await readText(v["private-key-file"], "private-key-file"),
         passphrase: v["passphrase-stdin"] ? await stdinLine() : undefined,
         host_key_fingerprint: v["host-key-fingerprint"],
@@ -134,9 +167,12 @@ export async function parseCommand(argv: string[], readStdin: () => Promise<stri
       break;
     case "keys.create":
       Object.assign(params, {
-        name: v.name, operations: list(v.operations) ?? [],
-        servers: list(v.servers), all_servers: Boolean(v["all-servers"]),
-        credentials: list(v.credentials), all_credentials: Boolean(v["all-credentials"]),
+        name: v.name,
+        operations: list(v.operations) ?? [],
+        servers: list(v.servers),
+        all_servers: Boolean(v["all-servers"]),
+        credentials: list(v.credentials),
+        all_credentials: Boolean(v["all-credentials"]),
         allow_ip: list(v["allow-ip"]),
         rate_limit_per_minute: int(v["rate-limit-per-minute"], "rate-limit-per-minute"),
         rate_limit_per_hour: int(v["rate-limit-per-hour"], "rate-limit-per-hour"),
@@ -144,14 +180,23 @@ export async function parseCommand(argv: string[], readStdin: () => Promise<stri
       });
       break;
     case "credentials.add":
-      if (!v["password-stdin"]) throw new UsageError("--password-stdin is required: pipe the password in, never pass it as an argument");
+      if (!v["password-stdin"])
+        throw new UsageError(
+          "--password-stdin is required: pipe the password in, never pass it as an argument",
+        );
       Object.assign(params, {
-        name: v.name, type: v.type, registry_url: v["registry-url"], username: v.username, password: await stdinLine(),
+        name: v.name,
+        type: v.type,
+        registry_url: v["registry-url"],
+        username: v.username,
+        password: await stdinLine(),
       });
       break;
     case "apps.add":
       Object.assign(params, {
-        name: v.name, server: v.server, working_directory: v["working-directory"],
+        name: v.name,
+        server: v.server,
+        working_directory: v["working-directory"],
         deploy_script: await readText(v["deploy-script-file"], "deploy-script-file"),
         restart_script: await readText(v["restart-script-file"], "restart-script-file"),
       });
@@ -159,7 +204,11 @@ export async function parseCommand(argv: string[], readStdin: () => Promise<stri
       break;
     case "audit.list":
       Object.assign(params, {
-        key: v.key, server: v.server, run_id: v["run-id"], outcome: v.outcome, limit: int(v.limit, "limit"),
+        key: v.key,
+        server: v.server,
+        run_id: v["run-id"],
+        outcome: v.outcome,
+        limit: int(v.limit, "limit"),
       });
       break;
   }

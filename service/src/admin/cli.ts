@@ -47,7 +47,11 @@ export async function runAdmin(argv: string[], io: AdminIo): Promise<number> {
     if (err instanceof AppError) {
       io.stderr(
         json
-          ? JSON.stringify({ error: err.code, detail: err.detail, ...(err.fields ? { fields: err.fields } : {}) }) + "\n"
+          ? JSON.stringify({
+              error: err.code,
+              detail: err.detail,
+              ...(err.fields ? { fields: err.fields } : {}),
+            }) + "\n"
           : `reoclo-admin: ${err.code}: ${err.detail}\n`,
       );
       return 1;
@@ -57,7 +61,12 @@ export async function runAdmin(argv: string[], io: AdminIo): Promise<number> {
   }
 }
 
-async function execute(config: ReturnType<typeof parseConfig>, command: string, params: unknown, io: AdminIo) {
+async function execute(
+  config: ReturnType<typeof parseConfig>,
+  command: string,
+  params: unknown,
+  io: AdminIo,
+) {
   const run = adminCommands[command];
   if (!run) throw new UsageError(`unknown command ${command}`);
   // A running service owns the embedded database: talk to it through its socket.
@@ -67,7 +76,10 @@ async function execute(config: ReturnType<typeof parseConfig>, command: string, 
   const lockServer = net.createServer((s) => s.end());
   const runtime = await openRuntime(config, { role: "reoclo-admin", lockServer, logger: stderrLogger(io) });
   try {
-    return await run({ config, db: runtime.database.db, secrets: runtime.secrets, now: () => new Date() }, params);
+    return await run(
+      { config, db: runtime.database.db, secrets: runtime.secrets, now: () => new Date() },
+      params,
+    );
   } finally {
     await runtime.close();
   }

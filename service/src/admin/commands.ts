@@ -2,11 +2,23 @@ import { z } from "zod";
 import { addApp, listApps, removeApp, type AddAppInput } from "../apps/apps";
 import { listAudit, type ListAuditInput } from "../audit/audit";
 import type { ServiceContext } from "../context";
-import { addCredential, listCredentials, removeCredential, type AddCredentialInput } from "../credentials/credentials";
+import {
+  addCredential,
+  listCredentials,
+  removeCredential,
+  type AddCredentialInput,
+} from "../credentials/credentials";
 import { createKey, listKeys, revokeKey, showKey, type CreateKeyInput } from "../keys/keys";
 import { createOrg, listOrgs } from "../orgs/orgs";
 import { rotateSecrets } from "../secrets/rotate";
-import { addServer, listServers, removeServer, showServer, testServer, type AddServerInput } from "../servers/servers";
+import {
+  addServer,
+  listServers,
+  removeServer,
+  showServer,
+  testServer,
+  type AddServerInput,
+} from "../servers/servers";
 import { parseOrThrow } from "../validation";
 
 // Every admin command as a function of (context, JSON params): the command line runs them

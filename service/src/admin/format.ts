@@ -9,8 +9,12 @@ const COLUMNS: Record<string, string[]> = {
   audit: ["at", "outcome", "reason", "operation", "key_id", "client_ip", "run_id"],
 };
 
-const cell = (v: unknown): string =>
-  v === null || v === undefined ? "-" : Array.isArray(v) ? v.join(",") : typeof v === "object" ? JSON.stringify(v) : String(v);
+const cell = (v: unknown): string => {
+  if (v === null || v === undefined) return "-";
+  if (Array.isArray(v)) return v.map(cell).join(",");
+  if (typeof v === "object") return JSON.stringify(v);
+  return String(v);
+};
 
 export function formatHuman(command: string, result: unknown): string {
   const group = command.split(".")[0] ?? "";
@@ -29,10 +33,19 @@ export function formatHuman(command: string, result: unknown): string {
     if (result.length === 0) return `(no ${group})`;
     const rows = [cols, ...result.map((r) => cols.map((c) => cell((r as Record<string, unknown>)[c])))];
     const widths = cols.map((_, i) => Math.max(...rows.map((r) => r[i]?.length ?? 0)));
-    return rows.map((r) => r.map((v, i) => v.padEnd(widths[i] ?? 0)).join("  ").trimEnd()).join("\n");
+    return rows
+      .map((r) =>
+        r
+          .map((v, i) => v.padEnd(widths[i] ?? 0))
+          .join("  ")
+          .trimEnd(),
+      )
+      .join("\n");
   }
   if (result && typeof result === "object") {
-    return Object.entries(result).map(([k, v]) => `${k}: ${cell(v)}`).join("\n");
+    return Object.entries(result)
+      .map(([k, v]) => `${k}: ${cell(v)}`)
+      .join("\n");
   }
   return cell(result);
 }

@@ -49,14 +49,30 @@ export function callAdminSocket(socketPath: string, command: string, params: unk
               fields?: Record<string, string[]>;
             };
             if (res.statusCode === 200) resolve(parsed.result);
-            else reject(new AppError((parsed.error ?? "service_unavailable") as "service_unavailable", parsed.detail ?? "The service refused the command.", parsed.fields));
+            else
+              reject(
+                new AppError(
+                  (parsed.error ?? "service_unavailable") as "service_unavailable",
+                  parsed.detail ?? "The service refused the command.",
+                  parsed.fields,
+                ),
+              );
           } catch {
-            reject(new AppError("service_unavailable", `The service answered the admin socket with HTTP ${res.statusCode}.`));
+            reject(
+              new AppError(
+                "service_unavailable",
+                `The service answered the admin socket with HTTP ${res.statusCode}.`,
+              ),
+            );
           }
         });
       },
     );
-    req.on("error", (err) => reject(new AppError("service_unavailable", `Could not reach the service on ${socketPath}: ${err.message}.`)));
+    req.on("error", (err) =>
+      reject(
+        new AppError("service_unavailable", `Could not reach the service on ${socketPath}: ${err.message}.`),
+      ),
+    );
     req.end(body);
   });
 }

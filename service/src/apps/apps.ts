@@ -50,7 +50,8 @@ export async function addApp(ctx: ServiceContext, raw: AddAppInput): Promise<App
     .from(servers)
     .where(and(eq(servers.id, input.server), eq(servers.orgId, org.id)))
     .limit(1);
-  if (!server) throw new AppError("not_found", `Server ${input.server} not found in organisation ${org.name}.`);
+  if (!server)
+    throw new AppError("not_found", `Server ${input.server} not found in organisation ${org.name}.`);
   const [row] = await ctx.db
     .insert(applications)
     .values({
@@ -63,13 +64,21 @@ export async function addApp(ctx: ServiceContext, raw: AddAppInput): Promise<App
     })
     .onConflictDoNothing()
     .returning();
-  if (!row) throw new AppError("conflict", `An application named "${input.name}" already exists in organisation ${org.name}.`);
+  if (!row)
+    throw new AppError(
+      "conflict",
+      `An application named "${input.name}" already exists in organisation ${org.name}.`,
+    );
   return view(row);
 }
 
 export async function listApps(ctx: ServiceContext, orgName?: string): Promise<AppView[]> {
   const org = await resolveOrg(ctx, orgName);
-  const rows = await ctx.db.select().from(applications).where(eq(applications.orgId, org.id)).orderBy(asc(applications.name));
+  const rows = await ctx.db
+    .select()
+    .from(applications)
+    .where(eq(applications.orgId, org.id))
+    .orderBy(asc(applications.name));
   return rows.map(view);
 }
 

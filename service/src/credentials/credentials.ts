@@ -17,7 +17,10 @@ export const addCredentialInput = z.object({
     .trim()
     .min(1)
     .max(500)
-    .regex(/^[^\s'"`$\\;|&<>-][^\s'"`$\\;|&<>]*$/, "must be a registry host, optionally with a path (no spaces or shell characters)"),
+    .regex(
+      /^[^\s'"`$\\;|&<>-][^\s'"`$\\;|&<>]*$/,
+      "must be a registry host, optionally with a path (no spaces or shell characters)",
+    ),
   username: z.string().min(1).max(500),
   password: z.string().min(1, "the password read from standard input is empty").max(100_000),
 });
@@ -64,7 +67,11 @@ export async function addCredential(ctx: ServiceContext, raw: AddCredentialInput
     })
     .onConflictDoNothing()
     .returning();
-  if (!row) throw new AppError("conflict", `A credential named "${input.name}" already exists in organisation ${org.name}.`);
+  if (!row)
+    throw new AppError(
+      "conflict",
+      `A credential named "${input.name}" already exists in organisation ${org.name}.`,
+    );
   return view(row);
 }
 
@@ -78,7 +85,11 @@ export async function listCredentials(ctx: ServiceContext, orgName?: string): Pr
   return rows.map(view);
 }
 
-export async function removeCredential(ctx: ServiceContext, id: string, orgName?: string): Promise<CredentialView> {
+export async function removeCredential(
+  ctx: ServiceContext,
+  id: string,
+  orgName?: string,
+): Promise<CredentialView> {
   const org = await resolveOrg(ctx, orgName);
   if (!z.uuid().safeParse(id).success) throw new AppError("not_found", `Credential ${id} not found.`);
   const [row] = await ctx.db

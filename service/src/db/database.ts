@@ -39,7 +39,9 @@ export interface OpenDatabaseOptions {
 }
 
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseHandle> {
-  return opts.databaseUrl ? openPostgres(opts.databaseUrl, opts.maxConnections ?? 10) : openPglite(opts.pgliteDir);
+  return opts.databaseUrl
+    ? openPostgres(opts.databaseUrl, opts.maxConnections ?? 10)
+    : openPglite(opts.pgliteDir);
 }
 
 function openPostgres(url: string, max: number): DatabaseHandle {

@@ -66,11 +66,20 @@ export const automationKeys = pgTable(
     prefix: text("prefix").notNull(),
     operations: text("operations").array().notNull(),
     allServers: boolean("all_servers").notNull().default(false),
-    serverIds: uuid("server_ids").array().notNull().default(sql`'{}'::uuid[]`),
+    serverIds: uuid("server_ids")
+      .array()
+      .notNull()
+      .default(sql`'{}'::uuid[]`),
     allCredentials: boolean("all_credentials").notNull().default(false),
-    credentialIds: uuid("credential_ids").array().notNull().default(sql`'{}'::uuid[]`),
+    credentialIds: uuid("credential_ids")
+      .array()
+      .notNull()
+      .default(sql`'{}'::uuid[]`),
     /** Canonical CIDRs; empty means no IP restriction. */
-    allowedCidrs: text("allowed_cidrs").array().notNull().default(sql`'{}'::text[]`),
+    allowedCidrs: text("allowed_cidrs")
+      .array()
+      .notNull()
+      .default(sql`'{}'::text[]`),
     rateLimitPerMinute: integer("rate_limit_per_minute").notNull().default(100),
     rateLimitPerHour: integer("rate_limit_per_hour").notNull().default(1000),
     expiresAt: timestamp("expires_at", { withTimezone: true }),
@@ -226,7 +235,10 @@ export const idempotencyRecords = pgTable(
     createdAt: createdAt(),
     expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
   },
-  (t) => [primaryKey({ columns: [t.keyId, t.idempotencyKey] }), index("idempotency_expires_idx").on(t.expiresAt)],
+  (t) => [
+    primaryKey({ columns: [t.keyId, t.idempotencyKey] }),
+    index("idempotency_expires_idx").on(t.expiresAt),
+  ],
 );
 
 /** rate-limiter-flexible's Drizzle store: it does not create its table, so the migration does. */

@@ -42,6 +42,11 @@ export function onAppError(logger: Logger) {
       return errorResponse(c, status, code, err.message || "The request could not be processed.");
     }
     logger.error("unhandled error", { request_id: c.get("requestId"), error: err.stack ?? String(err) });
-    return errorResponse(c, 500, "internal_error", "The service hit an unexpected error; the request id identifies it in the service log.");
+    return errorResponse(
+      c,
+      500,
+      "internal_error",
+      "The service hit an unexpected error; the request id identifies it in the service log.",
+    );
   };
 }

@@ -85,7 +85,10 @@ const view = (k: KeyRow, now: Date): KeyView => ({
 });
 
 /** Creates a key; the plaintext is in the answer and nowhere else, ever. */
-export async function createKey(ctx: ServiceContext, raw: CreateKeyInput): Promise<KeyView & { key: string }> {
+export async function createKey(
+  ctx: ServiceContext,
+  raw: CreateKeyInput,
+): Promise<KeyView & { key: string }> {
   const input = parseOrThrow(createKeyInput, raw);
   const org = await resolveOrg(ctx, input.org);
   const cidrs: string[] = [];
@@ -95,7 +98,8 @@ export async function createKey(ctx: ServiceContext, raw: CreateKeyInput): Promi
     if (r.ok) cidrs.push(r.cidr);
     else problems.push(r.problem);
   }
-  if (problems.length) throw new AppError("validation", `Invalid --allow-ip: ${problems[0]}.`, { allow_ip: problems });
+  if (problems.length)
+    throw new AppError("validation", `Invalid --allow-ip: ${problems[0]}.`, { allow_ip: problems });
   await requireAllInOrg(ctx, org.id, input.servers, "server");
   await requireAllInOrg(ctx, org.id, input.credentials, "credential");
   const days = EXPIRIES[input.expires];
@@ -124,7 +128,12 @@ export async function createKey(ctx: ServiceContext, raw: CreateKeyInput): Promi
   return { ...view(row, now), key: generated.key };
 }
 
-async function requireAllInOrg(ctx: ServiceContext, orgId: string, ids: string[], kind: "server" | "credential") {
+async function requireAllInOrg(
+  ctx: ServiceContext,
+  orgId: string,
+  ids: string[],
+  kind: "server" | "credential",
+) {
   if (ids.length === 0) return;
   const table = kind === "server" ? servers : registryCredentials;
   const found = await ctx.db
@@ -134,13 +143,20 @@ async function requireAllInOrg(ctx: ServiceContext, orgId: string, ids: string[]
   const known = new Set(found.map((r) => r.id));
   const missing = ids.filter((id) => !known.has(id));
   if (missing.length) {
-    throw new AppError("not_found", `Unknown ${kind} id${missing.length > 1 ? "s" : ""} in this organisation: ${missing.join(", ")}.`);
+    throw new AppError(
+      "not_found",
+      `Unknown ${kind} id${missing.length > 1 ? "s" : ""} in this organisation: ${missing.join(", ")}.`,
+    );
   }
 }
 
 export async function listKeys(ctx: ServiceContext, orgName?: string): Promise<KeyView[]> {
   const org = await resolveOrg(ctx, orgName);
-  const rows = await ctx.db.select().from(automationKeys).where(eq(automationKeys.orgId, org.id)).orderBy(asc(automationKeys.createdAt));
+  const rows = await ctx.db
+    .select()
+    .from(automationKeys)
+    .where(eq(automationKeys.orgId, org.id))
+    .orderBy(asc(automationKeys.createdAt));
   const now = ctx.now();
   return rows.map((r) => view(r, now));
 }

@@ -24,8 +24,13 @@ const view = (o: typeof organisations.$inferSelect): OrgView => ({
 
 export async function createOrg(ctx: ServiceContext, name: string): Promise<OrgView> {
   const parsed = orgName.safeParse(name);
-  if (!parsed.success) throw new AppError("validation", `Invalid organisation name: ${parsed.error.issues[0]?.message}.`);
-  const [row] = await ctx.db.insert(organisations).values({ name: parsed.data }).onConflictDoNothing().returning();
+  if (!parsed.success)
+    throw new AppError("validation", `Invalid organisation name: ${parsed.error.issues[0]?.message}.`);
+  const [row] = await ctx.db
+    .insert(organisations)
+    .values({ name: parsed.data })
+    .onConflictDoNothing()
+    .returning();
   if (!row) throw new AppError("conflict", `An organisation named "${parsed.data}" already exists.`);
   return view(row);
 }
@@ -43,6 +48,10 @@ export async function resolveOrg(ctx: ServiceContext, nameOrId: string | undefin
     .from(organisations)
     .where(isUuid ? eq(organisations.id, key) : eq(organisations.name, key))
     .limit(1);
-  if (!row) throw new AppError("not_found", `Organisation "${key}" not found; list them with "reoclo-admin orgs list".`);
+  if (!row)
+    throw new AppError(
+      "not_found",
+      `Organisation "${key}" not found; list them with "reoclo-admin orgs list".`,
+    );
   return view(row);
 }

@@ -29,14 +29,17 @@ export async function rotateSecrets(ctx: ServiceContext): Promise<RotationReport
   await ctx.db.transaction(async (tx) => {
     for (const s of await tx.select().from(servers).for("update")) {
       const privateKeyEnc = reseal(s.privateKeyEnc, serverSecretContext(s.id, "private_key"));
-      const passphraseEnc = s.passphraseEnc ? reseal(s.passphraseEnc, serverSecretContext(s.id, "passphrase")) : undefined;
+      const passphraseEnc = s.passphraseEnc
+        ? reseal(s.passphraseEnc, serverSecretContext(s.id, "passphrase"))
+        : undefined;
       if (privateKeyEnc || passphraseEnc) {
         await tx.update(servers).set({ privateKeyEnc, passphraseEnc }).where(eq(servers.id, s.id));
       }
     }
     for (const c of await tx.select().from(registryCredentials).for("update")) {
       const passwordEnc = reseal(c.passwordEnc, credentialSecretContext(c.id));
-      if (passwordEnc) await tx.update(registryCredentials).set({ passwordEnc }).where(eq(registryCredentials.id, c.id));
+      if (passwordEnc)
+        await tx.update(registryCredentials).set({ passwordEnc }).where(eq(registryCredentials.id, c.id));
     }
     for (const a of await tx.select().from(applications).for("update")) {
       const envEnc = a.envEnc ? reseal(a.envEnc, appEnvSecretContext(a.id)) : undefined;

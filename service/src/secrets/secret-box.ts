@@ -38,7 +38,13 @@ export class SecretBox {
     const cipher = createCipheriv("aes-256-gcm", key, iv);
     cipher.setAAD(Buffer.from(context, "utf8"));
     const ct = Buffer.concat([cipher.update(plaintext, "utf8"), cipher.final()]);
-    return [VERSION, id, iv.toString("base64url"), ct.toString("base64url"), cipher.getAuthTag().toString("base64url")].join(".");
+    return [
+      VERSION,
+      id,
+      iv.toString("base64url"),
+      ct.toString("base64url"),
+      cipher.getAuthTag().toString("base64url"),
+    ].join(".");
   }
 
   decrypt(envelope: string, context: string): string {
@@ -59,9 +65,14 @@ export class SecretBox {
       const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(iv, "base64url"));
       decipher.setAAD(Buffer.from(context, "utf8"));
       decipher.setAuthTag(Buffer.from(tag, "base64url"));
-      return Buffer.concat([decipher.update(Buffer.from(ct, "base64url")), decipher.final()]).toString("utf8");
+      return Buffer.concat([decipher.update(Buffer.from(ct, "base64url")), decipher.final()]).toString(
+        "utf8",
+      );
     } catch {
-      throw new AppError("secrets_unavailable", "A stored secret failed its integrity check and was not used.");
+      throw new AppError(
+        "secrets_unavailable",
+        "A stored secret failed its integrity check and was not used.",
+      );
     }
   }
 

@@ -80,9 +80,13 @@ export async function addServer(ctx: ServiceContext, raw: AddServerInput): Promi
   }
   let fingerprint = input.host_key_fingerprint;
   if (fingerprint !== undefined && !isFingerprint(fingerprint)) {
-    throw new AppError("validation", 'The host key fingerprint must look like "SHA256:" followed by 43 base64 characters (ssh-keygen -lf prints it).', {
-      host_key_fingerprint: ["not a SHA256 fingerprint"],
-    });
+    throw new AppError(
+      "validation",
+      'The host key fingerprint must look like "SHA256:" followed by 43 base64 characters (ssh-keygen -lf prints it).',
+      {
+        host_key_fingerprint: ["not a SHA256 fingerprint"],
+      },
+    );
   }
   if (!fingerprint) fingerprint = await withSshErrors(() => fetchHostKeyFingerprint(input.host, input.port));
   const id = randomUUID();
@@ -96,19 +100,29 @@ export async function addServer(ctx: ServiceContext, raw: AddServerInput): Promi
       port: input.port,
       username: input.user,
       privateKeyEnc: ctx.secrets.encrypt(input.private_key, serverSecretContext(id, "private_key")),
-      passphraseEnc: input.passphrase ? ctx.secrets.encrypt(input.passphrase, serverSecretContext(id, "passphrase")) : null,
+      passphraseEnc: input.passphrase
+        ? ctx.secrets.encrypt(input.passphrase, serverSecretContext(id, "passphrase"))
+        : null,
       hostKeyFingerprint: fingerprint,
       containerCli: input.container_cli,
     })
     .onConflictDoNothing()
     .returning();
-  if (!row) throw new AppError("conflict", `A server named "${input.name}" already exists in organisation ${org.name}.`);
+  if (!row)
+    throw new AppError(
+      "conflict",
+      `A server named "${input.name}" already exists in organisation ${org.name}.`,
+    );
   return view(row);
 }
 
 export async function listServers(ctx: ServiceContext, orgName?: string): Promise<ServerView[]> {
   const org = await resolveOrg(ctx, orgName);
-  const rows = await ctx.db.select().from(servers).where(eq(servers.orgId, org.id)).orderBy(asc(servers.name));
+  const rows = await ctx.db
+    .select()
+    .from(servers)
+    .where(eq(servers.orgId, org.id))
+    .orderBy(asc(servers.name));
   return rows.map(view);
 }
 
@@ -130,8 +144,16 @@ export async function showServer(ctx: ServiceContext, id: string, orgName?: stri
 
 export async function removeServer(ctx: ServiceContext, id: string, orgName?: string): Promise<ServerView> {
   const row = await findServer(ctx, id, orgName);
-  const [app] = await ctx.db.select({ name: applications.name }).from(applications).where(eq(applications.serverId, id)).limit(1);
-  if (app) throw new AppError("conflict", `Server ${row.name} is used by application "${app.name}"; remove the application first.`);
+  const [app] = await ctx.db
+    .select({ name: applications.name })
+    .from(applications)
+    .where(eq(applications.serverId, id))
+    .limit(1);
+  if (app)
+    throw new AppError(
+      "conflict",
+      `Server ${row.name} is used by application "${app.name}"; remove the application first.`,
+    );
   await ctx.db.delete(servers).where(eq(servers.id, id));
   return view(row);
 }
@@ -143,7 +165,9 @@ export function sshTargetOf(ctx: ServiceContext, row: ServerRow): SshTarget {
     port: row.port,
     username: row.username,
     privateKey: ctx.secrets.decrypt(row.privateKeyEnc, serverSecretContext(row.id, "private_key")),
-    passphrase: row.passphraseEnc ? ctx.secrets.decrypt(row.passphraseEnc, serverSecretContext(row.id, "passphrase")) : undefined,
+    passphrase: row.passphraseEnc
+      ? ctx.secrets.decrypt(row.passphraseEnc, serverSecretContext(row.id, "passphrase"))
+      : undefined,
     hostKeyFingerprint: row.hostKeyFingerprint,
   };
 }
