@@ -12,8 +12,8 @@ const COLUMNS: Record<string, string[]> = {
 const cell = (v: unknown): string => {
   if (v === null || v === undefined) return "-";
   if (Array.isArray(v)) return v.map(cell).join(",");
-  if (typeof v === "object") return JSON.stringify(v);
-  return String(v);
+  if (typeof v === "string") return v;
+  return JSON.stringify(v);
 };
 
 export function formatHuman(command: string, result: unknown): string {
