@@ -11,7 +11,8 @@ import { addApp, listApps } from "../src/apps/apps";
 import { addCredential } from "../src/credentials/credentials";
 import { rotateSecrets } from "../src/secrets/rotate";
 import { SecretBox } from "../src/secrets/secret-box";
-import { hashAutomationKey } from "../src/keys/key-format";
+import { generateAutomationKey, hashAutomationKey } from "../src/keys/key-format";
+import { findKeyByHash } from "../src/keys/lookup";
 import { AppError } from "../src/errors";
 
 /** Every row of every table in the public schema, as text, for grepping. */
@@ -180,5 +181,26 @@ describe.each(DRIVERS)("storage on %s", (driver) => {
     const onlyNew = { ...ctx, secrets: new SecretBox(newKey) };
     const rotServer = (await listServers(onlyNew, rotOrg.name))[0]!;
     await expect(testServer(onlyNew, rotServer.id, rotOrg.name)).resolves.toMatchObject({ ok: true });
+  });
+});
+
+describe.each(DRIVERS)("key lookup on %s", (driver) => {
+  let db: TestDatabase;
+  let ctx: ServiceContext;
+  beforeAll(async () => {
+    db = await createTestDatabase(driver);
+    ctx = testContext(db);
+  });
+  afterAll(async () => {
+    await db?.close();
+  });
+
+  it("finds a key by the hash of its plaintext, and nothing for another key", async () => {
+    const created = await createKey(ctx, { name: "lookup", operations: ["exec"], all_servers: true });
+    const row = await findKeyByHash(ctx.db, hashAutomationKey(created.key));
+    expect(row).toMatchObject({ id: created.id, name: "lookup", allServers: true, operations: ["exec"] });
+    // The prepared statement is reused across calls.
+    expect(await findKeyByHash(ctx.db, hashAutomationKey(generateAutomationKey().key))).toBeUndefined();
+    expect((await findKeyByHash(ctx.db, hashAutomationKey(created.key)))?.id).toBe(created.id);
   });
 });
