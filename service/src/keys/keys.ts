@@ -15,7 +15,11 @@ export const createKeyInput = z
   .object({
     org: z.string().optional(),
     name: z.string().trim().min(1).max(100),
-    operations: z.array(z.enum(OPERATION_TYPES)).min(1, "list at least one operation"),
+    operations: z
+      .array(
+        z.enum(OPERATION_TYPES, { error: `each operation must be one of ${OPERATION_TYPES.join(", ")}` }),
+      )
+      .min(1, "list at least one operation"),
     all_servers: z.boolean().default(false),
     servers: z.array(z.uuid("each server must be a server id")).default([]),
     all_credentials: z.boolean().default(false),
