@@ -34,7 +34,11 @@ export function summarise(samples: number[], unit: string): Figure {
 }
 
 /** Runs `op` `count` times with `concurrency` in flight; returns operations per second. */
-export async function throughput(op: () => Promise<unknown>, count: number, concurrency: number): Promise<number> {
+export async function throughput(
+  op: () => Promise<unknown>,
+  count: number,
+  concurrency: number,
+): Promise<number> {
   let next = 0;
   const started = process.hrtime.bigint();
   await Promise.all(

@@ -22,9 +22,17 @@ process.stdout.write(table + "\n");
 const result = {
   date: new Date().toISOString(),
   quick,
-  machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? "unknown", memory_gib: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+  machine: {
+    cpus: os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? "unknown",
+    memory_gib: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+  },
   rows,
 };
 const dir = new URL("./results/", import.meta.url);
 await mkdir(dir, { recursive: true });
-await writeFile(new URL(quick ? "latest-quick.json" : "latest.json", dir), JSON.stringify(result, null, 2) + "\n");
+await writeFile(
+  new URL(quick ? "latest-quick.json" : "latest.json", dir),
+  JSON.stringify(result, null, 2) + "\n",
+);

@@ -12,15 +12,22 @@ import { summarise, throughput, type Row, type Scenario } from "../lib";
 // unprepared by drizzle's query builder, on both drivers.
 
 async function measure(driver: string, handle: DatabaseHandle, quick: boolean): Promise<Row> {
-  const ctx = { config: testConfig(), db: handle.db, secrets: new SecretBox(undefined), now: () => new Date() };
-  for (let i = 0; i < 200; i++) await createKey(ctx, { name: `k${i}`, operations: ["exec"], all_servers: true });
+  const ctx = {
+    config: testConfig(),
+    db: handle.db,
+    secrets: new SecretBox(undefined),
+    now: () => new Date(),
+  };
+  for (let i = 0; i < 200; i++)
+    await createKey(ctx, { name: `k${i}`, operations: ["exec"], all_servers: true });
   const { key } = await createKey(ctx, { name: "hot", operations: ["exec"], all_servers: true });
   const hash = hashAutomationKey(key);
   const count = quick ? 500 : 5000;
   const concurrency = driver === "postgres" ? 8 : 1;
   const runs = quick ? 3 : 7;
   const prepared = () => findKeyByHash(handle.db, hash);
-  const unprepared = () => handle.db.select().from(automationKeys).where(eq(automationKeys.keyHash, hash)).limit(1);
+  const unprepared = () =>
+    handle.db.select().from(automationKeys).where(eq(automationKeys.keyHash, hash)).limit(1);
   // Interleave the two so drift on the machine hits both alike; the first round warms up.
   const ours: number[] = [];
   const reference: number[] = [];
