@@ -1,8 +1,13 @@
 import { API_BASE_PATH } from "@reoclo/protocol";
 import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { requestId, type RequestIdVariables } from "hono/request-id";
+import { AuditWriter } from "./access/audit-writer";
+import { parseCidrs } from "./access/client-ip";
+import type { AccessDeps } from "./access/pipeline";
+import { AuthFailureLimiter, KeyRateLimiter } from "./access/rate-limit";
+import { keyRoutes } from "./api/key";
 import type { Config } from "./config";
-import type { ServiceContext } from "./context";
 import type { DatabaseHandle } from "./db/database";
 import { errorResponse, onAppError } from "./http/error-envelope";
 import type { Logger } from "./logger";
@@ -13,21 +18,50 @@ export interface AppDeps {
   readonly database: DatabaseHandle;
   readonly secrets: SecretBox;
   readonly logger: Logger;
+  readonly limiter: KeyRateLimiter;
+  readonly audit: AuditWriter;
+  readonly authFailures?: AuthFailureLimiter;
   readonly now?: () => Date;
 }
 
 export type AppEnv = { Variables: RequestIdVariables };
 
+/** Larger than any valid request (an 8 KiB command plus 64 KiB of env), small enough to refuse floods. */
+export const MAX_BODY_BYTES = 256 * 1024;
 const READY_TIMEOUT_MS = 2_000;
+
+/**
+ * The shared state of the access pipeline: rate-limit counters in the database when several
+ * instances may share it (postgres), in process memory for the single embedded instance.
+ */
+export function createAccessState(
+  database: DatabaseHandle,
+  logger: Logger,
+  opts: { auditFlushMs?: number } = {},
+) {
+  return {
+    limiter: new KeyRateLimiter(
+      database.driver === "postgres" ? { kind: "database", db: database.db } : { kind: "memory" },
+    ),
+    audit: new AuditWriter(database.db, logger, opts.auditFlushMs),
+  };
+}
+
+export function createAccessDeps(deps: AppDeps): AccessDeps {
+  return {
+    db: deps.database.db,
+    limiter: deps.limiter,
+    audit: deps.audit,
+    authFailures: deps.authFailures ?? new AuthFailureLimiter(),
+    trustedProxies: parseCidrs(deps.config.trustedProxies),
+    now: deps.now ?? (() => new Date()),
+    logger: deps.logger,
+  };
+}
 
 /** Builds the HTTP app from its dependencies; main.ts only parses config, builds deps and listens. */
 export function createApp(deps: AppDeps) {
-  const ctx: ServiceContext = {
-    config: deps.config,
-    db: deps.database.db,
-    secrets: deps.secrets,
-    now: deps.now ?? (() => new Date()),
-  };
+  const access = createAccessDeps(deps);
   const app = new Hono<AppEnv>();
   app.use(requestId({ headerName: "X-Request-Id" }));
   app.onError(onAppError(deps.logger));
@@ -37,14 +71,27 @@ export function createApp(deps: AppDeps) {
   app.get("/readyz", async (c) => {
     try {
       await withTimeout(deps.database.ping(), READY_TIMEOUT_MS);
-      return c.json({ status: "ready", database: deps.database.driver, secrets: ctx.secrets.available });
+      return c.json({ status: "ready", database: deps.database.driver, secrets: deps.secrets.available });
     } catch {
       return errorResponse(c, 503, "database_unavailable", "The database does not answer.");
     }
   });
 
-  // The automation API routes mount here (access pipeline, exec, operations…).
-  app.route(API_BASE_PATH, new Hono<AppEnv>());
+  const api = new Hono<AppEnv>();
+  api.use(
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) =>
+        errorResponse(
+          c,
+          413,
+          "payload_too_large",
+          `The request body is larger than ${MAX_BODY_BYTES / 1024} KiB.`,
+        ),
+    }),
+  );
+  api.route("/", keyRoutes(access));
+  app.route(API_BASE_PATH, api);
   return app;
 }
 

@@ -1,5 +1,6 @@
 import path from "node:path";
 import { z } from "zod";
+import { canonicalCidr } from "./net/cidr";
 
 // Settings of spec §9, parsed once at start-up; nothing reads process.env after this.
 
@@ -85,12 +86,18 @@ const envSchema = z.object({
   REOCLO_TRUSTED_PROXIES: z
     .string()
     .optional()
-    .transform((v) =>
-      (v ?? "")
+    .transform((v, ctx) => {
+      const out: string[] = [];
+      for (const part of (v ?? "")
         .split(",")
         .map((s) => s.trim())
-        .filter(Boolean),
-    ),
+        .filter(Boolean)) {
+        const r = canonicalCidr(part);
+        if (r.ok) out.push(r.cidr);
+        else ctx.addIssue({ code: "custom", message: `REOCLO_TRUSTED_PROXIES: ${r.problem}` });
+      }
+      return out;
+    }),
   REOCLO_SYNC_WAIT_SECONDS: intFromEnv("REOCLO_SYNC_WAIT_SECONDS", 20, 0, 25),
   REOCLO_MAX_TIMEOUT_SECONDS: intFromEnv(
     "REOCLO_MAX_TIMEOUT_SECONDS",

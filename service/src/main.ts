@@ -1,7 +1,7 @@
 import type { Server } from "node:http";
 import { createAdaptorServer } from "@hono/node-server";
 import { createAdminSocketApp } from "./admin/socket-api";
-import { createApp } from "./app";
+import { createAccessState, createApp } from "./app";
 import { ConfigError, parseConfig } from "./config";
 import { AppError } from "./errors";
 import { jsonLogger as logger } from "./logger";
@@ -40,14 +40,24 @@ async function main(): Promise<void> {
     process.exitCode = 1;
     return;
   }
-  const deps = { config, database: runtime.database, secrets: runtime.secrets, logger };
-  const app = createApp(deps);
+  const accessState = createAccessState(runtime.database, logger);
+  const app = createApp({
+    config,
+    database: runtime.database,
+    secrets: runtime.secrets,
+    logger,
+    ...accessState,
+  });
   admin.fetch = createAdminSocketApp(
     { config, db: runtime.database.db, secrets: runtime.secrets, now: () => new Date() },
     logger,
   ).fetch;
 
-  const server = createAdaptorServer({ fetch: app.fetch }) as Server;
+  // Slow clients get bounded time to send headers and body (spec: request hygiene).
+  const server = createAdaptorServer({
+    fetch: app.fetch,
+    serverOptions: { headersTimeout: 10_000, requestTimeout: 30_000 },
+  }) as Server;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => resolve());
@@ -69,8 +79,9 @@ async function main(): Promise<void> {
     server.close(() => {
       clearTimeout(force);
       adminServer.closeAllConnections();
-      runtime
+      accessState.audit
         .close()
+        .then(() => runtime.close())
         .then(() => logger.info("stopped"))
         .catch((err: unknown) => {
           logger.error("shutdown failed", { error: String(err) });

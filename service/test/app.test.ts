@@ -1,24 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { randomBytes } from "node:crypto";
-import { createApp } from "../src/app";
-import { silentLogger } from "../src/logger";
-import { SecretBox } from "../src/secrets/secret-box";
-import { createTestDatabase, DRIVERS, testConfig, type TestDatabase } from "./fixtures/db";
+import { createTestApp, type TestApp } from "./fixtures/app";
+import { createTestDatabase, DRIVERS, type TestDatabase } from "./fixtures/db";
 
 describe.each(DRIVERS)("service app on %s", (driver) => {
   let database: TestDatabase;
-  let app: ReturnType<typeof createApp>;
+  let app: TestApp["app"];
+  let testApp: TestApp;
 
   beforeAll(async () => {
     database = await createTestDatabase(driver);
-    app = createApp({
-      config: testConfig(),
-      database,
-      secrets: new SecretBox(randomBytes(32)),
-      logger: silentLogger,
-    });
+    testApp = createTestApp(database);
+    app = testApp.app;
   });
   afterAll(async () => {
+    await testApp?.close().catch(() => undefined);
     await database?.close();
   });
 

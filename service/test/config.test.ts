@@ -17,6 +17,12 @@ describe("settings", () => {
     expect(c.dataDir).toMatch(/\.reoclo$/);
   });
 
+  it("stores trusted proxies canonical", () => {
+    expect(
+      parseConfig({ REOCLO_TRUSTED_PROXIES: " 10.0.0.0/8 , ::ffff:192.0.2.0/120 " }).trustedProxies,
+    ).toEqual(["10.0.0.0/8", "192.0.2.0/24"]);
+  });
+
   it("accepts a master key as hex or base64", () => {
     const hex = "ab".repeat(32);
     expect(parseConfig({ REOCLO_MASTER_KEY: hex }).masterKey?.toString("hex")).toBe(hex);
@@ -32,13 +38,20 @@ describe("settings", () => {
         DATABASE_URL: "mysql://x",
         REOCLO_MASTER_KEY: "short",
         REOCLO_MAX_TIMEOUT_SECONDS: "60",
+        REOCLO_TRUSTED_PROXIES: "10.0.0.0/8,127.1",
       });
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(ConfigError);
     const text = (err as ConfigError).problems.join("\n");
-    for (const name of ["PORT", "DATABASE_URL", "REOCLO_MASTER_KEY", "REOCLO_MAX_TIMEOUT_SECONDS"]) {
+    for (const name of [
+      "PORT",
+      "DATABASE_URL",
+      "REOCLO_MASTER_KEY",
+      "REOCLO_MAX_TIMEOUT_SECONDS",
+      "REOCLO_TRUSTED_PROXIES",
+    ]) {
       expect(text).toContain(name);
     }
     expect(text).not.toContain("short"); // a bad key is never echoed back

@@ -36,17 +36,22 @@ export interface OpenDatabaseOptions {
   pgliteDir?: string | undefined;
   /** Pool size for postgres.js. */
   maxConnections?: number;
+  /** Called with every SQL statement sent through drizzle (tests count them). */
+  onQuery?: (sql: string) => void;
 }
 
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseHandle> {
+  const logger = opts.onQuery ? { logQuery: (q: string) => opts.onQuery?.(q) } : undefined;
   return opts.databaseUrl
-    ? openPostgres(opts.databaseUrl, opts.maxConnections ?? 10)
-    : openPglite(opts.pgliteDir);
+    ? openPostgres(opts.databaseUrl, opts.maxConnections ?? 10, logger)
+    : openPglite(opts.pgliteDir, logger);
 }
 
-function openPostgres(url: string, max: number): DatabaseHandle {
+type QueryLogger = { logQuery: (q: string) => void } | undefined;
+
+function openPostgres(url: string, max: number, logger: QueryLogger): DatabaseHandle {
   const client = postgres(url, { max, onnotice: () => undefined, connect_timeout: 10 });
-  const db = drizzlePostgres(client, { schema }) as unknown as Database;
+  const db = drizzlePostgres(client, { schema, ...(logger ? { logger } : {}) }) as unknown as Database;
   return {
     db,
     driver: "postgres",
@@ -70,9 +75,9 @@ function openPostgres(url: string, max: number): DatabaseHandle {
   };
 }
 
-async function openPglite(dir: string | undefined): Promise<DatabaseHandle> {
+async function openPglite(dir: string | undefined, logger: QueryLogger): Promise<DatabaseHandle> {
   const client = dir ? await PGlite.create(dir) : await PGlite.create();
-  const db = drizzlePglite(client, { schema }) as unknown as Database;
+  const db = drizzlePglite(client, { schema, ...(logger ? { logger } : {}) }) as unknown as Database;
   return {
     db,
     driver: "pglite",

@@ -211,6 +211,8 @@ export const auditEvents = pgTable(
     runId: text("run_id"),
     /** As claimed by the client: never trusted for decisions. */
     runContextClaimed: jsonb("run_context_claimed"),
+    /** Identical unauthenticated denials are folded into one row (they must cost no query each). */
+    repeatCount: integer("repeat_count").notNull().default(1),
   },
   (t) => [
     index("audit_events_org_at_idx").on(t.orgId, t.at),

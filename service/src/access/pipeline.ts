@@ -1,0 +1,241 @@
+import type { OperationType } from "@reoclo/protocol";
+import { zodIssuesToFields } from "@reoclo/protocol";
+import { eq } from "drizzle-orm";
+import type { Context, MiddlewareHandler } from "hono";
+import type { RequestIdVariables } from "hono/request-id";
+import type { z } from "zod";
+import type { Database } from "../db/database";
+import { automationKeys } from "../db/schema";
+import { AppError } from "../errors";
+import type { AutomationKeyRow } from "../keys/lookup";
+import type { Logger } from "../logger";
+import type { AuditEvent, AuditWriter } from "./audit-writer";
+import { parseBearer, verifyAutomationKey } from "./authenticate";
+import { ipInCidrs, parseCidrs, resolveClientIp, type ParsedCidr } from "./client-ip";
+import type { AuthFailureLimiter, KeyRateLimiter } from "./rate-limit";
+import { isUuid, requireApplication, requireCredential, requireServer } from "./scope";
+
+// The access pipeline of spec §2, in its order; the first failure answers, and every decision
+// is audited before any work starts.
+
+export interface AccessDeps {
+  readonly db: Database;
+  readonly limiter: KeyRateLimiter;
+  readonly authFailures: AuthFailureLimiter;
+  readonly audit: AuditWriter;
+  readonly trustedProxies: readonly ParsedCidr[];
+  readonly now: () => Date;
+  readonly logger: Logger;
+}
+
+export interface Access {
+  readonly key: AutomationKeyRow;
+  readonly clientIp: string | undefined;
+  readonly auditId: number;
+  readonly serverId: string | undefined;
+}
+
+export type AccessEnv<T> = { Variables: RequestIdVariables & { access: Access; input: T } };
+
+export interface AccessRule<T> {
+  /** Operation scope checked at step 5; null for reads, which any key of the organisation may do. */
+  readonly operation: OperationType | null;
+  /** Body schema for step 7; absent for requests without a body. */
+  readonly body?: z.ZodType<T>;
+}
+
+const UNAUTHORIZED =
+  "Missing or invalid automation key: send Authorization: Bearer rca_… with an active key.";
+const LAST_USED_WRITE_INTERVAL_MS = 60_000;
+
+type Bindings = { incoming?: { socket?: { remoteAddress?: string } } };
+
+export function automationAccess<T = undefined>(
+  deps: AccessDeps,
+  rule: AccessRule<T>,
+): MiddlewareHandler<AccessEnv<T>> {
+  return async function accessPipeline(c, next) {
+    const peerText = (c.env as Bindings | undefined)?.incoming?.socket?.remoteAddress;
+    const address = resolveClientIp(peerText, c.req.header("x-forwarded-for"), deps.trustedProxies);
+    const clientIp = address.client?.toString();
+    const event: AuditEvent = {
+      outcome: "denied",
+      reason: "",
+      operation: rule.operation,
+      method: c.req.method,
+      path: c.req.path,
+      peerIp: address.peer ?? null,
+      clientIp: clientIp ?? null,
+      userAgent: c.req.header("user-agent")?.slice(0, 512) ?? null,
+      requestId: c.get("requestId"),
+    };
+    const ipKey = clientIp ?? address.peer ?? "unknown";
+
+    // Steps 1–2: the key. Malformed keys cost no database work at all.
+    const blocked = await deps.authFailures.blockedFor(ipKey);
+    if (blocked > 0) {
+      deps.audit.recordDeferred({ ...event, reason: "auth_rate_limited" });
+      c.header("Retry-After", String(blocked));
+      throw new AppError(
+        "rate_limited",
+        `Too many failed authentications from this address; retry in ${blocked} s.`,
+      );
+    }
+    const bearer = parseBearer(c.req.header("authorization"));
+    if ("reason" in bearer) {
+      await deps.authFailures.recordFailure(ipKey);
+      deps.audit.recordDeferred({ ...event, reason: bearer.reason });
+      throw new AppError("unauthorized", UNAUTHORIZED);
+    }
+    const auth = await verifyAutomationKey(deps.db, bearer.key, deps.now());
+    if (!auth.ok) {
+      await deps.authFailures.recordFailure(ipKey);
+      await denyAudited(deps, { ...event, reason: auth.reason, keyId: auth.key?.id, orgId: auth.key?.orgId });
+      throw new AppError("unauthorized", UNAUTHORIZED);
+    }
+    const key = auth.key;
+    Object.assign(event, { keyId: key.id, orgId: key.orgId });
+
+    // Step 3: IP allowlist.
+    if (key.allowedCidrs.length > 0 && !ipInCidrs(address.client, parseCidrs(key.allowedCidrs))) {
+      await denyAudited(deps, { ...event, reason: "ip_not_allowed" });
+      throw new AppError(
+        "ip_not_allowed",
+        `Requests from ${clientIp ?? "this address"} are not allowed for this automation key.`,
+      );
+    }
+
+    // Step 4: rate limit; the headers go on every authenticated answer from here on.
+    const rate = await deps.limiter.consume(key.id, {
+      perMinute: key.rateLimitPerMinute,
+      perHour: key.rateLimitPerHour,
+    });
+    c.header("RateLimit-Limit", String(rate.limit));
+    c.header("RateLimit-Remaining", String(rate.remaining));
+    c.header("RateLimit-Reset", String(rate.resetSeconds));
+    if (!rate.allowed) {
+      c.header("Retry-After", String(rate.resetSeconds));
+      await denyAudited(deps, { ...event, reason: "rate_limited" });
+      throw new AppError(
+        "rate_limited",
+        `Rate limit of ${rate.limit} requests reached for this key; retry in ${rate.resetSeconds} s.`,
+      );
+    }
+
+    // Step 5: operation scope.
+    if (rule.operation && !key.operations.includes(rule.operation)) {
+      await denyAudited(deps, { ...event, reason: "operation_not_allowed" });
+      throw new AppError(
+        "operation_not_allowed",
+        `This automation key is not allowed to run "${rule.operation}".`,
+      );
+    }
+
+    // Steps 6–7: targets named in the body, then the body itself.
+    let input: unknown = undefined;
+    let serverId: string | undefined;
+    if (rule.body) {
+      const raw = await readJson(c);
+      if (raw === MALFORMED) {
+        await denyAudited(deps, { ...event, reason: "malformed_json" });
+        throw new AppError("malformed_json", "The request body is not valid JSON.");
+      }
+      const body = (raw && typeof raw === "object" && !Array.isArray(raw) ? raw : {}) as Record<
+        string,
+        unknown
+      >;
+      Object.assign(event, claimedRunInfo(body));
+      try {
+        if (isUuid(body.server_id)) {
+          event.serverId = serverId = body.server_id.toLowerCase();
+          await requireServer(deps.db, key, serverId);
+        }
+        if (isUuid(body.credential_id)) {
+          event.credentialId = body.credential_id.toLowerCase();
+          await requireCredential(deps.db, key, event.credentialId);
+        }
+        if (isUuid(body.application_id)) {
+          event.applicationId = body.application_id.toLowerCase();
+          event.serverId = serverId = await requireApplication(deps.db, key, event.applicationId);
+        }
+      } catch (err) {
+        if (err instanceof AppError) await denyAudited(deps, { ...event, reason: err.code });
+        throw err;
+      }
+      const parsed = rule.body.safeParse(raw);
+      if (!parsed.success) {
+        await denyAudited(deps, { ...event, reason: "validation" });
+        const fields = zodIssuesToFields(parsed.error);
+        const [field, problems] = Object.entries(fields)[0] ?? ["body", ["is invalid"]];
+        throw new AppError("validation", `Invalid ${field}: ${problems[0] ?? "is invalid"}`, fields);
+      }
+      input = parsed.data;
+    }
+
+    // Allowed: the audit row must exist before any work starts.
+    let auditId: number;
+    try {
+      auditId = await deps.audit.record({ ...event, outcome: "allowed", reason: "allowed" });
+    } catch (err) {
+      deps.logger.error("audit write failed; request refused", {
+        request_id: event.requestId,
+        error: String(err),
+      });
+      throw new AppError(
+        "audit_unavailable",
+        "The audit log cannot be written, so nothing was run; retry shortly.",
+      );
+    }
+    touchLastUsed(deps, key, clientIp);
+    c.set("access", { key, clientIp, auditId, serverId });
+    c.set("input", input as T);
+    await next();
+  };
+}
+
+async function denyAudited(deps: AccessDeps, event: AuditEvent): Promise<void> {
+  try {
+    await deps.audit.record(event);
+  } catch (err) {
+    // The request is refused anyway; the failure to record it must be visible.
+    deps.logger.error("audit write failed for a denial", { reason: event.reason, error: String(err) });
+  }
+}
+
+const MALFORMED = Symbol("malformed");
+
+async function readJson(c: Context): Promise<unknown> {
+  const text = await c.req.text();
+  if (text.trim() === "") return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return MALFORMED;
+  }
+}
+
+/** run_id and run_context as claimed by the client, kept for the audit only. */
+function claimedRunInfo(body: Record<string, unknown>): Partial<AuditEvent> {
+  const runId =
+    typeof body.run_id === "string" || typeof body.run_id === "number"
+      ? String(body.run_id).slice(0, 256)
+      : null;
+  const ctx = body.run_context && typeof body.run_context === "object" ? body.run_context : null;
+  const tooLarge = ctx !== null && JSON.stringify(ctx).length > 8192;
+  return { runId, runContextClaimed: tooLarge ? { truncated: true } : ctx };
+}
+
+/** last_used_at/last_used_ip are written at most once a minute per key (or when the IP changes). */
+function touchLastUsed(deps: AccessDeps, key: AutomationKeyRow, ip: string | undefined): void {
+  const now = deps.now();
+  const fresh = key.lastUsedAt && now.getTime() - key.lastUsedAt.getTime() < LAST_USED_WRITE_INTERVAL_MS;
+  if (fresh && key.lastUsedIp === (ip ?? null)) return;
+  deps.db
+    .update(automationKeys)
+    .set({ lastUsedAt: now, lastUsedIp: ip ?? null })
+    .where(eq(automationKeys.id, key.id))
+    .then(
+      () => undefined,
+      (err: unknown) => deps.logger.warn("could not record key use", { key_id: key.id, error: String(err) }),
+    );
+}
