@@ -1,5 +1,6 @@
 import type { Server } from "node:http";
 import { createAdaptorServer } from "@hono/node-server";
+import { createHttpServer } from "./http/server";
 import { createAdminSocketApp } from "./admin/socket-api";
 import { createAccessState, createApp } from "./app";
 import { ConfigError, parseConfig } from "./config";
@@ -53,11 +54,7 @@ async function main(): Promise<void> {
     logger,
   ).fetch;
 
-  // Slow clients get bounded time to send headers and body (spec: request hygiene).
-  const server = createAdaptorServer({
-    fetch: app.fetch,
-    serverOptions: { headersTimeout: 10_000, requestTimeout: 30_000 },
-  }) as Server;
+  const server = createHttpServer(app.fetch);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(config.port, config.host, () => resolve());

@@ -42,6 +42,8 @@ export interface AuditView {
   request_id: string | null;
   run_id: string | null;
   run_context_claimed: unknown;
+  /** How many identical unauthenticated denials this row stands for. */
+  repeat_count: number;
 }
 
 export async function listAudit(ctx: ServiceContext, raw: ListAuditInput): Promise<AuditView[]> {
@@ -77,5 +79,6 @@ export async function listAudit(ctx: ServiceContext, raw: ListAuditInput): Promi
     request_id: r.requestId,
     run_id: r.runId,
     run_context_claimed: r.runContextClaimed,
+    repeat_count: r.repeatCount,
   }));
 }
