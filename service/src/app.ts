@@ -78,18 +78,18 @@ export function createApp(deps: AppDeps) {
   });
 
   const api = new Hono<AppEnv>();
-  api.use(
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) =>
-        errorResponse(
-          c,
-          413,
-          "payload_too_large",
-          `The request body is larger than ${MAX_BODY_BYTES / 1024} KiB.`,
-        ),
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: (c) =>
+      errorResponse(
+        c,
+        413,
+        "payload_too_large",
+        `The request body is larger than ${MAX_BODY_BYTES / 1024} KiB.`,
+      ),
+  });
+  // GET and HEAD carry no body; skipping them keeps the adapter's lightweight request object.
+  api.use((c, next) => (c.req.method === "GET" || c.req.method === "HEAD" ? next() : limitBody(c, next)));
   api.route("/", keyRoutes(access));
   app.route(API_BASE_PATH, api);
   return app;

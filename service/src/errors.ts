@@ -12,7 +12,11 @@ export class AppError extends Error {
     readonly detail: string,
     readonly fields?: Record<string, string[]>,
   ) {
+    // Expected refusals need no stack trace, and capturing one dominates the cost of a denial.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(detail);
+    Error.stackTraceLimit = limit;
     this.name = "AppError";
     this.status = code in ERROR_CODES ? ERROR_CODES[code as ErrorCode] : 502;
   }
