@@ -11,10 +11,12 @@ import { summarise, type Row, type Scenario } from "../lib";
 const TSX = new URL("../../node_modules/.bin/tsx", import.meta.url).pathname;
 const SERVER = new URL("../servers/access-server.ts", import.meta.url).pathname;
 
-async function rps(url: string, headers: Record<string, string>, seconds: number): Promise<number> {
+async function rps(url: string, headers: Record<string, string>, seconds: number, expect: "2xx" | "non2xx") {
   const result = await autocannon({ url, headers, connections: 32, duration: seconds });
-  if (result.non2xx > 0 && !url.includes("/key"))
-    throw new Error(`bare route answered ${result.non2xx} non-2xx`);
+  const wrong = expect === "2xx" ? result.non2xx : result["2xx"];
+  if (wrong > 0 || result.errors > 0) {
+    throw new Error(`${url}: ${wrong} answers were not ${expect}, ${result.errors} errors`);
+  }
   return result.requests.average;
 }
 
@@ -33,17 +35,9 @@ async function measure(driver: string, databaseUrl: string | undefined, quick: b
     const rejected: number[] = [];
     const reference: number[] = [];
     for (let i = 0; i <= runs; i++) {
-      const b = await rps(`http://127.0.0.1:${bare}/noop`, {}, seconds);
-      const a = await rps(
-        `http://127.0.0.1:${ours}/api/automation/v1/key`,
-        { authorization: `Bearer ${key}` },
-        seconds,
-      );
-      const r = await rps(
-        `http://127.0.0.1:${ours}/api/automation/v1/key`,
-        { authorization: "Bearer rca_invalid" },
-        seconds,
-      );
+      const b = await rps(`http://127.0.0.1:${bare}/noop`, {}, seconds, "2xx");
+      const a = await rps(`${base}/key`, { authorization: `Bearer ${key}` }, seconds, "2xx");
+      const r = await rps(`${base}/key`, { authorization: "Bearer rca_invalid" }, seconds, "non2xx");
       if (i === 0) continue; // warm-up
       reference.push(b);
       authed.push(a);

@@ -40,10 +40,8 @@ export function createAccessState(
   opts: { auditFlushMs?: number } = {},
 ) {
   return {
-    limiter: new KeyRateLimiter(
-      database.driver === "postgres" ? { kind: "database", db: database.db } : { kind: "memory" },
-    ),
-    audit: new AuditWriter(database.db, logger, opts.auditFlushMs),
+    limiter: new KeyRateLimiter(database, database.driver === "postgres" ? "database" : "memory"),
+    audit: new AuditWriter(database, logger, opts.auditFlushMs),
   };
 }
 

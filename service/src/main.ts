@@ -76,6 +76,7 @@ async function main(): Promise<void> {
     server.close(() => {
       clearTimeout(force);
       adminServer.closeAllConnections();
+      accessState.limiter.close();
       accessState.audit
         .close()
         .then(() => runtime.close())

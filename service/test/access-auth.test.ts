@@ -103,17 +103,25 @@ describe.each(DRIVERS)("access pipeline on %s", (driver) => {
       expect(queries).toBe(before);
     });
 
-    it("throttles repeated authentication failures per client address", async () => {
+    it("throttles failed lookups of well-formed keys per client address, before the database", async () => {
       const peer = "203.0.113.200";
-      let last: Response | undefined;
-      for (let i = 0; i < 31; i++)
-        last = await request(KEY_URL, { headers: { Authorization: "Bearer x" } }, peer);
-      expect(last?.status).toBe(429);
-      expect(Number(last?.headers.get("retry-after"))).toBeGreaterThan(0);
+      const unknown = () => bearer(generateAutomationKey().key);
+      for (let i = 0; i < 60; i++)
+        expect((await request(KEY_URL, { headers: unknown() }, peer)).status).toBe(401);
+      const before = queries;
+      const limited = await request(KEY_URL, { headers: unknown() }, peer);
+      expect(limited.status).toBe(429);
+      expect(queries).toBe(before);
+      expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
       // Another address is not affected.
-      expect(
-        (await request(KEY_URL, { headers: { Authorization: "Bearer x" } }, "203.0.113.201")).status,
-      ).toBe(401);
+      expect((await request(KEY_URL, { headers: unknown() }, "203.0.113.201")).status).toBe(401);
+    });
+
+    it("does not budget malformed keys, so they cannot lock a shared address out", async () => {
+      const peer = "203.0.113.210";
+      for (let i = 0; i < 100; i++) await request(KEY_URL, { headers: { Authorization: "Bearer x" } }, peer);
+      const good = await seedKey(ctx);
+      expect((await request(KEY_URL, { headers: bearer(good.key) }, peer)).status).toBe(200);
     });
 
     it("records key use without a write per request", async () => {

@@ -1,10 +1,14 @@
-import type { Database } from "../db/database";
+import type { DatabaseHandle } from "../db/database";
 import { auditEvents } from "../db/schema";
 import type { Logger } from "../logger";
 
 export type AuditEvent = typeof auditEvents.$inferInsert;
 
 const FLUSH_INTERVAL_MS = 5_000;
+
+const INSERT_SQL = `insert into audit_events (org_id, key_id, outcome, reason, operation, server_id, credential_id,
+  application_id, operation_id, method, path, peer_ip, client_ip, user_agent, request_id, run_id, run_context_claimed)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17::text::jsonb) returning id`;
 const MAX_PENDING_GROUPS = 10_000;
 
 /**
@@ -18,7 +22,7 @@ export class AuditWriter {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly db: Database,
+    private readonly database: DatabaseHandle,
     private readonly logger: Logger,
     flushIntervalMs = FLUSH_INTERVAL_MS,
   ) {
@@ -26,9 +30,30 @@ export class AuditWriter {
     this.timer.unref();
   }
 
-  async record(event: AuditEvent): Promise<number> {
-    const [row] = await this.db.insert(auditEvents).values(event).returning({ id: auditEvents.id });
-    return row?.id ?? 0;
+  /** One prepared round trip: this runs on every authenticated request. */
+  async record(e: AuditEvent): Promise<number> {
+    const [row] = await this.database.query<{ id: string | number }>(INSERT_SQL, [
+      e.orgId ?? null,
+      e.keyId ?? null,
+      e.outcome,
+      e.reason,
+      e.operation ?? null,
+      e.serverId ?? null,
+      e.credentialId ?? null,
+      e.applicationId ?? null,
+      e.operationId ?? null,
+      e.method ?? null,
+      e.path ?? null,
+      e.peerIp ?? null,
+      e.clientIp ?? null,
+      e.userAgent ?? null,
+      e.requestId ?? null,
+      e.runId ?? null,
+      e.runContextClaimed === undefined || e.runContextClaimed === null
+        ? null
+        : JSON.stringify(e.runContextClaimed),
+    ]);
+    return Number(row?.id ?? 0);
   }
 
   recordDeferred(event: AuditEvent): void {
@@ -53,7 +78,7 @@ export class AuditWriter {
     const rows = [...this.pending.values()];
     this.pending.clear();
     try {
-      await this.db.insert(auditEvents).values(rows);
+      await this.database.db.insert(auditEvents).values(rows);
     } catch (err) {
       this.logger.error("audit flush failed", { rows: rows.length, error: String(err) });
     }

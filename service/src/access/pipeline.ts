@@ -72,6 +72,12 @@ export function automationAccess<T = undefined>(
     const ipKey = clientIp ?? address.peer ?? "unknown";
 
     // Steps 1–2: the key. Malformed keys cost no database work at all.
+    const bearer = parseBearer(c.req.header("authorization"));
+    if ("reason" in bearer) {
+      deps.audit.recordDeferred({ ...event, reason: bearer.reason });
+      throw new AppError("unauthorized", UNAUTHORIZED);
+    }
+    // Only well-formed keys cost a lookup, so only their failures are budgeted per address.
     const blocked = await deps.authFailures.blockedFor(ipKey);
     if (blocked > 0) {
       deps.audit.recordDeferred({ ...event, reason: "auth_rate_limited" });
@@ -80,12 +86,6 @@ export function automationAccess<T = undefined>(
         "rate_limited",
         `Too many failed authentications from this address; retry in ${blocked} s.`,
       );
-    }
-    const bearer = parseBearer(c.req.header("authorization"));
-    if ("reason" in bearer) {
-      await deps.authFailures.recordFailure(ipKey);
-      deps.audit.recordDeferred({ ...event, reason: bearer.reason });
-      throw new AppError("unauthorized", UNAUTHORIZED);
     }
     const auth = await verifyAutomationKey(deps.db, bearer.key, deps.now());
     if (!auth.ok) {

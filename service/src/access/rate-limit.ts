@@ -1,15 +1,10 @@
-import {
-  RateLimiterDrizzle,
-  RateLimiterMemory,
-  RateLimiterRes,
-  type RateLimiterAbstract,
-} from "rate-limiter-flexible";
-import type { Database } from "../db/database";
-import { rateLimitCounters } from "../db/schema";
+import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+import type { DatabaseHandle } from "../db/database";
 
-// Per-key limits (per minute and per hour, from each key's settings). With PostgreSQL the
-// counters live in the database so every instance shares them (spec §2: a key gets its
-// limit once); the in-process store is used only with the embedded, single-instance database.
+// Per-key limits (per minute and per hour, from each key's settings), fixed windows. With
+// PostgreSQL the counters live in `rate_limit_counters`, so every instance shares them (spec §2:
+// a key gets its limit once) and the database clock decides the windows; both windows are
+// counted in one prepared round trip. The in-process store serves only the single embedded instance.
 
 export interface RateDecision {
   allowed: boolean;
@@ -24,75 +19,108 @@ export interface KeyLimits {
   perHour: number;
 }
 
-type Store = { kind: "database"; db: Database } | { kind: "memory" };
+interface WindowCount {
+  consumed: number;
+  msBeforeReset: number;
+}
+
+interface CounterStore {
+  /** Adds one request to the minute and hour windows of `keyId`, returning both counts. */
+  hit(keyId: string): Promise<[WindowCount, WindowCount]>;
+}
+
+const HIT_SQL = `
+insert into rate_limit_counters as c (key, points, expire)
+values ($1, 1, now() + interval '60 seconds'), ($2, 1, now() + interval '3600 seconds')
+on conflict (key) do update set
+  points = case when c.expire <= now() then 1 else c.points + 1 end,
+  expire = case when c.expire <= now() then excluded.expire else c.expire end
+returning key, points, (extract(epoch from (expire - now())) * 1000)::float8 as ms`;
+
+const SWEEP_SQL = `delete from rate_limit_counters where expire < now() - interval '1 hour'`;
+const SWEEP_INTERVAL_MS = 5 * 60_000;
+
+class DatabaseCounters implements CounterStore {
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly database: DatabaseHandle) {
+    this.sweeper = setInterval(() => {
+      database.query(SWEEP_SQL, []).catch(() => undefined);
+    }, SWEEP_INTERVAL_MS);
+    this.sweeper.unref();
+  }
+
+  async hit(keyId: string): Promise<[WindowCount, WindowCount]> {
+    const rows = await this.database.query<{ key: string; points: number; ms: number }>(HIT_SQL, [
+      `m:${keyId}`,
+      `h:${keyId}`,
+    ]);
+    const of = (prefix: string): WindowCount => {
+      const r = rows.find((row) => row.key.startsWith(prefix));
+      return { consumed: Number(r?.points ?? 0), msBeforeReset: Math.max(0, Number(r?.ms ?? 0)) };
+    };
+    return [of("m:"), of("h:")];
+  }
+
+  close() {
+    clearInterval(this.sweeper);
+  }
+}
+
+class MemoryCounters implements CounterStore {
+  // Points are never refused here (the limits vary per key): the counts decide.
+  private readonly minute = new RateLimiterMemory({ points: Number.MAX_SAFE_INTEGER, duration: 60 });
+  private readonly hour = new RateLimiterMemory({ points: Number.MAX_SAFE_INTEGER, duration: 3600 });
+
+  async hit(keyId: string): Promise<[WindowCount, WindowCount]> {
+    const [m, h] = await Promise.all([this.minute.consume(keyId), this.hour.consume(keyId)]);
+    const count = (r: RateLimiterRes): WindowCount => ({
+      consumed: r.consumedPoints,
+      msBeforeReset: r.msBeforeNext,
+    });
+    return [count(m), count(h)];
+  }
+
+  close() {}
+}
 
 export class KeyRateLimiter {
-  private readonly limiters = new Map<string, RateLimiterAbstract>();
-  private cleanupOwned = false;
+  private readonly store: DatabaseCounters | MemoryCounters;
 
-  constructor(private readonly store: Store) {}
+  constructor(database: DatabaseHandle, kind: "database" | "memory") {
+    this.store = kind === "database" ? new DatabaseCounters(database) : new MemoryCounters();
+  }
 
-  /** Consumes one request from both windows; the tighter one decides the headers. */
   async consume(keyId: string, limits: KeyLimits): Promise<RateDecision> {
-    const [minute, hour] = await Promise.all([
-      this.take(this.limiter(limits.perMinute, 60), keyId),
-      this.take(this.limiter(limits.perHour, 3600), keyId),
-    ]);
-    const m = { res: minute, limit: limits.perMinute };
-    const h = { res: hour, limit: limits.perHour };
-    const minuteOk = minute.consumedPoints <= limits.perMinute;
-    const hourOk = hour.consumedPoints <= limits.perHour;
+    const [minute, hour] = await this.store.hit(keyId);
+    const m = { ...minute, limit: limits.perMinute };
+    const h = { ...hour, limit: limits.perHour };
+    const minuteOk = m.consumed <= m.limit;
+    const hourOk = h.consumed <= h.limit;
     // Report the window that refused, else the one with fewer requests left.
-    const binding = !hourOk ? h : !minuteOk ? m : h.res.remainingPoints < m.res.remainingPoints ? h : m;
+    const binding = !hourOk ? h : !minuteOk ? m : h.limit - h.consumed < m.limit - m.consumed ? h : m;
     return {
       allowed: minuteOk && hourOk,
       limit: binding.limit,
-      remaining: Math.max(0, binding.limit - binding.res.consumedPoints),
-      resetSeconds: Math.max(1, Math.ceil(binding.res.msBeforeNext / 1000)),
+      remaining: Math.max(0, binding.limit - binding.consumed),
+      resetSeconds: Math.max(1, Math.ceil(binding.msBeforeReset / 1000)),
     };
   }
 
-  private async take(limiter: RateLimiterAbstract, key: string): Promise<RateLimiterRes> {
-    try {
-      return await limiter.consume(key, 1);
-    } catch (rejection) {
-      // rate-limiter-flexible rejects with the result when over the limit, with an Error otherwise.
-      if (rejection instanceof RateLimiterRes) return rejection;
-      throw rejection;
-    }
-  }
-
-  private limiter(points: number, duration: number): RateLimiterAbstract {
-    const id = `${duration}:${points}`;
-    let limiter = this.limiters.get(id);
-    if (!limiter) {
-      const opts = { points, duration, keyPrefix: `key:${id}` };
-      if (this.store.kind === "memory") {
-        limiter = new RateLimiterMemory(opts);
-      } else {
-        // One limiter per process sweeps expired rows; the others leave it to that one.
-        limiter = new RateLimiterDrizzle({
-          ...opts,
-          storeClient: this.store.db,
-          schema: rateLimitCounters,
-          clearExpiredByTimeout: !this.cleanupOwned,
-        });
-        this.cleanupOwned = true;
-      }
-      this.limiters.set(id, limiter);
-    }
-    return limiter;
+  close(): void {
+    this.store.close();
   }
 }
 
 /**
- * Authentication failures per client IP, always in process memory: a malformed key must cost
- * no database work, and with 178-bit keys this only needs to slow down noise, not guessing.
+ * Failed lookups of well-formed keys per client IP, in process memory (a refusal must cost no
+ * database work). Malformed keys never reach the database, so they are not budgeted, and a
+ * misconfigured neighbour on a shared address cannot lock others out by accident.
  */
 export class AuthFailureLimiter {
   private readonly limiter: RateLimiterMemory;
 
-  constructor(readonly perMinute = 30) {
+  constructor(readonly perMinute = 60) {
     this.limiter = new RateLimiterMemory({ points: perMinute, duration: 60, keyPrefix: "authfail" });
   }
 

@@ -21,6 +21,11 @@ export interface DatabaseHandle {
   migrate(): Promise<void>;
   /** Resolves when the database answers; rejects otherwise. */
   ping(): Promise<void>;
+  /**
+   * One hand-written statement, prepared and cached by the driver (postgres.js names it; PGlite
+   * keeps one session). For the few hot statements the query builder cannot express in one trip.
+   */
+  query<Row>(text: string, params: unknown[]): Promise<Row[]>;
   close(): Promise<void>;
 }
 
@@ -69,6 +74,9 @@ function openPostgres(url: string, max: number, logger: QueryLogger): DatabaseHa
     async ping() {
       await db.execute(sql`select 1`);
     },
+    async query<Row>(text: string, params: unknown[]) {
+      return (await client.unsafe(text, params as never[], { prepare: true })) as unknown as Row[];
+    },
     async close() {
       await client.end({ timeout: 5 });
     },
@@ -86,6 +94,9 @@ async function openPglite(dir: string | undefined, logger: QueryLogger): Promise
     },
     async ping() {
       await client.query("select 1");
+    },
+    async query<Row>(text: string, params: unknown[]) {
+      return (await client.query<Row>(text, params)).rows;
     },
     async close() {
       if (!client.closed) await client.close();
