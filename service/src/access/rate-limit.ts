@@ -1,4 +1,5 @@
-import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+import type { RateLimiterRes } from "rate-limiter-flexible";
+import { RateLimiterMemory } from "rate-limiter-flexible";
 import type { DatabaseHandle } from "../db/database";
 
 // Per-key limits (per minute and per hour, from each key's settings), fixed windows. With
