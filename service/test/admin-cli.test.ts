@@ -93,6 +93,23 @@ describe("reoclo-admin against a running service on the embedded database", () =
     expect(show.stdout).not.toContain(plaintextKey);
   });
 
+  it("lets the key call the API, and shows that decision in `audit list`", async () => {
+    const res = await fetch(`${service.url}/api/automation/v1/key`, {
+      headers: { Authorization: `Bearer ${plaintextKey}`, "User-Agent": "reoclo-github-action" },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("ratelimit-limit")).toBe("100");
+    const audit = await runAdminCli(["audit", "list", "--outcome", "allowed", "--json"], env);
+    expect(audit.code).toBe(0);
+    const rows = parse<{ outcome: string; user_agent: string; client_ip: string }[]>(audit.stdout);
+    expect(rows[0]).toMatchObject({
+      outcome: "allowed",
+      user_agent: "reoclo-github-action",
+      client_ip: "127.0.0.1",
+    });
+    expect(audit.stdout).not.toContain(plaintextKey);
+  });
+
   it("tests the server over SSH, then refuses it with host_key_mismatch once the host key changes", async () => {
     const ok = await runAdminCli(["servers", "test", serverId, "--json"], env);
     expect(ok.code).toBe(0);
