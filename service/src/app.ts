@@ -1,7 +1,8 @@
 import { API_BASE_PATH } from "@reoclo/protocol";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { requestId, type RequestIdVariables } from "hono/request-id";
+import type { RequestIdVariables } from "hono/request-id";
+import { assignRequestId } from "./http/request-id";
 import { AuditWriter } from "./access/audit-writer";
 import { parseCidrs } from "./access/client-ip";
 import type { AccessDeps } from "./access/pipeline";
@@ -61,7 +62,7 @@ export function createAccessDeps(deps: AppDeps): AccessDeps {
 export function createApp(deps: AppDeps) {
   const access = createAccessDeps(deps);
   const app = new Hono<AppEnv>();
-  app.use(requestId({ headerName: "X-Request-Id" }));
+  app.use(assignRequestId);
   app.onError(onAppError(deps.logger));
   app.notFound((c) => errorResponse(c, 404, "not_found", `No route for ${c.req.method} ${c.req.path}.`));
 

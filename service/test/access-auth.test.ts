@@ -2,6 +2,7 @@ import { API_BASE_PATH, execRequestSchema } from "@reoclo/protocol";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { automationAccess } from "../src/access/pipeline";
+import { addApp } from "../src/apps/apps";
 import { listAudit } from "../src/audit/audit";
 import type { ServiceContext } from "../src/context";
 import { automationKeys } from "../src/db/schema";
@@ -21,6 +22,7 @@ describe.each(DRIVERS)("access pipeline on %s", (driver) => {
   let ctx: ServiceContext;
   let t: TestApp;
   let queries = 0;
+  const statements: string[] = [];
   let handled = 0;
 
   const request = (path: string, init: RequestInit = {}, peer = "203.0.113.5") =>
@@ -37,7 +39,12 @@ describe.each(DRIVERS)("access pipeline on %s", (driver) => {
     );
 
   beforeAll(async () => {
-    db = await createTestDatabase(driver, { onQuery: () => void queries++ });
+    db = await createTestDatabase(driver, {
+      onQuery: (q) => {
+        queries++;
+        statements.push(q);
+      },
+    });
     ctx = testContext(db);
     t = createTestApp(db, { env: { REOCLO_TRUSTED_PROXIES: "192.0.2.0/24,198.51.100.7" } });
     const access = createAccessDeps(t.deps);
@@ -126,18 +133,56 @@ describe.each(DRIVERS)("access pipeline on %s", (driver) => {
 
     it("records key use without a write per request", async () => {
       const k = await seedKey(ctx);
+      const updates = () => statements.filter((q) => /^update "automation_keys"/i.test(q)).length;
+      const first = updates();
       await request(KEY_URL, { headers: bearer(k.key) }, "203.0.113.9");
-      await expect
-        .poll(
-          async () =>
-            (await db.db.select().from(automationKeys).where(eq(automationKeys.id, k.id)))[0]?.lastUsedIp,
-        )
-        .toBe("203.0.113.9");
-      const before = queries;
+      expect(updates()).toBe(first + 1);
+      const [row] = await db.db.select().from(automationKeys).where(eq(automationKeys.id, k.id));
+      expect(row?.lastUsedIp).toBe("203.0.113.9");
+      expect(row?.lastUsedAt).toBeInstanceOf(Date);
       await request(KEY_URL, { headers: bearer(k.key) }, "203.0.113.9");
-      const perRequest = queries - before;
       await request(KEY_URL, { headers: bearer(k.key) }, "203.0.113.9");
-      expect(queries - before).toBe(perRequest * 2); // no extra update the second time either
+      expect(updates()).toBe(first + 1);
+      // A new address is recorded at once.
+      await request(KEY_URL, { headers: bearer(k.key) }, "203.0.113.10");
+      expect(updates()).toBe(first + 2);
+    });
+
+    it("does not let concurrent failures overdraw the per-address budget", async () => {
+      const peer = "203.0.113.220";
+      const before = statements.length;
+      const statuses = await Promise.all(
+        Array.from(
+          { length: 150 },
+          async () => (await request(KEY_URL, { headers: bearer(generateAutomationKey().key) }, peer)).status,
+        ),
+      );
+      expect(statuses.filter((s) => s === 401)).toHaveLength(60);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(90);
+      const lookups = statements.slice(before).filter((q) => /from "automation_keys"/i.test(q)).length;
+      expect(lookups).toBe(60);
+    });
+
+    it("budgets IPv6 clients by their /64", async () => {
+      for (let i = 0; i < 60; i++) {
+        await request(
+          KEY_URL,
+          { headers: bearer(generateAutomationKey().key) },
+          `2001:db8:77:1::${i.toString(16)}`,
+        );
+      }
+      const res = await request(
+        KEY_URL,
+        { headers: bearer(generateAutomationKey().key) },
+        "2001:db8:77:1::ffff",
+      );
+      expect(res.status).toBe(429);
+      const elsewhere = await request(
+        KEY_URL,
+        { headers: bearer(generateAutomationKey().key) },
+        "2001:db8:77:2::1",
+      );
+      expect(elsewhere.status).toBe(401);
     });
   });
 
@@ -256,6 +301,45 @@ describe.each(DRIVERS)("access pipeline on %s", (driver) => {
       );
     });
 
+    it("checks an application through its server, and hides other organisations' applications and credentials", async () => {
+      const appA = await addApp(ctx, {
+        name: `app-${serverA.slice(0, 6)}`,
+        server: serverA,
+        working_directory: "/srv/a",
+        deploy_script: "true",
+      });
+      const other = await seedOrg(ctx);
+      const foreignServer = await seedServer(ctx, other.name);
+      const foreignApp = await addApp(ctx, {
+        org: other.name,
+        name: "x",
+        server: foreignServer.id,
+        working_directory: "/srv/x",
+        deploy_script: "true",
+      });
+      const foreignCred = await seedCredential(ctx, other.name);
+      const k = await seedKey(ctx, {
+        operations: ["exec", "registry_login"],
+        all_servers: false,
+        servers: [serverB],
+        all_credentials: true,
+      });
+      const own = await post(EXEC_URL, k.key, {
+        application_id: appA.id,
+        server_id: serverB,
+        command: "true",
+      });
+      expect(own.status).toBe(403);
+      expect(await own.json()).toMatchObject({ error: "application_not_in_scope" });
+      expect(
+        (await post(EXEC_URL, k.key, { application_id: foreignApp.id, server_id: serverB, command: "true" }))
+          .status,
+      ).toBe(404);
+      expect(
+        (await post(LOGIN_URL, k.key, { server_id: serverB, credential_id: foreignCred.id })).status,
+      ).toBe(404);
+    });
+
     it("validates the body last, with field errors, ignoring unknown fields", async () => {
       const k = await seedKey(ctx);
       const bad = await post(EXEC_URL, k.key, {
@@ -331,6 +415,33 @@ describe.each(DRIVERS)("access pipeline on %s", (driver) => {
         repeat_count: number;
       }[];
       expect(list).toEqual([{ reason: "malformed_key", repeat_count: 3 }]);
+    });
+
+    it("shows unauthenticated denials in the operator's audit list", async () => {
+      await request(KEY_URL, { headers: { Authorization: "Bearer nonsense" } }, "203.0.113.89");
+      await t.deps.audit.flush();
+      const rows = await listAudit(ctx, { outcome: "denied", limit: 1000 });
+      expect(rows.find((r) => r.client_ip === "203.0.113.89")).toMatchObject({
+        reason: "malformed_key",
+        repeat_count: 1,
+      });
+    });
+
+    it("writes thousands of folded denials in one flush, whatever user agents they send", async () => {
+      for (let i = 0; i < 3000; i++) {
+        const ip = `198.18.${Math.floor(i / 250)}.${i % 250}`;
+        await request(KEY_URL, { headers: { Authorization: "Bearer x", "User-Agent": `ua-${i}` } }, ip);
+        await request(KEY_URL, { headers: { Authorization: "Bearer x", "User-Agent": `other-${i}` } }, ip);
+      }
+      await t.deps.audit.flush();
+      const rows = await db.db.execute(
+        sql`select count(*)::int as n, sum(repeat_count)::int as total from audit_events where client_ip like '198.18.%'`,
+      );
+      const [r] = (Array.isArray(rows) ? rows : (rows as { rows: unknown[] }).rows) as {
+        n: number;
+        total: number;
+      }[];
+      expect(r).toEqual({ n: 3000, total: 6000 });
     });
 
     it("runs nothing and answers 503 when the audit log cannot be written", async () => {

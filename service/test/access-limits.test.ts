@@ -170,3 +170,20 @@ describe("HTTP server hygiene", () => {
     expect(res).toContain('"error":"request_timeout"');
   });
 });
+
+describe.each(DRIVERS)("a database that goes away, on %s", (driver) => {
+  it("answers 503 database_unavailable, never 500", async () => {
+    const db = await createTestDatabase(driver);
+    const ctx = testContext(db);
+    const t = createTestApp(db);
+    const k = await seedKey(ctx);
+    expect((await get(t, k.key)).status).toBe(200);
+    await db.close();
+    const res = await get(t, k.key);
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { error: string; detail: string };
+    expect(body.error).toBe("database_unavailable");
+    expect(body.detail).not.toMatch(/postgres:|select|insert|stack/i);
+    await t.close();
+  });
+});

@@ -30,12 +30,14 @@ describe.each(DRIVERS)("service app on %s", (driver) => {
   });
 
   it("answers unknown routes with the one error envelope", async () => {
-    const res = await app.request("/api/automation/v1/nope", { headers: { "X-Request-Id": "req-123" } });
+    const res = await app.request("/api/automation/v1/nope", { headers: { "X-Request-Id": "forged" } });
+    const id = res.headers.get("x-request-id");
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({
       error: "not_found",
       detail: "No route for GET /api/automation/v1/nope.",
-      request_id: "req-123",
+      request_id: id,
     });
   });
 

@@ -64,3 +64,14 @@ describe("secrets at rest", () => {
     expect(() => new SecretBox(newKey).decrypt(sealedOld, "c")).toThrow(masterKeyId(oldKey));
   });
 });
+
+describe("secrets at rest, forged tags", () => {
+  it("refuses an envelope whose authentication tag was shortened", () => {
+    const box = new SecretBox(randomBytes(32));
+    const parts = box.encrypt("value", "c").split(".");
+    parts[4] = Buffer.from(parts[4] ?? "", "base64url")
+      .subarray(0, 4)
+      .toString("base64url");
+    expect(() => box.decrypt(parts.join("."), "c")).toThrow(/integrity/);
+  });
+});

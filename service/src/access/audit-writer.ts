@@ -10,6 +10,8 @@ const INSERT_SQL = `insert into audit_events (org_id, key_id, outcome, reason, o
   application_id, operation_id, method, path, peer_ip, client_ip, user_agent, request_id, run_id, run_context_claimed)
 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17::text::jsonb) returning id`;
 const MAX_PENDING_GROUPS = 10_000;
+const FLUSH_CHUNK_ROWS = 500;
+const OVERFLOW_GROUP = "\u0000overflow";
 
 /**
  * Writes audit decisions. Decisions about a request that reached a key are written before the
@@ -56,31 +58,47 @@ export class AuditWriter {
     return Number(row?.id ?? 0);
   }
 
+  /**
+   * Folds by reason and addresses only (a caller controls its user agent and path, so those
+   * must not multiply rows); the first user agent seen is kept. Past the cap, overflow is
+   * counted into one row rather than dropped.
+   */
   recordDeferred(event: AuditEvent): void {
-    const group = [
-      event.reason,
-      event.peerIp,
-      event.clientIp,
-      event.userAgent,
-      event.method,
-      event.path,
-    ].join("\u0000");
-    const seen = this.pending.get(group);
-    if (seen) {
-      seen.repeatCount = (seen.repeatCount ?? 1) + 1;
-    } else if (this.pending.size < MAX_PENDING_GROUPS) {
-      this.pending.set(group, { ...event, repeatCount: 1 });
+    const group = [event.reason, event.peerIp, event.clientIp].join("\u0000");
+    const seen =
+      this.pending.get(group) ?? (this.pending.size >= MAX_PENDING_GROUPS ? this.overflow(event) : undefined);
+    if (seen) seen.repeatCount = (seen.repeatCount ?? 1) + 1;
+    else this.pending.set(group, { ...event, repeatCount: 1 });
+  }
+
+  private overflow(event: AuditEvent): AuditEvent {
+    let row = this.pending.get(OVERFLOW_GROUP);
+    if (!row) {
+      row = {
+        ...event,
+        reason: "unauthenticated_overflow",
+        peerIp: null,
+        clientIp: null,
+        userAgent: null,
+        repeatCount: 0,
+      };
+      this.pending.set(OVERFLOW_GROUP, row);
     }
+    return row;
   }
 
   async flush(): Promise<void> {
     if (this.pending.size === 0) return;
     const rows = [...this.pending.values()];
     this.pending.clear();
-    try {
-      await this.database.db.insert(auditEvents).values(rows);
-    } catch (err) {
-      this.logger.error("audit flush failed", { rows: rows.length, error: String(err) });
+    // Chunks stay far below PostgreSQL's 65,535 bind parameters per statement.
+    for (let i = 0; i < rows.length; i += FLUSH_CHUNK_ROWS) {
+      const chunk = rows.slice(i, i + FLUSH_CHUNK_ROWS);
+      try {
+        await this.database.db.insert(auditEvents).values(chunk);
+      } catch (err) {
+        this.logger.error("audit flush failed", { rows: chunk.length, error: String(err) });
+      }
     }
   }
 

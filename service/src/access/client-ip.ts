@@ -68,3 +68,13 @@ export function resolveClientIp(
   }
   return { ...result, client };
 }
+
+/** The unit failed authentications are budgeted by: the address, or its /64 for IPv6. */
+export function authBudgetKey(addr: Addr | undefined): string | undefined {
+  if (!addr) return undefined;
+  if (addr instanceof ipaddr.IPv4) return addr.toString();
+  return `${addr.parts
+    .slice(0, 4)
+    .map((p) => p.toString(16))
+    .join(":")}::/64`;
+}

@@ -11,7 +11,7 @@ import type { AutomationKeyRow } from "../keys/lookup";
 import type { Logger } from "../logger";
 import type { AuditEvent, AuditWriter } from "./audit-writer";
 import { parseBearer, verifyAutomationKey } from "./authenticate";
-import { ipInCidrs, parseCidrs, resolveClientIp, type ParsedCidr } from "./client-ip";
+import { authBudgetKey, ipInCidrs, parseCidrs, resolveClientIp, type ParsedCidr } from "./client-ip";
 import type { AuthFailureLimiter, KeyRateLimiter } from "./rate-limit";
 import { isUuid, requireApplication, requireCredential, requireServer } from "./scope";
 
@@ -69,7 +69,7 @@ export function automationAccess<T = undefined>(
       userAgent: c.req.header("user-agent")?.slice(0, 512) ?? null,
       requestId: c.get("requestId"),
     };
-    const ipKey = clientIp ?? address.peer ?? "unknown";
+    const budgetKey = authBudgetKey(address.client) ?? address.peer ?? "unknown";
 
     // Steps 1–2: the key. Malformed keys cost no database work at all.
     const bearer = parseBearer(c.req.header("authorization"));
@@ -77,8 +77,9 @@ export function automationAccess<T = undefined>(
       deps.audit.recordDeferred({ ...event, reason: bearer.reason });
       throw new AppError("unauthorized", UNAUTHORIZED);
     }
-    // Only well-formed keys cost a lookup, so only their failures are budgeted per address.
-    const blocked = await deps.authFailures.blockedFor(ipKey);
+    // Only well-formed keys cost a lookup, so only they are budgeted per address: taken before
+    // the lookup (concurrent requests cannot overdraw it) and given back once the key passes.
+    const blocked = await deps.authFailures.take(budgetKey);
     if (blocked > 0) {
       deps.audit.recordDeferred({ ...event, reason: "auth_rate_limited" });
       c.header("Retry-After", String(blocked));
@@ -87,9 +88,8 @@ export function automationAccess<T = undefined>(
         `Too many failed authentications from this address; retry in ${blocked} s.`,
       );
     }
-    const auth = await verifyAutomationKey(deps.db, bearer.key, deps.now());
+    const auth = await dependency(() => verifyAutomationKey(deps.db, bearer.key, deps.now()));
     if (!auth.ok) {
-      await deps.authFailures.recordFailure(ipKey);
       await denyAudited(deps, { ...event, reason: auth.reason, keyId: auth.key?.id, orgId: auth.key?.orgId });
       throw new AppError("unauthorized", UNAUTHORIZED);
     }
@@ -105,11 +105,12 @@ export function automationAccess<T = undefined>(
       );
     }
 
+    await deps.authFailures.giveBack(budgetKey);
+
     // Step 4: rate limit; the headers go on every authenticated answer from here on.
-    const rate = await deps.limiter.consume(key.id, {
-      perMinute: key.rateLimitPerMinute,
-      perHour: key.rateLimitPerHour,
-    });
+    const rate = await dependency(() =>
+      deps.limiter.consume(key.id, { perMinute: key.rateLimitPerMinute, perHour: key.rateLimitPerHour }),
+    );
     c.header("RateLimit-Limit", String(rate.limit));
     c.header("RateLimit-Remaining", String(rate.remaining));
     c.header("RateLimit-Reset", String(rate.resetSeconds));
@@ -147,16 +148,19 @@ export function automationAccess<T = undefined>(
       Object.assign(event, claimedRunInfo(body));
       try {
         if (isUuid(body.server_id)) {
-          event.serverId = serverId = body.server_id.toLowerCase();
-          await requireServer(deps.db, key, serverId);
+          const id = body.server_id.toLowerCase();
+          event.serverId = serverId = id;
+          await dependency(() => requireServer(deps.db, key, id));
         }
         if (isUuid(body.credential_id)) {
-          event.credentialId = body.credential_id.toLowerCase();
-          await requireCredential(deps.db, key, event.credentialId);
+          const id = body.credential_id.toLowerCase();
+          event.credentialId = id;
+          await dependency(() => requireCredential(deps.db, key, id));
         }
         if (isUuid(body.application_id)) {
-          event.applicationId = body.application_id.toLowerCase();
-          event.serverId = serverId = await requireApplication(deps.db, key, event.applicationId);
+          const id = body.application_id.toLowerCase();
+          event.applicationId = id;
+          event.serverId = serverId = await dependency(() => requireApplication(deps.db, key, id));
         }
       } catch (err) {
         if (err instanceof AppError) await denyAudited(deps, { ...event, reason: err.code });
@@ -186,11 +190,21 @@ export function automationAccess<T = undefined>(
         "The audit log cannot be written, so nothing was run; retry shortly.",
       );
     }
-    touchLastUsed(deps, key, clientIp);
+    await touchLastUsed(deps, key, clientIp);
     c.set("access", { key, clientIp, auditId, serverId });
     c.set("input", input as T);
     await next();
   };
+}
+
+/** A database that fails mid-request is a dependency down (503), never a 500. */
+async function dependency<R>(fn: () => Promise<R>): Promise<R> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof AppError) throw err;
+    throw new AppError("database_unavailable", "The database does not answer; retry shortly.");
+  }
 }
 
 async function denyAudited(deps: AccessDeps, event: AuditEvent): Promise<void> {
@@ -226,16 +240,16 @@ function claimedRunInfo(body: Record<string, unknown>): Partial<AuditEvent> {
 }
 
 /** last_used_at/last_used_ip are written at most once a minute per key (or when the IP changes). */
-function touchLastUsed(deps: AccessDeps, key: AutomationKeyRow, ip: string | undefined): void {
+async function touchLastUsed(deps: AccessDeps, key: AutomationKeyRow, ip: string | undefined): Promise<void> {
   const now = deps.now();
   const fresh = key.lastUsedAt && now.getTime() - key.lastUsedAt.getTime() < LAST_USED_WRITE_INTERVAL_MS;
   if (fresh && key.lastUsedIp === (ip ?? null)) return;
-  deps.db
-    .update(automationKeys)
-    .set({ lastUsedAt: now, lastUsedIp: ip ?? null })
-    .where(eq(automationKeys.id, key.id))
-    .then(
-      () => undefined,
-      (err: unknown) => deps.logger.warn("could not record key use", { key_id: key.id, error: String(err) }),
-    );
+  try {
+    await deps.db
+      .update(automationKeys)
+      .set({ lastUsedAt: now, lastUsedIp: ip ?? null })
+      .where(eq(automationKeys.id, key.id));
+  } catch (err) {
+    deps.logger.warn("could not record key use", { key_id: key.id, error: String(err) });
+  }
 }

@@ -67,7 +67,7 @@ async function execute(
   params: unknown,
   io: AdminIo,
 ) {
-  const run = adminCommands[command];
+  const run = Object.hasOwn(adminCommands, command) ? adminCommands[command] : undefined;
   if (!run) throw new UsageError(`unknown command ${command}`);
   // A running service owns the embedded database: talk to it through its socket.
   if (!config.databaseUrl && (await socketIsLive(adminSocketPath(config.dataDir)))) {

@@ -16,7 +16,8 @@ export function createAdminSocketApp(ctx: ServiceContext, logger: Logger) {
   app.onError(onAppError(logger));
   app.notFound((c) => errorResponse(c, 404, "not_found", "Unknown admin command."));
   app.post("/rpc/:command", async (c) => {
-    const run = adminCommands[c.req.param("command")];
+    const name = c.req.param("command");
+    const run = Object.hasOwn(adminCommands, name) ? adminCommands[name] : undefined;
     if (!run) return errorResponse(c, 404, "not_found", `Unknown admin command ${c.req.param("command")}.`);
     const params: unknown = await c.req.json().catch(() => {
       throw new AppError("malformed_json", "The admin request body is not JSON.");

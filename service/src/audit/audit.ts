@@ -1,4 +1,4 @@
-import { and, desc, eq, type SQL } from "drizzle-orm";
+import { and, desc, eq, isNull, or, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { ServiceContext } from "../context";
 import { auditEvents } from "../db/schema";
@@ -49,7 +49,12 @@ export interface AuditView {
 export async function listAudit(ctx: ServiceContext, raw: ListAuditInput): Promise<AuditView[]> {
   const input = parseOrThrow(listAuditInput, raw);
   const org = await resolveOrg(ctx, input.org);
-  const where: SQL[] = [eq(auditEvents.orgId, org.id)];
+  // Refusals of requests without a valid key belong to no organisation; the operator sees them too.
+  const where: SQL[] = [
+    input.key || input.server
+      ? eq(auditEvents.orgId, org.id)
+      : or(eq(auditEvents.orgId, org.id), isNull(auditEvents.orgId))!,
+  ];
   if (input.key) where.push(eq(auditEvents.keyId, input.key));
   if (input.server) where.push(eq(auditEvents.serverId, input.server));
   if (input.run_id) where.push(eq(auditEvents.runId, input.run_id));

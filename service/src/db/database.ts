@@ -47,9 +47,22 @@ export interface OpenDatabaseOptions {
 
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<DatabaseHandle> {
   const logger = opts.onQuery ? { logQuery: (q: string) => opts.onQuery?.(q) } : undefined;
-  return opts.databaseUrl
+  const handle = opts.databaseUrl
     ? openPostgres(opts.databaseUrl, opts.maxConnections ?? 10, logger)
-    : openPglite(opts.pgliteDir, logger);
+    : await openPglite(opts.pgliteDir, logger);
+  return logged(handle, logger);
+}
+
+/** Reports hand-written statements to the same hook as the query builder's. */
+function logged(handle: DatabaseHandle, logger: QueryLogger): DatabaseHandle {
+  if (!logger) return handle;
+  return {
+    ...handle,
+    query: (text, params) => {
+      logger.logQuery(text);
+      return handle.query(text, params);
+    },
+  };
 }
 
 type QueryLogger = { logQuery: (q: string) => void } | undefined;

@@ -243,7 +243,7 @@ export const idempotencyRecords = pgTable(
   ],
 );
 
-/** rate-limiter-flexible's Drizzle store: it does not create its table, so the migration does. */
+/** Fixed-window request counters shared by every instance (see access/rate-limit.ts). */
 export const rateLimitCounters = pgTable("rate_limit_counters", {
   key: text("key").primaryKey(),
   points: integer("points").notNull().default(0),

@@ -62,9 +62,14 @@ export class SecretBox {
       );
     }
     try {
-      const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(iv, "base64url"));
+      const decipher = createDecipheriv("aes-256-gcm", key, Buffer.from(iv, "base64url"), {
+        authTagLength: 16,
+      });
       decipher.setAAD(Buffer.from(context, "utf8"));
-      decipher.setAuthTag(Buffer.from(tag, "base64url"));
+      const authTag = Buffer.from(tag, "base64url");
+      // A shortened tag would make forgeries cheap: only the full 16 bytes are accepted.
+      if (authTag.length !== 16) throw new Error("bad tag length");
+      decipher.setAuthTag(authTag);
       return Buffer.concat([decipher.update(Buffer.from(ct, "base64url")), decipher.final()]).toString(
         "utf8",
       );
