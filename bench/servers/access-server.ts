@@ -9,6 +9,8 @@ import { automationKeys } from "../../service/src/db/schema";
 import { createHttpServer } from "../../service/src/http/server";
 import { createKey } from "../../service/src/keys/keys";
 import { silentLogger } from "../../service/src/logger";
+import { OperationRunner } from "../../service/src/operations/runner";
+import { SshPool } from "../../service/src/ssh/pool";
 import { SecretBox } from "../../service/src/secrets/secret-box";
 import { testConfig } from "../../service/test/fixtures/db";
 
@@ -28,7 +30,10 @@ const { key } = await createKey(ctx, {
 // Far above what the bench can send, so every authenticated request takes the full allowed path.
 await database.db.update(automationKeys).set({ rateLimitPerMinute: 1e9, rateLimitPerHour: 1e9 });
 const state = createAccessState(database, silentLogger);
-const app = createApp({ config, database, secrets, logger: silentLogger, ...state });
+const runner = new OperationRunner(database.db, new SshPool(), silentLogger, {
+  outputCapBytes: config.outputCapBytes,
+});
+const app = createApp({ config, database, secrets, logger: silentLogger, runner, ...state });
 const bare = new Hono().get("/noop", (c) => c.json({ ok: true }));
 
 const listen = async (server: Server) => {

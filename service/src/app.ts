@@ -8,6 +8,8 @@ import { parseCidrs } from "./access/client-ip";
 import type { AccessDeps } from "./access/pipeline";
 import { AuthFailureLimiter, KeyRateLimiter } from "./access/rate-limit";
 import { keyRoutes } from "./api/key";
+import { operationRoutes } from "./api/operations";
+import type { OperationRunner } from "./operations/runner";
 import type { Config } from "./config";
 import type { DatabaseHandle } from "./db/database";
 import { errorResponse, onAppError } from "./http/error-envelope";
@@ -22,6 +24,8 @@ export interface AppDeps {
   readonly limiter: KeyRateLimiter;
   readonly audit: AuditWriter;
   readonly authFailures?: AuthFailureLimiter;
+  /** Runs operations on hosts; shared by every route that starts one. */
+  readonly runner: OperationRunner;
   readonly now?: () => Date;
 }
 
@@ -90,6 +94,8 @@ export function createApp(deps: AppDeps) {
   // GET and HEAD carry no body; skipping them keeps the adapter's lightweight request object.
   api.use((c, next) => (c.req.method === "GET" || c.req.method === "HEAD" ? next() : limitBody(c, next)));
   api.route("/", keyRoutes(access));
+  const ctx = { config: deps.config, db: deps.database.db, secrets: deps.secrets, now: access.now };
+  api.route("/", operationRoutes({ access, ctx, runner: deps.runner }));
   app.route(API_BASE_PATH, api);
   return app;
 }

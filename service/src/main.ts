@@ -1,6 +1,8 @@
 import type { Server } from "node:http";
 import { createAdaptorServer } from "@hono/node-server";
 import { createHttpServer } from "./http/server";
+import { OperationRunner } from "./operations/runner";
+import { SshPool } from "./ssh/pool";
 import { createAdminSocketApp } from "./admin/socket-api";
 import { createAccessState, createApp } from "./app";
 import { ConfigError, parseConfig } from "./config";
@@ -42,11 +44,16 @@ async function main(): Promise<void> {
     return;
   }
   const accessState = createAccessState(runtime.database, logger);
+  const pool = new SshPool();
+  const runner = new OperationRunner(runtime.database.db, pool, logger, {
+    outputCapBytes: config.outputCapBytes,
+  });
   const app = createApp({
     config,
     database: runtime.database,
     secrets: runtime.secrets,
     logger,
+    runner,
     ...accessState,
   });
   admin.fetch = createAdminSocketApp(
@@ -66,29 +73,32 @@ async function main(): Promise<void> {
     database: runtime.database.driver === "pglite" ? `embedded (${config.dataDir})` : "postgres",
   });
 
+  // SIGTERM: stop accepting, let running operations finish within the grace, settle the rest.
   let stopping = false;
-  const shutdown = (signal: string) => {
+  const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info("shutting down", { signal, grace_seconds: config.shutdownGraceSeconds });
-    const force = setTimeout(() => server.closeAllConnections(), config.shutdownGraceSeconds * 1000);
+    const closed = new Promise((resolve) => server.close(resolve));
     server.closeIdleConnections();
-    server.close(() => {
-      clearTimeout(force);
-      adminServer.closeAllConnections();
-      accessState.limiter.close();
-      accessState.audit
-        .close()
-        .then(() => runtime.close())
-        .then(() => logger.info("stopped"))
-        .catch((err: unknown) => {
-          logger.error("shutdown failed", { error: String(err) });
-          process.exitCode = 1;
-        });
+    await runner.shutdown(config.shutdownGraceSeconds * 1000);
+    server.closeAllConnections();
+    await closed;
+    adminServer.closeAllConnections();
+    accessState.limiter.close();
+    await accessState.audit.close();
+    await pool.close();
+    await runtime.close();
+    logger.info("stopped");
+  };
+  const onSignal = (signal: string) => {
+    shutdown(signal).catch((err: unknown) => {
+      logger.error("shutdown failed", { error: String(err) });
+      process.exitCode = 1;
     });
   };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
 }
 
 await main();

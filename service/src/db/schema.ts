@@ -154,6 +154,13 @@ export const operations = pgTable(
     stdoutTruncated: boolean("stdout_truncated").notNull().default(false),
     stderrTruncated: boolean("stderr_truncated").notNull().default(false),
     durationMs: integer("duration_ms"),
+    /** The last 64 KiB of each stream (masked), kept for the polling answers. */
+    stdoutTail: bytea("stdout_tail"),
+    stderrTail: bytea("stderr_tail"),
+    /** Set by any instance; the instance running the operation sees it at its next heartbeat. */
+    cancelRequestedAt: timestamp("cancel_requested_at", { withTimezone: true }),
+    /** Id the `end` event will carry: every output event id is below it. */
+    lastSeq: integer("last_seq").notNull().default(0),
     error: text("error"),
     runId: text("run_id"),
     runContext: jsonb("run_context"),

@@ -1,0 +1,201 @@
+import {
+  createExecRequestSchema,
+  DEFAULT_PAGE_SIZE,
+  MAX_PAGE_SIZE,
+  type OperationType,
+} from "@reoclo/protocol";
+import { eq } from "drizzle-orm";
+import { Hono, type Context } from "hono";
+import { automationAccess, type Access, type AccessDeps } from "../access/pipeline";
+import { serverInScope } from "../access/scope";
+import type { ServiceContext } from "../context";
+import { auditEvents, servers } from "../db/schema";
+import { AppError } from "../errors";
+import {
+  claimIdempotencyKey,
+  recordIdempotentOperation,
+  release,
+  requestHash,
+  validIdempotencyKey,
+} from "../operations/idempotency";
+import type { OperationRunner } from "../operations/runner";
+import { getOperationWithServer, listByRunId, type OperationRow } from "../operations/store";
+import { execAnswer, operationAnswer } from "../operations/view";
+import { sshTargetOf } from "../servers/servers";
+import { operationEventStream, SSE_HEADERS } from "./sse";
+
+// /exec and /operations (spec §3, §6). Deploy, restart and reboot start operations the same way.
+
+export interface OperationApiDeps {
+  readonly access: AccessDeps;
+  readonly ctx: ServiceContext;
+  readonly runner: OperationRunner;
+}
+
+export interface OperationSpec {
+  type: OperationType;
+  serverId: string;
+  command: string;
+  env: Readonly<Record<string, string>>;
+  workingDirectory?: string | undefined;
+  timeoutSeconds: number;
+  runId?: string | undefined;
+  runContext?: unknown;
+  applicationId?: string | undefined;
+  credentialId?: string | undefined;
+}
+
+const wantsEvents = (c: Context) => (c.req.header("accept") ?? "").includes("text/event-stream");
+
+/** Starts an operation (once per Idempotency-Key) and answers like /exec: 200 with the result or `running`. */
+export async function startOperation(
+  c: Context,
+  deps: OperationApiDeps,
+  access: Access,
+  input: unknown,
+  spec: OperationSpec,
+) {
+  const idemKey = c.req.header("idempotency-key");
+  if (idemKey !== undefined && !validIdempotencyKey(idemKey)) {
+    throw new AppError("validation", "Idempotency-Key must be 1–255 visible ASCII characters.", {
+      "Idempotency-Key": ["must be 1–255 visible ASCII characters"],
+    });
+  }
+  const scope = { keyId: access.key.id, orgId: access.key.orgId };
+  let row: OperationRow;
+  if (idemKey) {
+    const claim = await claimIdempotencyKey(
+      deps.ctx.db,
+      scope,
+      idemKey,
+      requestHash(c.req.path, input),
+      deps.ctx.now(),
+    );
+    if (claim.kind === "replay") {
+      c.header("Idempotent-Replayed", "true");
+      return answer(c, deps, claim.operationId);
+    }
+  }
+  try {
+    const [server] = await deps.ctx.db.select().from(servers).where(eq(servers.id, spec.serverId)).limit(1);
+    if (!server) throw new AppError("not_found", "Server not found.");
+    const target = { ...sshTargetOf(deps.ctx, server), serverId: server.id };
+    row = await deps.runner.start({
+      target,
+      command: spec.command,
+      env: spec.env,
+      row: {
+        orgId: access.key.orgId,
+        keyId: access.key.id,
+        serverId: server.id,
+        applicationId: spec.applicationId,
+        credentialId: spec.credentialId,
+        operationType: spec.type,
+        workingDirectory: spec.workingDirectory,
+        timeoutSeconds: spec.timeoutSeconds,
+        runId: spec.runId,
+        runContext: spec.runContext ?? null,
+        userAgent: c.req.header("user-agent")?.slice(0, 512) ?? null,
+      },
+    });
+  } catch (err) {
+    if (idemKey) await release(deps.ctx.db, access.key.id, idemKey);
+    throw err;
+  }
+  if (idemKey) await recordIdempotentOperation(deps.ctx.db, access.key.id, idemKey, row.id);
+  await deps.ctx.db
+    .update(auditEvents)
+    .set({ operationId: row.id })
+    .where(eq(auditEvents.id, access.auditId));
+  return answer(c, deps, row.id);
+}
+
+async function answer(c: Context, deps: OperationApiDeps, id: string) {
+  const found = await getOperationWithServer(deps.ctx.db, id);
+  if (!found) throw new AppError("not_found", "Operation not found.");
+  if (wantsEvents(c))
+    return new Response(operationEventStream(deps.ctx.db, deps.runner, found.op, 0), {
+      headers: SSE_HEADERS,
+    });
+  const final =
+    found.op.status === "running"
+      ? await deps.runner.waitForFinal(id, deps.ctx.config.syncWaitSeconds * 1000)
+      : found.op;
+  return c.json(execAnswer(final ?? found.op), 200);
+}
+
+/** The operation, if this key may read it: same organisation and its server in scope; else 404. */
+async function readable(deps: OperationApiDeps, access: Access, id: string) {
+  const found = /^[0-9a-f-]{36}$/i.test(id)
+    ? await getOperationWithServer(deps.ctx.db, id.toLowerCase())
+    : undefined;
+  if (!found || found.op.orgId !== access.key.orgId || !serverInScope(access.key, found.op.serverId)) {
+    throw new AppError("not_found", "Operation not found");
+  }
+  return found;
+}
+
+export function operationRoutes(deps: OperationApiDeps) {
+  const execBody = createExecRequestSchema({ maxTimeoutSeconds: deps.ctx.config.maxTimeoutSeconds });
+  return new Hono()
+    .post("/exec", automationAccess(deps.access, { operation: "exec", body: execBody }), (c) => {
+      const input = c.get("input");
+      return startOperation(c, deps, c.get("access"), input, {
+        type: "exec",
+        serverId: input.server_id,
+        command: input.command,
+        env: input.env ?? {},
+        workingDirectory: input.working_directory,
+        timeoutSeconds: input.timeout_seconds,
+        runId: input.run_id,
+        runContext: input.run_context,
+      });
+    })
+    .get("/operations", automationAccess(deps.access, { operation: null }), async (c) => {
+      const access = c.get("access");
+      const runId = c.req.query("run_id");
+      if (!runId) throw new AppError("validation", "run_id is required.", { run_id: ["is required"] });
+      const limit = Math.min(
+        MAX_PAGE_SIZE,
+        Math.max(1, Number(c.req.query("limit") ?? DEFAULT_PAGE_SIZE) || DEFAULT_PAGE_SIZE),
+      );
+      const cursor = c.req.query("cursor");
+      const before = cursor && !Number.isNaN(Date.parse(cursor)) ? new Date(cursor) : undefined;
+      const rows = await listByRunId(deps.ctx.db, access.key.orgId, runId, limit + 1, before);
+      const visible = rows.filter((r) => serverInScope(access.key, r.op.serverId));
+      const page = visible.slice(0, limit);
+      const last = page.at(-1);
+      return c.json({
+        items: page.map((r) => operationAnswer(r.op, r.serverName)),
+        next_cursor: rows.length > limit && last ? last.op.createdAt.toISOString() : null,
+      });
+    })
+    .get("/operations/:id", automationAccess(deps.access, { operation: null }), async (c) => {
+      const found = await readable(deps, c.get("access"), c.req.param("id"));
+      return c.json(operationAnswer(found.op, found.serverName));
+    })
+    .get("/operations/:id/events", automationAccess(deps.access, { operation: null }), async (c) => {
+      const found = await readable(deps, c.get("access"), c.req.param("id"));
+      const last = Number(c.req.header("last-event-id") ?? c.req.query("last_event_id") ?? 0);
+      const after = Number.isInteger(last) && last > 0 ? last : 0;
+      return new Response(operationEventStream(deps.ctx.db, deps.runner, found.op, after), {
+        headers: SSE_HEADERS,
+      });
+    })
+    .post("/operations/:id/cancel", automationAccess(deps.access, { operation: null }), async (c) => {
+      const access = c.get("access");
+      const found = await readable(deps, access, c.req.param("id"));
+      if (!access.key.operations.includes(found.op.operationType)) {
+        throw new AppError(
+          "operation_not_allowed",
+          `This automation key may not cancel "${found.op.operationType}" operations.`,
+        );
+      }
+      if (found.op.status === "running") {
+        await deps.runner.cancel(found.op.id);
+        await deps.runner.waitForFinal(found.op.id, 15_000);
+      }
+      const now = await getOperationWithServer(deps.ctx.db, found.op.id);
+      return c.json(operationAnswer(now?.op ?? found.op, found.serverName));
+    });
+}

@@ -1,0 +1,92 @@
+import { MASK, MASK_MIN_LENGTH } from "@reoclo/protocol";
+
+// Spec §4: values of `env` of 8 characters or more are replaced by `***` in everything stored,
+// streamed or returned, and token-shaped strings never reach the stored command text.
+
+const MASK_BYTES = Buffer.from(MASK);
+
+/** The env values that must be masked, longest first so a value containing another wins. */
+export function secretsToMask(env: Readonly<Record<string, string>> | undefined): string[] {
+  const values = Object.values(env ?? {}).filter((v) => v.length >= MASK_MIN_LENGTH);
+  return [...new Set(values)].sort((a, b) => b.length - a.length);
+}
+
+/**
+ * Masks a byte stream that arrives in arbitrary chunks: a secret split across two chunks is
+ * still caught, because the last (longest secret − 1) bytes are held back until more arrives.
+ */
+export class StreamMasker {
+  private readonly needles: Buffer[];
+  private readonly holdBack: number;
+  private carry = Buffer.alloc(0);
+
+  constructor(secrets: readonly string[]) {
+    this.needles = secrets.map((s) => Buffer.from(s, "utf8"));
+    this.holdBack = Math.max(0, ...this.needles.map((n) => n.length - 1));
+  }
+
+  push(chunk: Buffer): Buffer {
+    if (this.needles.length === 0) return chunk;
+    const data = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
+    const { out, safeEnd } = this.replace(data, false);
+    this.carry = Buffer.from(data.subarray(safeEnd));
+    return out;
+  }
+
+  /** Whatever was held back, masked; call once the stream ended. */
+  end(): Buffer {
+    const { out } = this.replace(this.carry, true);
+    this.carry = Buffer.alloc(0);
+    return out;
+  }
+
+  private replace(data: Buffer, final: boolean): { out: Buffer; safeEnd: number } {
+    const parts: Buffer[] = [];
+    let pos = 0;
+    let lastMatchEnd = 0;
+    while (pos < data.length) {
+      const hit = this.nextMatch(data, pos);
+      if (!hit) break;
+      parts.push(data.subarray(pos, hit.at), MASK_BYTES);
+      pos = lastMatchEnd = hit.at + hit.length;
+    }
+    const safeEnd = final ? data.length : Math.max(lastMatchEnd, data.length - this.holdBack);
+    if (safeEnd > pos) parts.push(data.subarray(pos, safeEnd));
+    return { out: Buffer.concat(parts), safeEnd };
+  }
+
+  private nextMatch(data: Buffer, from: number): { at: number; length: number } | undefined {
+    let best: { at: number; length: number } | undefined;
+    for (const n of this.needles) {
+      const at = data.indexOf(n, from);
+      if (at !== -1 && (!best || at < best.at)) best = { at, length: n.length };
+    }
+    return best;
+  }
+}
+
+/** Masks a complete string (command text, error messages). */
+export function maskText(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const s of secrets) out = out.split(s).join(MASK);
+  return out;
+}
+
+// Credentials that published v1 clients put inside command text (spec §7), and our own keys.
+const TOKEN_PATTERNS: RegExp[] = [
+  /(x-access-token|oauth2|x-oauth-basic):[^@\s'"]+@/g,
+  /\b(ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,255}\b/g,
+  /\bgithub_pat_[A-Za-z0-9_]{20,255}\b/g,
+  /\brca_[0-9A-Za-z]{36}\b/g,
+];
+
+/** The command text as stored: env values and token-shaped strings replaced. */
+export function redactCommandText(command: string, secrets: readonly string[]): string {
+  let out = maskText(command, secrets);
+  for (const re of TOKEN_PATTERNS) {
+    out = out.replace(re, (m: string, prefix?: string) =>
+      m.endsWith("@") && prefix ? `${prefix}:${MASK}@` : MASK,
+    );
+  }
+  return out;
+}

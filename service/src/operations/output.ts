@@ -1,0 +1,153 @@
+import { OUTPUT_TAIL_BYTES } from "@reoclo/protocol";
+import type { Database } from "../db/database";
+import type { Logger } from "../logger";
+import { StreamMasker } from "./masking";
+import { insertOutput, type StoredEvent } from "./store";
+
+// The output of one running operation: masked, numbered (the number is the SSE event id), kept
+// in a tail per stream for the polling answers, stored in batches up to the cap, and fanned out
+// live to subscribers. Memory stays bounded whatever the command prints.
+
+export type Stream = "stdout" | "stderr";
+export interface OutputEvent {
+  seq: number;
+  stream: Stream;
+  data: Buffer;
+}
+
+const FLUSH_BYTES = 256 * 1024;
+const FLUSH_MS = 50;
+/** Above this much unflushed output the channel is paused until the database caught up. */
+const HIGH_WATER_BYTES = 2 * 1024 * 1024;
+
+class Tail {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  push(b: Buffer) {
+    this.chunks.push(b);
+    this.size += b.length;
+    while (this.size - (this.chunks[0]?.length ?? 0) >= OUTPUT_TAIL_BYTES)
+      this.size -= this.chunks.shift()!.length;
+  }
+  get value(): Buffer {
+    const all = Buffer.concat(this.chunks);
+    return all.length > OUTPUT_TAIL_BYTES ? all.subarray(all.length - OUTPUT_TAIL_BYTES) : all;
+  }
+}
+
+export interface OutputTotals {
+  stdoutTail: Buffer;
+  stderrTail: Buffer;
+  stdoutBytes: number;
+  stderrBytes: number;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  lastSeq: number;
+}
+
+export class OutputRecorder {
+  private seq = 0;
+  private readonly maskers: Record<Stream, StreamMasker>;
+  private readonly tails = { stdout: new Tail(), stderr: new Tail() };
+  private readonly bytes = { stdout: 0, stderr: 0 };
+  private readonly storedBytes = { stdout: 0, stderr: 0 };
+  private readonly truncated = { stdout: false, stderr: false };
+  private pending: StoredEvent[] = [];
+  private pendingBytes = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> = Promise.resolve();
+  private readonly listeners = new Set<(e: OutputEvent) => void>();
+
+  constructor(
+    private readonly db: Database,
+    private readonly operationId: string,
+    secrets: readonly string[],
+    private readonly capBytes: number,
+    private readonly logger: Logger,
+    private readonly flow: { pause(): void; resume(): void },
+  ) {
+    this.maskers = { stdout: new StreamMasker(secrets), stderr: new StreamMasker(secrets) };
+  }
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  subscribe(fn: (e: OutputEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  write(stream: Stream, raw: Buffer): void {
+    this.emit(stream, this.maskers[stream].push(raw));
+  }
+
+  /** Resolves once every event emitted so far is in the database (or past the cap). */
+  async stored(): Promise<void> {
+    this.flush();
+    await this.writing;
+  }
+
+  /** Flushes the maskers and everything pending; resolves once stored. */
+  async finish(): Promise<OutputTotals> {
+    for (const s of ["stdout", "stderr"] as const) this.emit(s, this.maskers[s].end());
+    this.flush();
+    await this.writing;
+    return {
+      stdoutTail: this.tails.stdout.value,
+      stderrTail: this.tails.stderr.value,
+      stdoutBytes: this.bytes.stdout,
+      stderrBytes: this.bytes.stderr,
+      stdoutTruncated: this.truncated.stdout,
+      stderrTruncated: this.truncated.stderr,
+      lastSeq: this.seq,
+    };
+  }
+
+  private emit(stream: Stream, data: Buffer): void {
+    if (data.length === 0) return;
+    const event = { seq: ++this.seq, stream, data };
+    this.bytes[stream] += data.length;
+    this.tails[stream].push(data);
+    for (const fn of this.listeners) fn(event);
+    const room = this.capBytes - this.storedBytes[stream];
+    if (room <= 0) {
+      this.truncated[stream] = true;
+      return;
+    }
+    const kept = data.length > room ? data.subarray(0, room) : data;
+    if (kept.length < data.length) this.truncated[stream] = true;
+    this.storedBytes[stream] += kept.length;
+    this.pending.push({ seq: event.seq, stream, data: kept });
+    this.pendingBytes += kept.length;
+    if (this.pendingBytes >= FLUSH_BYTES) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
+  }
+
+  private flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    const size = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.inFlight += size;
+    if (this.inFlight > HIGH_WATER_BYTES) this.flow.pause();
+    // Batches are written one after another, so stored order is event order.
+    this.writing = this.writing.then(async () => {
+      try {
+        await insertOutput(this.db, this.operationId, batch);
+      } catch (err) {
+        this.logger.error("storing operation output failed", {
+          operation_id: this.operationId,
+          error: String(err),
+        });
+      }
+      this.inFlight -= size;
+      if (this.inFlight <= HIGH_WATER_BYTES / 2) this.flow.resume();
+    });
+  }
+
+  private inFlight = 0;
+}

@@ -1,0 +1,263 @@
+import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { EXIT_CODE_CANCELLED, EXIT_CODE_FAILED, EXIT_CODE_TIMEOUT } from "@reoclo/protocol";
+import type { Database } from "../db/database";
+import type { Logger } from "../logger";
+import type { SshPool, PoolTarget } from "../ssh/pool";
+import { runRemote, type RemoteExecOutcome, type RemoteExecution } from "../ssh/remote-exec";
+import { redactCommandText, secretsToMask, maskText } from "./masking";
+import { OutputRecorder, type OutputEvent } from "./output";
+import {
+  finalizeOperation,
+  getOperation,
+  heartbeat,
+  insertOperation,
+  requestCancel,
+  settleStale,
+  type FinalState,
+  type NewOperation,
+  type OperationRow,
+} from "./store";
+
+// Runs operations of this instance: one row each, output recorded as it arrives, exactly one
+// final status. A heartbeat carries cancel requests from other instances; a reconciler settles
+// operations whose instance vanished.
+
+export interface RunnerOptions {
+  outputCapBytes: number;
+  heartbeatMs?: number;
+  /** An operation whose heartbeat is older than this is settled `lost` by any instance. */
+  staleAfterMs?: number;
+}
+
+export interface StartRequest {
+  row: Omit<NewOperation, "id" | "status" | "command" | "runnerId" | "heartbeatAt" | "startedAt">;
+  target: PoolTarget;
+  command: string;
+  env: Readonly<Record<string, string>>;
+}
+
+interface Running {
+  execution: RemoteExecution | undefined;
+  recorder: OutputRecorder;
+  cancelled: boolean;
+}
+
+export class OperationRunner {
+  readonly instanceId = randomUUID();
+  private readonly running = new Map<string, Running>();
+  private readonly finals = new EventEmitter();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly settling = new Set<Promise<void>>();
+
+  constructor(
+    private readonly db: Database,
+    private readonly pool: SshPool,
+    private readonly logger: Logger,
+    private readonly opts: RunnerOptions,
+    private readonly now: () => Date = () => new Date(),
+  ) {
+    this.finals.setMaxListeners(0);
+    const beat = setInterval(() => void this.beat(), opts.heartbeatMs ?? 5_000);
+    const reconcile = setInterval(() => void this.reconcile(), (opts.staleAfterMs ?? 60_000) / 2);
+    beat.unref();
+    reconcile.unref();
+    this.timers.push(beat, reconcile);
+  }
+
+  /** Creates the operation row and starts it on the host; returns the row as created. */
+  async start(req: StartRequest): Promise<OperationRow> {
+    const secrets = secretsToMask(req.env);
+    const now = this.now();
+    const row = await insertOperation(this.db, {
+      ...req.row,
+      id: randomUUID(),
+      status: "running",
+      command: redactCommandText(req.command, secrets),
+      runnerId: this.instanceId,
+      heartbeatAt: now,
+      startedAt: now,
+    });
+    const entry: Running = { execution: undefined, recorder: undefined as never, cancelled: false };
+    entry.recorder = new OutputRecorder(this.db, row.id, secrets, this.opts.outputCapBytes, this.logger, {
+      pause: () => entry.execution?.pause(),
+      resume: () => entry.execution?.resume(),
+    });
+    this.running.set(row.id, entry);
+    entry.execution = runRemote(
+      this.pool,
+      req.target,
+      {
+        command: req.command,
+        env: req.env,
+        workingDirectory: req.row.workingDirectory ?? undefined,
+        timeoutSeconds: req.row.timeoutSeconds,
+        operationId: row.id,
+      },
+      {
+        onStdout: (b) => entry.recorder.write("stdout", b),
+        onStderr: (b) => entry.recorder.write("stderr", b),
+      },
+    );
+    const settled = entry.execution.done
+      .then((outcome) => this.settle(row.id, entry, outcome, secrets))
+      .catch((err: unknown) =>
+        this.logger.error("settling operation failed", { operation_id: row.id, error: String(err) }),
+      )
+      .finally(() => this.settling.delete(settled));
+    this.settling.add(settled);
+    return row;
+  }
+
+  /**
+   * Live output of an operation running on this instance, or undefined. Every event up to
+   * `lastSeq` is stored once `stored()` resolves; later ones arrive through `fn`.
+   */
+  subscribe(
+    id: string,
+    fn: (e: OutputEvent) => void,
+  ): { unsubscribe: () => void; lastSeq: number; stored: () => Promise<void> } | undefined {
+    const entry = this.running.get(id);
+    if (!entry) return undefined;
+    const recorder = entry.recorder;
+    return {
+      unsubscribe: recorder.subscribe(fn),
+      lastSeq: recorder.lastSeq,
+      stored: () => recorder.stored(),
+    };
+  }
+
+  /** Resolves with the final row, or undefined when it is still running after `ms`. */
+  async waitForFinal(id: string, ms: number): Promise<OperationRow | undefined> {
+    if (this.running.has(id)) {
+      const final = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => done(false), ms);
+        const done = (v: boolean) => {
+          clearTimeout(timer);
+          this.finals.off(id, onFinal);
+          resolve(v);
+        };
+        const onFinal = () => done(true);
+        this.finals.on(id, onFinal);
+      });
+      if (!final) return undefined;
+    }
+    const row = await getOperation(this.db, id);
+    return row && row.status !== "running" ? row : undefined;
+  }
+
+  onFinal(id: string, fn: () => void): () => void {
+    this.finals.on(id, fn);
+    return () => this.finals.off(id, fn);
+  }
+
+  isLocal(id: string): boolean {
+    return this.running.has(id);
+  }
+
+  /** Cancels wherever it runs: at once here, or at the next heartbeat of its instance. */
+  async cancel(id: string): Promise<void> {
+    const entry = this.running.get(id);
+    if (entry) {
+      entry.cancelled = true;
+      entry.execution?.cancel();
+      return;
+    }
+    await requestCancel(this.db, id, this.now());
+  }
+
+  /** Stops taking work: waits for running operations up to `graceMs`, then cancels the rest. */
+  async shutdown(graceMs: number): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    const all = Promise.all([...this.settling]);
+    const timedOut = await Promise.race([all.then(() => false), sleep(graceMs).then(() => true)]);
+    if (timedOut) {
+      for (const entry of this.running.values()) entry.execution?.cancel();
+      await all;
+    }
+  }
+
+  private async settle(id: string, entry: Running, outcome: RemoteExecOutcome, secrets: string[]) {
+    const final = mapOutcome(outcome);
+    if (final.message)
+      entry.recorder.write("stderr", Buffer.from(`reoclo: ${maskText(final.message, secrets)}\n`));
+    const totals = await entry.recorder.finish();
+    const state: FinalState = {
+      status: final.status,
+      exitCode: final.exitCode,
+      durationMs: final.durationMs,
+      error: final.message ? maskText(final.message, secrets) : null,
+      ...totals,
+    };
+    await finalizeOperation(this.db, id, state, this.now());
+    this.running.delete(id);
+    this.finals.emit(id);
+  }
+
+  private async beat() {
+    try {
+      const cancel = await heartbeat(this.db, [...this.running.keys()], this.now());
+      for (const id of cancel) {
+        const entry = this.running.get(id);
+        if (entry && !entry.cancelled) {
+          entry.cancelled = true;
+          entry.execution?.cancel();
+        }
+      }
+    } catch (err) {
+      this.logger.warn("operation heartbeat failed", { error: String(err) });
+    }
+  }
+
+  private async reconcile() {
+    try {
+      const staleBefore = new Date(this.now().getTime() - (this.opts.staleAfterMs ?? 60_000));
+      const settled = await settleStale(this.db, staleBefore, this.now());
+      if (settled.length) this.logger.warn("settled operations whose runner vanished", { lost: settled });
+    } catch (err) {
+      this.logger.warn("reconciler failed", { error: String(err) });
+    }
+  }
+}
+
+function mapOutcome(o: RemoteExecOutcome) {
+  switch (o.kind) {
+    case "exited":
+      return {
+        status: "completed" as const,
+        exitCode: o.exitCode,
+        durationMs: o.durationMs,
+        message: undefined,
+      };
+    case "timeout":
+      return {
+        status: "timeout" as const,
+        exitCode: EXIT_CODE_TIMEOUT,
+        durationMs: o.durationMs,
+        message: "timed out; the command's process group was killed",
+      };
+    case "cancelled":
+      return {
+        status: "cancelled" as const,
+        exitCode: EXIT_CODE_CANCELLED,
+        durationMs: o.durationMs,
+        message: "cancelled; the command's process group was killed",
+      };
+    case "failed":
+      return {
+        status: "failed" as const,
+        exitCode: EXIT_CODE_FAILED,
+        durationMs: null,
+        message: `could not run the command (${o.code}): ${o.reason}`,
+      };
+    case "lost":
+      return {
+        status: "lost" as const,
+        exitCode: EXIT_CODE_FAILED,
+        durationMs: null,
+        message: `the connection to the host dropped mid-run; the outcome is unknown: ${o.reason}`,
+      };
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());

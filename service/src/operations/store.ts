@@ -1,0 +1,148 @@
+import { and, asc, desc, eq, gt, inArray, isNull, lt, or } from "drizzle-orm";
+import type { Database } from "../db/database";
+import { operationOutput, operations, servers } from "../db/schema";
+
+// Operation rows and their stored output. Every status change goes through here.
+
+export type OperationRow = typeof operations.$inferSelect;
+export type NewOperation = typeof operations.$inferInsert;
+
+export async function insertOperation(db: Database, op: NewOperation): Promise<OperationRow> {
+  const [row] = await db.insert(operations).values(op).returning();
+  if (!row) throw new Error("operation insert returned nothing");
+  return row;
+}
+
+export interface FinalState {
+  status: "completed" | "timeout" | "cancelled" | "failed" | "lost";
+  exitCode: number;
+  durationMs: number | null;
+  error?: string | null;
+  stdoutTail: Buffer;
+  stderrTail: Buffer;
+  stdoutBytes: number;
+  stderrBytes: number;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  lastSeq: number;
+}
+
+/** Settles a running operation exactly once; returns false if it was already final. */
+export async function finalizeOperation(
+  db: Database,
+  id: string,
+  f: FinalState,
+  now: Date,
+): Promise<boolean> {
+  const rows = await db
+    .update(operations)
+    .set({ ...f, completedAt: now, heartbeatAt: now })
+    .where(and(eq(operations.id, id), eq(operations.status, "running")))
+    .returning({ id: operations.id });
+  return rows.length > 0;
+}
+
+export async function getOperation(db: Database, id: string): Promise<OperationRow | undefined> {
+  const [row] = await db.select().from(operations).where(eq(operations.id, id)).limit(1);
+  return row;
+}
+
+export async function getOperationWithServer(db: Database, id: string) {
+  const [row] = await db
+    .select({ op: operations, serverName: servers.name })
+    .from(operations)
+    .innerJoin(servers, eq(servers.id, operations.serverId))
+    .where(eq(operations.id, id))
+    .limit(1);
+  return row;
+}
+
+export async function listByRunId(db: Database, orgId: string, runId: string, limit: number, before?: Date) {
+  return db
+    .select({ op: operations, serverName: servers.name })
+    .from(operations)
+    .innerJoin(servers, eq(servers.id, operations.serverId))
+    .where(
+      and(
+        eq(operations.orgId, orgId),
+        eq(operations.runId, runId),
+        before ? lt(operations.createdAt, before) : undefined,
+      ),
+    )
+    .orderBy(desc(operations.createdAt), desc(operations.id))
+    .limit(limit);
+}
+
+export interface StoredEvent {
+  seq: number;
+  stream: "stdout" | "stderr";
+  data: Buffer;
+}
+
+export async function insertOutput(db: Database, operationId: string, events: StoredEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  await db
+    .insert(operationOutput)
+    .values(events.map((e) => ({ operationId, seq: e.seq, stream: e.stream, data: e.data })));
+}
+
+export async function readOutput(
+  db: Database,
+  operationId: string,
+  afterSeq: number,
+  limit: number,
+): Promise<StoredEvent[]> {
+  const rows = await db
+    .select({ seq: operationOutput.seq, stream: operationOutput.stream, data: operationOutput.data })
+    .from(operationOutput)
+    .where(and(eq(operationOutput.operationId, operationId), gt(operationOutput.seq, afterSeq)))
+    .orderBy(asc(operationOutput.seq))
+    .limit(limit);
+  return rows.map((r) => ({ seq: r.seq, stream: r.stream === "stderr" ? "stderr" : "stdout", data: r.data }));
+}
+
+/** Heartbeat of this instance's running operations; returns those someone asked to cancel. */
+export async function heartbeat(db: Database, ids: string[], now: Date): Promise<string[]> {
+  if (ids.length === 0) return [];
+  const rows = await db
+    .update(operations)
+    .set({ heartbeatAt: now })
+    .where(and(inArray(operations.id, ids), eq(operations.status, "running")))
+    .returning({ id: operations.id, cancel: operations.cancelRequestedAt });
+  return rows.filter((r) => r.cancel !== null).map((r) => r.id);
+}
+
+export async function requestCancel(db: Database, id: string, now: Date): Promise<void> {
+  await db
+    .update(operations)
+    .set({ cancelRequestedAt: now })
+    .where(
+      and(eq(operations.id, id), eq(operations.status, "running"), isNull(operations.cancelRequestedAt)),
+    );
+}
+
+/**
+ * Operations whose runner stopped heart-beating are settled `lost` (spec §4: nothing stays
+ * `running` forever; never silently re-run).
+ */
+export async function settleStale(db: Database, staleBefore: Date, now: Date): Promise<string[]> {
+  const rows = await db
+    .update(operations)
+    .set({
+      status: "lost",
+      exitCode: 255,
+      completedAt: now,
+      error: "The service instance running this operation stopped; its outcome on the host is unknown.",
+    })
+    .where(
+      and(
+        eq(operations.status, "running"),
+        or(
+          lt(operations.heartbeatAt, staleBefore),
+          and(isNull(operations.heartbeatAt), lt(operations.createdAt, staleBefore)),
+        ),
+      ),
+    )
+    .returning({ id: operations.id });
+  return rows.map((r) => r.id);
+}

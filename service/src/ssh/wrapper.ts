@@ -1,0 +1,125 @@
+// The fixed remote wrapper and its stdin protocol: request data travels on the channel, never in argv or shell text.
+
+/** First header line; bump the number whenever the header layout changes. */
+export const HEADER_MAGIC = "reoclo-exec-1";
+/** A control line the service writes after the header to kill the whole process group. */
+export const CANCEL_LINE = "cancel\n";
+/** Extra seconds the host-side watchdog waits beyond timeout + grace, so the service's own timer always fires first. */
+export const WATCHDOG_MARGIN_SECONDS = 10;
+
+/**
+ * POSIX sh, run as `sh -c WRAPPER reoclo-exec` with the channel as stdin. Header, one field per line:
+ *   reoclo-exec-1
+ *   <operation uuid> <timeout seconds> <grace seconds>
+ *   base64(working directory)   (empty line: the login directory)
+ *   base64(env script)          (`export NAME='value'` lines, single-quoted by the service)
+ *   base64(command)
+ * Then control lines until EOF: `cancel`. The exit status is the command's own (128+signal when killed).
+ */
+export const WRAPPER_SCRIPT = `
+umask 077  # the temp dir and its files (env values, command) are readable by this user only
+fail() { printf 'reoclo: %s\\n' "$1" >&2; exit "\${2:-1}"; }
+# printf is a builtin, so base64 text reaches base64 -d through a pipe and never appears in argv.
+decode() { printf '%s\\n' "$1" | base64 -d; }
+
+# A header cut short means the service gave up before sending it: nothing is run.
+IFS= read -r magic || exit 0
+[ "$magic" = ${HEADER_MAGIC} ] || fail "this host got a request header it does not understand" 2
+read -r op timeout grace && IFS= read -r wd64 && IFS= read -r env64 && IFS= read -r cmd64 || exit 0
+case "$op" in '' | *[!0-9a-f-]*) fail "malformed operation id in the request header" 2 ;; esac
+case "$timeout$grace" in '' | *[!0-9]*) fail "malformed timeout in the request header" 2 ;; esac
+
+command -v setsid >/dev/null 2>&1 || fail "setsid is not installed on this host (it is part of util-linux)" 127
+runner=$(command -v bash || command -v sh)
+tmp=$(mktemp -d "\${TMPDIR:-/tmp}/reoclo-$op.XXXXXX") || fail "could not create a temporary directory"
+if ! { decode "$env64" >"$tmp/env" && decode "$cmd64" >"$tmp/command"; }; then
+  rm -rf -- "$tmp"
+  fail "could not write the command to $tmp"
+fi
+if [ -n "$wd64" ]; then
+  wd=$(decode "$wd64"; echo .) && wd=\${wd%.}  # the sentinel keeps trailing newlines that $(...) strips
+  # The directory is data in a quoted variable; CDPATH could send a relative path elsewhere and print it.
+  if ! CDPATH= cd -- "$wd" 2>/dev/null; then
+    rm -rf -- "$tmp"
+    [ -e "$wd" ] && fail "working directory $wd is not an accessible directory"
+    fail "working directory $wd does not exist"
+  fi
+fi
+
+# Not a group leader (no job control here), so setsid does not fork: $! is the new session's pgid.
+# The env script is sourced by the runner itself, so names like PATH or tmp never touch this wrapper.
+setsid "$runner" -c '. "$1"; exec "$0" "$2"' "$runner" "$tmp/env" "$tmp/command" </dev/null &
+pid=$!
+
+# TERM the whole group, give it the grace period, then KILL whatever is left.
+kill_tree() {
+  kill -TERM "-$pid" 2>/dev/null || return 0  # dash's kill takes no "--"; "-pgid" addresses the group
+  n=0
+  while [ "$n" -lt "$((grace * 10))" ] && kill -0 "-$pid" 2>/dev/null; do
+    sleep 0.1
+    n=$((n + 1))
+  done
+  kill -KILL "-$pid" 2>/dev/null
+}
+
+# Control reader. Async lists get /dev/null as stdin in a non-interactive shell, so hand it the channel as fd 3;
+# it and the watchdog write nothing, and must not hold the channel's stdout/stderr open after the command ends.
+exec 3<&0
+(while IFS= read -r line; do [ "$line" = cancel ] && { kill_tree; exit 0; }; done) <&3 >/dev/null 2>&1 &
+reader=$!
+# Watchdog: the backstop for when the service is gone, firing after timeout + grace + a margin.
+# The wrapper TERMs it when the command ends; the trap takes its sleep along so nothing is orphaned.
+# $! is that sleep once it has started (before, it is the reader, which the wrapper is ending anyway).
+(
+  trap 'kill $! 2>/dev/null; exit 0' TERM
+  sleep "$((timeout + grace + ${WATCHDOG_MARGIN_SECONDS}))" &
+  wait $! && kill_tree  # a trapped TERM interrupts wait (POSIX), so the trap runs at once
+) </dev/null >/dev/null 2>&1 3<&- &
+watchdog=$!
+exec 3<&-
+
+wait "$pid"
+code=$?
+# The command is done: TERM what it left in its group now and KILL it after the grace from a detached helper,
+# so a leftover background job neither delays the result nor outlives the operation.
+if kill -TERM "-$pid" 2>/dev/null; then
+  (sleep "$grace"; kill -KILL "-$pid" 2>/dev/null) </dev/null >/dev/null 2>&1 &
+fi
+kill "$reader" "$watchdog" 2>/dev/null
+rm -rf -- "$tmp"
+exit "$code"
+`;
+
+/** POSIX single quoting: the only character that needs care inside '…' is the quote itself. */
+export function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The exec request string sent to sshd: constant, with no request data in it. */
+export const EXEC_REQUEST = `exec sh -c ${shellQuote(WRAPPER_SCRIPT)} reoclo-exec`;
+
+export interface WrapperRequest {
+  operationId: string;
+  command: string;
+  env: Readonly<Record<string, string>>;
+  workingDirectory?: string | undefined;
+  timeoutSeconds: number;
+  graceSeconds: number;
+}
+
+const b64 = (text: string): string => Buffer.from(text, "utf8").toString("base64");
+
+/** The header the wrapper reads from stdin; env values are single-quoted inside a base64 field. */
+export function encodeHeader(req: WrapperRequest): string {
+  const envScript = Object.entries(req.env)
+    .map(([name, value]) => `export ${name}=${shellQuote(value)}\n`)
+    .join("");
+  return [
+    HEADER_MAGIC,
+    `${req.operationId} ${req.timeoutSeconds} ${req.graceSeconds}`,
+    req.workingDirectory ? b64(req.workingDirectory) : "",
+    b64(envScript),
+    b64(req.command),
+    "",
+  ].join("\n");
+}

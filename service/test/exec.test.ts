@@ -1,0 +1,263 @@
+import { execFileSync } from "node:child_process";
+import { randomBytes, randomInt } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readEvents, startExecEnv, type ExecEnv } from "./fixtures/exec-env";
+
+type ExecAnswer = {
+  operation_id: string;
+  status: string;
+  exit_code?: number;
+  stdout?: string;
+  stderr?: string;
+  duration_ms?: number;
+  stdout_truncated?: boolean;
+  stderr_truncated?: boolean;
+};
+
+const psArgs = () => execFileSync("ps", ["-ewwo", "args"], { encoding: "utf8" });
+const pgrep = (pattern: string) => {
+  try {
+    return execFileSync("pgrep", ["-f", pattern], { encoding: "utf8" }).trim();
+  } catch {
+    return ""; // pgrep exits 1 when nothing matches
+  }
+};
+const marker = () => `9${randomInt(100_000, 999_999)}`;
+
+async function dumpAllTables(env: ExecEnv): Promise<string> {
+  const rowsOf = <T>(r: unknown): T[] => (Array.isArray(r) ? (r as T[]) : (r as { rows: T[] }).rows);
+  const tables = rowsOf<{ table_name: string }>(
+    await env.db.db.execute(
+      sql`select table_name from information_schema.tables where table_schema = 'public'`,
+    ),
+  );
+  let out = "";
+  for (const { table_name } of tables) {
+    const rows = rowsOf<{ j: string }>(
+      await env.db.db.execute(sql.raw(`select row_to_json(t)::text as j from "${table_name}" t`)),
+    );
+    out += rows.map((r) => r.j).join("\n");
+  }
+  return out;
+}
+
+describe("POST /exec against a real sshd host", () => {
+  let env: ExecEnv;
+  const exec = async (body: Record<string, unknown>, headers?: Record<string, string>) => {
+    const res = await env.post("/exec", { server_id: env.serverId, ...body }, headers);
+    expect(res.status).toBe(200);
+    return (await res.json()) as ExecAnswer;
+  };
+  const settle = async (id: string) => {
+    await expect
+      .poll(async () => ((await (await env.get(`/operations/${id}`)).json()) as { status: string }).status, {
+        timeout: 20_000,
+      })
+      .not.toBe("running");
+    return (await (await env.get(`/operations/${id}`)).json()) as { status: string; result: ExecAnswer };
+  };
+
+  beforeAll(async () => {
+    env = await startExecEnv();
+  });
+  afterAll(async () => {
+    await env?.close();
+  });
+
+  it("answers 200 with the result flat, streams kept apart", async () => {
+    const r = await exec({ command: "echo hi; echo oops >&2; exit 3" });
+    expect(r).toMatchObject({
+      status: "completed",
+      exit_code: 3,
+      stdout: "hi\n",
+      stderr: "oops\n",
+      stdout_truncated: false,
+    });
+    expect(r.duration_ms).toBeGreaterThanOrEqual(0);
+    const op = (await (await env.get(`/operations/${r.operation_id}`)).json()) as Record<string, unknown>;
+    expect(op).toMatchObject({
+      operation_id: r.operation_id,
+      operation_type: "exec",
+      server_id: env.serverId,
+      status: "completed",
+    });
+    expect(op.result).toMatchObject({ exit_code: 3, stdout: "hi\n" });
+  });
+
+  it("keeps env secrets out of ps, the stored command and every table, and masks them in output", async () => {
+    const secret = `s3cr3t-${randomBytes(12).toString("hex")}`;
+    const m = marker();
+    const pending = exec({
+      command: `printf %s "$API_TOKEN" | wc -c; echo "token=$API_TOKEN"; bash -c "sleep 1.5; : ${m}"`,
+      env: { API_TOKEN: secret, SHORT: "abc" },
+    });
+    const samples: string[] = [];
+    let done = false;
+    void pending.finally(() => (done = true));
+    while (!done) {
+      samples.push(psArgs());
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const r = await pending;
+    expect(samples.some((s) => s.includes(m))).toBe(true); // the sampling did see the command run
+    for (const s of samples) expect(s).not.toContain(secret);
+    expect(r.stdout).toBe(`${secret.length}\ntoken=***\n`);
+    expect(await dumpAllTables(env)).not.toContain(secret);
+  });
+
+  it("passes working_directory as data: injection payloads create nothing", async () => {
+    for (const payload of [
+      "$(touch /tmp/reoclo-inj-a)",
+      '"; touch /tmp/reoclo-inj-b; "',
+      "`touch /tmp/reoclo-inj-c`",
+    ]) {
+      const r = await exec({ command: "pwd", working_directory: payload });
+      expect(r.status).toBe("completed");
+      expect(r.exit_code).toBe(1);
+      expect(r.stderr).toContain("working directory");
+    }
+    for (const f of ["a", "b", "c"]) expect(existsSync(`/tmp/reoclo-inj-${f}`)).toBe(false);
+    expect((await exec({ command: "pwd", working_directory: "/tmp" })).stdout).toBe("/tmp\n");
+  });
+
+  it("kills the whole process tree at the timeout", async () => {
+    const m = marker();
+    const r = await exec({ command: `(sleep ${m} &); sleep ${m}`, timeout_seconds: 1 });
+    const final = r.status === "running" ? (await settle(r.operation_id)).result : r;
+    expect(final.exit_code).toBe(124);
+    await expect.poll(() => pgrep(`sleep ${m}`), { timeout: 10_000 }).toBe("");
+  });
+
+  it("cancels a running command and leaves none of its processes", async () => {
+    const m = marker();
+    const r = await exec({ command: `sleep ${m}`, timeout_seconds: 600 });
+    expect(r.status).toBe("running");
+    expect(pgrep(`sleep ${m}`)).not.toBe("");
+    const res = await env.post(`/operations/${r.operation_id}/cancel`, {});
+    expect(res.status).toBe(200);
+    const op = (await res.json()) as { status: string; result: ExecAnswer };
+    expect(op.status).toBe("cancelled");
+    expect(op.result.exit_code).toBe(130);
+    await expect.poll(() => pgrep(`sleep ${m}`), { timeout: 10_000 }).toBe("");
+    // Cancelling again is harmless.
+    expect((await env.post(`/operations/${r.operation_id}/cancel`, {})).status).toBe(200);
+  });
+
+  it("finishes at once when the command leaves a background process holding stdout", async () => {
+    const m = marker();
+    const started = Date.now();
+    const r = await exec({ command: `sleep ${m} & echo started` });
+    expect(r).toMatchObject({ status: "completed", exit_code: 0, stdout: "started\n" });
+    expect(Date.now() - started).toBeLessThan(2_000);
+    await expect.poll(() => pgrep(`sleep ${m}`), { timeout: 10_000 }).toBe("");
+  });
+
+  it("runs a command once for the same Idempotency-Key, and refuses the key with another body", async () => {
+    const file = `/tmp/reoclo-idem-${randomBytes(4).toString("hex")}`;
+    const body = { command: `echo run >> ${file}` };
+    const headers = { "Idempotency-Key": `idem-${randomBytes(6).toString("hex")}` };
+    const first = await env.post("/exec", { server_id: env.serverId, ...body }, headers);
+    const second = await env.post("/exec", { server_id: env.serverId, ...body }, headers);
+    const a = (await first.json()) as ExecAnswer;
+    const b = (await second.json()) as ExecAnswer;
+    expect(second.headers.get("idempotent-replayed")).toBe("true");
+    expect(b.operation_id).toBe(a.operation_id);
+    expect(readFileSync(file, "utf8")).toBe("run\n");
+    const other = await env.post("/exec", { server_id: env.serverId, command: "echo other" }, headers);
+    expect(other.status).toBe(422);
+    expect(await other.json()).toMatchObject({ error: "idempotency_key_mismatch" });
+  });
+
+  it("streams output live over SSE, and resumes with Last-Event-ID without gaps or duplicates", async () => {
+    const res = await env.post(
+      "/exec",
+      { server_id: env.serverId, command: "echo one; sleep 1; echo two; sleep 1; echo three" },
+      { Accept: "text/event-stream" },
+    );
+    expect(res.headers.get("content-type")).toContain("text/event-stream");
+    const first = await readEvents(res, (e) => e.event === "output");
+    const outputs = first.filter((e) => e.event === "output");
+    expect(JSON.parse(outputs[0]!.data)).toEqual({ stream: "stdout", data: "one\n" });
+    const list = (await (await env.get(`/operations?run_id=none`)).json()) as { items: unknown[] };
+    expect(list.items).toEqual([]);
+    // Still running when the first line arrived: that is live output.
+    const opId = await findLatestOperation(env);
+    expect(((await (await env.get(`/operations/${opId}`)).json()) as { status: string }).status).toBe(
+      "running",
+    );
+    const lastId = outputs.at(-1)!.id;
+    const rest = await readEvents(await env.get(`/operations/${opId}/events`, { "Last-Event-ID": lastId }));
+    const all = [...outputs, ...rest.filter((e) => e.event === "output")];
+    const ids = all.map((e) => Number(e.id));
+    expect(new Set(ids).size).toBe(ids.length);
+    expect([...ids].sort((x, y) => x - y)).toEqual(ids);
+    expect(all.map((e) => (JSON.parse(e.data) as { data: string }).data).join("")).toBe("one\ntwo\nthree\n");
+    const end = rest.find((e) => e.event === "end");
+    expect(JSON.parse(end!.data)).toMatchObject({ exit_code: 0, stdout: "one\ntwo\nthree\n" });
+  });
+
+  it("lists the operations of one CI run, newest first", async () => {
+    const runId = `run-${randomBytes(4).toString("hex")}`;
+    const a = await exec({
+      command: "true",
+      run_id: runId,
+      run_context: { provider: "github_actions", repository: "acme/web" },
+    });
+    const b = await exec({ command: "true", run_id: runId });
+    const list = (await (await env.get(`/operations?run_id=${runId}`)).json()) as {
+      items: { operation_id: string; run_context: unknown }[];
+    };
+    expect(list.items.map((i) => i.operation_id)).toEqual([b.operation_id, a.operation_id]);
+    expect(list.items[1]!.run_context).toMatchObject({ repository: "acme/web" });
+  });
+
+  it("answers 404 for unknown operations and for ids that are not uuids", async () => {
+    expect((await env.get("/operations/00000000-0000-4000-8000-000000000000")).status).toBe(404);
+    expect((await env.get("/operations/nope")).status).toBe(404);
+  });
+});
+
+async function findLatestOperation(env: ExecEnv): Promise<string> {
+  const rows = await env.db.db.execute(sql`select id from operations order by created_at desc limit 1`);
+  const list = (Array.isArray(rows) ? rows : (rows as { rows: unknown[] }).rows) as { id: string }[];
+  return list[0]!.id;
+}
+
+describe("hosts that change or go away", () => {
+  let env: ExecEnv;
+  beforeAll(async () => {
+    env = await startExecEnv({ env: { REOCLO_SYNC_WAIT_SECONDS: "1" } });
+  });
+  afterAll(async () => {
+    await env?.close();
+  });
+
+  it("ends `lost` when the connection drops mid-run", async () => {
+    const res = await env.post("/exec", { server_id: env.serverId, command: "sleep 30" });
+    const r = (await res.json()) as ExecAnswer;
+    expect(r.status).toBe("running");
+    await env.host.stop();
+    await expect
+      .poll(
+        async () =>
+          ((await (await env.get(`/operations/${r.operation_id}`)).json()) as { status: string }).status,
+        {
+          timeout: 15_000,
+        },
+      )
+      .toBe("lost");
+    await env.host.start();
+  });
+
+  it("runs nothing on a host whose key changed, and the operation is `failed`", async () => {
+    await env.host.replaceHostKey();
+    const file = `/tmp/reoclo-hk-${randomBytes(4).toString("hex")}`;
+    const res = await env.post("/exec", { server_id: env.serverId, command: `touch ${file}` });
+    const r = (await res.json()) as ExecAnswer;
+    expect(r).toMatchObject({ status: "failed", exit_code: 255 });
+    expect(r.stderr).toContain("host_key_mismatch");
+    expect(existsSync(file)).toBe(false);
+  });
+});
