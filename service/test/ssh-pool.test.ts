@@ -1,0 +1,211 @@
+// What the pool does against a real OpenSSH host: reuse, caps under load, idling out, safe retries and shutdown.
+import { randomUUID } from "node:crypto";
+import net from "node:net";
+import ssh2 from "ssh2";
+import type { ClientChannel } from "ssh2";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { SshError } from "../src/ssh/connect.js";
+import { SshPool, type PoolTarget } from "../src/ssh/pool.js";
+import { startTestHost, type TestHost } from "./fixtures/sshd.js";
+
+let host: TestHost;
+const pools: SshPool[] = [];
+const servers: net.Server[] = [];
+
+function targetFor(h: TestHost, overrides: Partial<PoolTarget> = {}): PoolTarget {
+  const { host: address, port, username, privateKey, hostKeyFingerprint } = h;
+  return {
+    serverId: randomUUID(),
+    host: address,
+    port,
+    username,
+    privateKey,
+    hostKeyFingerprint,
+    ...overrides,
+  };
+}
+
+function newPool(...args: ConstructorParameters<typeof SshPool>): SshPool {
+  const pool = new SshPool(...args);
+  pools.push(pool);
+  return pool;
+}
+
+/** Reads a channel to its end, as every user of the pool must (ssh2 emits "close" only after "end"). */
+function collect(channel: ClientChannel): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve) => {
+    let stdout = "";
+    let code: number | null = null;
+    channel.on("data", (d: Buffer) => (stdout += d.toString()));
+    channel.stderr.resume();
+    channel.on("exit", (c: number | null) => (code = c));
+    channel.once("close", () => resolve({ code, stdout }));
+  });
+}
+
+async function run(pool: SshPool, target: PoolTarget, command: string) {
+  return collect(await pool.exec(target, command));
+}
+
+/** A TCP listener that counts connections; in "forward" mode it relays to the real host, else it hangs up. */
+async function countingListener(mode: "forward" | "hang-up"): Promise<{ port: number; count: () => number }> {
+  let count = 0;
+  const server = net.createServer((socket) => {
+    count++;
+    if (mode === "hang-up") return socket.destroy();
+    const upstream = net.connect(host.port, host.host);
+    socket.pipe(upstream).pipe(socket);
+    socket.on("error", () => upstream.destroy());
+    upstream.on("error", () => socket.destroy());
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { port: (server.address() as net.AddressInfo).port, count: () => count };
+}
+
+async function refusedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+async function sshErrorOf(promise: Promise<unknown>): Promise<SshError> {
+  const err: unknown = await promise.then(
+    () => new Error("expected exec to fail"),
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(SshError);
+  return err as SshError;
+}
+
+beforeAll(async () => {
+  host = await startTestHost();
+});
+
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((p) => p.close()));
+  await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
+});
+
+afterAll(async () => {
+  await host?.close();
+});
+
+describe("SshPool", () => {
+  it("reuses one connection for sequential execs (same client port seen by the host)", async () => {
+    const pool = newPool();
+    const target = targetFor(host);
+    const first = await run(pool, target, 'echo "$SSH_CLIENT"');
+    const second = await run(pool, target, 'echo "$SSH_CLIENT"');
+    expect(first.code).toBe(0);
+    expect(second.stdout).toBe(first.stdout);
+    expect(pool.stats()).toEqual({ connections: 1, channels: 0, waiting: 0 });
+  });
+
+  it("runs 30 concurrent execs with the default caps on at most 4 connections", async () => {
+    const pool = newPool();
+    const target = targetFor(host);
+    let maxConnections = 0;
+    let maxChannels = 0;
+    const sampler = setInterval(() => {
+      maxConnections = Math.max(maxConnections, pool.stats().connections);
+      maxChannels = Math.max(maxChannels, pool.stats().channels);
+    }, 5);
+    try {
+      const results = await Promise.all(Array.from({ length: 30 }, () => run(pool, target, "sleep 0.3")));
+      expect(results.map((r) => r.code)).toEqual(Array.from({ length: 30 }, () => 0));
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(maxConnections).toBeGreaterThan(1);
+    expect(maxConnections).toBeLessThanOrEqual(4);
+    expect(maxChannels).toBeLessThanOrEqual(32);
+    expect(pool.stats()).toMatchObject({ channels: 0, waiting: 0 });
+  });
+
+  it("serves waiters in FIFO order when the host is at capacity", async () => {
+    const pool = newPool({ maxChannelsPerConnection: 1, maxConnectionsPerHost: 1 });
+    const target = targetFor(host);
+    const order: number[] = [];
+    const runs = [0, 1, 2, 3].map((i) =>
+      pool.exec(target, `echo ${i}`).then((ch) => {
+        order.push(i);
+        return collect(ch);
+      }),
+    );
+    await expect.poll(() => pool.stats().waiting).toBeGreaterThan(0);
+    await Promise.all(runs);
+    expect(order).toEqual([0, 1, 2, 3]);
+  });
+
+  it("retries channels the host refuses (sshd MaxSessions 10) until they open", async () => {
+    const pool = newPool({ maxChannelsPerConnection: 12, maxConnectionsPerHost: 1 });
+    const target = targetFor(host);
+    const results = await Promise.all(Array.from({ length: 12 }, () => run(pool, target, "sleep 0.3")));
+    expect(results.every((r) => r.code === 0)).toBe(true);
+    expect(pool.stats().connections).toBe(1);
+  });
+
+  it("closes connections that stay idle for idleTimeoutMs", async () => {
+    const pool = newPool({ idleTimeoutMs: 200 });
+    await run(pool, targetFor(host), "true");
+    expect(pool.stats().connections).toBe(1);
+    await expect.poll(() => pool.stats().connections, { timeout: 5_000 }).toBe(0);
+  });
+
+  it("retries a refused connect and then fails cleanly with host_unreachable", async () => {
+    const pool = newPool();
+    const started = performance.now();
+    const err = await sshErrorOf(pool.exec(targetFor(host, { port: await refusedPort() }), "true"));
+    expect(err.code).toBe("host_unreachable");
+    expect(performance.now() - started).toBeGreaterThanOrEqual(450); // two backoffs: 100 ms + 400 ms
+    expect(pool.stats()).toEqual({ connections: 0, channels: 0, waiting: 0 });
+  });
+
+  it("tries a failing connect three times in all", async () => {
+    const listener = await countingListener("hang-up");
+    const err = await sshErrorOf(newPool().exec(targetFor(host, { port: listener.port }), "true"));
+    expect(err.code).toMatch(/^(ssh_error|host_unreachable)$/);
+    expect(listener.count()).toBe(3);
+  });
+
+  it("does not retry a host key mismatch or an authentication failure", async () => {
+    const listener = await countingListener("forward");
+    const pool = newPool();
+    const wrongKey = targetFor(host, {
+      port: listener.port,
+      hostKeyFingerprint: "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    });
+    expect((await sshErrorOf(pool.exec(wrongKey, "true"))).code).toBe("host_key_mismatch");
+    expect(listener.count()).toBe(1);
+    const otherKey = ssh2.utils.generateKeyPairSync("ed25519").private; // a key the host does not know
+    const wrongUser = targetFor(host, { port: listener.port, privateKey: otherKey });
+    expect((await sshErrorOf(pool.exec(wrongUser, "true"))).code).toBe("auth_failed");
+    expect(listener.count()).toBe(2);
+  });
+
+  it("uses a new connection when a server's settings change", async () => {
+    const pool = newPool();
+    const target = targetFor(host);
+    await run(pool, target, "true");
+    await run(pool, { ...target, serverId: randomUUID() }, "true");
+    expect(pool.stats().connections).toBe(2);
+  });
+
+  it("close() ends open channels, rejects waiters and refuses new execs", async () => {
+    const pool = new SshPool({ maxChannelsPerConnection: 1, maxConnectionsPerHost: 1 });
+    const target = targetFor(host);
+    const running = collect(await pool.exec(target, "sleep 30"));
+    const waiting = sshErrorOf(pool.exec(target, "true"));
+    await expect.poll(() => pool.stats().waiting).toBe(1);
+    const started = performance.now();
+    await pool.close();
+    expect((await waiting).code).toBe("ssh_error");
+    await running; // its channel saw "close"
+    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(pool.stats()).toEqual({ connections: 0, channels: 0, waiting: 0 });
+    await sshErrorOf(pool.exec(target, "true"));
+  });
+});
