@@ -12,6 +12,8 @@ import { openRuntime } from "./runtime";
 
 // Parses config, builds the dependencies, listens; everything else lives in createApp().
 
+const RESPONSE_DRAIN_MS = 3_000;
+
 async function main(): Promise<void> {
   let config;
   try {
@@ -82,6 +84,8 @@ async function main(): Promise<void> {
     const closed = new Promise((resolve) => server.close(resolve));
     server.closeIdleConnections();
     await runner.shutdown(config.shutdownGraceSeconds * 1000);
+    // Answers about the operations just settled still go out; then whatever is left is cut.
+    await Promise.race([closed, new Promise((r) => setTimeout(r, RESPONSE_DRAIN_MS).unref())]);
     server.closeAllConnections();
     await closed;
     adminServer.closeAllConnections();

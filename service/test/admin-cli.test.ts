@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -21,7 +22,7 @@ describe("reoclo-admin against a running service on the embedded database", () =
 
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(tmpdir(), "reoclo-cli-"));
-    env = { REOCLO_DATA_DIR: path.join(dataDir, "data") };
+    env = { REOCLO_DATA_DIR: path.join(dataDir, "data"), REOCLO_SHUTDOWN_GRACE_SECONDS: "1" };
     host = await startTestHost();
     keyFile = path.join(dataDir, "id_test");
     await writeFile(keyFile, host.privateKey, { mode: 0o600 });
@@ -130,14 +131,64 @@ describe("reoclo-admin against a running service on the embedded database", () =
     expect((await fetch(`${service.url}/healthz`)).status).toBe(200);
   });
 
-  it("stops on SIGTERM with exit code 0, and the data is there on the next start", async () => {
-    expect(await service.stop()).toBe(0);
+  it("on SIGTERM settles a running operation, leaves nothing on the host, exits 0, and keeps the data", async () => {
+    // The host key was replaced above: pin the host again as a new server, with a key for all servers.
+    const added = await runAdminCli(
+      [
+        "servers",
+        "add",
+        "--name",
+        "web-2",
+        "--host",
+        host.host,
+        "--port",
+        String(host.port),
+        "--user",
+        host.username,
+        "--private-key-file",
+        keyFile,
+        "--trust-on-first-use",
+        "--json",
+      ],
+      env,
+    );
+    const { id } = parse<{ id: string }>(added.stdout);
+    const { key } = parse<{ key: string }>(
+      (
+        await runAdminCli(
+          ["keys", "create", "--name", "all", "--operations", "exec", "--all-servers", "--json"],
+          env,
+        )
+      ).stdout,
+    );
+    const marker = `9${Math.floor(Math.random() * 900_000 + 100_000)}`;
+    const pending = fetch(`${service.url}/api/automation/v1/exec`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ server_id: id, command: `sleep ${marker}`, timeout_seconds: 600 }),
+    });
+    await expect.poll(() => pgrepCount(`sleep ${marker}`), { timeout: 10_000 }).toBe(1);
+    const exited = service.stop();
+    const answer = await pending;
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toMatchObject({ status: "cancelled", exit_code: 130 });
+    expect(await exited).toBe(0);
+    await expect.poll(() => pgrepCount(`sleep ${marker}`), { timeout: 10_000 }).toBe(0);
+
     const list = await runAdminCli(["keys", "list", "--json"], env); // now opens the database itself
     expect(list.code).toBe(0);
     expect(parse<{ name: string }[]>(list.stdout).map((k) => k.name)).toContain("ci");
     expect(list.stdout).not.toContain(plaintextKey);
   });
 });
+
+function pgrepCount(pattern: string): number {
+  try {
+    return execFileSync("pgrep", ["-f", pattern], { encoding: "utf8" }).trim().split("\n").length;
+  } catch {
+    return 0;
+  }
+}
 
 describe("reoclo-admin on PostgreSQL", () => {
   let pg: Awaited<ReturnType<typeof createPostgresDatabase>>;

@@ -109,15 +109,34 @@ describe("runRemote", () => {
     const marker = `marker-${token()}`;
     const { result, operationId } = start({ command: `: ${marker}; sleep 2`, env: { SECRET: secret } });
     const seen: string[] = [];
+    const onDisk: string[] = [];
     let finished = false;
     void result.then(() => (finished = true));
     while (!finished) {
       seen.push(allCommandLines());
+      // The env file is deleted as soon as it is sourced; the command file stays until the end.
+      const grep = ["-c", `grep -rl -- ${secret} /tmp/reoclo-${operationId}.* 2>/dev/null || true`];
+      onDisk.push(execFileSync("sh", grep, { encoding: "utf8" }));
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     expect((await result).outcome).toMatchObject({ kind: "exited", exitCode: 0 });
     expect(seen.some((ps) => ps.includes(operationId))).toBe(true); // the sampling did see the run
     expect(seen.filter((ps) => ps.includes(secret) || ps.includes(marker))).toEqual([]);
+    expect(onDisk.filter((files) => files !== "")).toEqual([]);
+  });
+
+  it("runs the command in its own session, with the account's usual umask and /dev/null as stdin", async () => {
+    const channel = await pool.exec(targetFor(host), "umask");
+    const loginUmask = await new Promise<string>((resolve) => {
+      let out = "";
+      channel.on("data", (d: Buffer) => (out += d.toString()));
+      channel.once("close", () => resolve(out));
+    });
+    const result = await run({ command: "umask; cat; readlink /proc/self/fd/0; ps -o sid= -p $$; echo $$" });
+    const [umask, stdin, sessionId, pid] = result.stdout.split("\n").map((l) => l.trim());
+    expect(`${umask}\n`).toBe(loginUmask);
+    expect(stdin).toBe("/dev/null");
+    expect(sessionId).toBe(pid);
   });
 
   it("treats the working directory as data: injection payloads run nothing and exit 1", async () => {
@@ -254,11 +273,15 @@ describe("runRemote against a host that changes under it", () => {
   it("reports lost when the host's sshd dies mid-run", async () => {
     const current = { ...target, hostKeyFingerprint: other.hostKeyFingerprint };
     let stopping: Promise<void> | undefined;
-    const { result } = start({ command: "echo started; sleep 30" }, current, (text) => {
+    const { result, operationId } = start({ command: "echo started; sleep 30" }, current, (text) => {
       if (text.includes("started")) stopping ??= other.stop();
     });
     expect((await result).outcome.kind).toBe("lost");
     await stopping;
     await other.start();
+    // The wrapper was SIGKILLed with its session: its temp dir stays, holding the command but not the env.
+    const leftover = execFileSync("sh", ["-c", `ls /tmp/reoclo-${operationId}.*`], { encoding: "utf8" });
+    expect(leftover.trim()).toBe("command");
+    execFileSync("sh", ["-c", `rm -rf /tmp/reoclo-${operationId}.*`]);
   });
 });

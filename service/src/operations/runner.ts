@@ -127,23 +127,29 @@ export class OperationRunner {
     };
   }
 
-  /** Resolves with the final row, or undefined when it is still running after `ms`. */
+  /**
+   * Resolves with the final row, or undefined when it is still running after `ms`. Local
+   * operations signal their end; one running on another instance is watched in the database.
+   */
   async waitForFinal(id: string, ms: number): Promise<OperationRow | undefined> {
+    const deadline = Date.now() + ms;
     if (this.running.has(id)) {
-      const final = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => done(false), ms);
-        const done = (v: boolean) => {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, ms);
+        function done() {
           clearTimeout(timer);
-          this.finals.off(id, onFinal);
-          resolve(v);
-        };
-        const onFinal = () => done(true);
-        this.finals.on(id, onFinal);
+          off();
+          resolve();
+        }
+        const off = this.onFinal(id, done);
       });
-      if (!final) return undefined;
     }
-    const row = await getOperation(this.db, id);
-    return row && row.status !== "running" ? row : undefined;
+    for (;;) {
+      const row = await getOperation(this.db, id);
+      if (!row || row.status !== "running") return row;
+      if (this.running.has(id) || Date.now() >= deadline) return undefined;
+      await sleep(Math.min(REMOTE_POLL_MS, Math.max(0, deadline - Date.now())));
+    }
   }
 
   onFinal(id: string, fn: () => void): () => void {
@@ -260,4 +266,5 @@ function mapOutcome(o: RemoteExecOutcome) {
   }
 }
 
+const REMOTE_POLL_MS = 200;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());

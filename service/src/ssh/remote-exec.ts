@@ -36,7 +36,7 @@ export interface RemoteExecution {
   readonly done: Promise<RemoteExecOutcome>;
   /** Idempotent; kills the whole remote process tree (TERM, grace, KILL). */
   cancel(): void;
-  /** Output flow control: maps to the channel's pause/resume, so the host stops sending. */
+  /** Output flow control: maps to the channel's pause/resume, so the host stops sending. `done` waits while paused. */
   pause(): void;
   resume(): void;
 }
@@ -85,6 +85,7 @@ export function runRemote(
   let killReason: "timeout" | "cancelled" | undefined;
   let openedAt = 0;
   let exitedAt: number | undefined;
+  let exitOutcome: RemoteExecOutcome | undefined;
   let paused = false;
   const timers: NodeJS.Timeout[] = [];
 
@@ -103,6 +104,9 @@ export function runRemote(
     }
     settle(outcome);
   };
+  // Output held back by pause() is ours to release, not the host's: the bound only runs while output flows.
+  const awaitTrailingOutput = (outcome: RemoteExecOutcome): void =>
+    later(TRAILING_OUTPUT_MS, () => (paused ? undefined : finish(outcome)));
 
   const requestKill = (reason: "timeout" | "cancelled"): void => {
     if (killReason !== undefined || settled) return;
@@ -135,9 +139,10 @@ export function runRemote(
         killReason !== undefined
           ? { kind: killReason, durationMs }
           : { kind: "exited", exitCode: exitCodeOf(code, signal), durationMs };
+      exitOutcome = outcome;
       timers.forEach(clearTimeout);
       ch.once("close", () => finish(outcome));
-      later(TRAILING_OUTPUT_MS, () => finish(outcome));
+      awaitTrailingOutput(outcome);
     });
     ch.once("close", () => {
       if (exitedAt !== undefined) return;
@@ -184,6 +189,7 @@ export function runRemote(
       paused = false;
       channel?.resume();
       channel?.stderr.resume();
+      if (exitOutcome !== undefined && !settled) awaitTrailingOutput(exitOutcome);
     },
   };
 }

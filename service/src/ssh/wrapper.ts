@@ -17,6 +17,7 @@ export const WATCHDOG_MARGIN_SECONDS = 10;
  * Then control lines until EOF: `cancel`. The exit status is the command's own (128+signal when killed).
  */
 export const WRAPPER_SCRIPT = `
+login_umask=$(umask)
 umask 077  # the temp dir and its files (env values, command) are readable by this user only
 fail() { printf 'reoclo: %s\\n' "$1" >&2; exit "\${2:-1}"; }
 # printf is a builtin, so base64 text reaches base64 -d through a pipe and never appears in argv.
@@ -47,8 +48,11 @@ if [ -n "$wd64" ]; then
 fi
 
 # Not a group leader (no job control here), so setsid does not fork: $! is the new session's pgid.
-# The env script is sourced by the runner itself, so names like PATH or tmp never touch this wrapper.
-setsid "$runner" -c '. "$1"; exec "$0" "$2"' "$runner" "$tmp/env" "$tmp/command" </dev/null &
+# The runner sources the env script itself, so names like PATH or tmp never touch this wrapper, and
+# deletes it at once (rm by the path resolved here, as PATH may have changed) so no secret outlives a crash.
+launch='. "$1"; "$3" -f -- "$1"; exec "$0" "$2"'
+umask "$login_umask"  # files the command creates get the account's usual modes
+setsid "$runner" -c "$launch" "$runner" "$tmp/env" "$tmp/command" "$(command -v rm)" </dev/null &
 pid=$!
 
 # TERM the whole group, give it the grace period, then KILL whatever is left.
@@ -71,7 +75,7 @@ reader=$!
 # The wrapper TERMs it when the command ends; the trap takes its sleep along so nothing is orphaned.
 # $! is that sleep once it has started (before, it is the reader, which the wrapper is ending anyway).
 (
-  trap 'kill $! 2>/dev/null; exit 0' TERM
+  trap 'kill $! 2>/dev/null; wait; exit 0' TERM
   sleep "$((timeout + grace + ${WATCHDOG_MARGIN_SECONDS}))" &
   wait $! && kill_tree  # a trapped TERM interrupts wait (POSIX), so the trap runs at once
 ) </dev/null >/dev/null 2>&1 3<&- &
@@ -86,6 +90,7 @@ if kill -TERM "-$pid" 2>/dev/null; then
   (sleep "$grace"; kill -KILL "-$pid" 2>/dev/null) </dev/null >/dev/null 2>&1 &
 fi
 kill "$reader" "$watchdog" 2>/dev/null
+wait "$reader" "$watchdog"  # reap them here, as both die at once, rather than leave zombies to init
 rm -rf -- "$tmp"
 exit "$code"
 `;
