@@ -2,11 +2,12 @@ import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { printTable, type Row, type Scenario } from "./lib";
 import { access } from "./scenarios/access";
+import { exec } from "./scenarios/exec";
 import { keyLookup } from "./scenarios/key-lookup";
 
 // `npm run bench [-- --quick] [-- --only <name>]`: prints one table and writes bench/results/latest.json.
 
-const scenarios: Scenario[] = [keyLookup, access];
+const scenarios: Scenario[] = [keyLookup, access, exec];
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
