@@ -3,6 +3,7 @@ import { randomBytes, randomInt } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DRIVERS } from "./fixtures/db";
 import { readEvents, startExecEnv, type ExecEnv } from "./fixtures/exec-env";
 
 type ExecAnswer = {
@@ -43,7 +44,7 @@ async function dumpAllTables(env: ExecEnv): Promise<string> {
   return out;
 }
 
-describe("POST /exec against a real sshd host", () => {
+describe.each(DRIVERS)("POST /exec against a real sshd host, on %s", (driver) => {
   let env: ExecEnv;
   const exec = async (body: Record<string, unknown>, headers?: Record<string, string>) => {
     const res = await env.post("/exec", { server_id: env.serverId, ...body }, headers);
@@ -60,7 +61,7 @@ describe("POST /exec against a real sshd host", () => {
   };
 
   beforeAll(async () => {
-    env = await startExecEnv();
+    env = await startExecEnv({ driver });
   });
   afterAll(async () => {
     await env?.close();

@@ -93,7 +93,8 @@ describe("runRemote", () => {
       kind: "exited",
       exitCode: 3,
     });
-    expect((await run({ command: "kill -9 $$" })).outcome).toMatchObject({ kind: "exited", exitCode: 137 });
+    const killed = await run({ command: "kill -9 $$" });
+    expect(killed).toMatchObject({ stderr: "", outcome: { kind: "exited", exitCode: 137 } });
   });
 
   it("passes env values byte for byte, whatever they contain, and names the wrapper uses too", async () => {
@@ -169,8 +170,9 @@ describe("runRemote", () => {
       killGraceSeconds: 2,
     });
     await expect.poll(() => pgrep(`sleep ${child}`)).not.toBe("");
-    const { outcome, elapsedMs } = await result;
+    const { outcome, elapsedMs, stderr } = await result;
     expect(outcome.kind).toBe("timeout");
+    expect(stderr).toBe(""); // no job notices from the wrapper's shell
     expect(elapsedMs).toBeGreaterThanOrEqual(1_000);
     expect(elapsedMs).toBeLessThan(1_000 + 2_000 + 1_000);
     await expect.poll(() => pgrep(`sleep ${child}`) + pgrep(operationId), { timeout: 3_000 }).toBe("");

@@ -71,6 +71,7 @@ function exitCodeOf(code: number | null, signal: string | undefined): number {
   return 128 + (number ?? 0);
 }
 
+/** Starts the command through the pool; `done` settles exactly once, on the exit status or on what went wrong. */
 export function runRemote(
   pool: SshPool,
   target: PoolTarget,

@@ -82,7 +82,7 @@ reader=$!
 watchdog=$!
 exec 3<&-
 
-wait "$pid"
+wait "$pid" 2>/dev/null  # the command keeps its own stderr; this only silences dash's "Terminated" notice
 code=$?
 # The command is done: TERM what it left in its group now and KILL it after the grace from a detached helper,
 # so a leftover background job neither delays the result nor outlives the operation.
@@ -90,7 +90,7 @@ if kill -TERM "-$pid" 2>/dev/null; then
   (sleep "$grace"; kill -KILL "-$pid" 2>/dev/null) </dev/null >/dev/null 2>&1 &
 fi
 kill "$reader" "$watchdog" 2>/dev/null
-wait "$reader" "$watchdog"  # reap them here, as both die at once, rather than leave zombies to init
+wait "$reader" "$watchdog" 2>/dev/null  # reap them here rather than leave it to init
 rm -rf -- "$tmp"
 exit "$code"
 `;
