@@ -1,0 +1,81 @@
+// A child process for the exec bench: the real service app (access pipeline, operation runner,
+// SSH pool) on PostgreSQL, built like service/test/fixtures/app.ts and served by the service's
+// HTTP server. The parent has already migrated the database and registered the servers and the
+// key; the master key comes in REOCLO_MASTER_KEY. Settings are read from the same variables as
+// the service: DATABASE_URL, REOCLO_MASTER_KEY, REOCLO_OUTPUT_CAP_BYTES, REOCLO_SYNC_WAIT_SECONDS.
+// Prints {"port", "statsPort"} once listening; the stats port answers the process's memory
+// figures and the SSH pool's state as JSON (not part of what is measured).
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { AuthFailureLimiter } from "../../service/src/access/rate-limit";
+import { createAccessState, createApp } from "../../service/src/app";
+import { openDatabase } from "../../service/src/db/database";
+import { createHttpServer } from "../../service/src/http/server";
+import { silentLogger } from "../../service/src/logger";
+import { OperationRunner } from "../../service/src/operations/runner";
+import { SshPool } from "../../service/src/ssh/pool";
+import { SecretBox } from "../../service/src/secrets/secret-box";
+import { testConfig } from "../../service/test/fixtures/db";
+
+const settings = Object.fromEntries(
+  ["DATABASE_URL", "REOCLO_MASTER_KEY", "REOCLO_OUTPUT_CAP_BYTES", "REOCLO_SYNC_WAIT_SECONDS"].flatMap(
+    (name) => (process.env[name] ? [[name, process.env[name]]] : []),
+  ),
+) as Record<string, string>;
+const config = testConfig(settings);
+if (!config.databaseUrl || !config.masterKey)
+  throw new Error("exec-server needs DATABASE_URL and REOCLO_MASTER_KEY");
+
+const database = await openDatabase({ databaseUrl: config.databaseUrl });
+const secrets = new SecretBox(config.masterKey);
+const state = createAccessState(database, silentLogger);
+const pool = new SshPool();
+const runner = new OperationRunner(database.db, pool, silentLogger, {
+  outputCapBytes: config.outputCapBytes,
+});
+// The per-address budget of key lookups (default 60 a minute) is taken before each lookup and
+// given back only once the key passed, so more than 60 requests in flight from one address are
+// refused 429 even with a valid key; the bench sends 100 at once from 127.0.0.1, so raise it.
+const authFailures = new AuthFailureLimiter(1_000_000);
+const app = createApp({ config, database, secrets, logger: silentLogger, runner, authFailures, ...state });
+
+const listen = async (server: Server) => {
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return (server.address() as AddressInfo).port;
+};
+const server = createHttpServer(app.fetch);
+const stats = createServer((_req, res) => {
+  const mem = process.memoryUsage();
+  res.setHeader("content-type", "application/json");
+  res.end(
+    JSON.stringify({
+      rssMiB: mem.rss / 2 ** 20,
+      maxRssMiB: process.resourceUsage().maxRSS / 1024,
+      cpuSeconds: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
+      pool: pool.stats(),
+    }),
+  );
+});
+process.stdout.write(JSON.stringify({ port: await listen(server), statsPort: await listen(stats) }) + "\n");
+
+let stopping = false;
+process.on("SIGTERM", () => {
+  if (stopping) return;
+  stopping = true;
+  const closed = new Promise((resolve) => server.close(resolve));
+  server.closeAllConnections();
+  stats.close();
+  void (async () => {
+    await runner.shutdown(0);
+    await closed;
+    state.limiter.close();
+    await state.audit.close();
+    await pool.close();
+    await database.close();
+  })()
+    .catch((err: unknown) => {
+      process.stderr.write(`exec-server: shutdown failed: ${String(err)}\n`);
+      process.exitCode = 1;
+    })
+    .finally(() => process.exit());
+});
