@@ -215,6 +215,21 @@ describe("runRemote", () => {
     await expect.poll(() => pgrep(operationId), { timeout: 3_000 }).toBe("");
   });
 
+  it("ends every one of many short commands promptly (no helper left to wait for)", async () => {
+    // A helper that had not reached its setsid when the command ended once outlived the kill and held
+    // the wrapper until its timeout; quick commands in parallel are what exposed it.
+    const outcomes = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const kinds: string[] = [];
+        for (let i = 0; i < 40; i++)
+          kinds.push((await run({ command: "true", timeoutSeconds: 60 })).outcome.kind);
+        return kinds;
+      }),
+    );
+    // A held wrapper would end `lost` only after timeout + grace + margin, past this test's own bound.
+    expect(outcomes.flat().filter((k) => k !== "exited")).toEqual([]);
+  });
+
   it("delivers 5 MiB of output complete and in order", async () => {
     const result = await run({ command: "seq 1 800000" });
     const expected = Array.from({ length: 800_000 }, (_, i) => `${i + 1}\n`).join("");

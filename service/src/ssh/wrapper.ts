@@ -57,7 +57,8 @@ pid=$!
 
 # TERM the whole group, give it the grace period, then KILL whatever is left.
 kill_tree() {
-  kill -TERM "-$pid" 2>/dev/null || return 0  # dash's kill takes no "--"; "-pgid" addresses the group
+  # dash's kill takes no "--"; "-pgid" addresses the group (or the pid alone, before its setsid ran).
+  kill -TERM "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || return 0
   n=0
   while [ "$n" -lt "$((grace * 10))" ] && kill -0 "-$pid" 2>/dev/null; do
     sleep 0.1
@@ -71,14 +72,11 @@ kill_tree() {
 exec 3<&0
 (while IFS= read -r line; do [ "$line" = cancel ] && { kill_tree; exit 0; }; done) <&3 >/dev/null 2>&1 &
 reader=$!
-# Watchdog: the backstop for when the service is gone, firing after timeout + grace + a margin.
-# The wrapper TERMs it when the command ends; the trap takes its sleep along so nothing is orphaned.
-# $! is that sleep once it has started (before, it is the reader, which the wrapper is ending anyway).
-(
-  trap 'kill $! 2>/dev/null; wait; exit 0' TERM
-  sleep "$((timeout + grace + ${WATCHDOG_MARGIN_SECONDS}))" &
-  wait $! && kill_tree  # a trapped TERM interrupts wait (POSIX), so the trap runs at once
-) </dev/null >/dev/null 2>&1 3<&- &
+# Watchdog: the backstop for when the service is gone, firing after timeout + grace + a margin. It runs in a
+# session of its own (setsid does not fork here, so $! is its pgid): ending it is one kill of that group, sleep
+# included, with no trap to race against (a trap-based version could miss its sleep and hang the wrapper).
+setsid sh -c 'sleep "$1" && kill -TERM "-$2" 2>/dev/null && sleep "$3" && kill -KILL "-$2" 2>/dev/null' \
+  reoclo-watchdog "$((timeout + grace + ${WATCHDOG_MARGIN_SECONDS}))" "$pid" "$grace" </dev/null >/dev/null 2>&1 3<&- &
 watchdog=$!
 exec 3<&-
 
@@ -89,7 +87,9 @@ code=$?
 if kill -TERM "-$pid" 2>/dev/null; then
   (sleep "$grace"; kill -KILL "-$pid" 2>/dev/null) </dev/null >/dev/null 2>&1 &
 fi
-kill "$reader" "$watchdog" 2>/dev/null
+kill "$reader" 2>/dev/null
+# Both the pid and the group: a watchdog that has not reached its setsid yet has no group to signal.
+kill -TERM "$watchdog" "-$watchdog" 2>/dev/null
 wait "$reader" "$watchdog" 2>/dev/null  # reap them here rather than leave it to init
 rm -rf -- "$tmp"
 exit "$code"
