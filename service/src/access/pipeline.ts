@@ -77,9 +77,10 @@ export function automationAccess<T = undefined>(
       deps.audit.recordDeferred({ ...event, reason: bearer.reason });
       throw new AppError("unauthorized", UNAUTHORIZED);
     }
-    // Only well-formed keys cost a lookup, so only they are budgeted per address: taken before
-    // the lookup (concurrent requests cannot overdraw it) and given back once the key passes.
-    const blocked = await deps.authFailures.take(budgetKey);
+    // Only well-formed keys cost a lookup, so only their failures are budgeted per address. The
+    // budget is checked before the lookup and charged on failure: a burst can overdraw it by what
+    // is in flight, but valid keys are never refused because others are busy from the same address.
+    const blocked = await deps.authFailures.blockedFor(budgetKey);
     if (blocked > 0) {
       deps.audit.recordDeferred({ ...event, reason: "auth_rate_limited" });
       c.header("Retry-After", String(blocked));
@@ -90,6 +91,7 @@ export function automationAccess<T = undefined>(
     }
     const auth = await dependency(() => verifyAutomationKey(deps.db, bearer.key, deps.now()));
     if (!auth.ok) {
+      await deps.authFailures.recordFailure(budgetKey);
       await denyAudited(deps, { ...event, reason: auth.reason, keyId: auth.key?.id, orgId: auth.key?.orgId });
       throw new AppError("unauthorized", UNAUTHORIZED);
     }
@@ -98,14 +100,13 @@ export function automationAccess<T = undefined>(
 
     // Step 3: IP allowlist.
     if (key.allowedCidrs.length > 0 && !ipInCidrs(address.client, parseCidrs(key.allowedCidrs))) {
+      await deps.authFailures.recordFailure(budgetKey);
       await denyAudited(deps, { ...event, reason: "ip_not_allowed" });
       throw new AppError(
         "ip_not_allowed",
         `Requests from ${clientIp ?? "this address"} are not allowed for this automation key.`,
       );
     }
-
-    await deps.authFailures.giveBack(budgetKey);
 
     // Step 4: rate limit; the headers go on every authenticated answer from here on.
     const rate = await dependency(() =>

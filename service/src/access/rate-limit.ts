@@ -1,4 +1,4 @@
-import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
+import { RateLimiterMemory, type RateLimiterRes } from "rate-limiter-flexible";
 import type { DatabaseHandle } from "../db/database";
 
 // Per-key limits (per minute and per hour, from each key's settings), fixed windows. With
@@ -124,19 +124,14 @@ export class AuthFailureLimiter {
     this.limiter = new RateLimiterMemory({ points: perMinute, duration: 60, keyPrefix: "authfail" });
   }
 
-  /** Takes one from the address's budget; returns the seconds to wait when it is spent, else 0. */
-  async take(address: string): Promise<number> {
-    try {
-      await this.limiter.consume(address, 1);
-      return 0;
-    } catch (rejection) {
-      if (!(rejection instanceof RateLimiterRes)) throw rejection;
-      return Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
-    }
+  /** Seconds to wait when this address spent its budget, else 0. */
+  async blockedFor(address: string): Promise<number> {
+    const res = await this.limiter.get(address);
+    if (!res || res.consumedPoints < this.perMinute) return 0;
+    return Math.max(1, Math.ceil(res.msBeforeNext / 1000));
   }
 
-  /** Returns what `take` took, once the key proved good. */
-  async giveBack(address: string): Promise<void> {
-    await this.limiter.reward(address, 1);
+  async recordFailure(address: string): Promise<void> {
+    await this.limiter.penalty(address, 1);
   }
 }
