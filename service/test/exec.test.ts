@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes, randomInt } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DRIVERS, dumpAllTables, rowsOf } from "./fixtures/db";
@@ -151,6 +151,7 @@ describe.each(DRIVERS)("POST /exec against a real sshd host, on %s", (driver) =>
     expect(second.headers.get("idempotent-replayed")).toBe("true");
     expect(b.operation_id).toBe(a.operation_id);
     expect(readFileSync(file, "utf8")).toBe("run\n");
+    rmSync(file, { force: true });
     const other = await env.post("/exec", { server_id: env.serverId, command: "echo other" }, headers);
     expect(other.status).toBe(422);
     expect(await other.json()).toMatchObject({ error: "idempotency_key_mismatch" });
@@ -236,6 +237,8 @@ describe("hosts that change or go away", () => {
       )
       .toBe("lost");
     await env.host.start();
+    // A killed session cannot remove its own temp dir (the reoclo wrapper was SIGKILLed with it).
+    execFileSync("sh", ["-c", `rm -rf /tmp/reoclo-${r.operation_id}.*`]);
   });
 
   it("runs nothing on a host whose key changed, and the operation is `failed`", async () => {

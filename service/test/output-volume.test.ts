@@ -15,6 +15,46 @@ describe("1 GiB of output", () => {
     await env?.close();
   });
 
+  it("cuts off an event-stream client that stops reading, instead of buffering for it", async () => {
+    const res = await env.post(
+      "/exec",
+      {
+        server_id: env.serverId,
+        command: `head -c ${256 * 1024 * 1024} /dev/zero | tr '\\0' 'y'`,
+        timeout_seconds: 120,
+      },
+      { Accept: "text/event-stream" },
+    );
+    // Read nothing until the command is over: the service must not hold 256 MiB for this client.
+    const [op] = rowsOf<{ id: string }>(
+      await env.db.db.execute(sql`select id from operations order by created_at desc limit 1`),
+    );
+    await expect
+      .poll(
+        async () => ((await (await env.get(`/operations/${op!.id}`)).json()) as { status: string }).status,
+        {
+          timeout: 120_000,
+          interval: 500,
+        },
+      )
+      .toBe("completed");
+    let received = 0;
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    const outcome = await (async () => {
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return "ended";
+          received += value.length;
+        }
+      } catch {
+        return "cut off";
+      }
+    })();
+    expect(outcome).toBe("cut off");
+    expect(received).toBeLessThan(128 * 1024 * 1024);
+  }, 180_000);
+
   it("keeps the service's memory bounded and stores the output capped and flagged", async () => {
     global.gc?.();
     const baseline = process.memoryUsage().rss;

@@ -14,6 +14,8 @@ const BATCH_MS = 20;
 const BATCH_BYTES = 64 * 1024;
 const POLL_MS = 200;
 const PAGE = 500;
+/** A client this far behind is cut off (it resumes with Last-Event-ID), so it cannot grow our memory. */
+const MAX_UNREAD_BYTES = 16 * 1024 * 1024;
 
 export function operationEventStream(
   db: Database,
@@ -24,84 +26,92 @@ export function operationEventStream(
   const encoder = new TextEncoder();
   let closed = false;
   let cleanup: (() => void) | undefined;
-  return new ReadableStream<Uint8Array>({
-    async start(controller) {
-      let buffer = "";
-      let timer: NodeJS.Timeout | undefined;
-      let cursor = afterSeq;
-      const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
-      const flush = () => {
-        clearTimeout(timer);
-        timer = undefined;
-        if (buffer && !closed) controller.enqueue(encoder.encode(buffer));
-        buffer = "";
-      };
-      const send = (event: string, id: number, data: unknown) => {
-        buffer += `event: ${event}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`;
-        if (buffer.length >= BATCH_BYTES) flush();
-        else timer ??= setTimeout(flush, BATCH_MS);
-      };
-      const output = (e: { seq: number; stream: "stdout" | "stderr"; data: Buffer }) => {
-        if (e.seq <= cursor) return;
-        cursor = e.seq;
-        send("output", e.seq, { stream: e.stream, data: decoders[e.stream].write(e.data) });
-      };
-      const catchUp = async (upTo = Number.MAX_SAFE_INTEGER) => {
-        for (;;) {
-          const page = await readOutput(db, op.id, cursor, PAGE);
-          for (const e of page) if (e.seq <= upTo) output(e);
-          if (page.length < PAGE || closed) return;
-        }
-      };
-      const end = (row: OperationRow) => {
-        send("status", cursor, { status: row.status });
-        send("end", Math.max(cursor, row.lastSeq) + 1, resultOf(row));
-        flush();
-        closed = true;
-        controller.close();
-      };
-      try {
-        send("status", cursor, { status: "running" });
-        const queued: OutputEvent[] = [];
-        let forward: ((e: OutputEvent) => void) | undefined;
-        const live = runner.subscribe(op.id, (e) => (forward ? forward(e) : queued.push(e)));
-        if (live) {
-          let finished = false;
-          const stopFinal = runner.onFinal(op.id, () => void (finished = true));
-          cleanup = () => {
-            live.unsubscribe();
-            stopFinal();
-          };
-          await live.stored();
-          await catchUp(live.lastSeq);
-          for (const e of queued) output(e);
-          forward = output;
-          await new Promise<void>((resolve) => {
-            const check = () => (finished || closed ? resolve() : setTimeout(check, POLL_MS).unref());
-            check();
-          });
-          cleanup();
-        }
-        // Remote or finished: the database has everything that was stored.
-        while (!closed) {
-          await catchUp();
-          const row = await getOperation(db, op.id);
-          if (!row || row.status !== "running") {
-            await catchUp();
-            if (row) end(row);
-            return;
+  return new ReadableStream<Uint8Array>(
+    {
+      async start(controller) {
+        let buffer = "";
+        let timer: NodeJS.Timeout | undefined;
+        let cursor = afterSeq;
+        const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
+        const flush = () => {
+          clearTimeout(timer);
+          timer = undefined;
+          if (buffer && !closed) controller.enqueue(encoder.encode(buffer));
+          buffer = "";
+          if (!closed && (controller.desiredSize ?? 0) < -MAX_UNREAD_BYTES) {
+            closed = true;
+            cleanup?.();
+            controller.error(new Error("the client reads too slowly; reconnect with Last-Event-ID"));
           }
-          await new Promise((r) => setTimeout(r, POLL_MS));
+        };
+        const send = (event: string, id: number, data: unknown) => {
+          buffer += `event: ${event}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`;
+          if (buffer.length >= BATCH_BYTES) flush();
+          else timer ??= setTimeout(flush, BATCH_MS);
+        };
+        const output = (e: { seq: number; stream: "stdout" | "stderr"; data: Buffer }) => {
+          if (e.seq <= cursor) return;
+          cursor = e.seq;
+          send("output", e.seq, { stream: e.stream, data: decoders[e.stream].write(e.data) });
+        };
+        const catchUp = async (upTo = Number.MAX_SAFE_INTEGER) => {
+          for (;;) {
+            const page = await readOutput(db, op.id, cursor, PAGE);
+            for (const e of page) if (e.seq <= upTo) output(e);
+            if (page.length < PAGE || closed) return;
+          }
+        };
+        const end = (row: OperationRow) => {
+          send("status", cursor, { status: row.status });
+          send("end", Math.max(cursor, row.lastSeq) + 1, resultOf(row));
+          flush();
+          closed = true;
+          controller.close();
+        };
+        try {
+          send("status", cursor, { status: "running" });
+          const queued: OutputEvent[] = [];
+          let forward: ((e: OutputEvent) => void) | undefined;
+          const live = runner.subscribe(op.id, (e) => (forward ? forward(e) : queued.push(e)));
+          if (live) {
+            let finished = false;
+            const stopFinal = runner.onFinal(op.id, () => void (finished = true));
+            cleanup = () => {
+              live.unsubscribe();
+              stopFinal();
+            };
+            await live.stored();
+            await catchUp(live.lastSeq);
+            for (const e of queued) output(e);
+            forward = output;
+            await new Promise<void>((resolve) => {
+              const check = () => (finished || closed ? resolve() : setTimeout(check, POLL_MS).unref());
+              check();
+            });
+            cleanup();
+          }
+          // Remote or finished: the database has everything that was stored.
+          while (!closed) {
+            await catchUp();
+            const row = await getOperation(db, op.id);
+            if (!row || row.status !== "running") {
+              await catchUp();
+              if (row) end(row);
+              return;
+            }
+            await new Promise((r) => setTimeout(r, POLL_MS));
+          }
+        } catch {
+          if (!closed) controller.error(new Error("event stream failed"));
         }
-      } catch {
-        if (!closed) controller.error(new Error("event stream failed"));
-      }
+      },
+      cancel() {
+        closed = true;
+        cleanup?.();
+      },
     },
-    cancel() {
-      closed = true;
-      cleanup?.();
-    },
-  });
+    new ByteLengthQueuingStrategy({ highWaterMark: BATCH_BYTES }),
+  );
 }
 
 export const SSE_HEADERS = {
