@@ -1,0 +1,100 @@
+import { createHash } from "node:crypto";
+import { DEFAULT_MAX_TIMEOUT_SECONDS, ENV_NAME_PATTERN, type RunContext } from "@reoclo/protocol";
+
+// Every input read, validated and normalised here, once; nothing else reads inputs or the environment.
+
+export interface RunSettings {
+  readonly apiUrl: string;
+  readonly apiKey: string;
+  readonly serverId: string;
+  readonly command: string;
+  readonly workingDirectory: string | undefined;
+  readonly env: Readonly<Record<string, string>>;
+  readonly timeoutSeconds: number;
+  /** Derived from the run, attempt, job and step: a retried request never runs the command twice. */
+  readonly idempotencyKey: string;
+  readonly runId: string | undefined;
+  readonly runContext: RunContext;
+}
+
+export class InputError extends Error {}
+
+type GetInput = (name: string) => string;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** KEY=VALUE lines; blank lines and # comments skipped. Errors name the line, never the value. */
+export function parseEnvLines(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trimStart();
+    if (line === "" || line.startsWith("#")) return;
+    const eq = line.indexOf("=");
+    const name = eq === -1 ? line.trim() : line.slice(0, eq).trim();
+    if (eq === -1 || !new RegExp(ENV_NAME_PATTERN).test(name)) {
+      throw new InputError(
+        `env line ${i + 1}: expected NAME=value with NAME made of letters, digits and _ (not starting with a digit)`,
+      );
+    }
+    env[name] = line.slice(eq + 1);
+  });
+  return env;
+}
+
+export function readSettings(
+  getInput: GetInput,
+  environment: Readonly<Record<string, string | undefined>>,
+): RunSettings {
+  const required = (name: string) => {
+    const v = getInput(name).trim();
+    if (!v) throw new InputError(`Input "${name}" is required.`);
+    return v;
+  };
+  const apiKey = required("api_key");
+  const serverId = required("server_id");
+  if (!UUID.test(serverId)) throw new InputError(`Input "server_id" must be a server id (a UUID).`);
+  const command = getInput("command");
+  if (!command.trim()) throw new InputError(`Input "command" is required.`);
+  const timeoutText = getInput("timeout").trim() || "60";
+  const timeoutSeconds = Number(timeoutText);
+  if (!/^\d+$/.test(timeoutText) || timeoutSeconds < 1 || timeoutSeconds > DEFAULT_MAX_TIMEOUT_SECONDS) {
+    throw new InputError(
+      `Input "timeout" must be a whole number of seconds between 1 and ${DEFAULT_MAX_TIMEOUT_SECONDS}.`,
+    );
+  }
+  const apiUrl = (getInput("api_url").trim() || environment.REOCLO_API_URL?.trim() || "").replace(/\/+$/, "");
+  if (!apiUrl)
+    throw new InputError(
+      `Input "api_url" (or the REOCLO_API_URL environment variable) is required: the URL of your Reoclo service.`,
+    );
+  if (!/^https?:\/\/[^\s/]+/.test(apiUrl)) throw new InputError(`Input "api_url" must be an http(s) URL.`);
+  const workingDirectory = getInput("working_directory").trim() || undefined;
+  const g = (name: string) => environment[name] ?? "";
+  const step = [
+    g("GITHUB_RUN_ID"),
+    g("GITHUB_RUN_ATTEMPT"),
+    g("GITHUB_JOB"),
+    g("GITHUB_ACTION"),
+    serverId,
+  ].join("\0");
+  return {
+    apiUrl,
+    apiKey,
+    serverId,
+    command,
+    workingDirectory,
+    env: parseEnvLines(getInput("env")),
+    timeoutSeconds,
+    idempotencyKey: `gha-${createHash("sha256").update(step).digest("hex").slice(0, 48)}`,
+    runId: g("GITHUB_RUN_ID") || undefined,
+    runContext: {
+      provider: "github_actions",
+      repository: g("GITHUB_REPOSITORY"),
+      workflow: g("GITHUB_WORKFLOW"),
+      trigger: g("GITHUB_EVENT_NAME"),
+      actor: g("GITHUB_ACTOR"),
+      sha: g("GITHUB_SHA"),
+      ref: g("GITHUB_REF"),
+    },
+  };
+}
