@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { InputError} from "../src/inputs";
+import type { InputError } from "../src/inputs";
 import { parseEnvLines, readSettings } from "../src/inputs";
 
 const SERVER = "8c1f3f0e-58a4-4d1c-9a51-6f1f8d6f1a11";
