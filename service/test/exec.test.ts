@@ -164,6 +164,7 @@ describe.each(DRIVERS)("POST /exec against a real sshd host, on %s", (driver) =>
       { Accept: "text/event-stream" },
     );
     expect(res.headers.get("content-type")).toContain("text/event-stream");
+    const announced = res.headers.get("x-operation-id");
     const first = await readEvents(res, (e) => e.event === "output");
     const outputs = first.filter((e) => e.event === "output");
     expect(JSON.parse(outputs[0]!.data)).toEqual({ stream: "stdout", data: "one\n" });
@@ -171,6 +172,7 @@ describe.each(DRIVERS)("POST /exec against a real sshd host, on %s", (driver) =>
     expect(list.items).toEqual([]);
     // Still running when the first line arrived: that is live output.
     const opId = await findLatestOperation(env);
+    expect(announced).toBe(opId);
     expect(((await (await env.get(`/operations/${opId}`)).json()) as { status: string }).status).toBe(
       "running",
     );

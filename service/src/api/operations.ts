@@ -113,9 +113,11 @@ export async function startOperation(
 async function answer(c: Context, deps: OperationApiDeps, id: string) {
   const found = await getOperationWithServer(deps.ctx.db, id);
   if (!found) throw new AppError("not_found", "Operation not found.");
+  // The id is known before any event: a streaming client can cancel or resume at once.
+  c.header("X-Operation-Id", id);
   if (wantsEvents(c))
     return new Response(operationEventStream(deps.ctx.db, deps.runner, found.op, 0), {
-      headers: SSE_HEADERS,
+      headers: { ...SSE_HEADERS, "X-Operation-Id": id },
     });
   const final =
     found.op.status === "running"

@@ -1,0 +1,82 @@
+// Reading one operation event stream (spec §6): `output`, `status`, then `end`.
+import {
+  endEventSchema,
+  outputEventSchema,
+  statusEventSchema,
+  type OperationResult,
+  type OutputEvent,
+  type StatusEvent,
+} from "@reoclo/protocol";
+import { abortError } from "./retry.js";
+import { parseSse } from "./sse.js";
+
+export type StreamEvent =
+  { event: "output"; data: OutputEvent; id: string } | { event: "status"; data: StatusEvent; id: string };
+export type StreamOutcome = { kind: "end"; result: OperationResult } | { kind: "dropped"; why: string };
+
+/**
+ * Reads one event stream until `end`, handing each known event's JSON to `onEvent`.
+ * A broken connection, an early close or an unreadable event is a "dropped" outcome (the
+ * caller resumes); an abort rejects; an exception thrown by `onEvent`'s caller code
+ * (onOutput) propagates.
+ */
+export async function consume(
+  res: Response,
+  signal: AbortSignal,
+  onEvent: (e: StreamEvent) => void,
+): Promise<StreamOutcome> {
+  if (!res.body) return { kind: "dropped", why: "no body" };
+  // Typed loosely by the DOM lib; fetch bodies are bytes.
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+  const decoder = new TextDecoder();
+  let result: OperationResult | undefined;
+  let bad: string | undefined;
+  const parser = parseSse((msg) => {
+    if (result !== undefined || bad !== undefined) return;
+    if (msg.event !== "output" && msg.event !== "status" && msg.event !== "end") return;
+    let data: unknown;
+    try {
+      data = JSON.parse(msg.data);
+    } catch {
+      bad = `unreadable ${msg.event} event ${msg.id}`;
+      return;
+    }
+    if (msg.event === "end") {
+      const parsed = endEventSchema.safeParse(data);
+      if (parsed.success) result = parsed.data;
+      else bad = `unexpected end event`;
+      return;
+    }
+    if (msg.event === "output") {
+      const parsed = outputEventSchema.safeParse(data);
+      if (parsed.success) onEvent({ event: "output", data: parsed.data, id: msg.id });
+      else bad = `unexpected output event ${msg.id}`;
+    } else {
+      const parsed = statusEventSchema.safeParse(data);
+      if (parsed.success) onEvent({ event: "status", data: parsed.data, id: msg.id });
+      else bad = `unexpected status event ${msg.id}`;
+    }
+  });
+  try {
+    for (;;) {
+      let chunk: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        if (signal.aborted) throw abortError(signal);
+        return { kind: "dropped", why: err instanceof Error ? err.message : String(err) };
+      }
+      if (chunk.done) break;
+      parser.push(decoder.decode(chunk.value, { stream: true }));
+      if (result !== undefined) return { kind: "end", result };
+      if (bad !== undefined) return { kind: "dropped", why: bad };
+    }
+    parser.push(decoder.decode());
+    parser.end();
+    if (result !== undefined) return { kind: "end", result };
+    return { kind: "dropped", why: bad ?? "the stream closed before its end event" };
+  } finally {
+    // Releases the connection when we stop early (end seen, abort, bad event).
+    reader.cancel().catch(() => undefined);
+  }
+}
