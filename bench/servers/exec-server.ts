@@ -7,7 +7,6 @@
 // figures and the SSH pool's state as JSON (not part of what is measured).
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { AuthFailureLimiter } from "../../service/src/access/rate-limit";
 import { createAccessState, createApp } from "../../service/src/app";
 import { openDatabase } from "../../service/src/db/database";
 import { createHttpServer } from "../../service/src/http/server";
@@ -33,11 +32,7 @@ const pool = new SshPool();
 const runner = new OperationRunner(database.db, pool, silentLogger, {
   outputCapBytes: config.outputCapBytes,
 });
-// The per-address budget of key lookups (default 60 a minute) is taken before each lookup and
-// given back only once the key passed, so more than 60 requests in flight from one address are
-// refused 429 even with a valid key; the bench sends 100 at once from 127.0.0.1, so raise it.
-const authFailures = new AuthFailureLimiter(1_000_000);
-const app = createApp({ config, database, secrets, logger: silentLogger, runner, authFailures, ...state });
+const app = createApp({ config, database, secrets, logger: silentLogger, runner, ...state });
 
 const listen = async (server: Server) => {
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

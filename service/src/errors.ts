@@ -21,5 +21,3 @@ export class AppError extends Error {
     this.status = code in ERROR_CODES ? ERROR_CODES[code as ErrorCode] : 502;
   }
 }
-
-export const notFound = (what: string) => new AppError("not_found", `${what} not found`);

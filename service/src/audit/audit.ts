@@ -5,14 +5,6 @@ import { auditEvents } from "../db/schema";
 import { resolveOrg } from "../orgs/orgs";
 import { parseOrThrow } from "../validation";
 
-export type AuditEventInsert = typeof auditEvents.$inferInsert;
-
-/** Writes one decision; callers must not start work when this throws. */
-export async function recordAudit(ctx: Pick<ServiceContext, "db">, event: AuditEventInsert): Promise<number> {
-  const [row] = await ctx.db.insert(auditEvents).values(event).returning({ id: auditEvents.id });
-  return row?.id ?? 0;
-}
-
 export const listAuditInput = z.object({
   org: z.string().optional(),
   key: z.uuid("must be a key id").optional(),

@@ -56,6 +56,8 @@ export class OutputRecorder {
   private pendingBytes = 0;
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
+  /** Bytes handed to the database and not yet confirmed written. */
+  private inFlight = 0;
   private readonly listeners = new Set<(e: OutputEvent) => void>();
 
   constructor(
@@ -148,6 +150,4 @@ export class OutputRecorder {
       if (this.inFlight <= HIGH_WATER_BYTES / 2) this.flow.resume();
     });
   }
-
-  private inFlight = 0;
 }

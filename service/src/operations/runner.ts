@@ -38,7 +38,7 @@ export interface StartRequest {
 }
 
 interface Running {
-  execution: RemoteExecution | undefined;
+  execution: RemoteExecution;
   recorder: OutputRecorder;
   cancelled: boolean;
 }
@@ -78,13 +78,13 @@ export class OperationRunner {
       heartbeatAt: now,
       startedAt: now,
     });
-    const entry: Running = { execution: undefined, recorder: undefined as never, cancelled: false };
-    entry.recorder = new OutputRecorder(this.db, row.id, secrets, this.opts.outputCapBytes, this.logger, {
-      pause: () => entry.execution?.pause(),
-      resume: () => entry.execution?.resume(),
+    // The recorder pauses the channel when storage falls behind; the channel exists just after it.
+    const channel: { current?: RemoteExecution } = {};
+    const recorder = new OutputRecorder(this.db, row.id, secrets, this.opts.outputCapBytes, this.logger, {
+      pause: () => channel.current?.pause(),
+      resume: () => channel.current?.resume(),
     });
-    this.running.set(row.id, entry);
-    entry.execution = runRemote(
+    const execution = (channel.current = runRemote(
       this.pool,
       req.target,
       {
@@ -94,11 +94,10 @@ export class OperationRunner {
         timeoutSeconds: req.row.timeoutSeconds,
         operationId: row.id,
       },
-      {
-        onStdout: (b) => entry.recorder.write("stdout", b),
-        onStderr: (b) => entry.recorder.write("stderr", b),
-      },
-    );
+      { onStdout: (b) => recorder.write("stdout", b), onStderr: (b) => recorder.write("stderr", b) },
+    ));
+    const entry: Running = { execution, recorder, cancelled: false };
+    this.running.set(row.id, entry);
     const settled = entry.execution.done
       .then((outcome) => this.settle(row.id, entry, outcome, secrets))
       .catch((err: unknown) =>
@@ -166,7 +165,7 @@ export class OperationRunner {
     const entry = this.running.get(id);
     if (entry) {
       entry.cancelled = true;
-      entry.execution?.cancel();
+      entry.execution.cancel();
       return;
     }
     await requestCancel(this.db, id, this.now());
@@ -178,7 +177,7 @@ export class OperationRunner {
     const all = Promise.all([...this.settling]);
     const timedOut = await Promise.race([all.then(() => false), sleep(graceMs).then(() => true)]);
     if (timedOut) {
-      for (const entry of this.running.values()) entry.execution?.cancel();
+      for (const entry of this.running.values()) entry.execution.cancel();
       await all;
     }
   }
@@ -207,7 +206,7 @@ export class OperationRunner {
         const entry = this.running.get(id);
         if (entry && !entry.cancelled) {
           entry.cancelled = true;
-          entry.execution?.cancel();
+          entry.execution.cancel();
         }
       }
     } catch (err) {

@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, gt, inArray, isNull, lt, or } from "drizzle-orm";
 import type { Database } from "../db/database";
 import { operationOutput, operations, servers } from "../db/schema";
+import type { OutputTotals } from "./output";
 
 // Operation rows and their stored output. Every status change goes through here.
 
@@ -13,18 +14,11 @@ export async function insertOperation(db: Database, op: NewOperation): Promise<O
   return row;
 }
 
-export interface FinalState {
+export interface FinalState extends OutputTotals {
   status: "completed" | "timeout" | "cancelled" | "failed" | "lost";
   exitCode: number;
   durationMs: number | null;
   error?: string | null;
-  stdoutTail: Buffer;
-  stderrTail: Buffer;
-  stdoutBytes: number;
-  stderrBytes: number;
-  stdoutTruncated: boolean;
-  stderrTruncated: boolean;
-  lastSeq: number;
 }
 
 /** Settles a running operation exactly once; returns false if it was already final. */
