@@ -47,25 +47,7 @@ describe("reoclo-admin against a running service on the embedded database", () =
   });
 
   it("adds a server from another process, pinning its host key on first use", async () => {
-    const r = await runAdminCli(
-      [
-        "servers",
-        "add",
-        "--name",
-        "web-1",
-        "--host",
-        host.host,
-        "--port",
-        String(host.port),
-        "--user",
-        host.username,
-        "--private-key-file",
-        keyFile,
-        "--trust-on-first-use",
-        "--json",
-      ],
-      env,
-    );
+    const r = await runAdminCli(serversAdd(host, keyFile, "web-1", ["--trust-on-first-use"]), env);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const server = parse<{ id: string; host_key_fingerprint: string }>(r.stdout);
@@ -133,25 +115,7 @@ describe("reoclo-admin against a running service on the embedded database", () =
 
   it("on SIGTERM settles a running operation, leaves nothing on the host, exits 0, and keeps the data", async () => {
     // The host key was replaced above: pin the host again as a new server, with a key for all servers.
-    const added = await runAdminCli(
-      [
-        "servers",
-        "add",
-        "--name",
-        "web-2",
-        "--host",
-        host.host,
-        "--port",
-        String(host.port),
-        "--user",
-        host.username,
-        "--private-key-file",
-        keyFile,
-        "--trust-on-first-use",
-        "--json",
-      ],
-      env,
-    );
+    const added = await runAdminCli(serversAdd(host, keyFile, "web-2", ["--trust-on-first-use"]), env);
     const { id } = parse<{ id: string }>(added.stdout);
     const { key } = parse<{ key: string }>(
       (
@@ -182,6 +146,12 @@ describe("reoclo-admin against a running service on the embedded database", () =
   });
 });
 
+/** `reoclo-admin servers add … --json` for a fixture host, with the given way of pinning its key. */
+function serversAdd(host: TestHost, keyFile: string, name: string, pin: string[]): string[] {
+  const target = ["--host", host.host, "--port", String(host.port), "--user", host.username];
+  return ["servers", "add", "--name", name, ...target, "--private-key-file", keyFile, ...pin, "--json"];
+}
+
 function pgrepCount(pattern: string): number {
   try {
     return execFileSync("pgrep", ["-f", pattern], { encoding: "utf8" }).trim().split("\n").length;
@@ -209,26 +179,7 @@ describe("reoclo-admin on PostgreSQL", () => {
   });
 
   const addServer = (env: Record<string, string>) =>
-    runAdminCli(
-      [
-        "servers",
-        "add",
-        "--name",
-        "db-1",
-        "--host",
-        host.host,
-        "--port",
-        String(host.port),
-        "--user",
-        host.username,
-        "--private-key-file",
-        keyFile,
-        "--host-key-fingerprint",
-        host.hostKeyFingerprint,
-        "--json",
-      ],
-      env,
-    );
+    runAdminCli(serversAdd(host, keyFile, "db-1", ["--host-key-fingerprint", host.hostKeyFingerprint]), env);
 
   it("without a master key, refuses to store an SSH key (secrets_unavailable) but still manages keys", async () => {
     const env = { DATABASE_URL: pg.url, REOCLO_DATA_DIR: path.join(dir, "unused") };
