@@ -28,6 +28,8 @@ export interface ClientOptions {
   retry?: { attempts?: number; baseDelayMs?: number; maxDelayMs?: number };
   /** How often to poll GET /operations/{id} when streaming is unavailable; default 2000. */
   pollIntervalMs?: number;
+  /** A live stream that sends nothing for this long (the service sends a keep-alive every 15 s) is resumed; default 60000. */
+  streamIdleMs?: number;
   /** Aborts every call of this client. */
   signal?: AbortSignal;
   /** Debug log of retries, reconnects and fallbacks. It never receives the API key. */
@@ -78,6 +80,7 @@ export class ReocloClient {
       baseDelayMs: positive(opts.retry?.baseDelayMs, 500, "retry.baseDelayMs"),
       maxDelayMs: positive(opts.retry?.maxDelayMs, 15_000, "retry.maxDelayMs"),
       pollIntervalMs: positive(opts.pollIntervalMs, 2000, "pollIntervalMs"),
+      streamIdleMs: positive(opts.streamIdleMs, 60_000, "streamIdleMs"),
       log: opts.log ?? (() => undefined),
     };
     this.#signal = opts.signal;

@@ -2,13 +2,12 @@
 //
 // 1. POST /exec with `Accept: text/event-stream` and an Idempotency-Key; retries re-send
 //    the same key, so however often the request is repeated the command runs once.
-// 2. The event stream carries output and status but NOT the operation id, and we need the
-//    id to resume a dropped stream, to poll, to report it (onOperation, for cancelling) and
-//    to fill the result. The client learns it without any server change: as soon as the
-//    stream opens it re-POSTs the same body with the same Idempotency-Key WITHOUT the SSE
-//    Accept header. That is a replay (`Idempotent-Replayed: true`): it runs nothing and
-//    answers `{operation_id, status}` (the service holds it until the operation ends or
-//    its synchronous window, REOCLO_SYNC_WAIT_SECONDS, passes).
+// 2. The event stream carries output and status but not the operation id, which we need to
+//    resume a dropped stream, to poll, to report it (onOperation, for cancelling) and to
+//    fill the result. The service names it in the `X-Operation-Id` header of the answer,
+//    before any event. A service that does not (an older one) is asked by re-POSTing the
+//    same body with the same Idempotency-Key without the SSE Accept header: a replay
+//    (`Idempotent-Replayed: true`) that runs nothing and answers `{operation_id, status}`.
 // 3. When the stream drops before `end`, it resumes from GET /operations/{id}/events with
 //    `Last-Event-ID`, so onOutput sees every chunk once, without gap or duplicate.
 // 4. When streaming is unavailable (a JSON answer, or the stream failing repeatedly) it
@@ -110,13 +109,11 @@ export async function runExec(
     return finish(operation_id, status, result, true);
   }
 
-  const replay = post(false)
-    .then((res) => readJson(res, execResponseSchema))
-    .then((answer) => {
-      announce(answer.operation_id);
-      return answer;
-    });
-  replay.catch(() => undefined); // awaited below; this only keeps an early failure from being "unhandled"
+  const headerId = first.headers.get(HEADERS.operationId);
+  const replay: Promise<{ operation_id: string; status: ExecResponse["status"] }> = headerId
+    ? Promise.resolve({ operation_id: headerId, status: "running" })
+    : post(false).then((res) => readJson(res, execResponseSchema));
+  void replay.then((answer) => announce(answer.operation_id)).catch(() => undefined); // awaited below
 
   let res = first;
   let lastEventId = "";
@@ -125,18 +122,23 @@ export async function runExec(
   let failures = 0;
   for (;;) {
     const seqBefore = lastSeq;
-    const outcome = await consume(res, signal, (e) => {
-      if (e.event === "output") {
-        // Ids are the server's output sequence: never hand the same chunk over twice.
-        const seq = /^\d+$/.test(e.id) ? Number(e.id) : undefined;
-        if (seq !== undefined && seq <= lastSeq) return;
-        if (seq !== undefined) lastSeq = seq;
-        emit(e.data.stream, e.data.data);
-      } else if (isTerminalStatus(e.data.status)) {
-        finalStatus = e.data.status;
-      }
-      if (e.id !== "") lastEventId = e.id;
-    });
+    const outcome = await consume(
+      res,
+      signal,
+      (e) => {
+        if (e.event === "output") {
+          // Ids are the server's output sequence: never hand the same chunk over twice.
+          const seq = /^\d+$/.test(e.id) ? Number(e.id) : undefined;
+          if (seq !== undefined && seq <= lastSeq) return;
+          if (seq !== undefined) lastSeq = seq;
+          emit(e.data.stream, e.data.data);
+        } else if (isTerminalStatus(e.data.status)) {
+          finalStatus = e.data.status;
+        }
+        if (e.id !== "") lastEventId = e.id;
+      },
+      http.streamIdleMs,
+    );
     if (outcome.kind === "end") {
       const answer = await replay;
       const status = finalStatus ?? (answer.status === "running" ? undefined : answer.status);

@@ -16,6 +16,8 @@ export interface HttpSettings {
   readonly baseDelayMs: number;
   readonly maxDelayMs: number;
   readonly pollIntervalMs: number;
+  /** A live stream silent this long is treated as dropped and resumed. */
+  readonly streamIdleMs: number;
   readonly log: (msg: string) => void;
 }
 

@@ -24,6 +24,7 @@ export async function consume(
   res: Response,
   signal: AbortSignal,
   onEvent: (e: StreamEvent) => void,
+  idleMs: number,
 ): Promise<StreamOutcome> {
   if (!res.body) return { kind: "dropped", why: "no body" };
   // Typed loosely by the DOM lib; fetch bodies are bytes.
@@ -59,13 +60,15 @@ export async function consume(
   });
   try {
     for (;;) {
-      let chunk: Awaited<ReturnType<typeof reader.read>>;
+      let chunk: Awaited<ReturnType<typeof reader.read>> | "idle";
       try {
-        chunk = await reader.read();
+        chunk = await readWithin(reader, idleMs);
       } catch (err) {
         if (signal.aborted) throw abortError(signal);
         return { kind: "dropped", why: err instanceof Error ? err.message : String(err) };
       }
+      // The service sends a comment every 15 s; silence this long means a dead connection.
+      if (chunk === "idle") return { kind: "dropped", why: `no data for ${Math.round(idleMs / 1000)} s` };
       if (chunk.done) break;
       parser.push(decoder.decode(chunk.value, { stream: true }));
       if (result !== undefined) return { kind: "end", result };
@@ -79,4 +82,23 @@ export async function consume(
     // Releases the connection when we stop early (end seen, abort, bad event).
     reader.cancel().catch(() => undefined);
   }
+}
+
+/** One read, or "idle" when nothing arrives within `ms` (the caller then cancels the reader). */
+function readWithin<T>(reader: ReadableStreamDefaultReader<T>, ms: number) {
+  return new Promise<Awaited<ReturnType<ReadableStreamDefaultReader<T>["read"]>> | "idle">(
+    (resolve, reject) => {
+      const timer = setTimeout(() => resolve("idle"), ms);
+      reader.read().then(
+        (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    },
+  );
 }

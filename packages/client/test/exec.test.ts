@@ -48,9 +48,29 @@ describe("ReocloClient.exec", () => {
     expect(t.seen).toEqual(OUTPUTS);
     expect(result).toEqual({ operation_id: t.ids[0], status: "completed", ...t.fake.expectedResult });
     expect(t.ids).toHaveLength(1);
-    // One streaming POST, then one replay without the SSE Accept header to learn the id.
-    expect(t.fake.posts().map((p) => p.accept)).toEqual(["text/event-stream", "application/json"]);
+    // One streaming POST: the id comes in its X-Operation-Id header.
+    expect(t.fake.posts().map((p) => p.accept)).toEqual(["text/event-stream"]);
     expect(t.fake.seen.every((s) => s.userAgent === "reoclo-client")).toBe(true);
+  });
+
+  it("learns the id by a replay from a service that does not send X-Operation-Id", async () => {
+    const t = await setup({ outputs: OUTPUTS, noOperationIdHeader: true, dropAfter: 2 });
+    const result = await t.run();
+    expect(t.seen).toEqual(OUTPUTS);
+    expect(t.ids).toHaveLength(1);
+    expect(result.operation_id).toBe(t.ids[0]);
+    // The replay without the SSE Accept header runs nothing.
+    expect(t.fake.posts().map((p) => p.accept)).toEqual(["text/event-stream", "application/json"]);
+    expect(t.fake.commandsRun).toBe(1);
+  });
+
+  it("resumes a stream that goes silent, then polls when it stays silent", async () => {
+    const t = await setup({ outputs: OUTPUTS, holdOpen: true }, { streamIdleMs: 50 });
+    const result = await t.run();
+    expect(result.exit_code).toBe(3);
+    expect(t.seen).toEqual(OUTPUTS);
+    expect(t.logs.some((l) => l.includes("no data for"))).toBe(true);
+    expect(t.fake.seen.filter((s) => s.path.endsWith("/events")).length).toBeGreaterThan(0);
   });
 
   it("retries 503 with Retry-After, resumes a dropped stream from Last-Event-ID, runs the command once", async () => {
@@ -82,7 +102,7 @@ describe("ReocloClient.exec", () => {
   it("uses a caller-supplied idempotency key", async () => {
     const t = await setup({ outputs: OUTPUTS });
     await t.client.exec({ server_id: SERVER_ID, command: "true" }, { idempotencyKey: "run-1-1-build-3" });
-    expect(t.fake.posts().map((p) => p.idempotencyKey)).toEqual(["run-1-1-build-3", "run-1-1-build-3"]);
+    expect(t.fake.posts().map((p) => p.idempotencyKey)).toEqual(["run-1-1-build-3"]);
   });
 
   it("honours Retry-After on 429", async () => {

@@ -29,6 +29,8 @@ export interface FakeOptions {
   pollsBeforeDone?: number;
   /** Keep the stream open after the outputs instead of ending it. */
   holdOpen?: boolean;
+  /** Answer without the X-Operation-Id header, as a service from before it did. */
+  noOperationIdHeader?: boolean;
 }
 
 export interface Seen {
@@ -62,10 +64,13 @@ export async function startFake(opts: FakeOptions) {
     res.end(JSON.stringify(body));
   };
 
-  const stream = (res: ServerResponse, after: number) => {
+  const stream = (res: ServerResponse, after: number, id: string) => {
     const first = streams++ === 0;
     const dropAt = first ? opts.dropAfter : opts.dropResumed ? after : undefined;
-    res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8" });
+    res.writeHead(200, {
+      "Content-Type": "text/event-stream; charset=utf-8",
+      ...(opts.noOperationIdHeader ? {} : { "X-Operation-Id": id }),
+    });
     let text = `event: status\nid: ${after}\ndata: {"status":"running"}\n\n`;
     for (let seq = after + 1; seq <= opts.outputs.length; seq++) {
       const event = `event: output\nid: ${seq}\ndata: ${JSON.stringify(opts.outputs[seq - 1])}\n\n`;
@@ -133,7 +138,8 @@ export async function startFake(opts: FakeOptions) {
       const replay = ops.has(key);
       const op = create();
       if (replay) res.setHeader("Idempotent-Replayed", "true");
-      if (!opts.noStreaming && (h("accept") ?? "").includes("text/event-stream")) return stream(res, 0);
+      if (!opts.noStreaming && (h("accept") ?? "").includes("text/event-stream"))
+        return stream(res, 0, op.id);
       // Like the service, a JSON answer of a finished operation carries its result.
       const done = !opts.noStreaming;
       return json(
@@ -146,7 +152,7 @@ export async function startFake(opts: FakeOptions) {
     }
     const op = byId ? [...ops.values()].find((o) => o.id === byId[1]) : undefined;
     if (!op) return json(res, 404, { error: "not_found", detail: "Operation not found", request_id: "r" });
-    if (req.method === "GET" && byId?.[2]) return stream(res, Number(h("last-event-id") ?? 0));
+    if (req.method === "GET" && byId?.[2]) return stream(res, Number(h("last-event-id") ?? 0), op.id);
     if (req.method === "GET")
       return json(res, 200, operation(op.id, ++op.polls > (opts.pollsBeforeDone ?? 0)));
     return json(res, 404, { error: "not_found", detail: "No such route.", request_id: "r" });

@@ -15,6 +15,8 @@ export const HEADERS = {
   retryAfter: "Retry-After",
   /** SSE reconnection, per the WHATWG HTML server-sent events section. */
   lastEventId: "Last-Event-ID",
+  /** Ours: the operation an /exec answer (JSON or event stream) belongs to, sent before any event. */
+  operationId: "X-Operation-Id",
   userAgent: "User-Agent",
 } as const;
 

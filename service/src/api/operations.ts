@@ -1,6 +1,7 @@
 import {
   createExecRequestSchema,
   DEFAULT_PAGE_SIZE,
+  HEADERS,
   MAX_PAGE_SIZE,
   type OperationType,
 } from "@reoclo/protocol";
@@ -114,10 +115,10 @@ async function answer(c: Context, deps: OperationApiDeps, id: string) {
   const found = await getOperationWithServer(deps.ctx.db, id);
   if (!found) throw new AppError("not_found", "Operation not found.");
   // The id is known before any event: a streaming client can cancel or resume at once.
-  c.header("X-Operation-Id", id);
+  c.header(HEADERS.operationId, id);
   if (wantsEvents(c))
     return new Response(operationEventStream(deps.ctx.db, deps.runner, found.op, 0), {
-      headers: { ...SSE_HEADERS, "X-Operation-Id": id },
+      headers: { ...SSE_HEADERS, [HEADERS.operationId]: id },
     });
   const final =
     found.op.status === "running"

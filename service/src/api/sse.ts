@@ -16,6 +16,8 @@ const POLL_MS = 200;
 const PAGE = 500;
 /** A client this far behind is cut off (it resumes with Last-Event-ID), so it cannot grow our memory. */
 const MAX_UNREAD_BYTES = 16 * 1024 * 1024;
+/** A comment this often keeps proxies from closing a quiet stream and lets clients tell a dead one (WHATWG SSE §9.2.7). */
+export const KEEPALIVE_MS = 15_000;
 
 export function operationEventStream(
   db: Database,
@@ -26,6 +28,7 @@ export function operationEventStream(
   const encoder = new TextEncoder();
   let closed = false;
   let cleanup: (() => void) | undefined;
+  let keepalive: NodeJS.Timeout | undefined;
   return new ReadableStream<Uint8Array>(
     {
       async start(controller) {
@@ -40,6 +43,7 @@ export function operationEventStream(
           buffer = "";
           if (!closed && (controller.desiredSize ?? 0) < -MAX_UNREAD_BYTES) {
             closed = true;
+            clearInterval(keepalive);
             cleanup?.();
             controller.error(new Error("the client reads too slowly; reconnect with Last-Event-ID"));
           }
@@ -54,6 +58,11 @@ export function operationEventStream(
           cursor = e.seq;
           send("output", e.seq, { stream: e.stream, data: decoders[e.stream].write(e.data) });
         };
+        keepalive = setInterval(() => {
+          buffer += ": keep-alive\n\n";
+          flush();
+        }, KEEPALIVE_MS);
+        keepalive.unref();
         const catchUp = async (upTo = Number.MAX_SAFE_INTEGER) => {
           for (;;) {
             const page = await readOutput(db, op.id, cursor, PAGE);
@@ -66,6 +75,7 @@ export function operationEventStream(
           send("end", Math.max(cursor, row.lastSeq) + 1, resultOf(row));
           flush();
           closed = true;
+          clearInterval(keepalive);
           controller.close();
         };
         try {
@@ -102,11 +112,13 @@ export function operationEventStream(
             await new Promise((r) => setTimeout(r, POLL_MS));
           }
         } catch {
+          clearInterval(keepalive);
           if (!closed) controller.error(new Error("event stream failed"));
         }
       },
       cancel() {
         closed = true;
+        clearInterval(keepalive);
         cleanup?.();
       },
     },
