@@ -13,16 +13,16 @@ export function secretsToMask(env: Readonly<Record<string, string>> | undefined)
 
 /**
  * Masks a byte stream that arrives in arbitrary chunks: a secret split across two chunks is
- * still caught, because the last (longest secret − 1) bytes are held back until more arrives.
+ * still caught, because a chunk's end that could be the start of a secret is held back until
+ * more arrives. Only such an end is held, so a line like `ready\n` is passed on at once and
+ * live output stays live.
  */
 export class StreamMasker {
   private readonly needles: Buffer[];
-  private readonly holdBack: number;
   private carry = Buffer.alloc(0);
 
   constructor(secrets: readonly string[]) {
     this.needles = secrets.map((s) => Buffer.from(s, "utf8"));
-    this.holdBack = Math.max(0, ...this.needles.map((n) => n.length - 1));
   }
 
   push(chunk: Buffer): Buffer {
@@ -50,9 +50,25 @@ export class StreamMasker {
       parts.push(data.subarray(pos, hit.at), MASK_BYTES);
       pos = lastMatchEnd = hit.at + hit.length;
     }
-    const safeEnd = final ? data.length : Math.max(lastMatchEnd, data.length - this.holdBack);
+    const safeEnd = final ? data.length : data.length - this.possibleStart(data, Math.max(pos, lastMatchEnd));
     if (safeEnd > pos) parts.push(data.subarray(pos, safeEnd));
     return { out: Buffer.concat(parts), safeEnd };
+  }
+
+  /** Length of the longest end of `data` (after `from`) that is a proper prefix of a secret. */
+  private possibleStart(data: Buffer, from: number): number {
+    let longest = 0;
+    for (const n of this.needles) {
+      for (let at = Math.max(from, data.length - n.length + 1); at < data.length; at++) {
+        const k = data.length - at;
+        if (k <= longest) break;
+        if (data[at] === n[0] && data.compare(n, 0, k, at) === 0) {
+          longest = k; // the earliest start that fits is the longest for this secret
+          break;
+        }
+      }
+    }
+    return longest;
   }
 
   private nextMatch(data: Buffer, from: number): { at: number; length: number } | undefined {

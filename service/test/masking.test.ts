@@ -1,0 +1,38 @@
+import { randomBytes } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { StreamMasker } from "../src/operations/masking";
+
+const feed = (m: StreamMasker, chunks: string[]) =>
+  chunks.map((c) => m.push(Buffer.from(c)).toString()).concat(m.end().toString());
+
+describe("StreamMasker", () => {
+  it("passes a line on at once when its end cannot be the start of a secret", () => {
+    const m = new StreamMasker(["/tmp/very-secret-path"]);
+    expect(m.push(Buffer.from("first-line\n")).toString()).toBe("first-line\n");
+  });
+
+  it("holds back only an end that could start a secret, and releases it when it does not", () => {
+    const m = new StreamMasker(["hunter2-extra-long"]);
+    expect(m.push(Buffer.from("login hunt")).toString()).toBe("login ");
+    expect(m.push(Buffer.from("ing season\n")).toString()).toBe("hunting season\n");
+  });
+
+  it("masks a secret split at every possible point", () => {
+    const secret = "s3cr3t-" + randomBytes(8).toString("hex");
+    const text = `before ${secret} middle ${secret}${secret} after`;
+    for (let cut = 0; cut <= text.length; cut++) {
+      const out = feed(new StreamMasker([secret, "other-secret-value"]), [
+        text.slice(0, cut),
+        text.slice(cut),
+      ]);
+      expect(out.join("")).toBe("before *** middle ****** after");
+    }
+  });
+
+  it("masks a secret fed one byte at a time", () => {
+    const secret = "abcabcabd-token";
+    const text = `xx abcabcabcabd-token yy abcab`;
+    const out = feed(new StreamMasker([secret]), [...text]);
+    expect(out.join("")).toBe("xx abc*** yy abcab");
+  });
+});
