@@ -15,6 +15,14 @@ export interface RunSettings {
   readonly idempotencyKey: string;
   readonly runId: string | undefined;
   readonly runContext: RunContext;
+  /** Whether the runner gave us a step summary file (GITHUB_STEP_SUMMARY). */
+  readonly stepSummary: boolean;
+}
+
+/** What the post step needs: where the service is and the key, read again from the inputs. */
+export interface PostSettings {
+  readonly apiUrl: string;
+  readonly apiKey: string;
 }
 
 export class InputError extends Error {}
@@ -41,6 +49,25 @@ export function parseEnvLines(text: string): Record<string, string> {
   return env;
 }
 
+function readApiUrl(getInput: GetInput, environment: Readonly<Record<string, string | undefined>>): string {
+  const apiUrl = (getInput("api_url").trim() || environment.REOCLO_API_URL?.trim() || "").replace(/\/+$/, "");
+  if (!apiUrl)
+    throw new InputError(
+      `Input "api_url" (or the REOCLO_API_URL environment variable) is required: the URL of your Reoclo service.`,
+    );
+  if (!/^https?:\/\/[^\s/]+/.test(apiUrl)) throw new InputError(`Input "api_url" must be an http(s) URL.`);
+  return apiUrl;
+}
+
+export function readPostSettings(
+  getInput: GetInput,
+  environment: Readonly<Record<string, string | undefined>>,
+): PostSettings {
+  const apiKey = getInput("api_key").trim();
+  if (!apiKey) throw new InputError(`Input "api_key" is required.`);
+  return { apiKey, apiUrl: readApiUrl(getInput, environment) };
+}
+
 export function readSettings(
   getInput: GetInput,
   environment: Readonly<Record<string, string | undefined>>,
@@ -62,12 +89,7 @@ export function readSettings(
       `Input "timeout" must be a whole number of seconds between 1 and ${DEFAULT_MAX_TIMEOUT_SECONDS}.`,
     );
   }
-  const apiUrl = (getInput("api_url").trim() || environment.REOCLO_API_URL?.trim() || "").replace(/\/+$/, "");
-  if (!apiUrl)
-    throw new InputError(
-      `Input "api_url" (or the REOCLO_API_URL environment variable) is required: the URL of your Reoclo service.`,
-    );
-  if (!/^https?:\/\/[^\s/]+/.test(apiUrl)) throw new InputError(`Input "api_url" must be an http(s) URL.`);
+  const apiUrl = readApiUrl(getInput, environment);
   const workingDirectory = getInput("working_directory").trim() || undefined;
   const g = (name: string) => environment[name] ?? "";
   const step = [
@@ -96,5 +118,6 @@ export function readSettings(
       sha: g("GITHUB_SHA"),
       ref: g("GITHUB_REF"),
     },
+    stepSummary: g("GITHUB_STEP_SUMMARY") !== "",
   };
 }

@@ -1,0 +1,131 @@
+// What the step tells the user when it ends: the failure annotation and the step summary.
+import type { ExecFinishedResponse } from "@reoclo/client";
+
+/** The annotation keeps the last lines of output; GitHub shows short annotations best. */
+const TAIL_LINES = 30;
+const TAIL_CHARS = 4000;
+
+export interface Failure {
+  /** The annotation's title. */
+  title: string;
+  /** The annotation's body: the tail of stderr, else of stdout, else a hint. */
+  message: string;
+  /** The step's exit code: the remote one, so `steps.x.outcome` and logs agree. */
+  exitCode: number;
+}
+
+export function tail(text: string): string {
+  const lines = text.replace(/\s+$/, "").split("\n");
+  let out = lines.slice(-TAIL_LINES).join("\n");
+  if (out.length > TAIL_CHARS) out = "…" + out.slice(-TAIL_CHARS);
+  return out;
+}
+
+function duration(ms: number): string {
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
+}
+
+/** Undefined when the step succeeded: the command completed with exit code 0. */
+export function failureOf(r: ExecFinishedResponse, timeoutSeconds: number): Failure | undefined {
+  if (r.status === "completed" && r.exit_code === 0) return undefined;
+  const output = tail(r.stderr) || tail(r.stdout);
+  const exitCode = r.exit_code >= 1 && r.exit_code <= 255 ? r.exit_code : 1;
+  switch (r.status) {
+    case "completed":
+      return {
+        title: `The command exited with code ${r.exit_code}`,
+        message:
+          output ||
+          `It printed nothing on stdout or stderr. Add \`set -x\` at the top of the command to see which line failed.`,
+        exitCode,
+      };
+    case "timeout":
+      return {
+        title: `The command timed out after ${timeoutSeconds} s and was killed (exit code 124)`,
+        message:
+          (output ? output + "\n\n" : "") +
+          `Raise the \`timeout\` input (up to the service's limit) if the command needs longer.`,
+        exitCode,
+      };
+    case "cancelled":
+      return {
+        title: `The command was cancelled (exit code 130)`,
+        message: output || "It was stopped before it finished.",
+        exitCode,
+      };
+    case "failed":
+      return {
+        title: `The command could not be run (exit code 255)`,
+        message: output || "The service could not start the command on the server.",
+        exitCode,
+      };
+    case "lost":
+      return {
+        title: `The connection to the server was lost while the command ran (exit code 255)`,
+        message:
+          (output ? output + "\n\n" : "") +
+          "Its outcome is unknown and it was not run again; check the server before re-running the job.",
+        exitCode,
+      };
+  }
+}
+
+export interface SummaryRow {
+  server: string;
+  operationId: string;
+  status: string;
+  exitCode: number;
+  durationMs: number;
+}
+
+export function summaryTable(row: SummaryRow): { data: string; header?: boolean }[][] {
+  return [
+    [
+      { data: "Server", header: true },
+      { data: "Operation", header: true },
+      { data: "Status", header: true },
+      { data: "Exit code", header: true },
+      { data: "Duration", header: true },
+    ],
+    [
+      { data: row.server },
+      { data: row.operationId },
+      { data: row.status },
+      { data: String(row.exitCode) },
+      { data: duration(row.durationMs) },
+    ],
+  ];
+}
+
+/** What the user should do about an API refusal, by envelope code. */
+const ADVICE: Record<string, string> = {
+  unauthorized:
+    "Check the `api_key` secret: it must be an active key of this service (not revoked or expired).",
+  ip_not_allowed:
+    "This runner's address is not in the key's IP allowlist; `GET /api/automation/v1/key` with the key shows the address the service saw.",
+  operation_not_allowed: "The key does not allow `exec`; create a key with `--operations exec`.",
+  server_not_in_scope:
+    "The key is not scoped to this server; add it with `reoclo-admin keys create --servers …`.",
+  not_found: "No such server in the key's organisation: check the `server_id` input.",
+  rate_limited: "The key's rate limit stayed exhausted through every retry; raise it or spread the calls.",
+  secrets_unavailable: "The service has no master key to decrypt the server's SSH key (REOCLO_MASTER_KEY).",
+};
+
+export interface ApiRefusal {
+  code: string;
+  status: number;
+  detail: string;
+  requestId?: string | undefined;
+  fields?: Record<string, string[]> | undefined;
+}
+
+export function refusalMessage(e: ApiRefusal): string {
+  const fields = e.fields
+    ? Object.entries(e.fields)
+        .map(([field, problems]) => `\n  ${field}: ${problems.join("; ")}`)
+        .join("")
+    : "";
+  const advice = ADVICE[e.code];
+  const request = e.requestId ? ` (request ${e.requestId})` : "";
+  return `The Reoclo API refused the command: ${e.code} (HTTP ${e.status}): ${e.detail}${fields}${request}${advice ? `\n${advice}` : ""}`;
+}

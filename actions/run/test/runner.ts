@@ -1,0 +1,139 @@
+// Runs the bundled action as the GitHub runner does: a node process with INPUT_* variables
+// (action.yml defaults applied), GITHUB_OUTPUT / GITHUB_STATE / GITHUB_STEP_SUMMARY files,
+// and for the post step the saved state handed back as STATE_* variables.
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ACTION_DIR = fileURLToPath(new URL("..", import.meta.url));
+const ACTION_YML = readFileSync(join(ACTION_DIR, "action.yml"), "utf8");
+
+/** `runs.main` / `runs.post` and the inputs' defaults, read from action.yml itself. */
+function entry(kind: "main" | "post"): string {
+  const m = new RegExp(`^  ${kind}: (\\S+)$`, "m").exec(ACTION_YML);
+  if (!m?.[1]) throw new Error(`action.yml names no runs.${kind}`);
+  return join(ACTION_DIR, m[1]);
+}
+function inputDefaults(): Record<string, string> {
+  const out: Record<string, string> = {};
+  const re = /^ {2}([a-z_]+):\n(?: {4}.*\n)*? {4}default: "?([^"\n]*)"?$/gm;
+  for (const m of ACTION_YML.matchAll(re)) if (m[1] && m[2] !== undefined) out[m[1]] = m[2];
+  return out;
+}
+
+/** Parses the `name<<DELIM\nvalue\nDELIM` blocks @actions/core writes to file commands. */
+export function parseFileCommands(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^([^<=]+)<<(.+)$/.exec(lines[i] ?? "");
+    if (!m?.[1] || !m[2]) continue;
+    const value: string[] = [];
+    for (i++; i < lines.length && lines[i] !== m[2]; i++) value.push(lines[i] ?? "");
+    out[m[1]] = value.join("\n");
+  }
+  return out;
+}
+
+export interface ActionRun {
+  readonly child: ChildProcess;
+  /** Everything the step wrote to its log so far (stdout and stderr, in arrival order). */
+  log(): string;
+  /** Resolves once the log matches. */
+  waitForLog(pattern: RegExp): Promise<void>;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+  outputs(): Record<string, string>;
+  state(): Record<string, string>;
+  summary(): string;
+}
+
+export class Workspace {
+  readonly dir = mkdtempSync(join(tmpdir(), "reoclo-runner-"));
+  /** Each workspace is its own workflow run, so its steps get their own idempotency keys. */
+  readonly runId = String(Math.floor(Math.random() * 1e12));
+  readonly files = {
+    output: join(this.dir, "output"),
+    state: join(this.dir, "state"),
+    summary: join(this.dir, "summary"),
+  };
+
+  constructor() {
+    for (const f of Object.values(this.files)) writeFileSync(f, "");
+  }
+
+  /** Starts the main step (or the post step, which gets main's saved state). */
+  start(kind: "main" | "post", inputs: Record<string, string>, env: Record<string, string> = {}): ActionRun {
+    const all = { ...inputDefaults(), ...inputs };
+    const stateVars =
+      kind === "post"
+        ? Object.fromEntries(Object.entries(this.state()).map(([k, v]) => [`STATE_${k}`, v]))
+        : {};
+    const child = spawn(process.execPath, [entry(kind)], {
+      env: {
+        PATH: process.env.PATH ?? "",
+        GITHUB_ACTIONS: "true",
+        GITHUB_RUN_ID: this.runId,
+        GITHUB_RUN_ATTEMPT: "1",
+        GITHUB_JOB: "deploy",
+        GITHUB_ACTION: "__reoclo_run",
+        GITHUB_REPOSITORY: "acme/web",
+        GITHUB_WORKFLOW: "deploy",
+        GITHUB_EVENT_NAME: "push",
+        GITHUB_ACTOR: "octocat",
+        GITHUB_SHA: "0123456789abcdef0123456789abcdef01234567",
+        GITHUB_REF: "refs/heads/main",
+        GITHUB_OUTPUT: this.files.output,
+        GITHUB_STATE: this.files.state,
+        GITHUB_STEP_SUMMARY: this.files.summary,
+        ...Object.fromEntries(Object.entries(all).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v])),
+        ...stateVars,
+        ...env,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let log = "";
+    const waiters: { pattern: RegExp; resolve: () => void }[] = [];
+    const onData = (chunk: Buffer) => {
+      log += chunk.toString();
+      for (const w of [...waiters]) {
+        if (w.pattern.test(log)) {
+          waiters.splice(waiters.indexOf(w), 1);
+          w.resolve();
+        }
+      }
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+    return {
+      child,
+      log: () => log,
+      waitForLog: (pattern) =>
+        pattern.test(log)
+          ? Promise.resolve()
+          : new Promise<void>((resolve, reject) => {
+              waiters.push({ pattern, resolve });
+              void exited.then(() => reject(new Error(`the step exited before logging ${pattern}:\n${log}`)));
+            }),
+      exited,
+      outputs: () => this.outputs(),
+      state: () => this.state(),
+      summary: () => readFileSync(this.files.summary, "utf8"),
+    };
+  }
+
+  outputs(): Record<string, string> {
+    return parseFileCommands(readFileSync(this.files.output, "utf8"));
+  }
+
+  state(): Record<string, string> {
+    return parseFileCommands(readFileSync(this.files.state, "utf8"));
+  }
+
+  remove(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
