@@ -5,7 +5,7 @@ import ssh2 from "ssh2";
 import type { ClientChannel } from "ssh2";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { SshError } from "../src/ssh/connect.js";
-import { SshPool, type PoolTarget } from "../src/ssh/pool.js";
+import { channelExit, SshPool, type PoolTarget } from "../src/ssh/pool.js";
 import { startTestHost, type TestHost } from "./fixtures/sshd.js";
 
 let host: TestHost;
@@ -35,11 +35,9 @@ function newPool(...args: ConstructorParameters<typeof SshPool>): SshPool {
 function collect(channel: ClientChannel): Promise<{ code: number | null; stdout: string }> {
   return new Promise((resolve) => {
     let stdout = "";
-    let code: number | null = null;
     channel.on("data", (d: Buffer) => (stdout += d.toString()));
     channel.stderr.resume();
-    channel.on("exit", (c: number | null) => (code = c));
-    channel.once("close", () => resolve({ code, stdout }));
+    channel.once("close", () => resolve({ code: channelExit(channel)?.code ?? null, stdout }));
   });
 }
 

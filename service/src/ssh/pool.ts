@@ -42,6 +42,15 @@ interface HostGroup {
   readonly waiters: Waiter[];
 }
 
+const exits = new WeakMap<ClientChannel, { code: number | null; signal?: string | undefined }>();
+
+/** How a pooled channel's command ended (its "exit" event), once it has; read it on "close". */
+export function channelExit(
+  ch: ClientChannel,
+): { code: number | null; signal?: string | undefined } | undefined {
+  return exits.get(ch);
+}
+
 const MAX_RETRIES = 2;
 const RETRY_BACKOFF_MS = [100, 400];
 
@@ -135,9 +144,13 @@ export class SshPool {
     });
     try {
       const channel = await new Promise<ClientChannel>((resolve, reject) => {
-        conn.client.exec(command, (err: Error | undefined, ch: ClientChannel) =>
-          err ? reject(err) : resolve(ch),
-        );
+        conn.client.exec(command, (err: Error | undefined, ch: ClientChannel) => {
+          if (err) return reject(err);
+          // Recorded before anyone awaits the channel: a quick command's exit-status can arrive
+          // in the same read as the exec reply, and an "exit" emitted then has no listener yet.
+          ch.once("exit", (code: number | null, signal?: string) => exits.set(ch, { code, signal }));
+          resolve(ch);
+        });
       });
       channel.once("close", () => this.release(group, conn));
       return channel;
