@@ -24,6 +24,7 @@ export function operationEventStream(
   runner: OperationRunner,
   op: OperationRow,
   afterSeq: number,
+  opts: { keepaliveMs?: number } = {},
 ) {
   const encoder = new TextEncoder();
   let closed = false;
@@ -61,7 +62,7 @@ export function operationEventStream(
         keepalive = setInterval(() => {
           buffer += ": keep-alive\n\n";
           flush();
-        }, KEEPALIVE_MS);
+        }, opts.keepaliveMs ?? KEEPALIVE_MS);
         keepalive.unref();
         const catchUp = async (upTo = Number.MAX_SAFE_INTEGER) => {
           for (;;) {
@@ -84,20 +85,20 @@ export function operationEventStream(
           let forward: ((e: OutputEvent) => void) | undefined;
           const live = runner.subscribe(op.id, (e) => (forward ? forward(e) : queued.push(e)));
           if (live) {
-            let finished = false;
-            const stopFinal = runner.onFinal(op.id, () => void (finished = true));
+            // Wakes on the runner's final (after the row is final in the database) or when the client goes.
+            let wake!: () => void;
+            const finished = new Promise<void>((resolve) => (wake = resolve));
+            const stopFinal = runner.onFinal(op.id, () => wake());
             cleanup = () => {
               live.unsubscribe();
               stopFinal();
+              wake();
             };
             await live.stored();
             await catchUp(live.lastSeq);
             for (const e of queued) output(e);
             forward = output;
-            await new Promise<void>((resolve) => {
-              const check = () => (finished || closed ? resolve() : setTimeout(check, POLL_MS).unref());
-              check();
-            });
+            await finished;
             cleanup();
           }
           // Remote or finished: the database has everything that was stored.
