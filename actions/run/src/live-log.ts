@@ -19,15 +19,9 @@ export class LiveLog {
    */
   readonly #token = randomUUID();
   #open = false;
-  #lines = 0;
 
   constructor(sink: LogSink) {
     this.#sink = sink;
-  }
-
-  /** Lines written so far (partial ones included once flushed). */
-  get lines(): number {
-    return this.#lines;
   }
 
   write(stream: "stdout" | "stderr", data: string): void {
@@ -60,6 +54,5 @@ export class LiveLog {
       this.#open = true;
     }
     this.#sink.write(text);
-    for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1)) this.#lines++;
   }
 }

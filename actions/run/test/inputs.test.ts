@@ -39,6 +39,14 @@ describe("run action inputs", () => {
     expect(readSettings(inputs(), GH).idempotencyKey).toBe(a);
     expect(readSettings(inputs(), { ...GH, GITHUB_RUN_ATTEMPT: "2" }).idempotencyKey).not.toBe(a);
     expect(readSettings(inputs(), { ...GH, GITHUB_ACTION: "__run_2" }).idempotencyKey).not.toBe(a);
+    // Two legs of a matrix: same run, job and step, each with its own file-command path.
+    const leg = (n: number) => ({
+      ...GH,
+      GITHUB_OUTPUT: `/runner/_temp/_runner_file_commands/set_output_${n}`,
+    });
+    expect(readSettings(inputs(), leg(1)).idempotencyKey).not.toBe(
+      readSettings(inputs(), leg(2)).idempotencyKey,
+    );
   });
 
   it("parses KEY=VALUE env lines, skipping blanks and comments, keeping = in values", () => {

@@ -42371,11 +42371,14 @@ function readSettings(getInput, environment) {
     const apiUrl = readApiUrl(getInput, environment);
     const workingDirectory = getInput("working_directory").trim() || undefined;
     const g = (name) => environment[name] ?? "";
+    // Matrix legs share run, attempt, job and step ids; the runner's per-step file-command path
+    // (…/_runner_file_commands/set_output_<uuid>) tells them apart, and is stable for the step.
     const step = [
         g("GITHUB_RUN_ID"),
         g("GITHUB_RUN_ATTEMPT"),
         g("GITHUB_JOB"),
         g("GITHUB_ACTION"),
+        g("GITHUB_OUTPUT"),
         serverId,
     ].join("\0");
     return {
@@ -42417,13 +42420,8 @@ class LiveLog {
      */
     #token = (0,external_node_crypto_.randomUUID)();
     #open = false;
-    #lines = 0;
     constructor(sink) {
         this.#sink = sink;
-    }
-    /** Lines written so far (partial ones included once flushed). */
-    get lines() {
-        return this.#lines;
     }
     write(stream, data) {
         let text = this.#pending[stream] + data;
@@ -42455,8 +42453,6 @@ class LiveLog {
             this.#open = true;
         }
         this.#sink.write(text);
-        for (let i = text.indexOf("\n"); i !== -1; i = text.indexOf("\n", i + 1))
-            this.#lines++;
     }
 }
 

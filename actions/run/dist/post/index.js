@@ -42356,11 +42356,14 @@ function readSettings(getInput, environment) {
     const apiUrl = readApiUrl(getInput, environment);
     const workingDirectory = getInput("working_directory").trim() || undefined;
     const g = (name) => environment[name] ?? "";
+    // Matrix legs share run, attempt, job and step ids; the runner's per-step file-command path
+    // (…/_runner_file_commands/set_output_<uuid>) tells them apart, and is stable for the step.
     const step = [
         g("GITHUB_RUN_ID"),
         g("GITHUB_RUN_ATTEMPT"),
         g("GITHUB_JOB"),
         g("GITHUB_ACTION"),
+        g("GITHUB_OUTPUT"),
         serverId,
     ].join("\0");
     return {
