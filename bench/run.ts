@@ -4,10 +4,11 @@ import { printTable, type Row, type Scenario } from "./lib";
 import { access } from "./scenarios/access";
 import { exec } from "./scenarios/exec";
 import { keyLookup } from "./scenarios/key-lookup";
+import { runAction } from "./scenarios/run-action";
 
 // `npm run bench [-- --quick] [-- --only <name>]`: prints one table and writes bench/results/latest.json.
 
-const scenarios: Scenario[] = [keyLookup, access, exec];
+const scenarios: Scenario[] = [keyLookup, access, exec, runAction];
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");

@@ -1,23 +1,12 @@
-import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import http from "node:http";
-import os from "node:os";
-import path from "node:path";
-import { createInterface } from "node:readline";
 import { StringDecoder } from "node:string_decoder";
 import { setTimeout as delay } from "node:timers/promises";
 import { API_BASE_PATH } from "@reoclo/protocol";
 import type { Client } from "ssh2";
-import { openDatabase } from "../../service/src/db/database";
-import { automationKeys } from "../../service/src/db/schema";
-import { createKey } from "../../service/src/keys/keys";
-import { SecretBox } from "../../service/src/secrets/secret-box";
-import { addServer } from "../../service/src/servers/servers";
 import { closeSsh, connectSsh } from "../../service/src/ssh/connect";
-import { createPostgresDatabase, testConfig } from "../../service/test/fixtures/db";
-import { startTestHost, type TestHost } from "../../service/test/fixtures/sshd";
+import type { TestHost } from "../../service/test/fixtures/sshd";
 import { summarise, type Row, type Scenario } from "../lib";
+import { openssh, startTestBed, type Service } from "../testbed";
 
 // POST /exec end to end (HTTP, access pipeline, operation rows, pooled SSH, the remote wrapper)
 // next to what a caller could do without the service, all in one run on real sshd hosts:
@@ -25,21 +14,12 @@ import { summarise, type Row, type Scenario } from "../lib";
 //     OpenSSH `ssh host true`;
 //  2. throughput of 1 GiB of output streamed as SSE vs the same command on a raw ssh2 channel;
 //  3. wall time of 100 concurrent operations over 4 hosts vs 100 OpenSSH processes, 50 at a time.
-// The service runs in its own process (bench/servers/exec-server.ts) on a fresh PostgreSQL
-// database with a 1 MiB output cap, so storing output is not what the SSE figure measures.
+// The service runs in its own process (bench/testbed.ts) on a fresh PostgreSQL database with a
+// 1 MiB output cap, so storing output is not what the SSE figure measures.
 
-const REPO = new URL("../../", import.meta.url).pathname;
-const SERVER = new URL("../servers/exec-server.ts", import.meta.url).pathname;
 const HOSTS = 4;
 const OUTPUT_CAP_BYTES = 1024 * 1024;
 const MiB = 1024 * 1024;
-
-interface Service {
-  port: number;
-  statsPort: number;
-  key: string;
-  serverIds: string[];
-}
 
 interface Json {
   status: number;
@@ -144,36 +124,6 @@ function rawExec(client: Client, command: string): Promise<{ code: number | null
       ch.once("exit", (c: number | null) => (code = c));
       ch.once("close", () => resolve({ code, bytes }));
     });
-  });
-}
-
-/** A cold OpenSSH client process: new TCP connection, key exchange, authentication, session. */
-function opensshArgs(host: TestHost, keyFile: string, command: string): string[] {
-  return [
-    "-i",
-    keyFile,
-    "-p",
-    String(host.port),
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "IdentitiesOnly=yes",
-    "-o",
-    "LogLevel=ERROR",
-    `${host.username}@127.0.0.1`,
-    command,
-  ];
-}
-
-function openssh(host: TestHost, keyFile: string, command: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile("ssh", opensshArgs(host, keyFile, command), { encoding: "utf8" }, (err, stdout, stderr) =>
-      err ? reject(new Error(`ssh ${command}: ${err.message} ${stderr}`)) : resolve(stdout),
-    );
   });
 }
 
@@ -507,118 +457,15 @@ async function concurrency(
   };
 }
 
-// ---- set-up and tear-down --------------------------------------------------------------------
-
-/** Migrates the fresh database and registers the hosts and a key under `masterKey`. */
-async function register(url: string, masterKey: Buffer, hosts: TestHost[]) {
-  const database = await openDatabase({ databaseUrl: url, maxConnections: 2 });
-  try {
-    await database.migrate();
-    const ctx = {
-      config: testConfig(),
-      db: database.db,
-      secrets: new SecretBox(masterKey),
-      now: () => new Date(),
-    };
-    const serverIds: string[] = [];
-    for (const [i, host] of hosts.entries()) {
-      const srv = await addServer(ctx, {
-        name: `bench-host-${i}`,
-        host: host.host,
-        port: host.port,
-        user: host.username,
-        private_key: host.privateKey,
-        host_key_fingerprint: host.hostKeyFingerprint,
-      });
-      serverIds.push(srv.id);
-    }
-    const { key } = await createKey(ctx, {
-      name: "bench",
-      operations: ["exec"],
-      all_servers: true,
-      rate_limit_per_minute: 100_000,
-      rate_limit_per_hour: 1_000_000,
-    });
-    // Far above what the bench sends, so no request is ever rate limited.
-    await database.db.update(automationKeys).set({ rateLimitPerMinute: 1e9, rateLimitPerHour: 1e9 });
-    return { key, serverIds };
-  } finally {
-    await database.close();
-  }
-}
-
-async function startService(
-  url: string,
-  masterKey: Buffer,
-): Promise<{ child: ChildProcess; port: number; statsPort: number }> {
-  const child = spawn(process.execPath, ["--import", "tsx", SERVER], {
-    cwd: REPO,
-    stdio: ["ignore", "pipe", "inherit"],
-    env: {
-      ...process.env,
-      DATABASE_URL: url,
-      REOCLO_MASTER_KEY: masterKey.toString("hex"),
-      REOCLO_OUTPUT_CAP_BYTES: String(OUTPUT_CAP_BYTES),
-      REOCLO_SYNC_WAIT_SECONDS: "20",
-    },
-  });
-  try {
-    const line = await new Promise<string>((resolve, reject) => {
-      createInterface({ input: child.stdout as NodeJS.ReadableStream }).once("line", resolve);
-      child.once("exit", (code) => reject(new Error(`bench exec server exited with ${code}`)));
-      child.once("error", reject);
-    });
-    const { port, statsPort } = JSON.parse(line) as { port: number; statsPort: number };
-    return { child, port, statsPort };
-  } catch (err) {
-    await stopService(child);
-    throw err;
-  }
-}
-
-async function stopService(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
-
 export const exec: Scenario = {
   name: "exec",
   async run({ quick }) {
-    const hosts: TestHost[] = [];
-    const cleanups: (() => Promise<unknown>)[] = [];
+    const bed = await startTestBed({ name: "exec", hosts: HOSTS, outputCapBytes: OUTPUT_CAP_BYTES });
     try {
-      const started = await Promise.allSettled(Array.from({ length: HOSTS }, () => startTestHost()));
-      for (const s of started) if (s.status === "fulfilled") hosts.push(s.value);
-      cleanups.push(() => Promise.all(hosts.map((h) => h.close())));
-      const failed = started.find((s) => s.status === "rejected");
-      if (failed) throw failed.reason;
-      if (hosts.some((h) => h.kind !== "openssh")) throw new Error("the exec bench needs OpenSSH sshd");
-
-      const keyDir = await mkdtemp(path.join(os.tmpdir(), "reoclo-bench-keys-"));
-      cleanups.push(() => rm(keyDir, { recursive: true, force: true }));
-      const keyFiles = await Promise.all(
-        hosts.map(async (h, i) => {
-          const file = path.join(keyDir, `id_${i}`);
-          await writeFile(file, h.privateKey, { mode: 0o600 });
-          return file;
-        }),
-      );
-
-      const pg = await createPostgresDatabase();
-      cleanups.push(() => pg.drop());
-      const masterKey = randomBytes(32);
-      const { key, serverIds } = await register(pg.url, masterKey, hosts);
-      const { child, port, statsPort } = await startService(pg.url, masterKey);
-      cleanups.push(() => stopService(child));
-      const svc: Service = { port, statsPort, key, serverIds };
-
+      const { hosts, keyFiles, service: svc } = bed;
       const host0 = hosts[0] as TestHost;
       const raw = await connectSsh(host0);
-      cleanups.push(() => closeSsh(raw));
+      bed.defer(() => closeSsh(raw));
 
       const began = performance.now();
       const note = (what: string) =>
@@ -632,12 +479,8 @@ export const exec: Scenario = {
       note("done");
       return rows;
     } finally {
-      // In reverse: the ssh2 connection, the service, the database, the key files, the hosts.
-      for (const cleanup of cleanups.reverse()) {
-        await cleanup().catch((err: unknown) =>
-          process.stderr.write(`bench: exec: cleanup failed: ${String(err)}\n`),
-        );
-      }
+      // In reverse: the ssh2 connection, then the test bed (service, database, key files, hosts).
+      await bed.close();
     }
   },
 };

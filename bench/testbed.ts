@@ -1,0 +1,208 @@
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { openDatabase } from "../service/src/db/database";
+import { automationKeys } from "../service/src/db/schema";
+import { createKey } from "../service/src/keys/keys";
+import { SecretBox } from "../service/src/secrets/secret-box";
+import { addServer } from "../service/src/servers/servers";
+import { createPostgresDatabase, testConfig } from "../service/test/fixtures/db";
+import { startTestHost, type TestHost } from "../service/test/fixtures/sshd";
+
+// The test bed shared by the scenarios that run commands on hosts (exec, run-action): real
+// OpenSSH sshd hosts on loopback, their client keys in files for the OpenSSH reference, and the
+// real service in its own process (bench/servers/exec-server.ts) on a fresh PostgreSQL
+// database, with the hosts registered and a key whose rate limits no bench can reach.
+
+const REPO = new URL("../", import.meta.url).pathname;
+const SERVER = new URL("./servers/exec-server.ts", import.meta.url).pathname;
+
+export interface Service {
+  port: number;
+  statsPort: number;
+  key: string;
+  /** One per host, in the order of `TestBed.hosts`. */
+  serverIds: string[];
+}
+
+export interface TestBed {
+  hosts: TestHost[];
+  /** The client private key of each host, mode 0600, for `ssh -i`. */
+  keyFiles: string[];
+  service: Service;
+  /** Registers a clean-up to run, in reverse order of registration, by `close`. */
+  defer(cleanup: () => Promise<unknown>): void;
+  /** Runs every clean-up, reporting (not throwing) failures. */
+  close(): Promise<void>;
+}
+
+export interface TestBedOptions {
+  /** Names the bench in messages. */
+  name: string;
+  hosts: number;
+  /** REOCLO_OUTPUT_CAP_BYTES of the service. */
+  outputCapBytes: number;
+  /** REOCLO_SYNC_WAIT_SECONDS of the service (default 20). */
+  syncWaitSeconds?: number;
+}
+
+export async function startTestBed(opts: TestBedOptions): Promise<TestBed> {
+  const cleanups: (() => Promise<unknown>)[] = [];
+  const close = async () => {
+    // In reverse: whatever the scenario added, the service, the database, the key files, the hosts.
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      await cleanup().catch((err: unknown) =>
+        process.stderr.write(`bench: ${opts.name}: cleanup failed: ${String(err)}\n`),
+      );
+    }
+  };
+  try {
+    const hosts: TestHost[] = [];
+    const started = await Promise.allSettled(Array.from({ length: opts.hosts }, () => startTestHost()));
+    for (const s of started) if (s.status === "fulfilled") hosts.push(s.value);
+    cleanups.push(() => Promise.all(hosts.map((h) => h.close())));
+    const failed = started.find((s) => s.status === "rejected");
+    if (failed) throw failed.reason;
+    if (hosts.some((h) => h.kind !== "openssh")) throw new Error(`the ${opts.name} bench needs OpenSSH sshd`);
+
+    const keyDir = await mkdtemp(path.join(os.tmpdir(), "reoclo-bench-keys-"));
+    cleanups.push(() => rm(keyDir, { recursive: true, force: true }));
+    const keyFiles = await Promise.all(
+      hosts.map(async (h, i) => {
+        const file = path.join(keyDir, `id_${i}`);
+        await writeFile(file, h.privateKey, { mode: 0o600 });
+        return file;
+      }),
+    );
+
+    const pg = await createPostgresDatabase();
+    cleanups.push(() => pg.drop());
+    const masterKey = randomBytes(32);
+    const { key, serverIds } = await register(pg.url, masterKey, hosts);
+    const { child, port, statsPort } = await startService(pg.url, masterKey, opts);
+    cleanups.push(() => stopService(child));
+    return {
+      hosts,
+      keyFiles,
+      service: { port, statsPort, key, serverIds },
+      defer: (cleanup) => cleanups.push(cleanup),
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** Migrates the fresh database and registers the hosts and a key under `masterKey`. */
+async function register(url: string, masterKey: Buffer, hosts: TestHost[]) {
+  const database = await openDatabase({ databaseUrl: url, maxConnections: 2 });
+  try {
+    await database.migrate();
+    const ctx = {
+      config: testConfig(),
+      db: database.db,
+      secrets: new SecretBox(masterKey),
+      now: () => new Date(),
+    };
+    const serverIds: string[] = [];
+    for (const [i, host] of hosts.entries()) {
+      const srv = await addServer(ctx, {
+        name: `bench-host-${i}`,
+        host: host.host,
+        port: host.port,
+        user: host.username,
+        private_key: host.privateKey,
+        host_key_fingerprint: host.hostKeyFingerprint,
+      });
+      serverIds.push(srv.id);
+    }
+    const { key } = await createKey(ctx, {
+      name: "bench",
+      operations: ["exec"],
+      all_servers: true,
+      rate_limit_per_minute: 100_000,
+      rate_limit_per_hour: 1_000_000,
+    });
+    // Far above what the bench sends, so no request is ever rate limited.
+    await database.db.update(automationKeys).set({ rateLimitPerMinute: 1e9, rateLimitPerHour: 1e9 });
+    return { key, serverIds };
+  } finally {
+    await database.close();
+  }
+}
+
+async function startService(
+  url: string,
+  masterKey: Buffer,
+  opts: TestBedOptions,
+): Promise<{ child: ChildProcess; port: number; statsPort: number }> {
+  const child = spawn(process.execPath, ["--import", "tsx", SERVER], {
+    cwd: REPO,
+    stdio: ["ignore", "pipe", "inherit"],
+    env: {
+      ...process.env,
+      DATABASE_URL: url,
+      REOCLO_MASTER_KEY: masterKey.toString("hex"),
+      REOCLO_OUTPUT_CAP_BYTES: String(opts.outputCapBytes),
+      REOCLO_SYNC_WAIT_SECONDS: String(opts.syncWaitSeconds ?? 20),
+    },
+  });
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stdout as NodeJS.ReadableStream }).once("line", resolve);
+      child.once("exit", (code) => reject(new Error(`bench exec server exited with ${code}`)));
+      child.once("error", reject);
+    });
+    const { port, statsPort } = JSON.parse(line) as { port: number; statsPort: number };
+    return { child, port, statsPort };
+  } catch (err) {
+    await stopService(child);
+    throw err;
+  }
+}
+
+async function stopService(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+// ---- the OpenSSH reference -------------------------------------------------------------------
+
+/** Arguments of a cold OpenSSH client process: new TCP connection, key exchange, authentication, session. */
+export function opensshArgs(host: TestHost, keyFile: string, command: string): string[] {
+  return [
+    "-i",
+    keyFile,
+    "-p",
+    String(host.port),
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "LogLevel=ERROR",
+    `${host.username}@127.0.0.1`,
+    command,
+  ];
+}
+
+/** Runs `command` with a fresh `ssh` process; resolves with its stdout, rejects unless it exits 0. */
+export function openssh(host: TestHost, keyFile: string, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile("ssh", opensshArgs(host, keyFile, command), { encoding: "utf8" }, (err, stdout, stderr) =>
+      err ? reject(new Error(`ssh ${command}: ${err.message} ${stderr}`)) : resolve(stdout),
+    );
+  });
+}
