@@ -36,3 +36,27 @@ describe("StreamMasker", () => {
     expect(out.join("")).toBe("xx abc*** yy abcab");
   });
 });
+
+describe("StreamMasker, whatever the chunking", () => {
+  // A small alphabet makes overlapping, nested and self-similar secrets common.
+  const rand = (n: number) => Math.floor(Math.random() * n);
+  const word = (len: number) => Array.from({ length: len }, () => "ab"[rand(2)]).join("");
+
+  it("masks chunked output exactly as it masks the whole output at once (5,000 random cases)", () => {
+    for (let i = 0; i < 5000; i++) {
+      const inner = word(8 + rand(3));
+      const secrets = [inner, `url:${inner}@host`, word(8 + rand(4))];
+      const pieces = Array.from({ length: 6 }, () => (rand(2) ? secrets[rand(3)]! : word(rand(6))));
+      const text = pieces.join("");
+      const whole = new StreamMasker(secrets);
+      const expected = Buffer.concat([whole.push(Buffer.from(text)), whole.end()]).toString();
+      const cuts = [0, ...Array.from({ length: rand(4) }, () => rand(text.length + 1)), text.length].sort(
+        (a, b) => a - b,
+      );
+      const chunks = cuts.slice(1).map((end, k) => text.slice(cuts[k], end));
+      const got = feed(new StreamMasker(secrets), chunks).join("");
+      expect({ text, chunks, got }).toEqual({ text, chunks, got: expected });
+      expect(got).not.toContain(secrets[1]);
+    }
+  });
+});

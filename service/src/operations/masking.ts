@@ -41,18 +41,23 @@ export class StreamMasker {
   }
 
   private replace(data: Buffer, final: boolean): { out: Buffer; safeEnd: number } {
+    // Not final: from `hold` on, the data may be the start of a secret still arriving; a shorter
+    // secret inside it must wait too, or the longer one would leak around its `***`.
+    let hold = final ? data.length : data.length - this.possibleStart(data, 0);
     const parts: Buffer[] = [];
     let pos = 0;
-    let lastMatchEnd = 0;
-    while (pos < data.length) {
+    while (pos < hold) {
       const hit = this.nextMatch(data, pos);
-      if (!hit) break;
+      if (!hit || hit.at >= hold) break;
+      if (hit.at + hit.length > hold) {
+        hold = hit.at; // the match runs into the held part: keep it whole for the next chunk
+        break;
+      }
       parts.push(data.subarray(pos, hit.at), MASK_BYTES);
-      pos = lastMatchEnd = hit.at + hit.length;
+      pos = hit.at + hit.length;
     }
-    const safeEnd = final ? data.length : data.length - this.possibleStart(data, Math.max(pos, lastMatchEnd));
-    if (safeEnd > pos) parts.push(data.subarray(pos, safeEnd));
-    return { out: Buffer.concat(parts), safeEnd };
+    if (hold > pos) parts.push(data.subarray(pos, hold));
+    return { out: Buffer.concat(parts), safeEnd: Math.max(pos, hold) };
   }
 
   /** Length of the longest end of `data` (after `from`) that is a proper prefix of a secret. */
