@@ -105,16 +105,19 @@ export function operationEventStream(
           while (!closed) {
             await catchUp();
             const row = await getOperation(db, op.id);
-            if (!row || row.status !== "running") {
+            if (!row) throw new Error("the operation no longer exists"); // its server was removed
+            if (row.status !== "running") {
               await catchUp();
-              if (row) end(row);
+              end(row);
               return;
             }
             await new Promise((r) => setTimeout(r, POLL_MS));
           }
         } catch {
           clearInterval(keepalive);
+          cleanup?.();
           if (!closed) controller.error(new Error("event stream failed"));
+          closed = true;
         }
       },
       cancel() {
