@@ -202,6 +202,21 @@ describe.each(DRIVERS)("POST /exec against a real sshd host, on %s", (driver) =>
     expect(list.items[1]!.run_context).toMatchObject({ repository: "acme/web" });
   });
 
+  it("finds the operation this key started with an Idempotency-Key, and only that one", async () => {
+    const idem = `find-${randomBytes(4).toString("hex")}`;
+    const started = (await (
+      await env.post("/exec", { server_id: env.serverId, command: "true" }, { "Idempotency-Key": idem })
+    ).json()) as { operation_id: string };
+    const found = (await (await env.get(`/operations?idempotency_key=${idem}`)).json()) as {
+      items: { operation_id: string }[];
+    };
+    expect(found.items.map((i) => i.operation_id)).toEqual([started.operation_id]);
+    const none = (await (await env.get(`/operations?idempotency_key=${idem}-other`)).json()) as {
+      items: unknown[];
+    };
+    expect(none.items).toEqual([]);
+  });
+
   it("answers 404 for unknown operations and for ids that are not uuids", async () => {
     expect((await env.get("/operations/00000000-0000-4000-8000-000000000000")).status).toBe(404);
     expect((await env.get("/operations/nope")).status).toBe(404);

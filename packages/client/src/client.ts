@@ -140,6 +140,24 @@ export class ReocloClient {
     );
   }
 
+  /**
+   * The operation this API key started with `idempotencyKey`, if the service got that far:
+   * for a caller that lost the answer (it was stopped mid-request) and must cancel what it
+   * may have started.
+   */
+  async findOperationByIdempotencyKey(
+    idempotencyKey: string,
+    signal?: AbortSignal,
+  ): Promise<Operation | undefined> {
+    const query = new URLSearchParams({ idempotency_key: idempotencyKey });
+    const page = await sendJson(
+      this.#http,
+      { method: "GET", path: `${ROUTES.operations}?${query.toString()}`, signal: this.#with(signal) },
+      operationListResponseSchema,
+    );
+    return page.items[0];
+  }
+
   #with(signal: AbortSignal | undefined): AbortSignal | undefined {
     const signals = [this.#signal, signal].filter((s) => s !== undefined);
     return signals.length > 1 ? AbortSignal.any(signals) : signals[0];

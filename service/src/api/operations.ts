@@ -20,7 +20,12 @@ import {
   validIdempotencyKey,
 } from "../operations/idempotency";
 import type { OperationRunner } from "../operations/runner";
-import { getOperationWithServer, listByRunId, type OperationRow } from "../operations/store";
+import {
+  findByIdempotencyKey,
+  getOperationWithServer,
+  listByRunId,
+  type OperationRow,
+} from "../operations/store";
 import { execAnswer, operationAnswer } from "../operations/view";
 import { sshTargetOf } from "../servers/servers";
 import { operationEventStream, SSE_HEADERS } from "./sse";
@@ -156,8 +161,21 @@ export function operationRoutes(deps: OperationApiDeps) {
     })
     .get("/operations", automationAccess(deps.access, { operation: null }), async (c) => {
       const access = c.get("access");
+      // Ours: the operation this key started with an Idempotency-Key, for a client that lost the
+      // answer (its process was cancelled mid-request) and must cancel what it may have started.
+      const idemKey = c.req.query("idempotency_key");
+      if (idemKey !== undefined) {
+        const rows = await findByIdempotencyKey(deps.ctx.db, access.key.id, idemKey);
+        const items = rows.filter(
+          (r) => r.op.orgId === access.key.orgId && serverInScope(access.key, r.op.serverId),
+        );
+        return c.json({ items: items.map((r) => operationAnswer(r.op, r.serverName)), next_cursor: null });
+      }
       const runId = c.req.query("run_id");
-      if (!runId) throw new AppError("validation", "run_id is required.", { run_id: ["is required"] });
+      if (!runId)
+        throw new AppError("validation", "run_id (or idempotency_key) is required.", {
+          run_id: ["is required"],
+        });
       const limit = Math.min(
         MAX_PAGE_SIZE,
         Math.max(1, Number(c.req.query("limit") ?? DEFAULT_PAGE_SIZE) || DEFAULT_PAGE_SIZE),

@@ -1,6 +1,6 @@
 import { and, asc, desc, eq, gt, inArray, isNull, lt, or } from "drizzle-orm";
 import type { Database } from "../db/database";
-import { operationOutput, operations, servers } from "../db/schema";
+import { idempotencyRecords, operationOutput, operations, servers } from "../db/schema";
 import type { OutputTotals } from "./output";
 
 // Operation rows and their stored output. Every status change goes through here.
@@ -65,6 +65,17 @@ export async function listByRunId(db: Database, orgId: string, runId: string, li
     )
     .orderBy(desc(operations.createdAt), desc(operations.id))
     .limit(limit);
+}
+
+/** The operation an API key created with this Idempotency-Key, if it got that far. */
+export async function findByIdempotencyKey(db: Database, keyId: string, idempotencyKey: string) {
+  return db
+    .select({ op: operations, serverName: servers.name })
+    .from(idempotencyRecords)
+    .innerJoin(operations, eq(operations.id, idempotencyRecords.operationId))
+    .innerJoin(servers, eq(servers.id, operations.serverId))
+    .where(and(eq(idempotencyRecords.keyId, keyId), eq(idempotencyRecords.idempotencyKey, idempotencyKey)))
+    .limit(1);
 }
 
 export interface StoredEvent {
