@@ -17,6 +17,7 @@ import {
   execResponseSchema,
   HEADERS,
   isTerminalStatus,
+  OUTPUT_TAIL_BYTES,
   operationPath,
   operationSchema,
   ROUTES,
@@ -30,7 +31,7 @@ import {
 import { ReocloApiError } from "./errors.js";
 import { isEventStream, isRetryable, readJson, send, sendJson, type HttpSettings } from "./http.js";
 import { abortError, backoffDelay, sleep } from "./retry.js";
-import { consume } from "./stream.js";
+import { consume, type StreamEvent } from "./stream.js";
 
 /**
  * Stream failures in a row without new output after which polling takes over: the stream
@@ -65,6 +66,32 @@ export async function runExec(
     if (data !== "") opts.onOutput?.({ stream, data });
   };
 
+  let lastEventId = "";
+  let lastSeq = -1;
+  let finalStatus: TerminalStatus | undefined;
+  const onEvent = (e: StreamEvent) => {
+    if (e.event === "output") {
+      // Ids are the server's output sequence: never hand the same chunk over twice.
+      const seq = /^\d+$/.test(e.id) ? Number(e.id) : undefined;
+      if (seq !== undefined && seq <= lastSeq) return;
+      if (seq !== undefined) lastSeq = seq;
+      emit(e.data.stream, e.data.data);
+    } else if (isTerminalStatus(e.data.status)) {
+      finalStatus = e.data.status;
+    }
+    if (e.id !== "") lastEventId = e.id;
+  };
+  const openEvents = (id: string) =>
+    send(http, {
+      method: "GET",
+      path: operationPath(id, "/events"),
+      headers: {
+        Accept: CONTENT_TYPE_EVENT_STREAM,
+        ...(lastEventId ? { [HEADERS.lastEventId]: lastEventId } : {}),
+      },
+      signal,
+    });
+
   const post = (stream: boolean) =>
     send(http, {
       method: "POST",
@@ -80,22 +107,50 @@ export async function runExec(
   const poll = async (id: string): Promise<ExecFinishedResponse> => {
     for (;;) {
       const op = await sendJson(http, { method: "GET", path: operationPath(id), signal }, operationSchema);
-      if (op.status !== "running" && op.result) return finish(id, op.status, op.result, true);
+      if (op.status !== "running" && op.result) {
+        if (lastSeq >= 0 && (await catchUpFinished(id))) return finish(id, op.status, op.result, false);
+        return finish(id, op.status, op.result, true);
+      }
       await sleep(http.pollIntervalMs, signal);
+    }
+  };
+
+  /**
+   * After streaming broke off, the stored events of the finished operation give exactly what
+   * onOutput missed (the polled tail cannot say where it starts). One try; false if it fails.
+   */
+  const catchUpFinished = async (id: string): Promise<boolean> => {
+    try {
+      const res = await openEvents(id);
+      if (!isEventStream(res)) {
+        await res.body?.cancel().catch(() => undefined);
+        return false;
+      }
+      return (await consume(res, signal, onEvent, http.streamIdleMs)).kind === "end";
+    } catch {
+      if (signal.aborted) throw abortError(signal);
+      return false;
     }
   };
 
   const finish = (id: string, status: TerminalStatus, result: OperationResult, complete: boolean) => {
     // The polled result holds the last 64 KiB of each stream: hand over the part onOutput has
-    // not seen. When a stream was cut (truncated) after some was seen, the overlap is unknown,
-    // so nothing is added rather than something repeated.
+    // not seen. A tail shorter than that is the whole stream, so the unseen part is exact;
+    // a full one may start anywhere, so it is handed over whole after a note (some lines may
+    // repeat) rather than risk losing the end.
     for (const stream of ["stdout", "stderr"] as const) {
       const text = result[stream];
       const seen = delivered[stream];
-      if (!complete || seen >= text.length) continue;
+      if (!complete || text === "") continue;
+      const whole = !result[`${stream}_truncated`] && Buffer.byteLength(text) < OUTPUT_TAIL_BYTES;
       if (seen === 0) emit(stream, text);
-      else if (!result[`${stream}_truncated`]) emit(stream, text.slice(seen));
-      else http.log(`exec ${id}: ${stream} was truncated; the polled tail is not repeated`);
+      else if (whole) emit(stream, text.slice(seen));
+      else {
+        http.log(
+          `exec ${id}: live ${stream} was interrupted; its last ${OUTPUT_TAIL_BYTES / 1024} KiB follow`,
+        );
+        emit(stream, text);
+      }
     }
     return { operation_id: id, status, ...result } satisfies ExecFinishedResponse;
   };
@@ -116,29 +171,10 @@ export async function runExec(
   void replay.then((answer) => announce(answer.operation_id)).catch(() => undefined); // awaited below
 
   let res = first;
-  let lastEventId = "";
-  let lastSeq = -1;
-  let finalStatus: TerminalStatus | undefined;
   let failures = 0;
   for (;;) {
     const seqBefore = lastSeq;
-    const outcome = await consume(
-      res,
-      signal,
-      (e) => {
-        if (e.event === "output") {
-          // Ids are the server's output sequence: never hand the same chunk over twice.
-          const seq = /^\d+$/.test(e.id) ? Number(e.id) : undefined;
-          if (seq !== undefined && seq <= lastSeq) return;
-          if (seq !== undefined) lastSeq = seq;
-          emit(e.data.stream, e.data.data);
-        } else if (isTerminalStatus(e.data.status)) {
-          finalStatus = e.data.status;
-        }
-        if (e.id !== "") lastEventId = e.id;
-      },
-      http.streamIdleMs,
-    );
+    const outcome = await consume(res, signal, onEvent, http.streamIdleMs);
     if (outcome.kind === "end") {
       const answer = await replay;
       const status = finalStatus ?? (answer.status === "running" ? undefined : answer.status);
@@ -155,15 +191,7 @@ export async function runExec(
     http.log(`exec ${id}: event stream dropped (${outcome.why}); resuming after event ${lastEventId || "0"}`);
     await sleep(delay, signal);
     try {
-      res = await send(http, {
-        method: "GET",
-        path: operationPath(id, "/events"),
-        headers: {
-          Accept: CONTENT_TYPE_EVENT_STREAM,
-          ...(lastEventId ? { [HEADERS.lastEventId]: lastEventId } : {}),
-        },
-        signal,
-      });
+      res = await openEvents(id);
     } catch (err) {
       if (signal.aborted) throw abortError(signal);
       // No events route (an older service) or retries used up: polling still finds the result.

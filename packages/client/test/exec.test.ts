@@ -175,10 +175,22 @@ describe("ReocloClient.exec", () => {
     expect(text("stdout")).toBe(t.fake.expectedResult.stdout);
     expect(text("stderr")).toBe(t.fake.expectedResult.stderr);
     const resumes = t.fake.seen.filter((s) => s.path.endsWith("/events"));
-    // Progress in the first stream, then four resumes without any: the fifth failure polls.
-    expect(resumes.map((r) => r.lastEventId)).toEqual(["1", "1", "1", "1"]);
-    expect(t.fake.seen.at(-1)).toMatchObject({ method: "GET", path: `/operations/${t.ids[0]}` });
+    // Progress in the first stream, then four resumes without any: the fifth failure polls; once
+    // the operation is final one more try for the stored events, which fails too: the tail completes it.
+    expect(resumes.map((r) => r.lastEventId)).toEqual(["1", "1", "1", "1", "1"]);
+    expect(t.fake.seen.at(-2)).toMatchObject({ method: "GET", path: `/operations/${t.ids[0]}` });
     expect(t.fake.commandsRun).toBe(1);
+  });
+
+  it("after polling, gets exactly the output it missed from the stored events, however long", async () => {
+    const long: Chunk[] = Array.from({ length: 40 }, (_, i) => ({
+      stream: "stdout",
+      data: `line ${i} ${"x".repeat(4000)}\n`,
+    }));
+    const t = await setup({ outputs: long, dropAfter: 1, dropResumes: 4 });
+    await t.run();
+    expect(t.seen.map((c) => c.data).join("")).toBe(long.map((c) => c.data).join(""));
+    expect(t.fake.seen.at(-1)).toMatchObject({ method: "GET", path: `/operations/${t.ids[0]}/events` });
   });
 
   it("rejects with an AbortError when the signal aborts mid-stream", async () => {

@@ -23,6 +23,8 @@ export interface FakeOptions {
   dropAfter?: number;
   /** Cut every resumed event stream before its first new output event (after half of it). */
   dropResumed?: boolean;
+  /** Cut only this many resumed event streams that way. */
+  dropResumes?: number;
   /** Answer POST /exec with JSON whatever the Accept header (a service without streaming). */
   noStreaming?: boolean;
   /** Polls answered `running` before the operation is done. */
@@ -65,8 +67,9 @@ export async function startFake(opts: FakeOptions) {
   };
 
   const stream = (res: ServerResponse, after: number, id: string) => {
-    const first = streams++ === 0;
-    const dropAt = first ? opts.dropAfter : opts.dropResumed ? after : undefined;
+    const resume = streams++;
+    const dropResumed = opts.dropResumed || resume <= (opts.dropResumes ?? 0);
+    const dropAt = resume === 0 ? opts.dropAfter : dropResumed ? after : undefined;
     res.writeHead(200, {
       "Content-Type": "text/event-stream; charset=utf-8",
       ...(opts.noOperationIdHeader ? {} : { "X-Operation-Id": id }),
