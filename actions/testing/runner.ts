@@ -6,21 +6,28 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
 
-const ACTION_DIR = fileURLToPath(new URL("..", import.meta.url));
-const ACTION_YML = readFileSync(join(ACTION_DIR, "action.yml"), "utf8");
+/** An action of this repository by its folder name (actions/<name>). */
+export function actionDir(name: string): string {
+  return fileURLToPath(new URL(`../${name}/`, import.meta.url));
+}
 
 /** `runs.main` / `runs.post` and the inputs' defaults, read from action.yml itself. */
-function entry(kind: "main" | "post"): string {
-  const m = new RegExp(`^  ${kind}: (\\S+)$`, "m").exec(ACTION_YML);
-  if (!m?.[1]) throw new Error(`action.yml names no runs.${kind}`);
-  return join(ACTION_DIR, m[1]);
-}
-function inputDefaults(): Record<string, string> {
-  const out: Record<string, string> = {};
-  const re = /^ {2}([a-z_]+):\n(?: {4}.*\n)*? {4}default: "?([^"\n]*)"?$/gm;
-  for (const m of ACTION_YML.matchAll(re)) if (m[1] && m[2] !== undefined) out[m[1]] = m[2];
-  return out;
+function readAction(dir: string) {
+  const doc = parse(readFileSync(join(dir, "action.yml"), "utf8")) as {
+    inputs?: Record<string, { default?: string | number | boolean }>;
+    runs: Record<string, string | undefined>;
+  };
+  const defaults: Record<string, string> = {};
+  for (const [name, spec] of Object.entries(doc.inputs ?? {}))
+    if (spec.default !== undefined) defaults[name] = String(spec.default);
+  const entry = (kind: "main" | "post") => {
+    const file = doc.runs[kind];
+    if (!file) throw new Error(`${dir}action.yml names no runs.${kind}`);
+    return join(dir, file);
+  };
+  return { defaults, entry };
 }
 
 /** Parses the `name<<DELIM\nvalue\nDELIM` blocks @actions/core writes to file commands. */
@@ -41,8 +48,8 @@ export interface ActionRun {
   readonly child: ChildProcess;
   /** Everything the step wrote to its log so far (stdout and stderr, in arrival order). */
   log(): string;
-  /** Resolves once the log matches. */
-  waitForLog(pattern: RegExp): Promise<void>;
+  /** Resolves once the log (from character `from` on) matches. */
+  waitForLog(pattern: RegExp, from?: number): Promise<void>;
   /** Resolves with the exit code. */
   exited: Promise<number | null>;
   outputs(): Record<string, string>;
@@ -51,6 +58,7 @@ export interface ActionRun {
 }
 
 export class Workspace {
+  readonly #action: ReturnType<typeof readAction>;
   readonly dir = mkdtempSync(join(tmpdir(), "reoclo-runner-"));
   /** Each workspace is its own workflow run, so its steps get their own idempotency keys. */
   readonly runId = String(Math.floor(Math.random() * 1e12));
@@ -60,18 +68,20 @@ export class Workspace {
     summary: join(this.dir, "summary"),
   };
 
-  constructor() {
+  /** A fresh runner workspace for the action in `dir` (see actionDir). */
+  constructor(dir: string) {
+    this.#action = readAction(dir);
     for (const f of Object.values(this.files)) writeFileSync(f, "");
   }
 
   /** Starts the main step (or the post step, which gets main's saved state). */
   start(kind: "main" | "post", inputs: Record<string, string>, env: Record<string, string> = {}): ActionRun {
-    const all = { ...inputDefaults(), ...inputs };
+    const all = { ...this.#action.defaults, ...inputs };
     const stateVars =
       kind === "post"
         ? Object.fromEntries(Object.entries(this.state()).map(([k, v]) => [`STATE_${k}`, v]))
         : {};
-    const child = spawn(process.execPath, [entry(kind)], {
+    const child = spawn(process.execPath, [this.#action.entry(kind)], {
       env: {
         PATH: process.env.PATH ?? "",
         GITHUB_ACTIONS: "true",
@@ -95,11 +105,11 @@ export class Workspace {
       stdio: ["ignore", "pipe", "pipe"],
     });
     let log = "";
-    const waiters: { pattern: RegExp; resolve: () => void }[] = [];
+    const waiters: { pattern: RegExp; from: number; resolve: () => void }[] = [];
     const onData = (chunk: Buffer) => {
       log += chunk.toString();
       for (const w of [...waiters]) {
-        if (w.pattern.test(log)) {
+        if (w.pattern.test(log.slice(w.from))) {
           waiters.splice(waiters.indexOf(w), 1);
           w.resolve();
         }
@@ -111,11 +121,11 @@ export class Workspace {
     return {
       child,
       log: () => log,
-      waitForLog: (pattern) =>
-        pattern.test(log)
+      waitForLog: (pattern, from = 0) =>
+        pattern.test(log.slice(from))
           ? Promise.resolve()
           : new Promise<void>((resolve, reject) => {
-              waiters.push({ pattern, resolve });
+              waiters.push({ pattern, from, resolve });
               void exited.then(() => reject(new Error(`the step exited before logging ${pattern}:\n${log}`)));
             }),
       exited,

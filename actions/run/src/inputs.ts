@@ -1,5 +1,8 @@
 import { createHash } from "node:crypto";
+import { InputError, readApiUrl, type Environment, type GetInput } from "@reoclo/action-kit";
 import { DEFAULT_MAX_TIMEOUT_SECONDS, ENV_NAME_PATTERN, type RunContext } from "@reoclo/protocol";
+
+export { InputError };
 
 // Every input read, validated and normalised here, once; nothing else reads inputs or the environment.
 
@@ -19,16 +22,6 @@ export interface RunSettings {
   readonly stepSummary: boolean;
 }
 
-/** What the post step needs: where the service is and the key, read again from the inputs. */
-export interface PostSettings {
-  readonly apiUrl: string;
-  readonly apiKey: string;
-}
-
-export class InputError extends Error {}
-
-type GetInput = (name: string) => string;
-
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** KEY=VALUE lines; blank lines and # comments skipped. Errors name the line, never the value. */
@@ -44,34 +37,13 @@ export function parseEnvLines(text: string): Record<string, string> {
         `env line ${i + 1}: expected NAME=value with NAME made of letters, digits and _ (not starting with a digit)`,
       );
     }
-    env[name] = line.slice(eq + 1);
+    // Trimmed like dotenv does: `TOKEN = abc` means "abc", which is what gets masked.
+    env[name] = line.slice(eq + 1).trim();
   });
   return env;
 }
 
-function readApiUrl(getInput: GetInput, environment: Readonly<Record<string, string | undefined>>): string {
-  const apiUrl = (getInput("api_url").trim() || environment.REOCLO_API_URL?.trim() || "").replace(/\/+$/, "");
-  if (!apiUrl)
-    throw new InputError(
-      `Input "api_url" (or the REOCLO_API_URL environment variable) is required: the URL of your Reoclo service.`,
-    );
-  if (!/^https?:\/\/[^\s/]+/.test(apiUrl)) throw new InputError(`Input "api_url" must be an http(s) URL.`);
-  return apiUrl;
-}
-
-export function readPostSettings(
-  getInput: GetInput,
-  environment: Readonly<Record<string, string | undefined>>,
-): PostSettings {
-  const apiKey = getInput("api_key").trim();
-  if (!apiKey) throw new InputError(`Input "api_key" is required.`);
-  return { apiKey, apiUrl: readApiUrl(getInput, environment) };
-}
-
-export function readSettings(
-  getInput: GetInput,
-  environment: Readonly<Record<string, string | undefined>>,
-): RunSettings {
+export function readSettings(getInput: GetInput, environment: Environment): RunSettings {
   const required = (name: string) => {
     const v = getInput(name).trim();
     if (!v) throw new InputError(`Input "${name}" is required.`);

@@ -1,3 +1,4 @@
-import { cleanup } from "./cleanup.js";
+import { cancelLeftOperation } from "@reoclo/action-kit";
+import { USER_AGENT } from "./constants.js";
 
-await cleanup();
+await cancelLeftOperation(USER_AGENT);

@@ -8,8 +8,8 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startExecEnv, type ExecEnv } from "../../../service/test/fixtures/exec-env";
-import { startFaultProxy, type FaultProxy } from "./fault-proxy";
-import { Workspace } from "./runner";
+import { startFaultProxy, type FaultProxy } from "../../testing/fault-proxy";
+import { actionDir, Workspace } from "../../testing/runner";
 
 const pgrep = (pattern: string) => {
   try {
@@ -41,7 +41,7 @@ const workspaces: Workspace[] = [];
 const files: string[] = [];
 const proxies: FaultProxy[] = [];
 const workspace = () => {
-  const w = new Workspace();
+  const w = new Workspace(actionDir("run"));
   workspaces.push(w);
   return w;
 };
@@ -120,7 +120,6 @@ describe("the run action, run as the runner runs it", () => {
       stderr: "deploy: missing config\n",
     });
     expect(step.log()).toMatch(/^::error title=The command exited with code 7::deploy: missing config$/m);
-    expect(step.log()).toContain("::add-mask::s3cr3t-value-1");
   });
 
   it("writes the first line to the log while the command is still running", async () => {
@@ -142,26 +141,62 @@ describe("the run action, run as the runner runs it", () => {
     expect(step.outputs().stdout).toBe("first-line\nsecond-line\n");
   });
 
-  it("cancels the remote command on SIGINT and leaves nothing running on the host", async () => {
-    const m = `${Math.floor(Math.random() * 9000) + 1000}.${unique().slice(0, 3).replace(/\D/g, "7")}`;
+  it.each(["SIGINT", "SIGTERM"] as const)(
+    "cancels the remote command on %s and leaves nothing running",
+    async (sig) => {
+      const m = `${Math.floor(Math.random() * 9000) + 1000}.${unique().slice(0, 3).replace(/\D/g, "7")}`;
+      const w = workspace();
+      const step = w.start(
+        "main",
+        inputs({ command: `echo started; (sleep ${m} &); sleep ${m}`, timeout: "600" }),
+      );
+      await step.waitForLog(/^started$/m);
+      await expect.poll(() => pgrep(`sleep ${m}`), { timeout: 10_000 }).not.toBe("");
+      step.child.kill(sig);
+      expect(await step.exited).toBe(130);
+      expect(pgrep(`sleep ${m}`)).toBe("");
+      const id = w.state().operation_id ?? "";
+      expect(await operationStatus(env, id)).toBe("cancelled");
+      expect(step.outputs().exit_code).toBe("130");
+      expect(step.log()).toMatch(/::error title=The command was cancelled/);
+      // Main saw the end, so the post step has nothing to do.
+      const post = w.start("post", inputs({ command: "unused" }));
+      expect(await post.exited).toBe(0);
+      expect(post.log()).toContain("[reoclo] nothing left running");
+    },
+  );
+
+  it("on a signal before the operation id is known, sends no more attempts and cancels what a lost answer started", async () => {
+    const m = `${Math.floor(Math.random() * 9000) + 1000}.${unique().slice(0, 3).replace(/\D/g, "5")}`;
+    const ran = file("ran");
+    const proxy = await startFaultProxy(env.base, [
+      { kind: "lost_answer" },
+      ...Array.from({ length: 20 }, () => ({ kind: "unavailable" as const })),
+    ]);
+    proxies.push(proxy);
     const w = workspace();
     const step = w.start(
       "main",
-      inputs({ command: `echo started; (sleep ${m} &); sleep ${m}`, timeout: "600" }),
+      inputs({
+        command: `echo run >> "$RAN"; sleep ${m}`,
+        env: `RAN=${ran}`,
+        api_url: proxy.url,
+        timeout: "600",
+      }),
     );
-    await step.waitForLog(/^started$/m);
+    // The first attempt started the command but its answer was lost; the retries meet 503s.
     await expect.poll(() => pgrep(`sleep ${m}`), { timeout: 10_000 }).not.toBe("");
+    expect(w.state().operation_id).toBeUndefined();
+    // Signal just after a 503, while the client waits 1 s (Retry-After) before its next attempt.
+    await step.waitForLog(/POST \/exec: HTTP 503.*retry/, step.log().length);
+    const posts = () => proxy.seen.filter((s) => s.startsWith("POST") && s.endsWith("/exec")).length;
+    const postsAtSignal = posts();
     step.child.kill("SIGINT");
     expect(await step.exited).toBe(130);
+    expect(posts()).toBe(postsAtSignal);
+    expect(step.log()).toMatch(/operation [0-9a-f-]{36} was cancelled \(status cancelled\)/);
     expect(pgrep(`sleep ${m}`)).toBe("");
-    const id = w.state().operation_id ?? "";
-    expect(await operationStatus(env, id)).toBe("cancelled");
-    expect(step.outputs().exit_code).toBe("130");
-    expect(step.log()).toMatch(/::error title=The command was cancelled/);
-    // Main saw the end, so the post step has nothing to do.
-    const post = w.start("post", inputs({ command: "unused" }));
-    expect(await post.exited).toBe(0);
-    expect(post.log()).not.toContain("cancel sent");
+    expect(lines(ran)).toEqual(["run"]);
   });
 
   it("has the post step cancel an operation that a killed main step left running", async () => {

@@ -1,4 +1,5 @@
-// What the step tells the user when it ends: the failure annotation and the step summary.
+// What a step tells the user when it ends: the failure annotation, the refusal message and the
+// step summary.
 import type { ExecFinishedResponse } from "@reoclo/client";
 
 /** The annotation keeps the last lines of output; GitHub shows short annotations best. */
@@ -103,7 +104,8 @@ const ADVICE: Record<string, string> = {
     "Check the `api_key` secret: it must be an active key of this service (not revoked or expired).",
   ip_not_allowed:
     "This runner's address is not in the key's IP allowlist; `GET /api/automation/v1/key` with the key shows the address the service saw.",
-  operation_not_allowed: "The key does not allow `exec`; create a key with `--operations exec`.",
+  operation_not_allowed:
+    "The key does not allow this operation; create a key whose `--operations` include it.",
   server_not_in_scope:
     "The key is not scoped to this server; add it with `reoclo-admin keys create --servers …`.",
   not_found: "No such server in the key's organisation: check the `server_id` input.",

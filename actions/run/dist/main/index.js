@@ -28374,7 +28374,7 @@ module.exports = {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _run_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8118);
+/* harmony import */ var _run_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2482);
 
 await (0,_run_js__WEBPACK_IMPORTED_MODULE_0__/* .run */ .e)();
 
@@ -28383,7 +28383,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 8118:
+/***/ 2482:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -28391,8 +28391,6 @@ __webpack_async_result__();
 __nccwpck_require__.d(__webpack_exports__, {
   e: () => (/* binding */ run)
 });
-
-// UNUSED EXPORTS: RETRY
 
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
@@ -31339,8 +31337,81 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
+;// CONCATENATED MODULE: ../../packages/action-kit/src/inputs.ts
+// Input helpers every action shares. Each action builds its one settings object in its own
+// inputs.ts; these keep the common inputs (api_url, api_key) read the same way everywhere.
+class InputError extends Error {
+}
+/** `api_url`, else the REOCLO_API_URL variable; an http(s) URL without a trailing slash. */
+function readApiUrl(getInput, environment) {
+    const apiUrl = (getInput("api_url").trim() || environment.REOCLO_API_URL?.trim() || "").replace(/\/+$/, "");
+    if (!apiUrl)
+        throw new InputError(`Input "api_url" (or the REOCLO_API_URL environment variable) is required: the URL of your Reoclo service.`);
+    if (!/^https?:\/\/[^\s/]+/.test(apiUrl))
+        throw new InputError(`Input "api_url" must be an http(s) URL.`);
+    return apiUrl;
+}
+function inputs_readPostSettings(getInput, environment) {
+    const apiKey = getInput("api_key").trim();
+    if (!apiKey)
+        throw new InputError(`Input "api_key" is required.`);
+    return { apiKey, apiUrl: readApiUrl(getInput, environment) };
+}
+
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: ../../packages/action-kit/src/live-log.ts
+// The command's output in the job log, line by line as it arrives. Partial lines wait for
+// their newline (or the end) so stdout and stderr never interleave inside one line.
+
+/** A partial line this long is written without waiting for its newline, so memory stays bounded. */
+const MAX_PENDING_CHARS = 64 * 1024;
+class LiveLog {
+    #sink;
+    #pending = { stdout: "", stderr: "" };
+    /**
+     * Remote output must never be read by the runner as a workflow command (`::error::`,
+     * `::add-mask::`, `::set-output`…): `::stop-commands::` turns command processing off
+     * until the same random token is echoed back.
+     */
+    #token = (0,external_node_crypto_.randomUUID)();
+    #open = false;
+    constructor(sink) {
+        this.#sink = sink;
+    }
+    write(stream, data) {
+        let text = this.#pending[stream] + data;
+        const cut = text.lastIndexOf("\n");
+        if (cut !== -1) {
+            this.#emit(text.slice(0, cut + 1));
+            text = text.slice(cut + 1);
+        }
+        if (text.length >= MAX_PENDING_CHARS) {
+            this.#emit(text + "\n");
+            text = "";
+        }
+        this.#pending[stream] = text;
+    }
+    /** Writes what is left of each stream and turns workflow commands back on. */
+    close() {
+        for (const stream of ["stdout", "stderr"]) {
+            if (this.#pending[stream])
+                this.#emit(this.#pending[stream] + "\n");
+            this.#pending[stream] = "";
+        }
+        if (this.#open)
+            this.#sink.write(`::${this.#token}::\n`);
+        this.#open = false;
+    }
+    #emit(text) {
+        if (!this.#open) {
+            this.#sink.write(`::stop-commands::${this.#token}\n`);
+            this.#open = true;
+        }
+        this.#sink.write(text);
+    }
+}
+
 ;// CONCATENATED MODULE: ../../packages/protocol/src/limits.ts
 // Every number of the contract (spec §1–§9) in one place, so the service, the client and
 // the actions can never disagree about a limit.
@@ -32423,7 +32494,7 @@ class $ZodCyclicError extends Error {
     }
 }
 /** Keyed off the context object every schema in one parse call already shares. */
-const STATE = "~memo";
+const memoizer_STATE = "~memo";
 const NO_ISSUES = [];
 // a value a cycle can close through
 function isRef(value) {
@@ -32664,10 +32735,10 @@ const memo = {
                 const input = payload.value;
                 if (!isRef(input))
                     return base(payload, ctx);
-                let state = ctx[STATE];
+                let state = ctx[memoizer_STATE];
                 if (!state) {
                     state = { buckets: new WeakMap(), backEdges: undefined };
-                    ctx[STATE] = state;
+                    ctx[memoizer_STATE] = state;
                 }
                 let bucket;
                 if (lastCtx === ctx) {
@@ -32723,7 +32794,7 @@ function memoizer() {
 }
 /** Whether this value is a node a back-edge resolved to before it finished. */
 function isBackEdge(ctx, value) {
-    const backEdges = ctx[STATE]?.backEdges;
+    const backEdges = ctx[memoizer_STATE]?.backEdges;
     return backEdges !== undefined && isRef(value) && backEdges.has(value);
 }
 
@@ -42102,6 +42173,34 @@ async function runExec(http, req, opts) {
         if (data !== "")
             opts.onOutput?.({ stream, data });
     };
+    let lastEventId = "";
+    let lastSeq = -1;
+    let finalStatus;
+    const onEvent = (e) => {
+        if (e.event === "output") {
+            // Ids are the server's output sequence: never hand the same chunk over twice.
+            const seq = /^\d+$/.test(e.id) ? Number(e.id) : undefined;
+            if (seq !== undefined && seq <= lastSeq)
+                return;
+            if (seq !== undefined)
+                lastSeq = seq;
+            emit(e.data.stream, e.data.data);
+        }
+        else if (isTerminalStatus(e.data.status)) {
+            finalStatus = e.data.status;
+        }
+        if (e.id !== "")
+            lastEventId = e.id;
+    };
+    const openEvents = (id) => send(http, {
+        method: "GET",
+        path: operationPath(id, "/events"),
+        headers: {
+            Accept: CONTENT_TYPE_EVENT_STREAM,
+            ...(lastEventId ? { [HEADERS.lastEventId]: lastEventId } : {}),
+        },
+        signal,
+    });
     const post = (stream) => send(http, {
         method: "POST",
         path: ROUTES.exec,
@@ -42115,26 +42214,52 @@ async function runExec(http, req, opts) {
     const poll = async (id) => {
         for (;;) {
             const op = await sendJson(http, { method: "GET", path: operationPath(id), signal }, operationSchema);
-            if (op.status !== "running" && op.result)
+            if (op.status !== "running" && op.result) {
+                if (lastSeq >= 0 && (await catchUpFinished(id)))
+                    return finish(id, op.status, op.result, false);
                 return finish(id, op.status, op.result, true);
+            }
             await sleep(http.pollIntervalMs, signal);
+        }
+    };
+    /**
+     * After streaming broke off, the stored events of the finished operation give exactly what
+     * onOutput missed (the polled tail cannot say where it starts). One try; false if it fails.
+     */
+    const catchUpFinished = async (id) => {
+        try {
+            const res = await openEvents(id);
+            if (!isEventStream(res)) {
+                await res.body?.cancel().catch(() => undefined);
+                return false;
+            }
+            return (await consume(res, signal, onEvent, http.streamIdleMs)).kind === "end";
+        }
+        catch {
+            if (signal.aborted)
+                throw abortError(signal);
+            return false;
         }
     };
     const finish = (id, status, result, complete) => {
         // The polled result holds the last 64 KiB of each stream: hand over the part onOutput has
-        // not seen. When a stream was cut (truncated) after some was seen, the overlap is unknown,
-        // so nothing is added rather than something repeated.
+        // not seen. A tail shorter than that is the whole stream, so the unseen part is exact;
+        // a full one may start anywhere, so it is handed over whole after a note (some lines may
+        // repeat) rather than risk losing the end.
         for (const stream of ["stdout", "stderr"]) {
             const text = result[stream];
             const seen = delivered[stream];
-            if (!complete || seen >= text.length)
+            if (!complete || text === "")
                 continue;
+            const whole = !result[`${stream}_truncated`] && Buffer.byteLength(text) < OUTPUT_TAIL_BYTES;
             if (seen === 0)
                 emit(stream, text);
-            else if (!result[`${stream}_truncated`])
+            else if (whole)
                 emit(stream, text.slice(seen));
-            else
-                http.log(`exec ${id}: ${stream} was truncated; the polled tail is not repeated`);
+            else {
+                http.log(`exec ${id}: live ${stream} was interrupted; its last ${OUTPUT_TAIL_BYTES / 1024} KiB follow`);
+                emit(stream, text);
+            }
         }
         return { operation_id: id, status, ...result };
     };
@@ -42153,28 +42278,10 @@ async function runExec(http, req, opts) {
         : post(false).then((res) => readJson(res, exec_execResponseSchema));
     void replay.then((answer) => announce(answer.operation_id)).catch(() => undefined); // awaited below
     let res = first;
-    let lastEventId = "";
-    let lastSeq = -1;
-    let finalStatus;
     let failures = 0;
     for (;;) {
         const seqBefore = lastSeq;
-        const outcome = await consume(res, signal, (e) => {
-            if (e.event === "output") {
-                // Ids are the server's output sequence: never hand the same chunk over twice.
-                const seq = /^\d+$/.test(e.id) ? Number(e.id) : undefined;
-                if (seq !== undefined && seq <= lastSeq)
-                    return;
-                if (seq !== undefined)
-                    lastSeq = seq;
-                emit(e.data.stream, e.data.data);
-            }
-            else if (isTerminalStatus(e.data.status)) {
-                finalStatus = e.data.status;
-            }
-            if (e.id !== "")
-                lastEventId = e.id;
-        }, http.streamIdleMs);
+        const outcome = await consume(res, signal, onEvent, http.streamIdleMs);
         if (outcome.kind === "end") {
             const answer = await replay;
             const status = finalStatus ?? (answer.status === "running" ? undefined : answer.status);
@@ -42192,15 +42299,7 @@ async function runExec(http, req, opts) {
         http.log(`exec ${id}: event stream dropped (${outcome.why}); resuming after event ${lastEventId || "0"}`);
         await sleep(delay, signal);
         try {
-            res = await send(http, {
-                method: "GET",
-                path: operationPath(id, "/events"),
-                headers: {
-                    Accept: CONTENT_TYPE_EVENT_STREAM,
-                    ...(lastEventId ? { [HEADERS.lastEventId]: lastEventId } : {}),
-                },
-                signal,
-            });
+            res = await openEvents(id);
         }
         catch (err) {
             if (signal.aborted)
@@ -42236,7 +42335,7 @@ function positive(value, fallback, name) {
         throw new RangeError(`${name} must be a non-negative number.`);
     return value;
 }
-class ReocloClient {
+class client_ReocloClient {
     #http;
     #signal;
     constructor(opts) {
@@ -42297,6 +42396,16 @@ class ReocloClient {
             query.set("limit", String(page.limit));
         return sendJson(this.#http, { method: "GET", path: `${ROUTES.operations}?${query.toString()}`, signal: this.#with(page.signal) }, operationListResponseSchema);
     }
+    /**
+     * The operation this API key started with `idempotencyKey`, if the service got that far:
+     * for a caller that lost the answer (it was stopped mid-request) and must cancel what it
+     * may have started.
+     */
+    async findOperationByIdempotencyKey(idempotencyKey, signal) {
+        const query = new URLSearchParams({ idempotency_key: idempotencyKey });
+        const page = await sendJson(this.#http, { method: "GET", path: `${ROUTES.operations}?${query.toString()}`, signal: this.#with(signal) }, operationListResponseSchema);
+        return page.items[0];
+    }
     #with(signal) {
         const signals = [this.#signal, signal].filter((s) => s !== undefined);
         return signals.length > 1 ? AbortSignal.any(signals) : signals[0];
@@ -42313,150 +42422,73 @@ class ReocloClient {
 
 
 
-;// CONCATENATED MODULE: ./src/inputs.ts
-
-
-class InputError extends Error {
-}
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** KEY=VALUE lines; blank lines and # comments skipped. Errors name the line, never the value. */
-function parseEnvLines(text) {
-    const env = {};
-    text.split(/\r?\n/).forEach((raw, i) => {
-        const line = raw.trimStart();
-        if (line === "" || line.startsWith("#"))
+;// CONCATENATED MODULE: ../../packages/action-kit/src/cancel.ts
+/** After a cancel request, how long to keep showing output while the command stops (TERM, then KILL after 5 s). */
+const CANCEL_WAIT_MS = 7_000;
+/**
+ * The first SIGINT or SIGTERM: with the operation id known, ask the service to cancel it and
+ * keep reading its output until it ends (at most CANCEL_WAIT_MS); with no id yet, stop at once,
+ * so no further attempt of the request that would start it is made. A second signal stops
+ * waiting at once. Problems are collected in `warnings`, to be shown once the log is whole.
+ */
+class CancelOnSignal {
+    #client;
+    #log;
+    #waiting = new AbortController();
+    #onSignal = (sig) => this.#handle(sig);
+    #operationId;
+    #sent;
+    #timer;
+    requested = false;
+    warnings = [];
+    constructor(client, log) {
+        this.#client = client;
+        this.#log = log;
+        process.on("SIGINT", this.#onSignal);
+        process.on("SIGTERM", this.#onSignal);
+    }
+    get signal() {
+        return this.#waiting.signal;
+    }
+    operationKnown(id) {
+        this.#operationId = id;
+        if (this.requested)
+            this.#send();
+    }
+    /** Resolves once a cancel request that was sent has been answered (or has failed). */
+    settled() {
+        return this.#sent ?? Promise.resolve();
+    }
+    dispose() {
+        clearTimeout(this.#timer);
+        process.off("SIGINT", this.#onSignal);
+        process.off("SIGTERM", this.#onSignal);
+    }
+    #handle(sig) {
+        if (this.requested) {
+            this.#log(`${sig} again: no longer waiting for the command to stop`);
+            this.#waiting.abort();
             return;
-        const eq = line.indexOf("=");
-        const name = eq === -1 ? line.trim() : line.slice(0, eq).trim();
-        if (eq === -1 || !new RegExp(ENV_NAME_PATTERN).test(name)) {
-            throw new InputError(`env line ${i + 1}: expected NAME=value with NAME made of letters, digits and _ (not starting with a digit)`);
         }
-        env[name] = line.slice(eq + 1);
-    });
-    return env;
-}
-function readApiUrl(getInput, environment) {
-    const apiUrl = (getInput("api_url").trim() || environment.REOCLO_API_URL?.trim() || "").replace(/\/+$/, "");
-    if (!apiUrl)
-        throw new InputError(`Input "api_url" (or the REOCLO_API_URL environment variable) is required: the URL of your Reoclo service.`);
-    if (!/^https?:\/\/[^\s/]+/.test(apiUrl))
-        throw new InputError(`Input "api_url" must be an http(s) URL.`);
-    return apiUrl;
-}
-function readPostSettings(getInput, environment) {
-    const apiKey = getInput("api_key").trim();
-    if (!apiKey)
-        throw new InputError(`Input "api_key" is required.`);
-    return { apiKey, apiUrl: readApiUrl(getInput, environment) };
-}
-function readSettings(getInput, environment) {
-    const required = (name) => {
-        const v = getInput(name).trim();
-        if (!v)
-            throw new InputError(`Input "${name}" is required.`);
-        return v;
-    };
-    const apiKey = required("api_key");
-    const serverId = required("server_id");
-    if (!UUID.test(serverId))
-        throw new InputError(`Input "server_id" must be a server id (a UUID).`);
-    const command = getInput("command");
-    if (!command.trim())
-        throw new InputError(`Input "command" is required.`);
-    const timeoutText = getInput("timeout").trim() || "60";
-    const timeoutSeconds = Number(timeoutText);
-    if (!/^\d+$/.test(timeoutText) || timeoutSeconds < 1 || timeoutSeconds > DEFAULT_MAX_TIMEOUT_SECONDS) {
-        throw new InputError(`Input "timeout" must be a whole number of seconds between 1 and ${DEFAULT_MAX_TIMEOUT_SECONDS}.`);
+        this.requested = true;
+        if (this.#operationId === undefined) {
+            this.#log(`${sig}: the workflow was cancelled before the operation was known; not sending the request again`);
+            this.#waiting.abort();
+            return;
+        }
+        this.#log(`${sig}: cancelling the remote command`);
+        this.#timer = setTimeout(() => this.#waiting.abort(), CANCEL_WAIT_MS);
+        this.#send();
     }
-    const apiUrl = readApiUrl(getInput, environment);
-    const workingDirectory = getInput("working_directory").trim() || undefined;
-    const g = (name) => environment[name] ?? "";
-    // Matrix legs share run, attempt, job and step ids; the runner's per-step file-command path
-    // (…/_runner_file_commands/set_output_<uuid>) tells them apart, and is stable for the step.
-    const step = [
-        g("GITHUB_RUN_ID"),
-        g("GITHUB_RUN_ATTEMPT"),
-        g("GITHUB_JOB"),
-        g("GITHUB_ACTION"),
-        g("GITHUB_OUTPUT"),
-        serverId,
-    ].join("\0");
-    return {
-        apiUrl,
-        apiKey,
-        serverId,
-        command,
-        workingDirectory,
-        env: parseEnvLines(getInput("env")),
-        timeoutSeconds,
-        idempotencyKey: `gha-${(0,external_node_crypto_.createHash)("sha256").update(step).digest("hex").slice(0, 48)}`,
-        runId: g("GITHUB_RUN_ID") || undefined,
-        runContext: {
-            provider: "github_actions",
-            repository: g("GITHUB_REPOSITORY"),
-            workflow: g("GITHUB_WORKFLOW"),
-            trigger: g("GITHUB_EVENT_NAME"),
-            actor: g("GITHUB_ACTOR"),
-            sha: g("GITHUB_SHA"),
-            ref: g("GITHUB_REF"),
-        },
-        stepSummary: g("GITHUB_STEP_SUMMARY") !== "",
-    };
-}
-
-;// CONCATENATED MODULE: ./src/live-log.ts
-// The command's output in the job log, line by line as it arrives. Partial lines wait for
-// their newline (or the end) so stdout and stderr never interleave inside one line.
-
-/** A partial line this long is written without waiting for its newline, so memory stays bounded. */
-const MAX_PENDING_CHARS = 64 * 1024;
-class LiveLog {
-    #sink;
-    #pending = { stdout: "", stderr: "" };
-    /**
-     * Remote output must never be read by the runner as a workflow command (`::error::`,
-     * `::add-mask::`, `::set-output`…): `::stop-commands::` turns command processing off
-     * until the same random token is echoed back.
-     */
-    #token = (0,external_node_crypto_.randomUUID)();
-    #open = false;
-    constructor(sink) {
-        this.#sink = sink;
-    }
-    write(stream, data) {
-        let text = this.#pending[stream] + data;
-        const cut = text.lastIndexOf("\n");
-        if (cut !== -1) {
-            this.#emit(text.slice(0, cut + 1));
-            text = text.slice(cut + 1);
-        }
-        if (text.length >= MAX_PENDING_CHARS) {
-            this.#emit(text + "\n");
-            text = "";
-        }
-        this.#pending[stream] = text;
-    }
-    /** Writes what is left of each stream and turns workflow commands back on. */
-    close() {
-        for (const stream of ["stdout", "stderr"]) {
-            if (this.#pending[stream])
-                this.#emit(this.#pending[stream] + "\n");
-            this.#pending[stream] = "";
-        }
-        if (this.#open)
-            this.#sink.write(`::${this.#token}::\n`);
-        this.#open = false;
-    }
-    #emit(text) {
-        if (!this.#open) {
-            this.#sink.write(`::stop-commands::${this.#token}\n`);
-            this.#open = true;
-        }
-        this.#sink.write(text);
+    #send() {
+        if (this.#sent || this.#operationId === undefined)
+            return;
+        const id = this.#operationId;
+        this.#sent = this.#client.cancel(id, AbortSignal.timeout(CANCEL_WAIT_MS)).then((op) => this.#log(`cancel of operation ${id} accepted (status ${op.status})`), (err) => void this.warnings.push(`Could not cancel operation ${id}: ${err instanceof Error ? err.message : String(err)}`));
     }
 }
 
-;// CONCATENATED MODULE: ./src/report.ts
+;// CONCATENATED MODULE: ../../packages/action-kit/src/report.ts
 /** The annotation keeps the last lines of output; GitHub shows short annotations best. */
 const TAIL_LINES = 30;
 const TAIL_CHARS = 4000;
@@ -42534,7 +42566,7 @@ function summaryTable(row) {
 const ADVICE = {
     unauthorized: "Check the `api_key` secret: it must be an active key of this service (not revoked or expired).",
     ip_not_allowed: "This runner's address is not in the key's IP allowlist; `GET /api/automation/v1/key` with the key shows the address the service saw.",
-    operation_not_allowed: "The key does not allow `exec`; create a key with `--operations exec`.",
+    operation_not_allowed: "The key does not allow this operation; create a key whose `--operations` include it.",
     server_not_in_scope: "The key is not scoped to this server; add it with `reoclo-admin keys create --servers …`.",
     not_found: "No such server in the key's organisation: check the `server_id` input.",
     rate_limited: "The key's rate limit stayed exhausted through every retry; raise it or spread the calls.",
@@ -42551,32 +42583,240 @@ function refusalMessage(e) {
     return `The Reoclo API refused the command: ${e.code} (HTTP ${e.status}): ${e.detail}${fields}${request}${advice ? `\n${advice}` : ""}`;
 }
 
-;// CONCATENATED MODULE: ./src/constants.ts
-// Names shared by the main and post steps, declared once. Never a secret in the state: the
-// post step reads the api_key input again.
-const constants_STATE = {
-    /** Set as soon as the operation id is known, so a post step can cancel what main left running. */
+;// CONCATENATED MODULE: ../../packages/action-kit/src/state.ts
+// State passed from a main step to its post step, keys declared once. Never a secret: the post
+// step reads the api_key input again.
+const state_STATE = {
+    /** Saved before the first request: lets the post step find an operation whose id main never learned. */
+    idempotencyKey: "idempotency_key",
+    /** Saved as soon as the operation id is known. */
     operationId: "operation_id",
-    /** "true" once main saw the operation's final status: nothing left to cancel. */
+    /** "true" once main saw a final answer (the operation's end, or a refusal): nothing to cancel. */
     finished: "finished",
 };
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/operation-step.ts
+// One operation as a workflow step: start it once, show its output live, follow a cancelled
+// workflow, and say how it ended. The actions wrap this with their own inputs and outputs.
+
+
+
+
+
+
+const say = (msg) => info(`[reoclo] ${msg}`);
+async function runOperationStep(opts) {
+    const { client, idempotencyKey } = opts;
+    // Before the first request: if the answer never arrives, the post step can still find it.
+    saveState(state_STATE.idempotencyKey, idempotencyKey);
+    const log = new LiveLog(opts.sink ?? process.stdout);
+    const cancel = new CancelOnSignal(client, say);
+    let operationId;
+    let outcome;
+    try {
+        const result = await client.exec(opts.request, {
+            idempotencyKey,
+            onOperation: (id) => {
+                operationId = id;
+                saveState(state_STATE.operationId, id);
+                say(`operation ${id} on server ${opts.request.server_id}`);
+                cancel.operationKnown(id);
+                opts.onOperation?.(id);
+            },
+            onOutput: (e) => log.write(e.stream, e.data),
+            signal: cancel.signal,
+        });
+        saveState(state_STATE.finished, "true");
+        outcome = { kind: "finished", result };
+    }
+    catch (err) {
+        if (isAbortError(err)) {
+            outcome = { kind: "stopped", message: await stopped(client, cancel, idempotencyKey, operationId) };
+        }
+        else if (err instanceof ReocloApiError) {
+            saveState(state_STATE.finished, "true"); // a definite answer: nothing was left running by us
+            outcome = { kind: "refused", message: refusalMessage(err), error: err };
+        }
+        else {
+            const why = err instanceof Error ? err.message : String(err);
+            outcome = {
+                kind: "unreachable",
+                message: `Could not reach the Reoclo API at ${opts.apiUrl} after ${opts.attempts} attempts: ${why}`,
+            };
+        }
+    }
+    finally {
+        log.close();
+        cancel.dispose();
+    }
+    await cancel.settled();
+    for (const w of cancel.warnings)
+        warning(w);
+    return outcome;
+}
+/** After a signal: make sure whatever the request may have started is asked to stop. */
+async function stopped(client, cancel, idempotencyKey, operationId) {
+    if (!cancel.requested)
+        return "Stopped waiting for the command.";
+    if (operationId !== undefined) {
+        return `The workflow was cancelled; operation ${operationId} was asked to stop (the post step makes sure).`;
+    }
+    // The request may have reached the service without its answer reaching us.
+    try {
+        const op = await client.findOperationByIdempotencyKey(idempotencyKey, AbortSignal.timeout(4_000));
+        if (!op)
+            return "The workflow was cancelled before the command started (the post step checks again).";
+        saveState(state_STATE.operationId, op.operation_id);
+        if (op.status !== "running")
+            return `The workflow was cancelled; operation ${op.operation_id} had already ended (${op.status}).`;
+        const now = await client.cancel(op.operation_id, AbortSignal.timeout(4_000));
+        return `The workflow was cancelled; operation ${op.operation_id} was cancelled (status ${now.status}).`;
+    }
+    catch (err) {
+        const why = err instanceof Error ? err.message : String(err);
+        return `The workflow was cancelled before the operation was known, and the service could not be asked about it (${why}); the post step tries again.`;
+    }
+}
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/post-step.ts
+// The post step of an action that started an operation: when main stopped before the
+// operation ended (the runner killed it, or it gave up waiting), cancel it so nothing keeps
+// running on the server. Best effort: it only ever warns.
+
+
+
+
+const post_step_say = (msg) => core.info(`[reoclo] ${msg}`);
+async function cancelLeftOperation(userAgent) {
+    const saved = core.getState(STATE.operationId);
+    const idempotencyKey = core.getState(STATE.idempotencyKey);
+    if (core.getState(STATE.finished) === "true" || (!saved && !idempotencyKey)) {
+        return post_step_say("nothing left running");
+    }
+    try {
+        const settings = readPostSettings((name) => core.getInput(name), process.env);
+        core.setSecret(settings.apiKey);
+        const client = new ReocloClient({
+            apiUrl: settings.apiUrl,
+            apiKey: settings.apiKey,
+            userAgent,
+            retry: { attempts: 4, baseDelayMs: 500, maxDelayMs: 4_000 },
+            log: post_step_say,
+        });
+        const signal = AbortSignal.timeout(20_000);
+        const id = saved || (await client.findOperationByIdempotencyKey(idempotencyKey, signal))?.operation_id;
+        if (!id)
+            return post_step_say("the main step's request never started an operation");
+        const op = await client.cancel(id, signal);
+        post_step_say(`operation ${id} was left running by the main step: cancel sent (status ${op.status})`);
+    }
+    catch (err) {
+        core.warning(`Could not cancel the operation left by the main step: ${err instanceof Error ? err.message : String(err)}`);
+    }
+}
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/index.ts
+// @reoclo/action-kit: what the Reoclo GitHub Actions share. Bundled into each action by ncc.
+
+
+
+
+
+
+
+
+;// CONCATENATED MODULE: ./src/constants.ts
 /** The published action's user agent (spec §7), so audit filters keep matching, plus ours. */
 const USER_AGENT = "reoclo-github-action (reoclo-run/2)";
-
-;// CONCATENATED MODULE: ./src/run.ts
-// The run action's orchestrator: settings → masks → exec with live output → outputs,
-// summary and the step's outcome. Cancelling the workflow (SIGINT, then SIGTERM from the
-// runner) cancels the remote command.
-
-
-
-
-
-
-/** After a cancel request, how long to wait for the final status; the runner kills us 10 s after SIGINT. */
-const CANCEL_WAIT_MS = 7_000;
 /** Enough to ride out a service restart of about a minute (1, 2, 4, 8, 15, 15, 15 s ceilings, full jitter). */
 const RETRY = { attempts: 8, baseDelayMs: 1_000, maxDelayMs: 15_000 };
+
+;// CONCATENATED MODULE: ./src/inputs.ts
+
+
+
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** KEY=VALUE lines; blank lines and # comments skipped. Errors name the line, never the value. */
+function parseEnvLines(text) {
+    const env = {};
+    text.split(/\r?\n/).forEach((raw, i) => {
+        const line = raw.trimStart();
+        if (line === "" || line.startsWith("#"))
+            return;
+        const eq = line.indexOf("=");
+        const name = eq === -1 ? line.trim() : line.slice(0, eq).trim();
+        if (eq === -1 || !new RegExp(ENV_NAME_PATTERN).test(name)) {
+            throw new InputError(`env line ${i + 1}: expected NAME=value with NAME made of letters, digits and _ (not starting with a digit)`);
+        }
+        // Trimmed like dotenv does: `TOKEN = abc` means "abc", which is what gets masked.
+        env[name] = line.slice(eq + 1).trim();
+    });
+    return env;
+}
+function readSettings(getInput, environment) {
+    const required = (name) => {
+        const v = getInput(name).trim();
+        if (!v)
+            throw new InputError(`Input "${name}" is required.`);
+        return v;
+    };
+    const apiKey = required("api_key");
+    const serverId = required("server_id");
+    if (!UUID.test(serverId))
+        throw new InputError(`Input "server_id" must be a server id (a UUID).`);
+    const command = getInput("command");
+    if (!command.trim())
+        throw new InputError(`Input "command" is required.`);
+    const timeoutText = getInput("timeout").trim() || "60";
+    const timeoutSeconds = Number(timeoutText);
+    if (!/^\d+$/.test(timeoutText) || timeoutSeconds < 1 || timeoutSeconds > DEFAULT_MAX_TIMEOUT_SECONDS) {
+        throw new InputError(`Input "timeout" must be a whole number of seconds between 1 and ${DEFAULT_MAX_TIMEOUT_SECONDS}.`);
+    }
+    const apiUrl = readApiUrl(getInput, environment);
+    const workingDirectory = getInput("working_directory").trim() || undefined;
+    const g = (name) => environment[name] ?? "";
+    // Matrix legs share run, attempt, job and step ids; the runner's per-step file-command path
+    // (…/_runner_file_commands/set_output_<uuid>) tells them apart, and is stable for the step.
+    const step = [
+        g("GITHUB_RUN_ID"),
+        g("GITHUB_RUN_ATTEMPT"),
+        g("GITHUB_JOB"),
+        g("GITHUB_ACTION"),
+        g("GITHUB_OUTPUT"),
+        serverId,
+    ].join("\0");
+    return {
+        apiUrl,
+        apiKey,
+        serverId,
+        command,
+        workingDirectory,
+        env: parseEnvLines(getInput("env")),
+        timeoutSeconds,
+        idempotencyKey: `gha-${(0,external_node_crypto_.createHash)("sha256").update(step).digest("hex").slice(0, 48)}`,
+        runId: g("GITHUB_RUN_ID") || undefined,
+        runContext: {
+            provider: "github_actions",
+            repository: g("GITHUB_REPOSITORY"),
+            workflow: g("GITHUB_WORKFLOW"),
+            trigger: g("GITHUB_EVENT_NAME"),
+            actor: g("GITHUB_ACTOR"),
+            sha: g("GITHUB_SHA"),
+            ref: g("GITHUB_REF"),
+        },
+        stepSummary: g("GITHUB_STEP_SUMMARY") !== "",
+    };
+}
+
+;// CONCATENATED MODULE: ./src/run.ts
+// The run action: settings → masks → the operation as a step (live output, cancel on signal)
+// → outputs, summary and the step's outcome.
+
+
+
+
+
 async function run() {
     try {
         await runStep();
@@ -42597,20 +42837,21 @@ async function runStep() {
     }
     core_setSecret(settings.apiKey);
     for (const value of Object.values(settings.env))
-        if (value.trim() !== "")
+        if (value !== "")
             core_setSecret(value);
-    const client = new ReocloClient({
+    const client = new client_ReocloClient({
         apiUrl: settings.apiUrl,
         apiKey: settings.apiKey,
         userAgent: USER_AGENT,
         retry: RETRY,
         log: (msg) => info(`[reoclo] ${msg}`),
     });
-    const log = new LiveLog(process.stdout);
-    const cancel = new CancelOnSignal(client);
-    let result;
-    try {
-        result = await client.exec({
+    const outcome = await runOperationStep({
+        client,
+        apiUrl: settings.apiUrl,
+        attempts: RETRY.attempts,
+        idempotencyKey: settings.idempotencyKey,
+        request: {
             server_id: settings.serverId,
             command: settings.command,
             ...(settings.workingDirectory !== undefined ? { working_directory: settings.workingDirectory } : {}),
@@ -42618,36 +42859,16 @@ async function runStep() {
             timeout_seconds: settings.timeoutSeconds,
             ...(settings.runId !== undefined ? { run_id: settings.runId } : {}),
             run_context: settings.runContext,
-        }, {
-            idempotencyKey: settings.idempotencyKey,
-            onOperation: (id) => {
-                saveState(constants_STATE.operationId, id);
-                setOutput("operation_id", id);
-                info(`[reoclo] operation ${id} on server ${settings.serverId}`);
-                cancel.operationKnown(id);
-            },
-            onOutput: (e) => log.write(e.stream, e.data),
-            signal: cancel.signal,
-        });
-    }
-    catch (err) {
-        log.close();
-        cancel.dispose();
-        if (isAbortError(err)) {
-            setFailed(cancel.requested
-                ? "The workflow was cancelled; the remote command was asked to stop (the post step makes sure)."
-                : "Stopped waiting for the command.");
+        },
+        onOperation: (id) => setOutput("operation_id", id),
+    });
+    if (outcome.kind !== "finished") {
+        setFailed(outcome.message);
+        if (outcome.kind === "stopped")
             process.exitCode = 130;
-            return;
-        }
-        if (err instanceof ReocloApiError)
-            return setFailed(refusalMessage(err));
-        const why = err instanceof Error ? err.message : String(err);
-        return setFailed(`Could not reach the Reoclo API at ${settings.apiUrl} after ${RETRY.attempts} attempts: ${why}`);
+        return;
     }
-    log.close();
-    cancel.dispose();
-    saveState(constants_STATE.finished, "true");
+    const result = outcome.result;
     setOutput("exit_code", String(result.exit_code));
     setOutput("stdout", result.stdout);
     setOutput("stderr", result.stderr);
@@ -42689,57 +42910,6 @@ async function writeSummary(client, s, r) {
     }
     catch (err) {
         warning(`Could not write the step summary: ${err instanceof Error ? err.message : String(err)}`);
-    }
-}
-/**
- * SIGINT (the runner's cancel) asks the service to cancel the operation and keeps reading its
- * output until it ends (TERM, then KILL after 5 s on the host), at most CANCEL_WAIT_MS. A second
- * signal stops waiting at once. Before the id is known the cancel is sent as soon as it is.
- */
-class CancelOnSignal {
-    #client;
-    #waiting = new AbortController();
-    #onSignal = (sig) => this.#handle(sig);
-    #operationId;
-    #sent = false;
-    #timer;
-    requested = false;
-    constructor(client) {
-        this.#client = client;
-        process.on("SIGINT", this.#onSignal);
-        process.on("SIGTERM", this.#onSignal);
-    }
-    get signal() {
-        return this.#waiting.signal;
-    }
-    operationKnown(id) {
-        this.#operationId = id;
-        if (this.requested)
-            this.#send();
-    }
-    dispose() {
-        clearTimeout(this.#timer);
-        process.off("SIGINT", this.#onSignal);
-        process.off("SIGTERM", this.#onSignal);
-    }
-    #handle(sig) {
-        if (this.requested) {
-            info(`[reoclo] ${sig} again: no longer waiting for the command to stop`);
-            this.#waiting.abort();
-            return;
-        }
-        this.requested = true;
-        info(`[reoclo] ${sig}: cancelling the remote command`);
-        this.#timer = setTimeout(() => this.#waiting.abort(), CANCEL_WAIT_MS);
-        if (this.#operationId !== undefined)
-            this.#send();
-    }
-    #send() {
-        if (this.#sent || this.#operationId === undefined)
-            return;
-        this.#sent = true;
-        const id = this.#operationId;
-        this.#client.cancel(id, AbortSignal.timeout(CANCEL_WAIT_MS)).then((op) => info(`[reoclo] cancel of operation ${id} accepted (status ${op.status})`), (err) => warning(`Could not cancel operation ${id}: ${err instanceof Error ? err.message : String(err)}`));
     }
 }
 

@@ -28370,14 +28370,100 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9596:
+/***/ 1731:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   _: () => (/* binding */ USER_AGENT)
+/* harmony export */ });
+/* unused harmony export RETRY */
+/** The published action's user agent (spec §7), so audit filters keep matching, plus ours. */
+const USER_AGENT = "reoclo-github-action (reoclo-run/2)";
+/** Enough to ride out a service restart of about a minute (1, 2, 4, 8, 15, 15, 15 s ceilings, full jitter). */
+const RETRY = { attempts: 8, baseDelayMs: 1_000, maxDelayMs: 15_000 };
+
+
+/***/ }),
+
+/***/ 4550:
+/***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
+
+__nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
+/* harmony import */ var _reoclo_action_kit__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6117);
+/* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1731);
+
+
+await (0,_reoclo_action_kit__WEBPACK_IMPORTED_MODULE_0__/* .cancelLeftOperation */ .FX)(_constants_js__WEBPACK_IMPORTED_MODULE_1__/* .USER_AGENT */ ._);
+
+__webpack_async_result__();
+} catch(e) { __webpack_async_result__(e); } }, 1);
+
+/***/ }),
+
+/***/ 6117:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  t: () => (/* binding */ cleanup)
+  FX: () => (/* reexport */ cancelLeftOperation)
 });
+
+// UNUSED EXPORTS: CANCEL_WAIT_MS, CancelOnSignal, InputError, LiveLog, STATE, failureOf, readApiUrl, readPostSettings, refusalMessage, runOperationStep, summaryTable, tail
+
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: ../../packages/action-kit/src/live-log.ts
+// The command's output in the job log, line by line as it arrives. Partial lines wait for
+// their newline (or the end) so stdout and stderr never interleave inside one line.
+
+/** A partial line this long is written without waiting for its newline, so memory stays bounded. */
+const MAX_PENDING_CHARS = (/* unused pure expression or super */ null && (64 * 1024));
+class live_log_LiveLog {
+    #sink;
+    #pending = { stdout: "", stderr: "" };
+    /**
+     * Remote output must never be read by the runner as a workflow command (`::error::`,
+     * `::add-mask::`, `::set-output`…): `::stop-commands::` turns command processing off
+     * until the same random token is echoed back.
+     */
+    #token = randomUUID();
+    #open = false;
+    constructor(sink) {
+        this.#sink = sink;
+    }
+    write(stream, data) {
+        let text = this.#pending[stream] + data;
+        const cut = text.lastIndexOf("\n");
+        if (cut !== -1) {
+            this.#emit(text.slice(0, cut + 1));
+            text = text.slice(cut + 1);
+        }
+        if (text.length >= MAX_PENDING_CHARS) {
+            this.#emit(text + "\n");
+            text = "";
+        }
+        this.#pending[stream] = text;
+    }
+    /** Writes what is left of each stream and turns workflow commands back on. */
+    close() {
+        for (const stream of ["stdout", "stderr"]) {
+            if (this.#pending[stream])
+                this.#emit(this.#pending[stream] + "\n");
+            this.#pending[stream] = "";
+        }
+        if (this.#open)
+            this.#sink.write(`::${this.#token}::\n`);
+        this.#open = false;
+    }
+    #emit(text) {
+        if (!this.#open) {
+            this.#sink.write(`::stop-commands::${this.#token}\n`);
+            this.#open = true;
+        }
+        this.#sink.write(text);
+    }
+}
 
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
@@ -31324,8 +31410,6 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: ../../packages/protocol/src/limits.ts
 // Every number of the contract (spec §1–§9) in one place, so the service, the client and
 // the actions can never disagree about a limit.
@@ -31346,11 +31430,11 @@ const COMMIT_REF_MAX_CHARS = 1024;
 const ENV_MAX_KEYS = 200;
 /** Total UTF-8 bytes of every env name plus every env value. */
 const ENV_MAX_BYTES = 65536;
-const limits_ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DEFAULT_TIMEOUT_SECONDS = 60;
 /** `REOCLO_MAX_TIMEOUT_SECONDS` may not be set below this (spec §3: "at least 900"). */
 const MIN_MAX_TIMEOUT_SECONDS = 900;
-const limits_DEFAULT_MAX_TIMEOUT_SECONDS = 21600;
+const DEFAULT_MAX_TIMEOUT_SECONDS = 21600;
 /** The published v1 actions clamp `timeout_seconds` to 1..900 before sending (spec §7). */
 const PUBLISHED_CLIENT_MAX_TIMEOUT_SECONDS = 900;
 /** The published v1 actions poll `GET /operations/{id}` this often, with no deadline. */
@@ -32408,7 +32492,7 @@ class $ZodCyclicError extends Error {
     }
 }
 /** Keyed off the context object every schema in one parse call already shares. */
-const STATE = "~memo";
+const memoizer_STATE = "~memo";
 const NO_ISSUES = [];
 // a value a cycle can close through
 function isRef(value) {
@@ -32649,10 +32733,10 @@ const memo = {
                 const input = payload.value;
                 if (!isRef(input))
                     return base(payload, ctx);
-                let state = ctx[STATE];
+                let state = ctx[memoizer_STATE];
                 if (!state) {
                     state = { buckets: new WeakMap(), backEdges: undefined };
-                    ctx[STATE] = state;
+                    ctx[memoizer_STATE] = state;
                 }
                 let bucket;
                 if (lastCtx === ctx) {
@@ -32708,7 +32792,7 @@ function memoizer() {
 }
 /** Whether this value is a node a back-edge resolved to before it finished. */
 function isBackEdge(ctx, value) {
-    const backEdges = ctx[STATE]?.backEdges;
+    const backEdges = ctx[memoizer_STATE]?.backEdges;
     return backEdges !== undefined && isRef(value) && backEdges.has(value);
 }
 
@@ -41310,7 +41394,7 @@ const envSchema = custom((value) => typeof value === "object" && value !== null 
     let bytes = 0;
     const clean = [];
     for (const [name, value] of entries) {
-        const validName = limits_ENV_NAME_PATTERN.test(name);
+        const validName = ENV_NAME_PATTERN.test(name);
         if (!validName) {
             ctx.addIssue({
                 code: "custom",
@@ -41364,7 +41448,7 @@ function createExecRequestSchema(options) {
 }
 /** The `/exec` body schema with the default maximum timeout (21,600 s). */
 const execRequestSchema = createExecRequestSchema({
-    maxTimeoutSeconds: limits_DEFAULT_MAX_TIMEOUT_SECONDS,
+    maxTimeoutSeconds: DEFAULT_MAX_TIMEOUT_SECONDS,
 });
 /** Finished within the synchronous window: the result, flat (spec §3, §7). */
 const execFinishedResponseSchema = object({
@@ -41601,7 +41685,7 @@ const keyExpirySchema = schemas_enum(KEY_EXPIRY_CHOICES);
 
 /** Longest slice of a non-JSON error body kept in `detail` (a proxy's HTML page can be huge). */
 const RAW_DETAIL_MAX_CHARS = 500;
-class ReocloApiError extends Error {
+class errors_ReocloApiError extends Error {
     name = "ReocloApiError";
     status;
     /** The envelope's `error`, or `http_<status>` when the body was not an envelope. */
@@ -41643,7 +41727,7 @@ async function errorFromResponse(res, retryAfterMs) {
     }
     const envelope = errorEnvelopeSchema.safeParse(json);
     if (envelope.success) {
-        return new ReocloApiError({
+        return new errors_ReocloApiError({
             status: res.status,
             code: envelope.data.error,
             detail: envelope.data.detail,
@@ -41653,7 +41737,7 @@ async function errorFromResponse(res, retryAfterMs) {
         });
     }
     const raw = text.trim().slice(0, RAW_DETAIL_MAX_CHARS);
-    return new ReocloApiError({
+    return new errors_ReocloApiError({
         status: res.status,
         code: `http_${res.status}`,
         detail: raw || res.statusText || `HTTP ${res.status}`,
@@ -41663,7 +41747,7 @@ async function errorFromResponse(res, retryAfterMs) {
 }
 /** A 2xx answer whose body is not what the protocol says (wrong shape, not JSON). */
 function unexpectedResponse(res, why) {
-    return new ReocloApiError({
+    return new errors_ReocloApiError({
         status: res.status,
         code: "unexpected_response",
         detail: `The API answered ${res.status} with ${why}.`,
@@ -41710,7 +41794,7 @@ function abortError(signal) {
         return reason;
     return new DOMException("The operation was aborted.", "AbortError");
 }
-function isAbortError(err) {
+function retry_isAbortError(err) {
     return err instanceof Error && err.name === "AbortError";
 }
 /** Waits `ms`, or rejects with an AbortError as soon as `signal` aborts. */
@@ -41752,7 +41836,7 @@ function isEventStream(res) {
     return (res.headers.get("content-type") ?? "").toLowerCase().startsWith(CONTENT_TYPE_EVENT_STREAM);
 }
 function http_describe(err) {
-    if (err instanceof ReocloApiError)
+    if (err instanceof errors_ReocloApiError)
         return `HTTP ${err.status} ${err.code}`;
     if (err instanceof Error) {
         const cause = err.cause;
@@ -41802,7 +41886,7 @@ async function send(settings, req) {
         catch (err) {
             if (signal?.aborted)
                 throw abortError(signal);
-            if (err instanceof ReocloApiError && !isRetryable(err))
+            if (err instanceof errors_ReocloApiError && !isRetryable(err))
                 throw err;
             lastError = err; // a network error: the request may or may not have arrived
         }
@@ -42087,6 +42171,34 @@ async function runExec(http, req, opts) {
         if (data !== "")
             opts.onOutput?.({ stream, data });
     };
+    let lastEventId = "";
+    let lastSeq = -1;
+    let finalStatus;
+    const onEvent = (e) => {
+        if (e.event === "output") {
+            // Ids are the server's output sequence: never hand the same chunk over twice.
+            const seq = /^\d+$/.test(e.id) ? Number(e.id) : undefined;
+            if (seq !== undefined && seq <= lastSeq)
+                return;
+            if (seq !== undefined)
+                lastSeq = seq;
+            emit(e.data.stream, e.data.data);
+        }
+        else if (isTerminalStatus(e.data.status)) {
+            finalStatus = e.data.status;
+        }
+        if (e.id !== "")
+            lastEventId = e.id;
+    };
+    const openEvents = (id) => send(http, {
+        method: "GET",
+        path: operationPath(id, "/events"),
+        headers: {
+            Accept: CONTENT_TYPE_EVENT_STREAM,
+            ...(lastEventId ? { [HEADERS.lastEventId]: lastEventId } : {}),
+        },
+        signal,
+    });
     const post = (stream) => send(http, {
         method: "POST",
         path: ROUTES.exec,
@@ -42100,26 +42212,52 @@ async function runExec(http, req, opts) {
     const poll = async (id) => {
         for (;;) {
             const op = await sendJson(http, { method: "GET", path: operationPath(id), signal }, operationSchema);
-            if (op.status !== "running" && op.result)
+            if (op.status !== "running" && op.result) {
+                if (lastSeq >= 0 && (await catchUpFinished(id)))
+                    return finish(id, op.status, op.result, false);
                 return finish(id, op.status, op.result, true);
+            }
             await sleep(http.pollIntervalMs, signal);
+        }
+    };
+    /**
+     * After streaming broke off, the stored events of the finished operation give exactly what
+     * onOutput missed (the polled tail cannot say where it starts). One try; false if it fails.
+     */
+    const catchUpFinished = async (id) => {
+        try {
+            const res = await openEvents(id);
+            if (!isEventStream(res)) {
+                await res.body?.cancel().catch(() => undefined);
+                return false;
+            }
+            return (await consume(res, signal, onEvent, http.streamIdleMs)).kind === "end";
+        }
+        catch {
+            if (signal.aborted)
+                throw abortError(signal);
+            return false;
         }
     };
     const finish = (id, status, result, complete) => {
         // The polled result holds the last 64 KiB of each stream: hand over the part onOutput has
-        // not seen. When a stream was cut (truncated) after some was seen, the overlap is unknown,
-        // so nothing is added rather than something repeated.
+        // not seen. A tail shorter than that is the whole stream, so the unseen part is exact;
+        // a full one may start anywhere, so it is handed over whole after a note (some lines may
+        // repeat) rather than risk losing the end.
         for (const stream of ["stdout", "stderr"]) {
             const text = result[stream];
             const seen = delivered[stream];
-            if (!complete || seen >= text.length)
+            if (!complete || text === "")
                 continue;
+            const whole = !result[`${stream}_truncated`] && Buffer.byteLength(text) < OUTPUT_TAIL_BYTES;
             if (seen === 0)
                 emit(stream, text);
-            else if (!result[`${stream}_truncated`])
+            else if (whole)
                 emit(stream, text.slice(seen));
-            else
-                http.log(`exec ${id}: ${stream} was truncated; the polled tail is not repeated`);
+            else {
+                http.log(`exec ${id}: live ${stream} was interrupted; its last ${OUTPUT_TAIL_BYTES / 1024} KiB follow`);
+                emit(stream, text);
+            }
         }
         return { operation_id: id, status, ...result };
     };
@@ -42138,28 +42276,10 @@ async function runExec(http, req, opts) {
         : post(false).then((res) => readJson(res, exec_execResponseSchema));
     void replay.then((answer) => announce(answer.operation_id)).catch(() => undefined); // awaited below
     let res = first;
-    let lastEventId = "";
-    let lastSeq = -1;
-    let finalStatus;
     let failures = 0;
     for (;;) {
         const seqBefore = lastSeq;
-        const outcome = await consume(res, signal, (e) => {
-            if (e.event === "output") {
-                // Ids are the server's output sequence: never hand the same chunk over twice.
-                const seq = /^\d+$/.test(e.id) ? Number(e.id) : undefined;
-                if (seq !== undefined && seq <= lastSeq)
-                    return;
-                if (seq !== undefined)
-                    lastSeq = seq;
-                emit(e.data.stream, e.data.data);
-            }
-            else if (isTerminalStatus(e.data.status)) {
-                finalStatus = e.data.status;
-            }
-            if (e.id !== "")
-                lastEventId = e.id;
-        }, http.streamIdleMs);
+        const outcome = await consume(res, signal, onEvent, http.streamIdleMs);
         if (outcome.kind === "end") {
             const answer = await replay;
             const status = finalStatus ?? (answer.status === "running" ? undefined : answer.status);
@@ -42177,21 +42297,13 @@ async function runExec(http, req, opts) {
         http.log(`exec ${id}: event stream dropped (${outcome.why}); resuming after event ${lastEventId || "0"}`);
         await sleep(delay, signal);
         try {
-            res = await send(http, {
-                method: "GET",
-                path: operationPath(id, "/events"),
-                headers: {
-                    Accept: CONTENT_TYPE_EVENT_STREAM,
-                    ...(lastEventId ? { [HEADERS.lastEventId]: lastEventId } : {}),
-                },
-                signal,
-            });
+            res = await openEvents(id);
         }
         catch (err) {
             if (signal.aborted)
                 throw abortError(signal);
             // No events route (an older service) or retries used up: polling still finds the result.
-            const why = err instanceof ReocloApiError && !isRetryable(err) ? err.code : String(err);
+            const why = err instanceof errors_ReocloApiError && !isRetryable(err) ? err.code : String(err);
             http.log(`exec ${id}: cannot resume the event stream (${why}); polling instead`);
             return poll(id);
         }
@@ -42282,6 +42394,16 @@ class ReocloClient {
             query.set("limit", String(page.limit));
         return sendJson(this.#http, { method: "GET", path: `${ROUTES.operations}?${query.toString()}`, signal: this.#with(page.signal) }, operationListResponseSchema);
     }
+    /**
+     * The operation this API key started with `idempotencyKey`, if the service got that far:
+     * for a caller that lost the answer (it was stopped mid-request) and must cancel what it
+     * may have started.
+     */
+    async findOperationByIdempotencyKey(idempotencyKey, signal) {
+        const query = new URLSearchParams({ idempotency_key: idempotencyKey });
+        const page = await sendJson(this.#http, { method: "GET", path: `${ROUTES.operations}?${query.toString()}`, signal: this.#with(signal) }, operationListResponseSchema);
+        return page.items[0];
+    }
     #with(signal) {
         const signals = [this.#signal, signal].filter((s) => s !== undefined);
         return signals.length > 1 ? AbortSignal.any(signals) : signals[0];
@@ -42298,28 +42420,202 @@ class ReocloClient {
 
 
 
-;// CONCATENATED MODULE: ./src/inputs.ts
+;// CONCATENATED MODULE: ../../packages/action-kit/src/report.ts
+/** The annotation keeps the last lines of output; GitHub shows short annotations best. */
+const TAIL_LINES = 30;
+const TAIL_CHARS = 4000;
+function tail(text) {
+    const lines = text.replace(/\s+$/, "").split("\n");
+    let out = lines.slice(-TAIL_LINES).join("\n");
+    if (out.length > TAIL_CHARS)
+        out = "…" + out.slice(-TAIL_CHARS);
+    return out;
+}
+function report_duration(ms) {
+    return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
+}
+/** Undefined when the step succeeded: the command completed with exit code 0. */
+function failureOf(r, timeoutSeconds) {
+    if (r.status === "completed" && r.exit_code === 0)
+        return undefined;
+    const output = tail(r.stderr) || tail(r.stdout);
+    const exitCode = r.exit_code >= 1 && r.exit_code <= 255 ? r.exit_code : 1;
+    switch (r.status) {
+        case "completed":
+            return {
+                title: `The command exited with code ${r.exit_code}`,
+                message: output ||
+                    `It printed nothing on stdout or stderr. Add \`set -x\` at the top of the command to see which line failed.`,
+                exitCode,
+            };
+        case "timeout":
+            return {
+                title: `The command timed out after ${timeoutSeconds} s and was killed (exit code 124)`,
+                message: (output ? output + "\n\n" : "") +
+                    `Raise the \`timeout\` input (up to the service's limit) if the command needs longer.`,
+                exitCode,
+            };
+        case "cancelled":
+            return {
+                title: `The command was cancelled (exit code 130)`,
+                message: output || "It was stopped before it finished.",
+                exitCode,
+            };
+        case "failed":
+            return {
+                title: `The command could not be run (exit code 255)`,
+                message: output || "The service could not start the command on the server.",
+                exitCode,
+            };
+        case "lost":
+            return {
+                title: `The connection to the server was lost while the command ran (exit code 255)`,
+                message: (output ? output + "\n\n" : "") +
+                    "Its outcome is unknown and it was not run again; check the server before re-running the job.",
+                exitCode,
+            };
+    }
+}
+function summaryTable(row) {
+    return [
+        [
+            { data: "Server", header: true },
+            { data: "Operation", header: true },
+            { data: "Status", header: true },
+            { data: "Exit code", header: true },
+            { data: "Duration", header: true },
+        ],
+        [
+            { data: row.server },
+            { data: row.operationId },
+            { data: row.status },
+            { data: String(row.exitCode) },
+            { data: report_duration(row.durationMs) },
+        ],
+    ];
+}
+/** What the user should do about an API refusal, by envelope code. */
+const ADVICE = {
+    unauthorized: "Check the `api_key` secret: it must be an active key of this service (not revoked or expired).",
+    ip_not_allowed: "This runner's address is not in the key's IP allowlist; `GET /api/automation/v1/key` with the key shows the address the service saw.",
+    operation_not_allowed: "The key does not allow this operation; create a key whose `--operations` include it.",
+    server_not_in_scope: "The key is not scoped to this server; add it with `reoclo-admin keys create --servers …`.",
+    not_found: "No such server in the key's organisation: check the `server_id` input.",
+    rate_limited: "The key's rate limit stayed exhausted through every retry; raise it or spread the calls.",
+    secrets_unavailable: "The service has no master key to decrypt the server's SSH key (REOCLO_MASTER_KEY).",
+};
+function report_refusalMessage(e) {
+    const fields = e.fields
+        ? Object.entries(e.fields)
+            .map(([field, problems]) => `\n  ${field}: ${problems.join("; ")}`)
+            .join("")
+        : "";
+    const advice = ADVICE[e.code];
+    const request = e.requestId ? ` (request ${e.requestId})` : "";
+    return `The Reoclo API refused the command: ${e.code} (HTTP ${e.status}): ${e.detail}${fields}${request}${advice ? `\n${advice}` : ""}`;
+}
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/state.ts
+// State passed from a main step to its post step, keys declared once. Never a secret: the post
+// step reads the api_key input again.
+const state_STATE = {
+    /** Saved before the first request: lets the post step find an operation whose id main never learned. */
+    idempotencyKey: "idempotency_key",
+    /** Saved as soon as the operation id is known. */
+    operationId: "operation_id",
+    /** "true" once main saw a final answer (the operation's end, or a refusal): nothing to cancel. */
+    finished: "finished",
+};
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/operation-step.ts
+// One operation as a workflow step: start it once, show its output live, follow a cancelled
+// workflow, and say how it ended. The actions wrap this with their own inputs and outputs.
 
 
+
+
+
+
+const say = (msg) => core.info(`[reoclo] ${msg}`);
+async function runOperationStep(opts) {
+    const { client, idempotencyKey } = opts;
+    // Before the first request: if the answer never arrives, the post step can still find it.
+    core.saveState(STATE.idempotencyKey, idempotencyKey);
+    const log = new LiveLog(opts.sink ?? process.stdout);
+    const cancel = new CancelOnSignal(client, say);
+    let operationId;
+    let outcome;
+    try {
+        const result = await client.exec(opts.request, {
+            idempotencyKey,
+            onOperation: (id) => {
+                operationId = id;
+                core.saveState(STATE.operationId, id);
+                say(`operation ${id} on server ${opts.request.server_id}`);
+                cancel.operationKnown(id);
+                opts.onOperation?.(id);
+            },
+            onOutput: (e) => log.write(e.stream, e.data),
+            signal: cancel.signal,
+        });
+        core.saveState(STATE.finished, "true");
+        outcome = { kind: "finished", result };
+    }
+    catch (err) {
+        if (isAbortError(err)) {
+            outcome = { kind: "stopped", message: await stopped(client, cancel, idempotencyKey, operationId) };
+        }
+        else if (err instanceof ReocloApiError) {
+            core.saveState(STATE.finished, "true"); // a definite answer: nothing was left running by us
+            outcome = { kind: "refused", message: refusalMessage(err), error: err };
+        }
+        else {
+            const why = err instanceof Error ? err.message : String(err);
+            outcome = {
+                kind: "unreachable",
+                message: `Could not reach the Reoclo API at ${opts.apiUrl} after ${opts.attempts} attempts: ${why}`,
+            };
+        }
+    }
+    finally {
+        log.close();
+        cancel.dispose();
+    }
+    await cancel.settled();
+    for (const w of cancel.warnings)
+        core.warning(w);
+    return outcome;
+}
+/** After a signal: make sure whatever the request may have started is asked to stop. */
+async function stopped(client, cancel, idempotencyKey, operationId) {
+    if (!cancel.requested)
+        return "Stopped waiting for the command.";
+    if (operationId !== undefined) {
+        return `The workflow was cancelled; operation ${operationId} was asked to stop (the post step makes sure).`;
+    }
+    // The request may have reached the service without its answer reaching us.
+    try {
+        const op = await client.findOperationByIdempotencyKey(idempotencyKey, AbortSignal.timeout(4_000));
+        if (!op)
+            return "The workflow was cancelled before the command started (the post step checks again).";
+        core.saveState(STATE.operationId, op.operation_id);
+        if (op.status !== "running")
+            return `The workflow was cancelled; operation ${op.operation_id} had already ended (${op.status}).`;
+        const now = await client.cancel(op.operation_id, AbortSignal.timeout(4_000));
+        return `The workflow was cancelled; operation ${op.operation_id} was cancelled (status ${now.status}).`;
+    }
+    catch (err) {
+        const why = err instanceof Error ? err.message : String(err);
+        return `The workflow was cancelled before the operation was known, and the service could not be asked about it (${why}); the post step tries again.`;
+    }
+}
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/inputs.ts
+// Input helpers every action shares. Each action builds its one settings object in its own
+// inputs.ts; these keep the common inputs (api_url, api_key) read the same way everywhere.
 class InputError extends Error {
 }
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** KEY=VALUE lines; blank lines and # comments skipped. Errors name the line, never the value. */
-function parseEnvLines(text) {
-    const env = {};
-    text.split(/\r?\n/).forEach((raw, i) => {
-        const line = raw.trimStart();
-        if (line === "" || line.startsWith("#"))
-            return;
-        const eq = line.indexOf("=");
-        const name = eq === -1 ? line.trim() : line.slice(0, eq).trim();
-        if (eq === -1 || !new RegExp(ENV_NAME_PATTERN).test(name)) {
-            throw new InputError(`env line ${i + 1}: expected NAME=value with NAME made of letters, digits and _ (not starting with a digit)`);
-        }
-        env[name] = line.slice(eq + 1);
-    });
-    return env;
-}
+/** `api_url`, else the REOCLO_API_URL variable; an http(s) URL without a trailing slash. */
 function readApiUrl(getInput, environment) {
     const apiUrl = (getInput("api_url").trim() || environment.REOCLO_API_URL?.trim() || "").replace(/\/+$/, "");
     if (!apiUrl)
@@ -42334,117 +42630,54 @@ function readPostSettings(getInput, environment) {
         throw new InputError(`Input "api_key" is required.`);
     return { apiKey, apiUrl: readApiUrl(getInput, environment) };
 }
-function readSettings(getInput, environment) {
-    const required = (name) => {
-        const v = getInput(name).trim();
-        if (!v)
-            throw new InputError(`Input "${name}" is required.`);
-        return v;
-    };
-    const apiKey = required("api_key");
-    const serverId = required("server_id");
-    if (!UUID.test(serverId))
-        throw new InputError(`Input "server_id" must be a server id (a UUID).`);
-    const command = getInput("command");
-    if (!command.trim())
-        throw new InputError(`Input "command" is required.`);
-    const timeoutText = getInput("timeout").trim() || "60";
-    const timeoutSeconds = Number(timeoutText);
-    if (!/^\d+$/.test(timeoutText) || timeoutSeconds < 1 || timeoutSeconds > DEFAULT_MAX_TIMEOUT_SECONDS) {
-        throw new InputError(`Input "timeout" must be a whole number of seconds between 1 and ${DEFAULT_MAX_TIMEOUT_SECONDS}.`);
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/post-step.ts
+// The post step of an action that started an operation: when main stopped before the
+// operation ended (the runner killed it, or it gave up waiting), cancel it so nothing keeps
+// running on the server. Best effort: it only ever warns.
+
+
+
+
+const post_step_say = (msg) => info(`[reoclo] ${msg}`);
+async function cancelLeftOperation(userAgent) {
+    const saved = getState(state_STATE.operationId);
+    const idempotencyKey = getState(state_STATE.idempotencyKey);
+    if (getState(state_STATE.finished) === "true" || (!saved && !idempotencyKey)) {
+        return post_step_say("nothing left running");
     }
-    const apiUrl = readApiUrl(getInput, environment);
-    const workingDirectory = getInput("working_directory").trim() || undefined;
-    const g = (name) => environment[name] ?? "";
-    // Matrix legs share run, attempt, job and step ids; the runner's per-step file-command path
-    // (…/_runner_file_commands/set_output_<uuid>) tells them apart, and is stable for the step.
-    const step = [
-        g("GITHUB_RUN_ID"),
-        g("GITHUB_RUN_ATTEMPT"),
-        g("GITHUB_JOB"),
-        g("GITHUB_ACTION"),
-        g("GITHUB_OUTPUT"),
-        serverId,
-    ].join("\0");
-    return {
-        apiUrl,
-        apiKey,
-        serverId,
-        command,
-        workingDirectory,
-        env: parseEnvLines(getInput("env")),
-        timeoutSeconds,
-        idempotencyKey: `gha-${createHash("sha256").update(step).digest("hex").slice(0, 48)}`,
-        runId: g("GITHUB_RUN_ID") || undefined,
-        runContext: {
-            provider: "github_actions",
-            repository: g("GITHUB_REPOSITORY"),
-            workflow: g("GITHUB_WORKFLOW"),
-            trigger: g("GITHUB_EVENT_NAME"),
-            actor: g("GITHUB_ACTOR"),
-            sha: g("GITHUB_SHA"),
-            ref: g("GITHUB_REF"),
-        },
-        stepSummary: g("GITHUB_STEP_SUMMARY") !== "",
-    };
-}
-
-;// CONCATENATED MODULE: ./src/constants.ts
-// Names shared by the main and post steps, declared once. Never a secret in the state: the
-// post step reads the api_key input again.
-const constants_STATE = {
-    /** Set as soon as the operation id is known, so a post step can cancel what main left running. */
-    operationId: "operation_id",
-    /** "true" once main saw the operation's final status: nothing left to cancel. */
-    finished: "finished",
-};
-/** The published action's user agent (spec §7), so audit filters keep matching, plus ours. */
-const USER_AGENT = "reoclo-github-action (reoclo-run/2)";
-
-;// CONCATENATED MODULE: ./src/cleanup.ts
-// The post step: when main stopped before its operation ended (the runner killed it, or it
-// gave up waiting), cancel the operation so nothing keeps running on the server. Best effort:
-// it only ever warns.
-
-
-
-
-async function cleanup() {
-    const operationId = getState(constants_STATE.operationId);
-    if (!operationId || getState(constants_STATE.finished) === "true")
-        return;
     try {
         const settings = readPostSettings((name) => getInput(name), process.env);
         core_setSecret(settings.apiKey);
         const client = new ReocloClient({
             apiUrl: settings.apiUrl,
             apiKey: settings.apiKey,
-            userAgent: USER_AGENT,
+            userAgent,
             retry: { attempts: 4, baseDelayMs: 500, maxDelayMs: 4_000 },
-            log: (msg) => info(`[reoclo] ${msg}`),
+            log: post_step_say,
         });
-        const op = await client.cancel(operationId, AbortSignal.timeout(20_000));
-        info(`[reoclo] operation ${operationId} was left running by the main step: cancel sent (status ${op.status})`);
+        const signal = AbortSignal.timeout(20_000);
+        const id = saved || (await client.findOperationByIdempotencyKey(idempotencyKey, signal))?.operation_id;
+        if (!id)
+            return post_step_say("the main step's request never started an operation");
+        const op = await client.cancel(id, signal);
+        post_step_say(`operation ${id} was left running by the main step: cancel sent (status ${op.status})`);
     }
     catch (err) {
-        const why = err instanceof InputError || err instanceof Error ? err.message : String(err);
-        warning(`Could not cancel operation ${operationId} left running by the main step: ${why}`);
+        warning(`Could not cancel the operation left by the main step: ${err instanceof Error ? err.message : String(err)}`);
     }
 }
 
+;// CONCATENATED MODULE: ../../packages/action-kit/src/index.ts
+// @reoclo/action-kit: what the Reoclo GitHub Actions share. Bundled into each action by ncc.
 
-/***/ }),
 
-/***/ 4550:
-/***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
-__nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _cleanup_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9596);
 
-await (0,_cleanup_js__WEBPACK_IMPORTED_MODULE_0__/* .cleanup */ .t)();
 
-__webpack_async_result__();
-} catch(e) { __webpack_async_result__(e); } }, 1);
+
+
+
 
 /***/ }),
 

@@ -1,0 +1,15 @@
+// @reoclo/action-kit: what the Reoclo GitHub Actions share. Bundled into each action by ncc.
+export { CANCEL_WAIT_MS, CancelOnSignal } from "./cancel.js";
+export {
+  InputError,
+  readApiUrl,
+  readPostSettings,
+  type Environment,
+  type GetInput,
+  type PostSettings,
+} from "./inputs.js";
+export { LiveLog, type LogSink } from "./live-log.js";
+export { runOperationStep, type OperationStepOptions, type StepOutcome } from "./operation-step.js";
+export { cancelLeftOperation } from "./post-step.js";
+export { failureOf, refusalMessage, summaryTable, tail, type Failure, type SummaryRow } from "./report.js";
+export { STATE } from "./state.js";
