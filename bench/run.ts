@@ -2,13 +2,14 @@ import { mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { printTable, type Row, type Scenario } from "./lib";
 import { access } from "./scenarios/access";
+import { checkout } from "./scenarios/checkout";
 import { exec } from "./scenarios/exec";
 import { keyLookup } from "./scenarios/key-lookup";
 import { runAction } from "./scenarios/run-action";
 
 // `npm run bench [-- --quick] [-- --only <name>]`: prints one table and writes bench/results/latest.json.
 
-const scenarios: Scenario[] = [keyLookup, access, exec, runAction];
+const scenarios: Scenario[] = [keyLookup, access, exec, runAction, checkout];
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
