@@ -19,7 +19,8 @@ import {
   requestHash,
   validIdempotencyKey,
 } from "../operations/idempotency";
-import type { OperationRunner } from "../operations/runner";
+import type { OperationRunner, StartRequest } from "../operations/runner";
+import type { PoolTarget } from "../ssh/pool";
 import {
   findByIdempotencyKey,
   getOperationWithServer,
@@ -49,6 +50,10 @@ export interface OperationSpec {
   runContext?: unknown;
   applicationId?: string | undefined;
   credentialId?: string | undefined;
+  /** See StartRequest: values passed like env but never masked. */
+  publicEnv?: Readonly<Record<string, string>>;
+  queue?: StartRequest["queue"];
+  execute?: (target: PoolTarget) => StartRequest["execute"];
 }
 
 const wantsEvents = (c: Context) => (c.req.header("accept") ?? "").includes("text/event-stream");
@@ -90,6 +95,9 @@ export async function startOperation(
       target,
       command: spec.command,
       env: spec.env,
+      publicEnv: spec.publicEnv,
+      queue: spec.queue,
+      execute: spec.execute?.(target),
       row: {
         orgId: access.key.orgId,
         keyId: access.key.id,

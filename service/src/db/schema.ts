@@ -162,6 +162,8 @@ export const operations = pgTable(
     /** Id the `end` event will carry: every output event id is below it. */
     lastSeq: integer("last_seq").notNull().default(0),
     error: text("error"),
+    /** Reboots: from the host going down to it answering SSH again with the same host key. */
+    downtimeMs: integer("downtime_ms"),
     runId: text("run_id"),
     runContext: jsonb("run_context"),
     userAgent: text("user_agent"),
@@ -178,6 +180,26 @@ export const operations = pgTable(
       .on(t.status, t.heartbeatAt)
       .where(sql`status = 'running'`),
   ],
+);
+
+/**
+ * Deploys of one application run one at a time, in arrival order (`seq`), whichever instance
+ * took them: an operation starts when it is the oldest running one of its application here.
+ */
+export const deployQueue = pgTable(
+  "deploy_queue",
+  {
+    seq: bigserial("seq", { mode: "number" }).primaryKey(),
+    applicationId: uuid("application_id")
+      .notNull()
+      .references(() => applications.id, { onDelete: "cascade" }),
+    operationId: uuid("operation_id")
+      .notNull()
+      .unique()
+      .references(() => operations.id, { onDelete: "cascade" }),
+    createdAt: createdAt(),
+  },
+  (t) => [index("deploy_queue_app_idx").on(t.applicationId, t.seq)],
 );
 
 export const operationOutput = pgTable(

@@ -4,14 +4,23 @@ import { EXIT_CODE_CANCELLED, EXIT_CODE_FAILED, EXIT_CODE_TIMEOUT } from "@reocl
 import type { Database } from "../db/database";
 import type { Logger } from "../logger";
 import type { SshPool, PoolTarget } from "../ssh/pool";
-import { runRemote, type RemoteExecOutcome, type RemoteExecution } from "../ssh/remote-exec";
+import {
+  runRemote,
+  type RemoteExecHandlers,
+  type RemoteExecOutcome,
+  type RemoteExecution,
+} from "../ssh/remote-exec";
 import { redactCommandText, secretsToMask, maskText } from "./masking";
 import { OutputRecorder, type OutputEvent } from "./output";
 import {
+  cancelRequested,
+  deployQueueHead,
   finalizeOperation,
   getOperation,
   heartbeat,
   insertOperation,
+  insertQueuedOperation,
+  leaveDeployQueue,
   requestCancel,
   settleStale,
   type FinalState,
@@ -34,14 +43,25 @@ export interface StartRequest {
   row: Omit<NewOperation, "id" | "status" | "command" | "runnerId" | "heartbeatAt" | "startedAt">;
   target: PoolTarget;
   command: string;
+  /** Secrets: values of 8+ characters are masked in everything stored, streamed or returned. */
   env: Readonly<Record<string, string>>;
+  /** Not secrets (REOCLO_COMMIT_REF…): passed the same way, never masked. */
+  publicEnv?: Readonly<Record<string, string>>;
+  /** Deploys: wait for the application's earlier deploys, on any instance, before running. */
+  queue?: { applicationId: string; wait: boolean };
+  /** Something other than running `command` once (a reboot); default runRemote. */
+  execute?: (handlers: RemoteExecHandlers, operationId: string) => RemoteExecution;
 }
 
 interface Running {
-  execution: RemoteExecution;
+  /** Undefined while the operation waits for its turn. */
+  execution: RemoteExecution | undefined;
   recorder: OutputRecorder;
   cancelled: boolean;
 }
+
+/** How often a waiting deploy looks whether its turn has come (or a cancel from another instance). */
+const QUEUE_POLL_MS = 250;
 
 export class OperationRunner {
   readonly instanceId = randomUUID();
@@ -52,7 +72,7 @@ export class OperationRunner {
 
   constructor(
     private readonly db: Database,
-    private readonly pool: SshPool,
+    readonly pool: SshPool,
     private readonly logger: Logger,
     private readonly opts: RunnerOptions,
     private readonly now: () => Date = () => new Date(),
@@ -65,11 +85,14 @@ export class OperationRunner {
     this.timers.push(beat, reconcile);
   }
 
-  /** Creates the operation row and starts it on the host; returns the row as created. */
+  /**
+   * Creates the operation row and starts it on the host (a deploy once its turn comes); returns
+   * the row as created.
+   */
   async start(req: StartRequest): Promise<OperationRow> {
     const secrets = secretsToMask(req.env);
     const now = this.now();
-    const row = await insertOperation(this.db, {
+    const op = {
       ...req.row,
       id: randomUUID(),
       status: "running",
@@ -77,35 +100,87 @@ export class OperationRunner {
       runnerId: this.instanceId,
       heartbeatAt: now,
       startedAt: now,
-    });
-    // The recorder pauses the channel when storage falls behind; the channel exists just after it.
-    const channel: { current?: RemoteExecution } = {};
+    };
+    const queued = req.queue
+      ? await insertQueuedOperation(this.db, op, req.queue.applicationId, req.queue.wait)
+      : { row: await insertOperation(this.db, op), ahead: 0 };
+    const row = queued.row;
+    // The recorder pauses the channel when storage falls behind; the channel exists only later.
     const recorder = new OutputRecorder(this.db, row.id, secrets, this.opts.outputCapBytes, this.logger, {
-      pause: () => channel.current?.pause(),
-      resume: () => channel.current?.resume(),
+      pause: () => this.running.get(row.id)?.execution?.pause(),
+      resume: () => this.running.get(row.id)?.execution?.resume(),
     });
-    const execution = (channel.current = runRemote(
-      this.pool,
-      req.target,
-      {
-        command: req.command,
-        env: req.env,
-        workingDirectory: req.row.workingDirectory ?? undefined,
-        timeoutSeconds: req.row.timeoutSeconds,
-        operationId: row.id,
-      },
-      { onStdout: (b) => recorder.write("stdout", b), onStderr: (b) => recorder.write("stderr", b) },
-    ));
-    const entry: Running = { execution, recorder, cancelled: false };
+    const entry: Running = { execution: undefined, recorder, cancelled: false };
     this.running.set(row.id, entry);
-    const settled = entry.execution.done
+    const handlers: RemoteExecHandlers = {
+      onStdout: (b) => entry.recorder.write("stdout", b),
+      onStderr: (b) => entry.recorder.write("stderr", b),
+    };
+    const run = async (): Promise<RemoteExecOutcome> => {
+      if (req.queue && !(await this.waitForTurn(row.id, req.queue.applicationId, queued.ahead, entry))) {
+        return { kind: "cancelled", durationMs: 0 };
+      }
+      entry.execution =
+        req.execute?.(handlers, row.id) ??
+        runRemote(
+          this.pool,
+          req.target,
+          {
+            command: req.command,
+            env: { ...req.publicEnv, ...req.env },
+            workingDirectory: req.row.workingDirectory ?? undefined,
+            timeoutSeconds: req.row.timeoutSeconds,
+            operationId: row.id,
+          },
+          handlers,
+        );
+      if (entry.cancelled) entry.execution.cancel();
+      return entry.execution.done;
+    };
+    const settled = run()
       .then((outcome) => this.settle(row.id, entry, outcome, secrets))
       .catch((err: unknown) =>
         this.logger.error("settling operation failed", { operation_id: row.id, error: String(err) }),
       )
-      .finally(() => this.settling.delete(settled));
+      .finally(() => {
+        this.settling.delete(settled);
+        if (req.queue) void leaveDeployQueue(this.db, row.id).catch(() => undefined);
+      });
     this.settling.add(settled);
     return row;
+  }
+
+  /** True once it is this deploy's turn; false when it was cancelled while waiting. */
+  private async waitForTurn(
+    id: string,
+    applicationId: string,
+    ahead: number,
+    entry: Running,
+  ): Promise<boolean> {
+    let said = false;
+    for (;;) {
+      if (entry.cancelled || (await cancelRequested(this.db, id))) {
+        entry.cancelled = true;
+        entry.recorder.write(
+          "stderr",
+          Buffer.from("reoclo: cancelled while waiting for its turn; it never ran\n"),
+        );
+        return false;
+      }
+      const head = await deployQueueHead(this.db, applicationId);
+      if (head === id || head === undefined) {
+        if (said) entry.recorder.write("stderr", Buffer.from("reoclo: its turn came; deploying\n"));
+        return true;
+      }
+      if (!said && ahead > 0) {
+        said = true;
+        entry.recorder.write(
+          "stderr",
+          Buffer.from(`reoclo: waiting for ${ahead} earlier deploy(s) of this application (now ${head})\n`),
+        );
+      }
+      await sleep(QUEUE_POLL_MS);
+    }
   }
 
   /**
@@ -165,7 +240,7 @@ export class OperationRunner {
     const entry = this.running.get(id);
     if (entry) {
       entry.cancelled = true;
-      entry.execution.cancel();
+      entry.execution?.cancel();
       return;
     }
     await requestCancel(this.db, id, this.now());
@@ -177,13 +252,16 @@ export class OperationRunner {
     const all = Promise.all([...this.settling]);
     const timedOut = await Promise.race([all.then(() => false), sleep(graceMs).then(() => true)]);
     if (timedOut) {
-      for (const entry of this.running.values()) entry.execution.cancel();
+      for (const entry of this.running.values()) {
+        entry.cancelled = true;
+        entry.execution?.cancel();
+      }
       await all;
     }
   }
 
   private async settle(id: string, entry: Running, outcome: RemoteExecOutcome, secrets: string[]) {
-    const final = mapOutcome(outcome);
+    const final = mapOutcome(outcome, entry.execution === undefined);
     if (final.message)
       entry.recorder.write("stderr", Buffer.from(`reoclo: ${maskText(final.message, secrets)}\n`));
     const totals = await entry.recorder.finish();
@@ -192,6 +270,7 @@ export class OperationRunner {
       exitCode: final.exitCode,
       durationMs: final.durationMs,
       error: final.message ? maskText(final.message, secrets) : null,
+      downtimeMs: outcome.kind === "exited" ? (outcome.downtimeMs ?? null) : null,
       ...totals,
     };
     await finalizeOperation(this.db, id, state, this.now());
@@ -206,7 +285,7 @@ export class OperationRunner {
         const entry = this.running.get(id);
         if (entry && !entry.cancelled) {
           entry.cancelled = true;
-          entry.execution.cancel();
+          entry.execution?.cancel();
         }
       }
     } catch (err) {
@@ -225,7 +304,7 @@ export class OperationRunner {
   }
 }
 
-function mapOutcome(o: RemoteExecOutcome) {
+function mapOutcome(o: RemoteExecOutcome, neverStarted: boolean) {
   switch (o.kind) {
     case "exited":
       return {
@@ -246,7 +325,7 @@ function mapOutcome(o: RemoteExecOutcome) {
         status: "cancelled" as const,
         exitCode: EXIT_CODE_CANCELLED,
         durationMs: o.durationMs,
-        message: "cancelled; the command's process group was killed",
+        message: neverStarted ? undefined : "cancelled; the command's process group was killed",
       };
     case "failed":
       return {

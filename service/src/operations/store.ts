@@ -1,6 +1,7 @@
-import { and, asc, desc, eq, gt, inArray, isNull, lt, or } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, inArray, isNull, lt, or, sql } from "drizzle-orm";
 import type { Database } from "../db/database";
-import { idempotencyRecords, operationOutput, operations, servers } from "../db/schema";
+import { deployQueue, idempotencyRecords, operationOutput, operations, servers } from "../db/schema";
+import { AppError } from "../errors";
 import type { OutputTotals } from "./output";
 
 // Operation rows and their stored output. Every status change goes through here.
@@ -14,11 +15,68 @@ export async function insertOperation(db: Database, op: NewOperation): Promise<O
   return row;
 }
 
+/**
+ * Inserts a deploy operation and its place at the end of its application's queue, atomically
+ * (one advisory lock per application, so arrival order is queue order on every instance).
+ * With `wait` false it is refused (409 application_busy) while another deploy is queued or runs.
+ */
+export async function insertQueuedOperation(
+  db: Database,
+  op: NewOperation,
+  applicationId: string,
+  wait: boolean,
+): Promise<{ row: OperationRow; ahead: number }> {
+  return db.transaction(async (tx) => {
+    await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${applicationId}, 7))`);
+    const [busy] = await tx
+      .select({ n: count() })
+      .from(deployQueue)
+      .innerJoin(operations, eq(operations.id, deployQueue.operationId))
+      .where(and(eq(deployQueue.applicationId, applicationId), eq(operations.status, "running")));
+    const ahead = busy?.n ?? 0;
+    if (!wait && ahead > 0)
+      throw new AppError(
+        "application_busy",
+        'Another deploy of this application is running or queued; retry later, or send "wait": true to queue behind it.',
+      );
+    const [row] = await tx.insert(operations).values(op).returning();
+    if (!row) throw new Error("operation insert returned nothing");
+    await tx.insert(deployQueue).values({ applicationId, operationId: row.id });
+    return { row, ahead };
+  });
+}
+
+/** The operation whose turn it is: the oldest deploy of the application still running (or waiting). */
+export async function deployQueueHead(db: Database, applicationId: string): Promise<string | undefined> {
+  const [head] = await db
+    .select({ id: deployQueue.operationId })
+    .from(deployQueue)
+    .innerJoin(operations, eq(operations.id, deployQueue.operationId))
+    .where(and(eq(deployQueue.applicationId, applicationId), eq(operations.status, "running")))
+    .orderBy(asc(deployQueue.seq))
+    .limit(1);
+  return head?.id;
+}
+
+export async function leaveDeployQueue(db: Database, operationId: string): Promise<void> {
+  await db.delete(deployQueue).where(eq(deployQueue.operationId, operationId));
+}
+
+export async function cancelRequested(db: Database, id: string): Promise<boolean> {
+  const [row] = await db
+    .select({ at: operations.cancelRequestedAt })
+    .from(operations)
+    .where(eq(operations.id, id))
+    .limit(1);
+  return row?.at != null;
+}
+
 export interface FinalState extends OutputTotals {
   status: "completed" | "timeout" | "cancelled" | "failed" | "lost";
   exitCode: number;
   durationMs: number | null;
   error?: string | null;
+  downtimeMs?: number | null;
 }
 
 /** Settles a running operation exactly once; returns false if it was already final. */
