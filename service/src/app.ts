@@ -8,6 +8,7 @@ import { parseCidrs } from "./access/client-ip";
 import type { AccessDeps } from "./access/pipeline";
 import { AuthFailureLimiter, KeyRateLimiter } from "./access/rate-limit";
 import { keyRoutes } from "./api/key";
+import { applicationRoutes } from "./api/applications";
 import { operationRoutes } from "./api/operations";
 import type { OperationRunner } from "./operations/runner";
 import type { Config } from "./config";
@@ -96,6 +97,7 @@ export function createApp(deps: AppDeps) {
   api.route("/", keyRoutes(access));
   const ctx = { config: deps.config, db: deps.database.db, secrets: deps.secrets, now: access.now };
   api.route("/", operationRoutes({ access, ctx, runner: deps.runner }));
+  api.route("/", applicationRoutes({ access, ctx, runner: deps.runner }));
   app.route(API_BASE_PATH, api);
   return app;
 }

@@ -107,6 +107,8 @@ const envSchema = z.object({
   ),
   REOCLO_OUTPUT_CAP_BYTES: intFromEnv("REOCLO_OUTPUT_CAP_BYTES", 10_485_760, 65_536, 1_073_741_824),
   REOCLO_SHUTDOWN_GRACE_SECONDS: intFromEnv("REOCLO_SHUTDOWN_GRACE_SECONDS", 30, 0, 3600),
+  REOCLO_DEPLOY_TIMEOUT_SECONDS: intFromEnv("REOCLO_DEPLOY_TIMEOUT_SECONDS", 3600, 1, 7 * 24 * 3600),
+  REOCLO_REBOOT_TIMEOUT_SECONDS: intFromEnv("REOCLO_REBOOT_TIMEOUT_SECONDS", 600, 1, 24 * 3600),
 });
 
 export interface Config {
@@ -122,6 +124,10 @@ export interface Config {
   readonly maxTimeoutSeconds: number;
   readonly outputCapBytes: number;
   readonly shutdownGraceSeconds: number;
+  /** How long a deploy or restart script may run (it waits for its turn first, unbounded). */
+  readonly deployTimeoutSeconds: number;
+  /** How long a reboot may take, from the command to the host answering SSH again. */
+  readonly rebootTimeoutSeconds: number;
 }
 
 export class ConfigError extends Error {
@@ -155,6 +161,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     maxTimeoutSeconds: e.REOCLO_MAX_TIMEOUT_SECONDS,
     outputCapBytes: e.REOCLO_OUTPUT_CAP_BYTES,
     shutdownGraceSeconds: e.REOCLO_SHUTDOWN_GRACE_SECONDS,
+    deployTimeoutSeconds: e.REOCLO_DEPLOY_TIMEOUT_SECONDS,
+    rebootTimeoutSeconds: e.REOCLO_REBOOT_TIMEOUT_SECONDS,
   };
 }
 

@@ -102,6 +102,8 @@ export const operationResultSchema = z.object({
   /** True when `stdout` is not the whole output of the stream (tail cut or cap reached). */
   stdout_truncated: z.boolean().default(false),
   stderr_truncated: z.boolean().default(false),
+  /** Ours, reboots only: from the host going down to it answering SSH again with the same host key. */
+  downtime_ms: z.number().int().nonnegative().optional(),
 });
 export type OperationResult = z.output<typeof operationResultSchema>;
 

@@ -14,6 +14,7 @@ export function resultOf(row: OperationRow): OperationResult {
     duration_ms: row.durationMs ?? 0,
     stdout_truncated: row.stdoutTruncated,
     stderr_truncated: row.stderrTruncated,
+    ...(row.downtimeMs !== null ? { downtime_ms: row.downtimeMs } : {}),
   };
 }
 

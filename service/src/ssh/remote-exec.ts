@@ -25,7 +25,7 @@ export interface RemoteExecHandlers {
 }
 
 export type RemoteExecOutcome =
-  | { kind: "exited"; exitCode: number; durationMs: number }
+  | { kind: "exited"; exitCode: number; durationMs: number; downtimeMs?: number }
   | { kind: "timeout"; durationMs: number }
   | { kind: "cancelled"; durationMs: number }
   | { kind: "failed"; reason: string; code: string }
