@@ -55,6 +55,46 @@ describe("reoclo-admin against a running service on the embedded database", () =
     serverId = server.id;
   });
 
+  it("adds an application whose environment is stored encrypted and never printed", async () => {
+    const script = path.join(dataDir, "deploy.sh");
+    const envFile = path.join(dataDir, "app.env");
+    await writeFile(script, 'echo "deploying $REOCLO_COMMIT_REF"\n');
+    await writeFile(envFile, "# secrets for the deploy\nDB_PASSWORD = hunter2-very-secret\n\nMODE=prod\n");
+    const r = await runAdminCli(
+      ["apps", "add", "--name", "web", "--server", serverId, "--working-directory", "/srv/web"].concat([
+        "--deploy-script-file",
+        script,
+        "--env-file",
+        envFile,
+        "--json",
+      ]),
+      env,
+    );
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(parse<{ has_env: boolean; has_restart_script: boolean }>(r.stdout)).toMatchObject({
+      has_env: true,
+      has_restart_script: false,
+    });
+    const list = await runAdminCli(["apps", "list", "--json"], env);
+    expect(parse<{ name: string; has_env: boolean }[]>(list.stdout)).toMatchObject([
+      { name: "web", has_env: true },
+    ]);
+    expect(list.stdout + r.stdout).not.toContain("hunter2");
+    await writeFile(envFile, "not an assignment\n");
+    const bad = await runAdminCli(
+      ["apps", "add", "--name", "web2", "--server", serverId, "--working-directory", "/srv/web"].concat([
+        "--deploy-script-file",
+        script,
+        "--env-file",
+        envFile,
+      ]),
+      env,
+    );
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--env-file: line 1 is not NAME=value");
+  });
+
   it("creates a key and prints it exactly once", async () => {
     const r = await runAdminCli(
       ["keys", "create", "--name", "ci", "--operations", "exec,deploy", "--servers", serverId, "--json"],

@@ -37,9 +37,10 @@ const SPECS: Record<string, Spec> = {
       "host-key-fingerprint": str,
       "trust-on-first-use": bool,
       "container-cli": str,
+      "reboot-command": str,
     },
     usage:
-      "servers add --name <name> --host <host> [--port 22] --user <user> --private-key-file <path> [--passphrase-stdin] (--host-key-fingerprint SHA256:<b64> | --trust-on-first-use) [--container-cli docker|podman]",
+      "servers add --name <name> --host <host> [--port 22] --user <user> --private-key-file <path> [--passphrase-stdin] (--host-key-fingerprint SHA256:<b64> | --trust-on-first-use) [--container-cli docker|podman] [--reboot-command <command>]",
   },
   "servers.list": { usage: "servers list" },
   "servers.show": { positional: "id", usage: "servers show <id>" },
@@ -78,9 +79,10 @@ const SPECS: Record<string, Spec> = {
       "working-directory": str,
       "deploy-script-file": str,
       "restart-script-file": str,
+      "env-file": str,
     },
     usage:
-      "apps add --name <name> --server <id> --working-directory <dir> --deploy-script-file <path> [--restart-script-file <path>]",
+      "apps add --name <name> --server <id> --working-directory <dir> --deploy-script-file <path> [--restart-script-file <path>] [--env-file <path>]",
   },
   "apps.list": { usage: "apps list" },
   "apps.remove": { positional: "id", usage: "apps remove <id>" },
@@ -125,6 +127,23 @@ async function readText(file: string | boolean | undefined, flag: string): Promi
   }
 }
 
+/** KEY=VALUE lines (blank lines and # comments skipped); errors name the line, never the value. */
+async function readEnvFile(file: string | boolean | undefined): Promise<Record<string, string> | undefined> {
+  const text = await readText(file, "env-file");
+  if (text === undefined) return undefined;
+  const env: Record<string, string> = {};
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) return;
+    const eq = line.indexOf("=");
+    const name = eq === -1 ? "" : line.slice(0, eq).trim();
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+      throw new UsageError(`--env-file: line ${i + 1} is not NAME=value`);
+    env[name] = line.slice(eq + 1).trim();
+  });
+  return env;
+}
+
 export async function parseCommand(argv: string[], readStdin: () => Promise<string>): Promise<ParsedCommand> {
   const [group, verb, ...rest] = argv;
   const command = `${group ?? ""}.${verb ?? ""}`;
@@ -162,6 +181,7 @@ export async function parseCommand(argv: string[], readStdin: () => Promise<stri
         host_key_fingerprint: v["host-key-fingerprint"],
         trust_on_first_use: Boolean(v["trust-on-first-use"]),
         container_cli: v["container-cli"],
+        reboot_command: v["reboot-command"],
       });
       if (params.private_key === undefined) throw new UsageError("--private-key-file is required");
       break;
@@ -199,6 +219,7 @@ export async function parseCommand(argv: string[], readStdin: () => Promise<stri
         working_directory: v["working-directory"],
         deploy_script: await readText(v["deploy-script-file"], "deploy-script-file"),
         restart_script: await readText(v["restart-script-file"], "restart-script-file"),
+        env: await readEnvFile(v["env-file"]),
       });
       if (params.deploy_script === undefined) throw new UsageError("--deploy-script-file is required");
       break;

@@ -1,9 +1,11 @@
+import { randomUUID } from "node:crypto";
 import { and, asc, eq } from "drizzle-orm";
 import { z } from "zod";
 import type { ServiceContext } from "../context";
 import { applications, servers } from "../db/schema";
 import { AppError } from "../errors";
 import { resolveOrg } from "../orgs/orgs";
+import { appEnvSecretContext } from "../secrets/rotate";
 import { parseOrThrow } from "../validation";
 
 export const addAppInput = z.object({
@@ -17,6 +19,10 @@ export const addAppInput = z.object({
     .refine((d) => d.startsWith("/") && !d.includes("\0"), "must be an absolute path"),
   deploy_script: z.string().min(1, "the deploy script is empty").max(65_536),
   restart_script: z.string().min(1, "the restart script is empty").max(65_536).optional(),
+  /** Given to the scripts as environment; stored encrypted, masked in their output. */
+  env: z
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "names are letters, digits and _"), z.string())
+    .optional(),
 });
 export type AddAppInput = z.input<typeof addAppInput>;
 
@@ -29,6 +35,8 @@ export interface AppView {
   server_id: string;
   working_directory: string;
   has_restart_script: boolean;
+  /** Whether scripts get an (encrypted) environment; the values are secrets and never shown. */
+  has_env: boolean;
   created_at: string;
 }
 
@@ -39,6 +47,7 @@ const view = (a: AppRow): AppView => ({
   server_id: a.serverId,
   working_directory: a.workingDirectory,
   has_restart_script: a.restartScript !== null,
+  has_env: a.envEnc !== null,
   created_at: a.createdAt.toISOString(),
 });
 
@@ -52,9 +61,13 @@ export async function addApp(ctx: ServiceContext, raw: AddAppInput): Promise<App
     .limit(1);
   if (!server)
     throw new AppError("not_found", `Server ${input.server} not found in organisation ${org.name}.`);
+  const id = randomUUID();
+  const env = input.env && Object.keys(input.env).length > 0 ? input.env : undefined;
   const [row] = await ctx.db
     .insert(applications)
     .values({
+      id,
+      envEnc: env ? ctx.secrets.encrypt(JSON.stringify(env), appEnvSecretContext(id)) : null,
       orgId: org.id,
       serverId: server.id,
       name: input.name,

@@ -30,6 +30,8 @@ export const addServerInput = z
     host_key_fingerprint: z.string().optional(),
     trust_on_first_use: z.boolean().default(false),
     container_cli: z.enum(["docker", "podman"]).default("docker"),
+    /** Run by POST /reboot; the operation then waits for the host to answer SSH again. */
+    reboot_command: z.string().trim().min(1, "the reboot command is empty").max(1024).optional(),
   })
   .refine((v) => Boolean(v.host_key_fingerprint) !== v.trust_on_first_use, {
     message: "give exactly one of --host-key-fingerprint SHA256:… or --trust-on-first-use",
@@ -105,6 +107,7 @@ export async function addServer(ctx: ServiceContext, raw: AddServerInput): Promi
         : null,
       hostKeyFingerprint: fingerprint,
       containerCli: input.container_cli,
+      ...(input.reboot_command !== undefined ? { rebootCommand: input.reboot_command } : {}),
     })
     .onConflictDoNothing()
     .returning();
