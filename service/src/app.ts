@@ -10,6 +10,7 @@ import { AuthFailureLimiter, KeyRateLimiter } from "./access/rate-limit";
 import { keyRoutes } from "./api/key";
 import { applicationRoutes } from "./api/applications";
 import { operationRoutes } from "./api/operations";
+import { registryRoutes } from "./api/registry";
 import type { OperationRunner } from "./operations/runner";
 import type { Config } from "./config";
 import type { DatabaseHandle } from "./db/database";
@@ -98,6 +99,7 @@ export function createApp(deps: AppDeps) {
   const ctx = { config: deps.config, db: deps.database.db, secrets: deps.secrets, now: access.now };
   api.route("/", operationRoutes({ access, ctx, runner: deps.runner }));
   api.route("/", applicationRoutes({ access, ctx, runner: deps.runner }));
+  api.route("/", registryRoutes({ access, ctx, runner: deps.runner }));
   app.route(API_BASE_PATH, api);
   return app;
 }

@@ -50,6 +50,9 @@ export interface OperationSpec {
   runContext?: unknown;
   applicationId?: string | undefined;
   credentialId?: string | undefined;
+  maskAlso?: readonly string[];
+  /** 202 at once (registry login), and fields added to the JSON answer (registry_url…). */
+  answer?: AnswerOptions;
   /** See StartRequest: values passed like env but never masked. */
   publicEnv?: Readonly<Record<string, string>>;
   queue?: StartRequest["queue"];
@@ -84,7 +87,7 @@ export async function startOperation(
     );
     if (claim.kind === "replay") {
       c.header("Idempotent-Replayed", "true");
-      return answer(c, deps, claim.operationId);
+      return answer(c, deps, claim.operationId, spec.answer);
     }
   }
   try {
@@ -96,6 +99,7 @@ export async function startOperation(
       command: spec.command,
       env: spec.env,
       publicEnv: spec.publicEnv,
+      maskAlso: spec.maskAlso,
       queue: spec.queue,
       execute: spec.execute?.(target),
       row: {
@@ -121,10 +125,16 @@ export async function startOperation(
     .update(auditEvents)
     .set({ operationId: row.id })
     .where(eq(auditEvents.id, access.auditId));
-  return answer(c, deps, row.id);
+  return answer(c, deps, row.id, spec.answer);
 }
 
-async function answer(c: Context, deps: OperationApiDeps, id: string) {
+export interface AnswerOptions {
+  /** Answer 202 `{operation_id, status: "running", …extra}` at once instead of waiting (spec §3 login). */
+  accepted?: boolean;
+  extra?: Record<string, unknown>;
+}
+
+async function answer(c: Context, deps: OperationApiDeps, id: string, opts: AnswerOptions = {}) {
   const found = await getOperationWithServer(deps.ctx.db, id);
   if (!found) throw new AppError("not_found", "Operation not found.");
   // The id is known before any event: a streaming client can cancel or resume at once.
@@ -133,11 +143,12 @@ async function answer(c: Context, deps: OperationApiDeps, id: string) {
     return new Response(operationEventStream(deps.ctx.db, deps.runner, found.op, 0), {
       headers: { ...SSE_HEADERS, [HEADERS.operationId]: id },
     });
+  if (opts.accepted) return c.json({ operation_id: id, status: "running", ...opts.extra }, 202);
   const final =
     found.op.status === "running"
       ? await deps.runner.waitForFinal(id, deps.ctx.config.syncWaitSeconds * 1000)
       : found.op;
-  return c.json(execAnswer(final ?? found.op), 200);
+  return c.json({ ...execAnswer(final ?? found.op), ...opts.extra }, 200);
 }
 
 /** The operation, if this key may read it: same organisation and its server in scope; else 404. */

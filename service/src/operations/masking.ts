@@ -6,9 +6,12 @@ import { MASK, MASK_MIN_LENGTH } from "@reoclo/protocol";
 const MASK_BYTES = Buffer.from(MASK);
 
 /** The env values that must be masked, longest first so a value containing another wins. */
-export function secretsToMask(env: Readonly<Record<string, string>> | undefined): string[] {
+export function secretsToMask(
+  env: Readonly<Record<string, string>> | undefined,
+  also: readonly string[] = [],
+): string[] {
   const values = Object.values(env ?? {}).filter((v) => v.length >= MASK_MIN_LENGTH);
-  return [...new Set(values)].sort((a, b) => b.length - a.length);
+  return [...new Set([...values, ...also.filter((v) => v !== "")])].sort((a, b) => b.length - a.length);
 }
 
 /**

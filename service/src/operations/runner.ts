@@ -45,6 +45,8 @@ export interface StartRequest {
   command: string;
   /** Secrets: values of 8+ characters are masked in everything stored, streamed or returned. */
   env: Readonly<Record<string, string>>;
+  /** Masked in output whatever their length (a registry username). */
+  maskAlso?: readonly string[];
   /** Not secrets (REOCLO_COMMIT_REF…): passed the same way, never masked. */
   publicEnv?: Readonly<Record<string, string>>;
   /** Deploys: wait for the application's earlier deploys, on any instance, before running. */
@@ -90,7 +92,7 @@ export class OperationRunner {
    * the row as created.
    */
   async start(req: StartRequest): Promise<OperationRow> {
-    const secrets = secretsToMask(req.env);
+    const secrets = secretsToMask(req.env, req.maskAlso);
     const now = this.now();
     const op = {
       ...req.row,
