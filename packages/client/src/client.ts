@@ -3,10 +3,17 @@ import { randomUUID } from "node:crypto";
 import {
   API_BASE_PATH,
   cancelOperationResponseSchema,
+  HEADERS,
   operationListResponseSchema,
   operationPath,
   operationSchema,
+  registryLoginResponseSchema,
+  registryLogoutResponseSchema,
   ROUTES,
+  type RegistryLoginRequestInput,
+  type RegistryLoginResponse,
+  type RegistryLogoutRequestInput,
+  type RegistryLogoutResponse,
   type ExecFinishedResponse,
   type ExecRequestInput,
   type Operation,
@@ -15,6 +22,7 @@ import {
 } from "@reoclo/protocol";
 import { runExec } from "./exec.js";
 import { sendJson, type HttpSettings } from "./http.js";
+import { sleep } from "./retry.js";
 
 export interface ClientOptions {
   /** e.g. https://reoclo.example.com; the client appends /api/automation/v1. A trailing slash is fine. */
@@ -156,6 +164,51 @@ export class ReocloClient {
       operationListResponseSchema,
     );
     return page.items[0];
+  }
+
+  /** POST /registry-auth/login (202): starts the login operation; retried under one Idempotency-Key. */
+  registryLogin(
+    body: RegistryLoginRequestInput,
+    opts: { idempotencyKey?: string; signal?: AbortSignal } = {},
+  ): Promise<RegistryLoginResponse> {
+    return sendJson(
+      this.#http,
+      {
+        method: "POST",
+        path: ROUTES.registryLogin,
+        body,
+        headers: { [HEADERS.idempotencyKey]: opts.idempotencyKey ?? randomUUID() },
+        signal: this.#with(opts.signal),
+      },
+      registryLoginResponseSchema,
+    );
+  }
+
+  /** POST /registry-auth/logout (200): the answer is final, or `running` after the sync window. */
+  registryLogout(
+    body: RegistryLogoutRequestInput,
+    opts: { idempotencyKey?: string; signal?: AbortSignal } = {},
+  ): Promise<RegistryLogoutResponse> {
+    return sendJson(
+      this.#http,
+      {
+        method: "POST",
+        path: ROUTES.registryLogout,
+        body,
+        headers: { [HEADERS.idempotencyKey]: opts.idempotencyKey ?? randomUUID() },
+        signal: this.#with(opts.signal),
+      },
+      registryLogoutResponseSchema,
+    );
+  }
+
+  /** Polls an operation until it is final (every pollIntervalMs). */
+  async waitForOperation(id: string, signal?: AbortSignal): Promise<Operation> {
+    for (;;) {
+      const op = await this.getOperation(id, signal);
+      if (op.status !== "running") return op;
+      await sleep(this.#http.pollIntervalMs, this.#with(signal));
+    }
   }
 
   #with(signal: AbortSignal | undefined): AbortSignal | undefined {

@@ -41307,6 +41307,8 @@ const operationResultSchema = object({
     /** True when `stdout` is not the whole output of the stream (tail cut or cap reached). */
     stdout_truncated: schemas_boolean().default(false),
     stderr_truncated: schemas_boolean().default(false),
+    /** Ours, reboots only: from the host going down to it answering SSH again with the same host key. */
+    downtime_ms: schemas_number().int().nonnegative().optional(),
 });
 const isoTimestamp = iso_datetime({ offset: true });
 /** `GET /operations/{operation_id}` (spec §3); `result` is present once the status is terminal. */
@@ -42321,6 +42323,7 @@ async function runExec(http, req, opts) {
 
 
 
+
 /** The API root of `apiUrl`: tolerates a trailing slash and an apiUrl that already ends in the base path. */
 function apiBaseUrl(apiUrl) {
     const origin = apiUrl.trim().replace(/\/+$/, "");
@@ -42403,6 +42406,35 @@ class ReocloClient {
         const query = new URLSearchParams({ idempotency_key: idempotencyKey });
         const page = await sendJson(this.#http, { method: "GET", path: `${ROUTES.operations}?${query.toString()}`, signal: this.#with(signal) }, operationListResponseSchema);
         return page.items[0];
+    }
+    /** POST /registry-auth/login (202): starts the login operation; retried under one Idempotency-Key. */
+    registryLogin(body, opts = {}) {
+        return sendJson(this.#http, {
+            method: "POST",
+            path: ROUTES.registryLogin,
+            body,
+            headers: { [HEADERS.idempotencyKey]: opts.idempotencyKey ?? (0,external_node_crypto_.randomUUID)() },
+            signal: this.#with(opts.signal),
+        }, registryLoginResponseSchema);
+    }
+    /** POST /registry-auth/logout (200): the answer is final, or `running` after the sync window. */
+    registryLogout(body, opts = {}) {
+        return sendJson(this.#http, {
+            method: "POST",
+            path: ROUTES.registryLogout,
+            body,
+            headers: { [HEADERS.idempotencyKey]: opts.idempotencyKey ?? (0,external_node_crypto_.randomUUID)() },
+            signal: this.#with(opts.signal),
+        }, registryLogoutResponseSchema);
+    }
+    /** Polls an operation until it is final (every pollIntervalMs). */
+    async waitForOperation(id, signal) {
+        for (;;) {
+            const op = await this.getOperation(id, signal);
+            if (op.status !== "running")
+                return op;
+            await sleep(this.#http.pollIntervalMs, this.#with(signal));
+        }
     }
     #with(signal) {
         const signals = [this.#signal, signal].filter((s) => s !== undefined);
