@@ -7,7 +7,7 @@ import { operations, servers } from "../src/db/schema";
 import { dumpAllTables } from "./fixtures/db";
 import { seedKey } from "./fixtures/entities";
 import { startExecEnv, type ExecEnv } from "./fixtures/exec-env";
-import { startRegistry, type TestRegistry } from "./fixtures/registry";
+import { podmanLoggedInAs, startRegistry, type TestRegistry } from "./fixtures/registry";
 
 // Registry login and logout (spec §3) against a real registry (docker-registry with htpasswd
 // and TLS) and a real sshd host whose container CLI is podman.
@@ -29,25 +29,7 @@ describe("registry login and logout with podman on the host", () => {
   const username = `bot-${randomBytes(3).toString("hex")}`;
 
   /** What podman on the host says it is logged in as, through the host user's own podman. */
-  const loggedInAs = () => {
-    const user = env.host.username;
-    const home = execFileSync("getent", ["passwd", user], { encoding: "utf8" }).split(":")[5];
-    try {
-      return execFileSync(
-        "su",
-        [
-          "-s",
-          "/bin/sh",
-          user,
-          "-c",
-          `cd / && env -i HOME=${home} PATH=/usr/bin:/bin podman login --get-login ${registry.address}`,
-        ],
-        { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] },
-      ).trim();
-    } catch {
-      return ""; // not logged in
-    }
-  };
+  const loggedInAs = () => podmanLoggedInAs(env.host.username, registry.address);
   const api = (k: string) => ({
     post: (path: string, body: unknown) =>
       fetch(`${env.base}${path}`, {

@@ -1,0 +1,66 @@
+import { createHash } from "node:crypto";
+import { InputError, readApiUrl, type Environment, type GetInput } from "@reoclo/action-kit";
+import type { RunContext } from "@reoclo/protocol";
+
+export { InputError };
+
+// Every input read, validated and normalised here, once; nothing else reads inputs or the environment.
+
+export interface DockerAuthSettings {
+  readonly apiUrl: string;
+  readonly apiKey: string;
+  readonly serverId: string;
+  readonly credentialId: string;
+  readonly cleanup: boolean;
+  /** Derived from the run, attempt, job and step: a retried login never runs twice. */
+  readonly idempotencyKey: (action: "login" | "logout") => string;
+  readonly runId: string | undefined;
+  readonly runContext: RunContext;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function readSettings(getInput: GetInput, environment: Environment): DockerAuthSettings {
+  const g = (name: string) => environment[name] ?? "";
+  const uuid = (name: string) => {
+    const v = getInput(name).trim();
+    if (!v) throw new InputError(`Input "${name}" is required.`);
+    if (!UUID.test(v)) throw new InputError(`Input "${name}" must be an id (a UUID).`);
+    return v;
+  };
+  const apiKey = getInput("api_key").trim();
+  if (!apiKey) throw new InputError(`Input "api_key" is required.`);
+  const serverId = uuid("server_id");
+  const credentialId = uuid("credential_id");
+  const cleanupText = getInput("cleanup").trim().toLowerCase() || "true";
+  if (cleanupText !== "true" && cleanupText !== "false")
+    throw new InputError(`Input "cleanup" must be true or false.`);
+  const step = [
+    g("GITHUB_RUN_ID"),
+    g("GITHUB_RUN_ATTEMPT"),
+    g("GITHUB_JOB"),
+    g("GITHUB_ACTION"),
+    g("GITHUB_STATE"),
+    serverId,
+    credentialId,
+  ].join("\0");
+  const base = createHash("sha256").update(step).digest("hex").slice(0, 40);
+  return {
+    apiUrl: readApiUrl(getInput, environment),
+    apiKey,
+    serverId,
+    credentialId,
+    cleanup: cleanupText === "true",
+    idempotencyKey: (action) => `gha-da-${action}-${base}`,
+    runId: g("GITHUB_RUN_ID") || undefined,
+    runContext: {
+      provider: "github_actions",
+      repository: g("GITHUB_REPOSITORY"),
+      workflow: g("GITHUB_WORKFLOW"),
+      trigger: g("GITHUB_EVENT_NAME"),
+      actor: g("GITHUB_ACTOR"),
+      sha: g("GITHUB_SHA"),
+      ref: g("GITHUB_REF"),
+    },
+  };
+}

@@ -1,0 +1,3 @@
+import { login } from "./login.js";
+
+await login();

@@ -1,0 +1,3 @@
+import { logout } from "./logout.js";
+
+await logout();
