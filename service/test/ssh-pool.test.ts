@@ -1,12 +1,12 @@
 // What the pool does against a real OpenSSH host: reuse, caps under load, idling out, safe retries and shutdown.
 import { randomUUID } from "node:crypto";
 import net from "node:net";
-import ssh2 from "ssh2";
 import type { ClientChannel } from "ssh2";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { SshError } from "../src/ssh/connect.js";
 import { channelExit, SshPool, type PoolTarget } from "../src/ssh/pool.js";
 import { startTestHost, type TestHost } from "./fixtures/sshd.js";
+import { generateKeyPair } from "./fixtures/keys";
 
 let host: TestHost;
 const pools: SshPool[] = [];
@@ -178,7 +178,7 @@ describe("SshPool", () => {
     });
     expect((await sshErrorOf(pool.exec(wrongKey, "true"))).code).toBe("host_key_mismatch");
     expect(listener.count()).toBe(1);
-    const otherKey = ssh2.utils.generateKeyPairSync("ed25519").private; // a key the host does not know
+    const otherKey = generateKeyPair().private; // a key the host does not know
     const wrongUser = targetFor(host, { port: listener.port, privateKey: otherKey });
     expect((await sshErrorOf(pool.exec(wrongUser, "true"))).code).toBe("auth_failed");
     expect(listener.count()).toBe(2);

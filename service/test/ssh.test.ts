@@ -17,6 +17,7 @@ import {
 } from "../src/ssh/connect.js";
 import { fingerprintOf, fingerprintsEqual, isFingerprint } from "../src/ssh/fingerprint.js";
 import { sshImplementation, startTestHost, type SshImplementation, type TestHost } from "./fixtures/sshd.js";
+import { generateKeyPair } from "./fixtures/keys";
 
 function targetFor(host: TestHost, overrides: Partial<SshTarget> = {}): SshTarget {
   return {
@@ -85,7 +86,7 @@ async function closedPort(): Promise<number> {
 
 describe("fingerprints", () => {
   it("are printed exactly as ssh-keygen prints them, and only exact matches are equal", () => {
-    const pub = ssh2.utils.generateKeyPairSync("ed25519").public;
+    const pub = generateKeyPair().public;
     const parsed = ssh2.utils.parseKey(pub);
     if (parsed instanceof Error) throw parsed;
     const printed = execFileSync("ssh-keygen", ["-lf", "-"], { input: pub, encoding: "utf8" }).split(" ")[1];
@@ -133,7 +134,7 @@ describe.each(implementations)("SSH to a pinned host: $label", ({ implementation
   });
 
   it("refuses to authenticate with a key the host does not know", async () => {
-    const stranger = ssh2.utils.generateKeyPairSync("ed25519").private;
+    const stranger = generateKeyPair().private;
     const err = await expectCode(testSshConnection(targetFor(host, { privateKey: stranger })), "auth_failed");
     expect(err.message).toContain(host.username);
   });
