@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { API_BASE_PATH } from "@reoclo/protocol";
 import { count, eq } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { addApp } from "../src/apps/apps";
+import { addApp, removeApp } from "../src/apps/apps";
 import { openDatabase, type DatabaseHandle } from "../src/db/database";
 import { operations, servers } from "../src/db/schema";
 import { createHttpServer } from "../src/http/server";
@@ -165,6 +165,36 @@ describe("deploy and restart, across two instances sharing PostgreSQL", () => {
     writeFileSync(release, "");
     expect((await onA.settle(runningId)).status).toBe("completed");
     expect(readFileSync(log, "utf8")).toBe("ran v1.0.0\n"); // v1.0.2 never ran
+  });
+
+  it("never runs a queued deploy once it left the queue (its application was removed meanwhile)", async () => {
+    rmSync(log, { force: true });
+    rmSync(release, { force: true });
+    const app = await addApp(a.ctx, {
+      name: `short-lived-${randomBytes(3).toString("hex")}`,
+      server: a.serverId,
+      working_directory: "/tmp",
+      deploy_script: `echo "ran $REOCLO_COMMIT_REF" >> "$LOG"; while [ ! -e "$RELEASE" ]; do sleep 0.05; done`,
+      env: { LOG: log, RELEASE: release },
+    });
+    const first = await onA.post(
+      "/deploy",
+      { application_id: app.id, commit_ref: "one" },
+      { Accept: "text/event-stream" },
+    );
+    const firstId = first.headers.get("X-Operation-Id")!;
+    await first.body?.cancel();
+    const second = (await (
+      await onB.post("/deploy", { application_id: app.id, commit_ref: "two" })
+    ).json()) as Answer;
+    expect(second.status).toBe("running");
+    await removeApp(a.ctx, app.id);
+    const gone = await onB.settle(second.operation_id);
+    expect(gone.status).toBe("cancelled");
+    expect(gone.result?.stderr).toContain("left the deploy queue without running");
+    writeFileSync(release, "");
+    expect((await onA.settle(firstId)).status).toBe("completed");
+    expect(readFileSync(log, "utf8")).toBe("ran one\n");
   });
 
   it.each(["--upload-pack=x", "$(id)", "main;id", "a..b"])(

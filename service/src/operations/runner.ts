@@ -21,6 +21,7 @@ import {
   insertOperation,
   insertQueuedOperation,
   leaveDeployQueue,
+  pruneDeployQueue,
   requestCancel,
   settleStale,
   type FinalState,
@@ -141,9 +142,12 @@ export class OperationRunner {
     };
     const settled = run()
       .then((outcome) => this.settle(row.id, entry, outcome, secrets))
-      .catch((err: unknown) =>
-        this.logger.error("settling operation failed", { operation_id: row.id, error: String(err) }),
-      )
+      .catch((err: unknown) => {
+        // Stop heart-beating it: the reconciler settles it (lost) instead of it staying running forever.
+        this.running.delete(row.id);
+        this.finals.emit(row.id);
+        this.logger.error("settling operation failed", { operation_id: row.id, error: String(err) });
+      })
       .finally(() => {
         this.settling.delete(settled);
         if (req.queue) void leaveDeployQueue(this.db, row.id).catch(() => undefined);
@@ -169,8 +173,18 @@ export class OperationRunner {
         );
         return false;
       }
-      const head = await deployQueueHead(this.db, applicationId);
-      if (head === id || head === undefined) {
+      const [head, own] = await Promise.all([
+        deployQueueHead(this.db, applicationId),
+        getOperation(this.db, id),
+      ]);
+      // Settled meanwhile (the reconciler called it lost) or its application was removed: it
+      // never runs, so it can never overlap a later deploy.
+      if (own?.status !== "running" || head === undefined) {
+        entry.cancelled = true;
+        entry.recorder.write("stderr", Buffer.from("reoclo: it left the deploy queue without running\n"));
+        return false;
+      }
+      if (head === id) {
         if (said) entry.recorder.write("stderr", Buffer.from("reoclo: its turn came; deploying\n"));
         return true;
       }
@@ -299,6 +313,7 @@ export class OperationRunner {
     try {
       const staleBefore = new Date(this.now().getTime() - (this.opts.staleAfterMs ?? 60_000));
       const settled = await settleStale(this.db, staleBefore, this.now());
+      await pruneDeployQueue(this.db);
       if (settled.length) this.logger.warn("settled operations whose runner vanished", { lost: settled });
     } catch (err) {
       this.logger.warn("reconciler failed", { error: String(err) });

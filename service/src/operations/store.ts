@@ -62,6 +62,13 @@ export async function leaveDeployQueue(db: Database, operationId: string): Promi
   await db.delete(deployQueue).where(eq(deployQueue.operationId, operationId));
 }
 
+/** Queue rows of operations that ended without leaving it (their instance stopped). */
+export async function pruneDeployQueue(db: Database): Promise<void> {
+  await db.execute(
+    sql`delete from deploy_queue q using operations o where o.id = q.operation_id and o.status <> 'running'`,
+  );
+}
+
 export async function cancelRequested(db: Database, id: string): Promise<boolean> {
   const [row] = await db
     .select({ at: operations.cancelRequestedAt })
