@@ -24,6 +24,11 @@ case "/$dir/" in */../* | */./*) fail "path must not contain . or .. components"
 case "$ref" in -*) fail "ref must not start with -" 2 ;; esac
 case "$url" in http://* | https://*) ;; *) fail "repository URL must be http(s)" 2 ;; esac
 case "$depth" in '' | *[!0-9]*) fail "depth must be a number" 2 ;; esac
+# clean: true removes the path: never the account's home or a directory holding it.
+home=$(cd ~ 2>/dev/null && pwd -P) || home=
+if [ "$clean" = true ] && [ -n "$home" ]; then
+  case "$home/" in "$dir"/*) fail "path $dir holds this account's home directory; check out into a directory of its own" 2 ;; esac
+fi
 
 command -v git >/dev/null 2>&1 || fail "git is not installed on this server (install git, then re-run)" 127
 # git reads the token from its environment, for URLs under the server only (git-config(1),
@@ -44,7 +49,8 @@ mkdir -p -- "$dir" || fail "could not create $dir"
 cd -- "$dir"
 if [ -d .git ]; then
   origin=$(git config --local --get remote.origin.url || true)
-  [ "$origin" = "$url" ] || fail "$dir holds another repository ($origin); use clean: true to replace it"
+  shown=$(printf '%s' "$origin" | sed 's#//[^/@]*@#//#')
+  [ "$origin" = "$url" ] || fail "$dir holds another repository ($shown); use clean: true to replace it"
   say "reusing the repository in $dir"
 elif [ -n "$(ls -A)" ]; then
   fail "$dir is not empty and not a git repository; use clean: true to replace its contents"
@@ -57,7 +63,8 @@ git config --local --unset-all "http.$server/.extraheader" 2>/dev/null || true
 unreadable() { fail "could not read $url: check that the token can read the repository"; }
 fetch() {
   set -- --no-progress --prune --no-recurse-submodules "$@"
-  [ "$depth" = 0 ] || set -- "--depth=$depth" "$@"
+  if [ "$depth" != 0 ]; then set -- "--depth=$depth" "$@"
+  elif [ -f .git/shallow ]; then set -- --unshallow "$@"; fi
   [ -z "$filter" ] || set -- "--filter=$filter" "$@"
   if [ "$tags" = true ]; then set -- --tags "$@"; else set -- --no-tags "$@"; fi
   git -c protocol.version=2 fetch "$@" || fail "could not fetch $ref from $url: check that the token can read the repository and that the ref exists"

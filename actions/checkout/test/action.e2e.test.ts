@@ -138,6 +138,11 @@ describe("the checkout action against a real git server", () => {
     expect(existsSync(`${dir}/feature.txt`)).toBe(true);
     expect(readFileSync(`${dir}/untracked.txt`, "utf8")).toBe("keep me");
 
+    // From a shallow checkout to the whole history, in the same repository.
+    const deepen = await checkout({ ref: "main", path: dir, clean: "false", depth: "0" });
+    expect(deepen.code, deepen.step.log()).toBe(0);
+    expect(git(dir, "rev-list", "--count", "HEAD")).toBe(String(gitServer.repos.app.commitCount));
+
     const fresh = await checkout({ ref: "main", path: dir });
     expect(fresh.code, fresh.step.log()).toBe(0);
     expect(existsSync(`${dir}/untracked.txt`)).toBe(false);
@@ -181,6 +186,14 @@ describe("the checkout action against a real git server", () => {
     const again = await checkout({ ref: "main", path: dir, clean: "false" });
     expect(again.code, again.step.log()).toBe(0);
     expect(readFileSync(`${dir}/.git/config`, "utf8")).not.toContain("extraheader");
+  });
+
+  it("refuses to remove the account's home directory with clean true", async () => {
+    const home = execFileSync("getent", ["passwd", env.host.username], { encoding: "utf8" }).split(":")[5]!;
+    const r = await checkout({ ref: "main", path: home });
+    expect(r.code).toBe(2);
+    expect(r.step.log()).toContain(`path ${home} holds this account's home directory`);
+    expect(existsSync(`${home}/.profile`) || existsSync(home)).toBe(true);
   });
 
   it("fails with a clear message when the token cannot read the repository", async () => {
