@@ -92,7 +92,9 @@ export function runReboot(
           reason: `the host still answered SSH ${seconds(elapsed())} after the reboot command: it did not reboot`,
         };
       const before = elapsed();
-      if (!(await probe(target)).ok) downAt = before;
+      const p = await probe(target);
+      // Down means unreachable; a refused key or a different host key is no sign of a reboot.
+      if (!p.ok && (p.code === "host_unreachable" || p.code === "ssh_error")) downAt = before;
       else await pause(every);
     }
     say(`the host went down; waiting for it to answer SSH again (at most ${seconds(req.boundMs)} in all)`);
