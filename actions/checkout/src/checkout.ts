@@ -1,9 +1,9 @@
 // The checkout action: settings → masks → one operation running the checkout script →
 // outputs, summary and the step's outcome.
 import * as core from "@actions/core";
-import { InputError, runOperationStep, tail } from "@reoclo/action-kit";
-import { ReocloClient, type ExecFinishedResponse } from "@reoclo/client";
-import { RETRY, USER_AGENT } from "./constants.js";
+import { ACTION_RETRY, actionClient, InputError, runOperationStep, tail } from "@reoclo/action-kit";
+import type { ExecFinishedResponse } from "@reoclo/client";
+import { USER_AGENT } from "./constants.js";
 import { readSettings, type CheckoutSettings } from "./inputs.js";
 import { CHECKOUT_SCRIPT, checkoutEnv, RESULT_LINE } from "./script.js";
 
@@ -41,7 +41,6 @@ async function checkoutStep(): Promise<void> {
     if (err instanceof InputError) return core.setFailed(err.message);
     throw err;
   }
-  core.setSecret(settings.apiKey);
   if (settings.token) {
     core.setSecret(settings.token);
     core.setSecret(Buffer.from(`x-access-token:${settings.token}`).toString("base64"));
@@ -49,17 +48,11 @@ async function checkoutStep(): Promise<void> {
   const what = `${settings.repository}@${describeTarget(settings)}`;
   core.info(`[reoclo] checking out ${what} into ${settings.path} on server ${settings.serverId}`);
 
-  const client = new ReocloClient({
-    apiUrl: settings.apiUrl,
-    apiKey: settings.apiKey,
-    userAgent: USER_AGENT,
-    retry: RETRY,
-    log: (msg) => core.info(`[reoclo] ${msg}`),
-  });
+  const client = actionClient(settings, USER_AGENT);
   const outcome = await runOperationStep({
     client,
     apiUrl: settings.apiUrl,
-    attempts: RETRY.attempts,
+    attempts: ACTION_RETRY.attempts,
     idempotencyKey: settings.idempotencyKey,
     request: {
       server_id: settings.serverId,

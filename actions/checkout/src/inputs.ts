@@ -1,5 +1,11 @@
-import { createHash } from "node:crypto";
-import { InputError, readApiUrl, type Environment, type GetInput } from "@reoclo/action-kit";
+import {
+  InputError,
+  readApiUrl,
+  runContextFrom,
+  stepIdempotencyKey,
+  type Environment,
+  type GetInput,
+} from "@reoclo/action-kit";
 import { DEFAULT_MAX_TIMEOUT_SECONDS, type RunContext } from "@reoclo/protocol";
 import { parseRef, type RefTarget } from "./refs.js";
 
@@ -161,14 +167,6 @@ export function readSettings(getInput: GetInput, environment: Environment): Chec
       `Input "timeout" must be a whole number of seconds between 1 and ${DEFAULT_MAX_TIMEOUT_SECONDS}.`,
     );
 
-  const step = [
-    g("GITHUB_RUN_ID"),
-    g("GITHUB_RUN_ATTEMPT"),
-    g("GITHUB_JOB"),
-    g("GITHUB_ACTION"),
-    g("GITHUB_OUTPUT"),
-    serverId,
-  ].join("\0");
   return {
     apiUrl,
     apiKey,
@@ -190,17 +188,9 @@ export function readSettings(getInput: GetInput, environment: Environment): Chec
     lfs: boolean(getInput, "lfs", false),
     persistCredentials: boolean(getInput, "persist_credentials", false),
     timeoutSeconds,
-    idempotencyKey: `gha-co-${createHash("sha256").update(step).digest("hex").slice(0, 45)}`,
+    idempotencyKey: stepIdempotencyKey("gha-co", environment, serverId),
     runId: g("GITHUB_RUN_ID") || undefined,
-    runContext: {
-      provider: "github_actions",
-      repository: g("GITHUB_REPOSITORY"),
-      workflow: g("GITHUB_WORKFLOW"),
-      trigger: g("GITHUB_EVENT_NAME"),
-      actor: g("GITHUB_ACTOR"),
-      sha: g("GITHUB_SHA"),
-      ref: g("GITHUB_REF"),
-    },
+    runContext: runContextFrom(environment),
     stepSummary: g("GITHUB_STEP_SUMMARY") !== "",
   };
 }

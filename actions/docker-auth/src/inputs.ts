@@ -1,5 +1,11 @@
-import { createHash } from "node:crypto";
-import { InputError, readApiUrl, type Environment, type GetInput } from "@reoclo/action-kit";
+import {
+  InputError,
+  readApiUrl,
+  runContextFrom,
+  stepIdempotencyKey,
+  type Environment,
+  type GetInput,
+} from "@reoclo/action-kit";
 import type { RunContext } from "@reoclo/protocol";
 
 export { InputError };
@@ -35,32 +41,14 @@ export function readSettings(getInput: GetInput, environment: Environment): Dock
   const cleanupText = getInput("cleanup").trim().toLowerCase() || "true";
   if (cleanupText !== "true" && cleanupText !== "false")
     throw new InputError(`Input "cleanup" must be true or false.`);
-  const step = [
-    g("GITHUB_RUN_ID"),
-    g("GITHUB_RUN_ATTEMPT"),
-    g("GITHUB_JOB"),
-    g("GITHUB_ACTION"),
-    g("GITHUB_STATE"),
-    serverId,
-    credentialId,
-  ].join("\0");
-  const base = createHash("sha256").update(step).digest("hex").slice(0, 40);
   return {
     apiUrl: readApiUrl(getInput, environment),
     apiKey,
     serverId,
     credentialId,
     cleanup: cleanupText === "true",
-    idempotencyKey: (action) => `gha-da-${action}-${base}`,
+    idempotencyKey: (action) => stepIdempotencyKey(`gha-da-${action}`, environment, serverId, credentialId),
     runId: g("GITHUB_RUN_ID") || undefined,
-    runContext: {
-      provider: "github_actions",
-      repository: g("GITHUB_REPOSITORY"),
-      workflow: g("GITHUB_WORKFLOW"),
-      trigger: g("GITHUB_EVENT_NAME"),
-      actor: g("GITHUB_ACTOR"),
-      sha: g("GITHUB_SHA"),
-      ref: g("GITHUB_REF"),
-    },
+    runContext: runContextFrom(environment),
   };
 }

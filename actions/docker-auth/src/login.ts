@@ -1,8 +1,8 @@
 // Main step: log the server in to the credential's registry; the post step logs it out.
 import * as core from "@actions/core";
-import { InputError, refusalMessage, tail } from "@reoclo/action-kit";
-import { ReocloApiError, ReocloClient } from "@reoclo/client";
-import { RETRY, STATE, USER_AGENT } from "./constants.js";
+import { actionClient, InputError, refusalMessage, tail } from "@reoclo/action-kit";
+import { ReocloApiError } from "@reoclo/client";
+import { STATE, USER_AGENT } from "./constants.js";
 import { readSettings, type DockerAuthSettings } from "./inputs.js";
 
 export async function login(): Promise<void> {
@@ -23,15 +23,7 @@ async function loginStep(): Promise<void> {
     if (err instanceof InputError) return core.setFailed(err.message);
     throw err;
   }
-  core.setSecret(s.apiKey);
-  const client = new ReocloClient({
-    apiUrl: s.apiUrl,
-    apiKey: s.apiKey,
-    userAgent: USER_AGENT,
-    retry: RETRY,
-    pollIntervalMs: 500,
-    log: (msg) => core.info(`[reoclo] ${msg}`),
-  });
+  const client = actionClient(s, USER_AGENT, { pollIntervalMs: 500 });
   let started;
   try {
     started = await client.registryLogin(

@@ -1,8 +1,8 @@
 // Post step: log the server out of the registry main logged in to, whether the job succeeded,
 // failed or was cancelled. It only ever warns: a failed logout must not fail a finished job.
 import * as core from "@actions/core";
-import { ReocloClient } from "@reoclo/client";
-import { RETRY, STATE, USER_AGENT } from "./constants.js";
+import { actionClient } from "@reoclo/action-kit";
+import { STATE, USER_AGENT } from "./constants.js";
 import { readSettings } from "./inputs.js";
 
 export async function logout(): Promise<void> {
@@ -11,15 +11,7 @@ export async function logout(): Promise<void> {
     const s = readSettings((name) => core.getInput(name), process.env);
     if (!s.cleanup) return core.info("[reoclo] cleanup is false: staying logged in");
     if (!registryUrl) return core.info("[reoclo] no login to undo");
-    core.setSecret(s.apiKey);
-    const client = new ReocloClient({
-      apiUrl: s.apiUrl,
-      apiKey: s.apiKey,
-      userAgent: USER_AGENT,
-      retry: RETRY,
-      pollIntervalMs: 500,
-      log: (msg) => core.info(`[reoclo] ${msg}`),
-    });
+    const client = actionClient(s, USER_AGENT, { pollIntervalMs: 500 });
     const signal = AbortSignal.timeout(60_000);
     const answer = await client.registryLogout(
       {

@@ -1,5 +1,11 @@
-import { createHash } from "node:crypto";
-import { InputError, readApiUrl, type Environment, type GetInput } from "@reoclo/action-kit";
+import {
+  InputError,
+  readApiUrl,
+  runContextFrom,
+  stepIdempotencyKey,
+  type Environment,
+  type GetInput,
+} from "@reoclo/action-kit";
 import { DEFAULT_MAX_TIMEOUT_SECONDS, ENV_NAME_PATTERN, type RunContext } from "@reoclo/protocol";
 
 export { InputError };
@@ -64,16 +70,6 @@ export function readSettings(getInput: GetInput, environment: Environment): RunS
   const apiUrl = readApiUrl(getInput, environment);
   const workingDirectory = getInput("working_directory").trim() || undefined;
   const g = (name: string) => environment[name] ?? "";
-  // Matrix legs share run, attempt, job and step ids; the runner's per-step file-command path
-  // (…/_runner_file_commands/set_output_<uuid>) tells them apart, and is stable for the step.
-  const step = [
-    g("GITHUB_RUN_ID"),
-    g("GITHUB_RUN_ATTEMPT"),
-    g("GITHUB_JOB"),
-    g("GITHUB_ACTION"),
-    g("GITHUB_OUTPUT"),
-    serverId,
-  ].join("\0");
   return {
     apiUrl,
     apiKey,
@@ -82,17 +78,9 @@ export function readSettings(getInput: GetInput, environment: Environment): RunS
     workingDirectory,
     env: parseEnvLines(getInput("env")),
     timeoutSeconds,
-    idempotencyKey: `gha-${createHash("sha256").update(step).digest("hex").slice(0, 48)}`,
+    idempotencyKey: stepIdempotencyKey("gha", environment, serverId),
     runId: g("GITHUB_RUN_ID") || undefined,
-    runContext: {
-      provider: "github_actions",
-      repository: g("GITHUB_REPOSITORY"),
-      workflow: g("GITHUB_WORKFLOW"),
-      trigger: g("GITHUB_EVENT_NAME"),
-      actor: g("GITHUB_ACTOR"),
-      sha: g("GITHUB_SHA"),
-      ref: g("GITHUB_REF"),
-    },
+    runContext: runContextFrom(environment),
     stepSummary: g("GITHUB_STEP_SUMMARY") !== "",
   };
 }

@@ -1,9 +1,16 @@
 // The run action: settings → masks → the operation as a step (live output, cancel on signal)
 // → outputs, summary and the step's outcome.
 import * as core from "@actions/core";
-import { failureOf, InputError, runOperationStep, summaryTable } from "@reoclo/action-kit";
-import { ReocloClient, type ExecFinishedResponse } from "@reoclo/client";
-import { RETRY, USER_AGENT } from "./constants.js";
+import {
+  ACTION_RETRY,
+  actionClient,
+  failureOf,
+  InputError,
+  runOperationStep,
+  summaryTable,
+} from "@reoclo/action-kit";
+import type { ExecFinishedResponse, ReocloClient } from "@reoclo/client";
+import { USER_AGENT } from "./constants.js";
 import { readSettings, type RunSettings } from "./inputs.js";
 
 export async function run(): Promise<void> {
@@ -22,20 +29,13 @@ async function runStep(): Promise<void> {
     if (err instanceof InputError) return core.setFailed(err.message);
     throw err;
   }
-  core.setSecret(settings.apiKey);
   for (const value of Object.values(settings.env)) if (value !== "") core.setSecret(value);
 
-  const client = new ReocloClient({
-    apiUrl: settings.apiUrl,
-    apiKey: settings.apiKey,
-    userAgent: USER_AGENT,
-    retry: RETRY,
-    log: (msg) => core.info(`[reoclo] ${msg}`),
-  });
+  const client = actionClient(settings, USER_AGENT);
   const outcome = await runOperationStep({
     client,
     apiUrl: settings.apiUrl,
-    attempts: RETRY.attempts,
+    attempts: ACTION_RETRY.attempts,
     idempotencyKey: settings.idempotencyKey,
     request: {
       server_id: settings.serverId,

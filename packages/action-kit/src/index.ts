@@ -1,9 +1,12 @@
 // @reoclo/action-kit: what the Reoclo GitHub Actions share. Bundled into each action by ncc.
 export { CANCEL_WAIT_MS, CancelOnSignal } from "./cancel.js";
+export { ACTION_RETRY, actionClient } from "./client.js";
 export {
   InputError,
   readApiUrl,
   readPostSettings,
+  runContextFrom,
+  stepIdempotencyKey,
   type Environment,
   type GetInput,
   type PostSettings,

@@ -1,3 +1,6 @@
+import { createHash } from "node:crypto";
+import type { RunContext } from "@reoclo/protocol";
+
 // Input helpers every action shares. Each action builds its one settings object in its own
 // inputs.ts; these keep the common inputs (api_url, api_key) read the same way everywhere.
 
@@ -27,4 +30,37 @@ export function readPostSettings(getInput: GetInput, environment: Environment): 
   const apiKey = getInput("api_key").trim();
   if (!apiKey) throw new InputError(`Input "api_key" is required.`);
   return { apiKey, apiUrl: readApiUrl(getInput, environment) };
+}
+
+/** The CI run's context as the published actions send it (stored as claimed, spec §3). */
+export function runContextFrom(environment: Environment): RunContext {
+  const g = (name: string) => environment[name] ?? "";
+  return {
+    provider: "github_actions",
+    repository: g("GITHUB_REPOSITORY"),
+    workflow: g("GITHUB_WORKFLOW"),
+    trigger: g("GITHUB_EVENT_NAME"),
+    actor: g("GITHUB_ACTOR"),
+    sha: g("GITHUB_SHA"),
+    ref: g("GITHUB_REF"),
+  };
+}
+
+/**
+ * An Idempotency-Key for one step's request: the same for every retry of this step, different
+ * for another step, attempt or run. Matrix legs share run, attempt, job and step ids; the
+ * runner's per-step file-command path (…/_runner_file_commands/set_output_<uuid>) tells them
+ * apart. `parts` adds what the request is about (server, credential…).
+ */
+export function stepIdempotencyKey(prefix: string, environment: Environment, ...parts: string[]): string {
+  const g = (name: string) => environment[name] ?? "";
+  const step = [
+    g("GITHUB_RUN_ID"),
+    g("GITHUB_RUN_ATTEMPT"),
+    g("GITHUB_JOB"),
+    g("GITHUB_ACTION"),
+    g("GITHUB_OUTPUT"),
+    ...parts,
+  ].join("\0");
+  return `${prefix}-${createHash("sha256").update(step).digest("hex").slice(0, 48)}`;
 }

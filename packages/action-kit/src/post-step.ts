@@ -2,7 +2,7 @@
 // operation ended (the runner killed it, or it gave up waiting), cancel it so nothing keeps
 // running on the server. Best effort: it only ever warns.
 import * as core from "@actions/core";
-import { ReocloClient } from "@reoclo/client";
+import { actionClient } from "./client.js";
 import { readPostSettings } from "./inputs.js";
 import { STATE } from "./state.js";
 
@@ -16,13 +16,8 @@ export async function cancelLeftOperation(userAgent: string): Promise<void> {
   }
   try {
     const settings = readPostSettings((name) => core.getInput(name), process.env);
-    core.setSecret(settings.apiKey);
-    const client = new ReocloClient({
-      apiUrl: settings.apiUrl,
-      apiKey: settings.apiKey,
-      userAgent,
+    const client = actionClient(settings, userAgent, {
       retry: { attempts: 4, baseDelayMs: 500, maxDelayMs: 4_000 },
-      log: say,
     });
     const signal = AbortSignal.timeout(20_000);
     const id = saved || (await client.findOperationByIdempotencyKey(idempotencyKey, signal))?.operation_id;

@@ -28370,7 +28370,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 524:
+/***/ 565:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -42252,7 +42252,7 @@ function positive(value, fallback, name) {
         throw new RangeError(`${name} must be a non-negative number.`);
     return value;
 }
-class client_ReocloClient {
+class ReocloClient {
     #http;
     #signal;
     constructor(opts) {
@@ -42368,17 +42368,26 @@ class client_ReocloClient {
 
 
 
-;// CONCATENATED MODULE: ./src/constants.ts
-/** The published docker-auth action's user agent (spec §7), so audit filters keep matching, plus ours. */
-const USER_AGENT = "reoclo-docker-auth-action (reoclo-docker-auth/2)";
+;// CONCATENATED MODULE: ../../packages/action-kit/src/client.ts
+// The API client every action step builds: masks the key, logs retries in the job log.
+
+
 /** Enough to ride out a service restart of about a minute (1, 2, 4, 8, 15, 15, 15 s ceilings, full jitter). */
-const RETRY = { attempts: 8, baseDelayMs: 1_000, maxDelayMs: 15_000 };
-/** Saved by main for the post step: what to log out of. Never a secret. */
-const constants_STATE = {
-    registryUrl: "registry_url",
-};
+const ACTION_RETRY = { attempts: 8, baseDelayMs: 1_000, maxDelayMs: 15_000 };
+function client_actionClient(settings, userAgent, options = {}) {
+    core_setSecret(settings.apiKey);
+    return new ReocloClient({
+        apiUrl: settings.apiUrl,
+        apiKey: settings.apiKey,
+        userAgent,
+        retry: ACTION_RETRY,
+        log: (msg) => info(`[reoclo] ${msg}`),
+        ...options,
+    });
+}
 
 ;// CONCATENATED MODULE: ../../packages/action-kit/src/inputs.ts
+
 // Input helpers every action shares. Each action builds its one settings object in its own
 // inputs.ts; these keep the common inputs (api_url, api_key) read the same way everywhere.
 class InputError extends Error {
@@ -42397,6 +42406,37 @@ function inputs_readPostSettings(getInput, environment) {
     if (!apiKey)
         throw new InputError(`Input "api_key" is required.`);
     return { apiKey, apiUrl: readApiUrl(getInput, environment) };
+}
+/** The CI run's context as the published actions send it (stored as claimed, spec §3). */
+function runContextFrom(environment) {
+    const g = (name) => environment[name] ?? "";
+    return {
+        provider: "github_actions",
+        repository: g("GITHUB_REPOSITORY"),
+        workflow: g("GITHUB_WORKFLOW"),
+        trigger: g("GITHUB_EVENT_NAME"),
+        actor: g("GITHUB_ACTOR"),
+        sha: g("GITHUB_SHA"),
+        ref: g("GITHUB_REF"),
+    };
+}
+/**
+ * An Idempotency-Key for one step's request: the same for every retry of this step, different
+ * for another step, attempt or run. Matrix legs share run, attempt, job and step ids; the
+ * runner's per-step file-command path (…/_runner_file_commands/set_output_<uuid>) tells them
+ * apart. `parts` adds what the request is about (server, credential…).
+ */
+function stepIdempotencyKey(prefix, environment, ...parts) {
+    const g = (name) => environment[name] ?? "";
+    const step = [
+        g("GITHUB_RUN_ID"),
+        g("GITHUB_RUN_ATTEMPT"),
+        g("GITHUB_JOB"),
+        g("GITHUB_ACTION"),
+        g("GITHUB_OUTPUT"),
+        ...parts,
+    ].join("\0");
+    return `${prefix}-${(0,external_node_crypto_.createHash)("sha256").update(step).digest("hex").slice(0, 48)}`;
 }
 
 ;// CONCATENATED MODULE: ../../packages/action-kit/src/live-log.ts
@@ -42658,13 +42698,8 @@ async function cancelLeftOperation(userAgent) {
     }
     try {
         const settings = readPostSettings((name) => core.getInput(name), process.env);
-        core.setSecret(settings.apiKey);
-        const client = new ReocloClient({
-            apiUrl: settings.apiUrl,
-            apiKey: settings.apiKey,
-            userAgent,
+        const client = actionClient(settings, userAgent, {
             retry: { attempts: 4, baseDelayMs: 500, maxDelayMs: 4_000 },
-            log: post_step_say,
         });
         const signal = AbortSignal.timeout(20_000);
         const id = saved || (await client.findOperationByIdempotencyKey(idempotencyKey, signal))?.operation_id;
@@ -42688,8 +42723,16 @@ async function cancelLeftOperation(userAgent) {
 
 
 
-;// CONCATENATED MODULE: ./src/inputs.ts
 
+;// CONCATENATED MODULE: ./src/constants.ts
+/** The published docker-auth action's user agent (spec §7), so audit filters keep matching, plus ours. */
+const USER_AGENT = "reoclo-docker-auth-action (reoclo-docker-auth/2)";
+/** Saved by main for the post step: what to log out of. Never a secret. */
+const constants_STATE = {
+    registryUrl: "registry_url",
+};
+
+;// CONCATENATED MODULE: ./src/inputs.ts
 
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -42711,33 +42754,15 @@ function readSettings(getInput, environment) {
     const cleanupText = getInput("cleanup").trim().toLowerCase() || "true";
     if (cleanupText !== "true" && cleanupText !== "false")
         throw new InputError(`Input "cleanup" must be true or false.`);
-    const step = [
-        g("GITHUB_RUN_ID"),
-        g("GITHUB_RUN_ATTEMPT"),
-        g("GITHUB_JOB"),
-        g("GITHUB_ACTION"),
-        g("GITHUB_STATE"),
-        serverId,
-        credentialId,
-    ].join("\0");
-    const base = (0,external_node_crypto_.createHash)("sha256").update(step).digest("hex").slice(0, 40);
     return {
         apiUrl: readApiUrl(getInput, environment),
         apiKey,
         serverId,
         credentialId,
         cleanup: cleanupText === "true",
-        idempotencyKey: (action) => `gha-da-${action}-${base}`,
+        idempotencyKey: (action) => stepIdempotencyKey(`gha-da-${action}`, environment, serverId, credentialId),
         runId: g("GITHUB_RUN_ID") || undefined,
-        runContext: {
-            provider: "github_actions",
-            repository: g("GITHUB_REPOSITORY"),
-            workflow: g("GITHUB_WORKFLOW"),
-            trigger: g("GITHUB_EVENT_NAME"),
-            actor: g("GITHUB_ACTOR"),
-            sha: g("GITHUB_SHA"),
-            ref: g("GITHUB_REF"),
-        },
+        runContext: runContextFrom(environment),
     };
 }
 
@@ -42756,15 +42781,7 @@ async function logout() {
             return info("[reoclo] cleanup is false: staying logged in");
         if (!registryUrl)
             return info("[reoclo] no login to undo");
-        core_setSecret(s.apiKey);
-        const client = new client_ReocloClient({
-            apiUrl: s.apiUrl,
-            apiKey: s.apiKey,
-            userAgent: USER_AGENT,
-            retry: RETRY,
-            pollIntervalMs: 500,
-            log: (msg) => info(`[reoclo] ${msg}`),
-        });
+        const client = client_actionClient(s, USER_AGENT, { pollIntervalMs: 500 });
         const signal = AbortSignal.timeout(60_000);
         const answer = await client.registryLogout({
             server_id: s.serverId,
@@ -42791,7 +42808,7 @@ async function logout() {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _logout_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(524);
+/* harmony import */ var _logout_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(565);
 
 await (0,_logout_js__WEBPACK_IMPORTED_MODULE_0__/* .logout */ .r)();
 

@@ -28374,7 +28374,7 @@ module.exports = {
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _run_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2482);
+/* harmony import */ var _run_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(91);
 
 await (0,_run_js__WEBPACK_IMPORTED_MODULE_0__/* .run */ .e)();
 
@@ -28383,7 +28383,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 2482:
+/***/ 91:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31337,81 +31337,8 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
-;// CONCATENATED MODULE: ../../packages/action-kit/src/inputs.ts
-// Input helpers every action shares. Each action builds its one settings object in its own
-// inputs.ts; these keep the common inputs (api_url, api_key) read the same way everywhere.
-class InputError extends Error {
-}
-/** `api_url`, else the REOCLO_API_URL variable; an http(s) URL without a trailing slash. */
-function readApiUrl(getInput, environment) {
-    const apiUrl = (getInput("api_url").trim() || environment.REOCLO_API_URL?.trim() || "").replace(/\/+$/, "");
-    if (!apiUrl)
-        throw new InputError(`Input "api_url" (or the REOCLO_API_URL environment variable) is required: the URL of your Reoclo service.`);
-    if (!/^https?:\/\/[^\s/]+/.test(apiUrl))
-        throw new InputError(`Input "api_url" must be an http(s) URL.`);
-    return apiUrl;
-}
-function inputs_readPostSettings(getInput, environment) {
-    const apiKey = getInput("api_key").trim();
-    if (!apiKey)
-        throw new InputError(`Input "api_key" is required.`);
-    return { apiKey, apiUrl: readApiUrl(getInput, environment) };
-}
-
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
-;// CONCATENATED MODULE: ../../packages/action-kit/src/live-log.ts
-// The command's output in the job log, line by line as it arrives. Partial lines wait for
-// their newline (or the end) so stdout and stderr never interleave inside one line.
-
-/** A partial line this long is written without waiting for its newline, so memory stays bounded. */
-const MAX_PENDING_CHARS = 64 * 1024;
-class LiveLog {
-    #sink;
-    #pending = { stdout: "", stderr: "" };
-    /**
-     * Remote output must never be read by the runner as a workflow command (`::error::`,
-     * `::add-mask::`, `::set-output`…): `::stop-commands::` turns command processing off
-     * until the same random token is echoed back.
-     */
-    #token = (0,external_node_crypto_.randomUUID)();
-    #open = false;
-    constructor(sink) {
-        this.#sink = sink;
-    }
-    write(stream, data) {
-        let text = this.#pending[stream] + data;
-        const cut = text.lastIndexOf("\n");
-        if (cut !== -1) {
-            this.#emit(text.slice(0, cut + 1));
-            text = text.slice(cut + 1);
-        }
-        if (text.length >= MAX_PENDING_CHARS) {
-            this.#emit(text + "\n");
-            text = "";
-        }
-        this.#pending[stream] = text;
-    }
-    /** Writes what is left of each stream and turns workflow commands back on. */
-    close() {
-        for (const stream of ["stdout", "stderr"]) {
-            if (this.#pending[stream])
-                this.#emit(this.#pending[stream] + "\n");
-            this.#pending[stream] = "";
-        }
-        if (this.#open)
-            this.#sink.write(`::${this.#token}::\n`);
-        this.#open = false;
-    }
-    #emit(text) {
-        if (!this.#open) {
-            this.#sink.write(`::stop-commands::${this.#token}\n`);
-            this.#open = true;
-        }
-        this.#sink.write(text);
-    }
-}
-
 ;// CONCATENATED MODULE: ../../packages/protocol/src/limits.ts
 // Every number of the contract (spec §1–§9) in one place, so the service, the client and
 // the actions can never disagree about a limit.
@@ -42338,7 +42265,7 @@ function positive(value, fallback, name) {
         throw new RangeError(`${name} must be a non-negative number.`);
     return value;
 }
-class client_ReocloClient {
+class ReocloClient {
     #http;
     #signal;
     constructor(opts) {
@@ -42453,6 +42380,129 @@ class client_ReocloClient {
 
 
 
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/client.ts
+// The API client every action step builds: masks the key, logs retries in the job log.
+
+
+/** Enough to ride out a service restart of about a minute (1, 2, 4, 8, 15, 15, 15 s ceilings, full jitter). */
+const ACTION_RETRY = { attempts: 8, baseDelayMs: 1_000, maxDelayMs: 15_000 };
+function client_actionClient(settings, userAgent, options = {}) {
+    core_setSecret(settings.apiKey);
+    return new ReocloClient({
+        apiUrl: settings.apiUrl,
+        apiKey: settings.apiKey,
+        userAgent,
+        retry: ACTION_RETRY,
+        log: (msg) => info(`[reoclo] ${msg}`),
+        ...options,
+    });
+}
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/inputs.ts
+
+// Input helpers every action shares. Each action builds its one settings object in its own
+// inputs.ts; these keep the common inputs (api_url, api_key) read the same way everywhere.
+class InputError extends Error {
+}
+/** `api_url`, else the REOCLO_API_URL variable; an http(s) URL without a trailing slash. */
+function readApiUrl(getInput, environment) {
+    const apiUrl = (getInput("api_url").trim() || environment.REOCLO_API_URL?.trim() || "").replace(/\/+$/, "");
+    if (!apiUrl)
+        throw new InputError(`Input "api_url" (or the REOCLO_API_URL environment variable) is required: the URL of your Reoclo service.`);
+    if (!/^https?:\/\/[^\s/]+/.test(apiUrl))
+        throw new InputError(`Input "api_url" must be an http(s) URL.`);
+    return apiUrl;
+}
+function inputs_readPostSettings(getInput, environment) {
+    const apiKey = getInput("api_key").trim();
+    if (!apiKey)
+        throw new InputError(`Input "api_key" is required.`);
+    return { apiKey, apiUrl: readApiUrl(getInput, environment) };
+}
+/** The CI run's context as the published actions send it (stored as claimed, spec §3). */
+function runContextFrom(environment) {
+    const g = (name) => environment[name] ?? "";
+    return {
+        provider: "github_actions",
+        repository: g("GITHUB_REPOSITORY"),
+        workflow: g("GITHUB_WORKFLOW"),
+        trigger: g("GITHUB_EVENT_NAME"),
+        actor: g("GITHUB_ACTOR"),
+        sha: g("GITHUB_SHA"),
+        ref: g("GITHUB_REF"),
+    };
+}
+/**
+ * An Idempotency-Key for one step's request: the same for every retry of this step, different
+ * for another step, attempt or run. Matrix legs share run, attempt, job and step ids; the
+ * runner's per-step file-command path (…/_runner_file_commands/set_output_<uuid>) tells them
+ * apart. `parts` adds what the request is about (server, credential…).
+ */
+function stepIdempotencyKey(prefix, environment, ...parts) {
+    const g = (name) => environment[name] ?? "";
+    const step = [
+        g("GITHUB_RUN_ID"),
+        g("GITHUB_RUN_ATTEMPT"),
+        g("GITHUB_JOB"),
+        g("GITHUB_ACTION"),
+        g("GITHUB_OUTPUT"),
+        ...parts,
+    ].join("\0");
+    return `${prefix}-${(0,external_node_crypto_.createHash)("sha256").update(step).digest("hex").slice(0, 48)}`;
+}
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/live-log.ts
+// The command's output in the job log, line by line as it arrives. Partial lines wait for
+// their newline (or the end) so stdout and stderr never interleave inside one line.
+
+/** A partial line this long is written without waiting for its newline, so memory stays bounded. */
+const MAX_PENDING_CHARS = 64 * 1024;
+class LiveLog {
+    #sink;
+    #pending = { stdout: "", stderr: "" };
+    /**
+     * Remote output must never be read by the runner as a workflow command (`::error::`,
+     * `::add-mask::`, `::set-output`…): `::stop-commands::` turns command processing off
+     * until the same random token is echoed back.
+     */
+    #token = (0,external_node_crypto_.randomUUID)();
+    #open = false;
+    constructor(sink) {
+        this.#sink = sink;
+    }
+    write(stream, data) {
+        let text = this.#pending[stream] + data;
+        const cut = text.lastIndexOf("\n");
+        if (cut !== -1) {
+            this.#emit(text.slice(0, cut + 1));
+            text = text.slice(cut + 1);
+        }
+        if (text.length >= MAX_PENDING_CHARS) {
+            this.#emit(text + "\n");
+            text = "";
+        }
+        this.#pending[stream] = text;
+    }
+    /** Writes what is left of each stream and turns workflow commands back on. */
+    close() {
+        for (const stream of ["stdout", "stderr"]) {
+            if (this.#pending[stream])
+                this.#emit(this.#pending[stream] + "\n");
+            this.#pending[stream] = "";
+        }
+        if (this.#open)
+            this.#sink.write(`::${this.#token}::\n`);
+        this.#open = false;
+    }
+    #emit(text) {
+        if (!this.#open) {
+            this.#sink.write(`::stop-commands::${this.#token}\n`);
+            this.#open = true;
+        }
+        this.#sink.write(text);
+    }
+}
 
 ;// CONCATENATED MODULE: ../../packages/action-kit/src/cancel.ts
 /** After a cancel request, how long to keep showing output while the command stops (TERM, then KILL after 5 s). */
@@ -42727,13 +42777,8 @@ async function cancelLeftOperation(userAgent) {
     }
     try {
         const settings = readPostSettings((name) => core.getInput(name), process.env);
-        core.setSecret(settings.apiKey);
-        const client = new ReocloClient({
-            apiUrl: settings.apiUrl,
-            apiKey: settings.apiKey,
-            userAgent,
+        const client = actionClient(settings, userAgent, {
             retry: { attempts: 4, baseDelayMs: 500, maxDelayMs: 4_000 },
-            log: post_step_say,
         });
         const signal = AbortSignal.timeout(20_000);
         const id = saved || (await client.findOperationByIdempotencyKey(idempotencyKey, signal))?.operation_id;
@@ -42757,14 +42802,12 @@ async function cancelLeftOperation(userAgent) {
 
 
 
+
 ;// CONCATENATED MODULE: ./src/constants.ts
 /** The published action's user agent (spec §7), so audit filters keep matching, plus ours. */
 const USER_AGENT = "reoclo-github-action (reoclo-run/2)";
-/** Enough to ride out a service restart of about a minute (1, 2, 4, 8, 15, 15, 15 s ceilings, full jitter). */
-const RETRY = { attempts: 8, baseDelayMs: 1_000, maxDelayMs: 15_000 };
 
 ;// CONCATENATED MODULE: ./src/inputs.ts
-
 
 
 
@@ -42808,16 +42851,6 @@ function readSettings(getInput, environment) {
     const apiUrl = readApiUrl(getInput, environment);
     const workingDirectory = getInput("working_directory").trim() || undefined;
     const g = (name) => environment[name] ?? "";
-    // Matrix legs share run, attempt, job and step ids; the runner's per-step file-command path
-    // (…/_runner_file_commands/set_output_<uuid>) tells them apart, and is stable for the step.
-    const step = [
-        g("GITHUB_RUN_ID"),
-        g("GITHUB_RUN_ATTEMPT"),
-        g("GITHUB_JOB"),
-        g("GITHUB_ACTION"),
-        g("GITHUB_OUTPUT"),
-        serverId,
-    ].join("\0");
     return {
         apiUrl,
         apiKey,
@@ -42826,17 +42859,9 @@ function readSettings(getInput, environment) {
         workingDirectory,
         env: parseEnvLines(getInput("env")),
         timeoutSeconds,
-        idempotencyKey: `gha-${(0,external_node_crypto_.createHash)("sha256").update(step).digest("hex").slice(0, 48)}`,
+        idempotencyKey: stepIdempotencyKey("gha", environment, serverId),
         runId: g("GITHUB_RUN_ID") || undefined,
-        runContext: {
-            provider: "github_actions",
-            repository: g("GITHUB_REPOSITORY"),
-            workflow: g("GITHUB_WORKFLOW"),
-            trigger: g("GITHUB_EVENT_NAME"),
-            actor: g("GITHUB_ACTOR"),
-            sha: g("GITHUB_SHA"),
-            ref: g("GITHUB_REF"),
-        },
+        runContext: runContextFrom(environment),
         stepSummary: g("GITHUB_STEP_SUMMARY") !== "",
     };
 }
@@ -42844,7 +42869,6 @@ function readSettings(getInput, environment) {
 ;// CONCATENATED MODULE: ./src/run.ts
 // The run action: settings → masks → the operation as a step (live output, cancel on signal)
 // → outputs, summary and the step's outcome.
-
 
 
 
@@ -42867,21 +42891,14 @@ async function runStep() {
             return setFailed(err.message);
         throw err;
     }
-    core_setSecret(settings.apiKey);
     for (const value of Object.values(settings.env))
         if (value !== "")
             core_setSecret(value);
-    const client = new client_ReocloClient({
-        apiUrl: settings.apiUrl,
-        apiKey: settings.apiKey,
-        userAgent: USER_AGENT,
-        retry: RETRY,
-        log: (msg) => info(`[reoclo] ${msg}`),
-    });
+    const client = client_actionClient(settings, USER_AGENT);
     const outcome = await runOperationStep({
         client,
         apiUrl: settings.apiUrl,
-        attempts: RETRY.attempts,
+        attempts: ACTION_RETRY.attempts,
         idempotencyKey: settings.idempotencyKey,
         request: {
             server_id: settings.serverId,

@@ -28376,11 +28376,8 @@ module.exports = {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   _: () => (/* binding */ USER_AGENT)
 /* harmony export */ });
-/* unused harmony export RETRY */
 /** The published action's user agent (spec §7), so audit filters keep matching, plus ours. */
 const USER_AGENT = "reoclo-github-action (reoclo-run/2)";
-/** Enough to ride out a service restart of about a minute (1, 2, 4, 8, 15, 15, 15 s ceilings, full jitter). */
-const RETRY = { attempts: 8, baseDelayMs: 1_000, maxDelayMs: 15_000 };
 
 
 /***/ }),
@@ -28389,7 +28386,7 @@ const RETRY = { attempts: 8, baseDelayMs: 1_000, maxDelayMs: 15_000 };
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _reoclo_action_kit__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6117);
+/* harmony import */ var _reoclo_action_kit__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4775);
 /* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1731);
 
 
@@ -28400,7 +28397,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 6117:
+/***/ 4775:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -28409,61 +28406,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   FX: () => (/* reexport */ cancelLeftOperation)
 });
 
-// UNUSED EXPORTS: CANCEL_WAIT_MS, CancelOnSignal, InputError, LiveLog, STATE, failureOf, readApiUrl, readPostSettings, refusalMessage, runOperationStep, summaryTable, tail
-
-// EXTERNAL MODULE: external "node:crypto"
-var external_node_crypto_ = __nccwpck_require__(7598);
-;// CONCATENATED MODULE: ../../packages/action-kit/src/live-log.ts
-// The command's output in the job log, line by line as it arrives. Partial lines wait for
-// their newline (or the end) so stdout and stderr never interleave inside one line.
-
-/** A partial line this long is written without waiting for its newline, so memory stays bounded. */
-const MAX_PENDING_CHARS = (/* unused pure expression or super */ null && (64 * 1024));
-class live_log_LiveLog {
-    #sink;
-    #pending = { stdout: "", stderr: "" };
-    /**
-     * Remote output must never be read by the runner as a workflow command (`::error::`,
-     * `::add-mask::`, `::set-output`…): `::stop-commands::` turns command processing off
-     * until the same random token is echoed back.
-     */
-    #token = randomUUID();
-    #open = false;
-    constructor(sink) {
-        this.#sink = sink;
-    }
-    write(stream, data) {
-        let text = this.#pending[stream] + data;
-        const cut = text.lastIndexOf("\n");
-        if (cut !== -1) {
-            this.#emit(text.slice(0, cut + 1));
-            text = text.slice(cut + 1);
-        }
-        if (text.length >= MAX_PENDING_CHARS) {
-            this.#emit(text + "\n");
-            text = "";
-        }
-        this.#pending[stream] = text;
-    }
-    /** Writes what is left of each stream and turns workflow commands back on. */
-    close() {
-        for (const stream of ["stdout", "stderr"]) {
-            if (this.#pending[stream])
-                this.#emit(this.#pending[stream] + "\n");
-            this.#pending[stream] = "";
-        }
-        if (this.#open)
-            this.#sink.write(`::${this.#token}::\n`);
-        this.#open = false;
-    }
-    #emit(text) {
-        if (!this.#open) {
-            this.#sink.write(`::stop-commands::${this.#token}\n`);
-            this.#open = true;
-        }
-        this.#sink.write(text);
-    }
-}
+// UNUSED EXPORTS: ACTION_RETRY, CANCEL_WAIT_MS, CancelOnSignal, InputError, LiveLog, STATE, actionClient, failureOf, readApiUrl, readPostSettings, refusalMessage, runContextFrom, runOperationStep, stepIdempotencyKey, summaryTable, tail
 
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
@@ -31410,6 +31353,8 @@ function getIDToken(aud) {
  */
 
 //# sourceMappingURL=core.js.map
+// EXTERNAL MODULE: external "node:crypto"
+var external_node_crypto_ = __nccwpck_require__(7598);
 ;// CONCATENATED MODULE: ../../packages/protocol/src/limits.ts
 // Every number of the contract (spec §1–§9) in one place, so the service, the client and
 // the actions can never disagree about a limit.
@@ -42452,6 +42397,129 @@ class ReocloClient {
 
 
 
+;// CONCATENATED MODULE: ../../packages/action-kit/src/client.ts
+// The API client every action step builds: masks the key, logs retries in the job log.
+
+
+/** Enough to ride out a service restart of about a minute (1, 2, 4, 8, 15, 15, 15 s ceilings, full jitter). */
+const ACTION_RETRY = { attempts: 8, baseDelayMs: 1_000, maxDelayMs: 15_000 };
+function actionClient(settings, userAgent, options = {}) {
+    core_setSecret(settings.apiKey);
+    return new ReocloClient({
+        apiUrl: settings.apiUrl,
+        apiKey: settings.apiKey,
+        userAgent,
+        retry: ACTION_RETRY,
+        log: (msg) => info(`[reoclo] ${msg}`),
+        ...options,
+    });
+}
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/inputs.ts
+
+// Input helpers every action shares. Each action builds its one settings object in its own
+// inputs.ts; these keep the common inputs (api_url, api_key) read the same way everywhere.
+class InputError extends Error {
+}
+/** `api_url`, else the REOCLO_API_URL variable; an http(s) URL without a trailing slash. */
+function readApiUrl(getInput, environment) {
+    const apiUrl = (getInput("api_url").trim() || environment.REOCLO_API_URL?.trim() || "").replace(/\/+$/, "");
+    if (!apiUrl)
+        throw new InputError(`Input "api_url" (or the REOCLO_API_URL environment variable) is required: the URL of your Reoclo service.`);
+    if (!/^https?:\/\/[^\s/]+/.test(apiUrl))
+        throw new InputError(`Input "api_url" must be an http(s) URL.`);
+    return apiUrl;
+}
+function readPostSettings(getInput, environment) {
+    const apiKey = getInput("api_key").trim();
+    if (!apiKey)
+        throw new InputError(`Input "api_key" is required.`);
+    return { apiKey, apiUrl: readApiUrl(getInput, environment) };
+}
+/** The CI run's context as the published actions send it (stored as claimed, spec §3). */
+function runContextFrom(environment) {
+    const g = (name) => environment[name] ?? "";
+    return {
+        provider: "github_actions",
+        repository: g("GITHUB_REPOSITORY"),
+        workflow: g("GITHUB_WORKFLOW"),
+        trigger: g("GITHUB_EVENT_NAME"),
+        actor: g("GITHUB_ACTOR"),
+        sha: g("GITHUB_SHA"),
+        ref: g("GITHUB_REF"),
+    };
+}
+/**
+ * An Idempotency-Key for one step's request: the same for every retry of this step, different
+ * for another step, attempt or run. Matrix legs share run, attempt, job and step ids; the
+ * runner's per-step file-command path (…/_runner_file_commands/set_output_<uuid>) tells them
+ * apart. `parts` adds what the request is about (server, credential…).
+ */
+function stepIdempotencyKey(prefix, environment, ...parts) {
+    const g = (name) => environment[name] ?? "";
+    const step = [
+        g("GITHUB_RUN_ID"),
+        g("GITHUB_RUN_ATTEMPT"),
+        g("GITHUB_JOB"),
+        g("GITHUB_ACTION"),
+        g("GITHUB_OUTPUT"),
+        ...parts,
+    ].join("\0");
+    return `${prefix}-${createHash("sha256").update(step).digest("hex").slice(0, 48)}`;
+}
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/live-log.ts
+// The command's output in the job log, line by line as it arrives. Partial lines wait for
+// their newline (or the end) so stdout and stderr never interleave inside one line.
+
+/** A partial line this long is written without waiting for its newline, so memory stays bounded. */
+const MAX_PENDING_CHARS = (/* unused pure expression or super */ null && (64 * 1024));
+class live_log_LiveLog {
+    #sink;
+    #pending = { stdout: "", stderr: "" };
+    /**
+     * Remote output must never be read by the runner as a workflow command (`::error::`,
+     * `::add-mask::`, `::set-output`…): `::stop-commands::` turns command processing off
+     * until the same random token is echoed back.
+     */
+    #token = randomUUID();
+    #open = false;
+    constructor(sink) {
+        this.#sink = sink;
+    }
+    write(stream, data) {
+        let text = this.#pending[stream] + data;
+        const cut = text.lastIndexOf("\n");
+        if (cut !== -1) {
+            this.#emit(text.slice(0, cut + 1));
+            text = text.slice(cut + 1);
+        }
+        if (text.length >= MAX_PENDING_CHARS) {
+            this.#emit(text + "\n");
+            text = "";
+        }
+        this.#pending[stream] = text;
+    }
+    /** Writes what is left of each stream and turns workflow commands back on. */
+    close() {
+        for (const stream of ["stdout", "stderr"]) {
+            if (this.#pending[stream])
+                this.#emit(this.#pending[stream] + "\n");
+            this.#pending[stream] = "";
+        }
+        if (this.#open)
+            this.#sink.write(`::${this.#token}::\n`);
+        this.#open = false;
+    }
+    #emit(text) {
+        if (!this.#open) {
+            this.#sink.write(`::stop-commands::${this.#token}\n`);
+            this.#open = true;
+        }
+        this.#sink.write(text);
+    }
+}
+
 ;// CONCATENATED MODULE: ../../packages/action-kit/src/report.ts
 /** The annotation keeps the last lines of output; GitHub shows short annotations best. */
 const TAIL_LINES = 30;
@@ -42642,27 +42710,6 @@ async function stopped(client, cancel, idempotencyKey, operationId) {
     }
 }
 
-;// CONCATENATED MODULE: ../../packages/action-kit/src/inputs.ts
-// Input helpers every action shares. Each action builds its one settings object in its own
-// inputs.ts; these keep the common inputs (api_url, api_key) read the same way everywhere.
-class InputError extends Error {
-}
-/** `api_url`, else the REOCLO_API_URL variable; an http(s) URL without a trailing slash. */
-function readApiUrl(getInput, environment) {
-    const apiUrl = (getInput("api_url").trim() || environment.REOCLO_API_URL?.trim() || "").replace(/\/+$/, "");
-    if (!apiUrl)
-        throw new InputError(`Input "api_url" (or the REOCLO_API_URL environment variable) is required: the URL of your Reoclo service.`);
-    if (!/^https?:\/\/[^\s/]+/.test(apiUrl))
-        throw new InputError(`Input "api_url" must be an http(s) URL.`);
-    return apiUrl;
-}
-function readPostSettings(getInput, environment) {
-    const apiKey = getInput("api_key").trim();
-    if (!apiKey)
-        throw new InputError(`Input "api_key" is required.`);
-    return { apiKey, apiUrl: readApiUrl(getInput, environment) };
-}
-
 ;// CONCATENATED MODULE: ../../packages/action-kit/src/post-step.ts
 // The post step of an action that started an operation: when main stopped before the
 // operation ended (the runner killed it, or it gave up waiting), cancel it so nothing keeps
@@ -42680,13 +42727,8 @@ async function cancelLeftOperation(userAgent) {
     }
     try {
         const settings = readPostSettings((name) => getInput(name), process.env);
-        core_setSecret(settings.apiKey);
-        const client = new ReocloClient({
-            apiUrl: settings.apiUrl,
-            apiKey: settings.apiKey,
-            userAgent,
+        const client = actionClient(settings, userAgent, {
             retry: { attempts: 4, baseDelayMs: 500, maxDelayMs: 4_000 },
-            log: post_step_say,
         });
         const signal = AbortSignal.timeout(20_000);
         const id = saved || (await client.findOperationByIdempotencyKey(idempotencyKey, signal))?.operation_id;
@@ -42702,6 +42744,7 @@ async function cancelLeftOperation(userAgent) {
 
 ;// CONCATENATED MODULE: ../../packages/action-kit/src/index.ts
 // @reoclo/action-kit: what the Reoclo GitHub Actions share. Bundled into each action by ncc.
+
 
 
 
