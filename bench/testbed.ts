@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
+import type { Client } from "ssh2";
 import { openDatabase } from "../service/src/db/database";
 import { automationKeys } from "../service/src/db/schema";
 import { createKey } from "../service/src/keys/keys";
@@ -12,15 +13,21 @@ import { addServer } from "../service/src/servers/servers";
 import { createPostgresDatabase, testConfig } from "../service/test/fixtures/db";
 import { startTestHost, type TestHost } from "../service/test/fixtures/sshd";
 
-// The test bed shared by the scenarios that run commands on hosts (exec, run-action): real
-// OpenSSH sshd hosts on loopback, their client keys in files for the OpenSSH reference, and the
-// real service in its own process (bench/servers/exec-server.ts) on a fresh PostgreSQL
-// database, with the hosts registered and a key whose rate limits no bench can reach.
+// The test bed shared by the scenarios that run commands on hosts (exec-*, first-output, sse,
+// concurrency, run-action, checkout): real OpenSSH sshd hosts on loopback, their client keys in
+// files for the OpenSSH reference, and the real service in its own process
+// (bench/servers/exec-server.ts) on a fresh PostgreSQL database (or a fresh embedded PGlite
+// one in a temporary directory), with the hosts registered and a key whose rate limits no bench
+// can reach.
 
 const REPO = new URL("../", import.meta.url).pathname;
 const SERVER = new URL("./servers/exec-server.ts", import.meta.url).pathname;
 
 export interface Service {
+  /** The service process, for its memory figures in /proc. */
+  pid: number;
+  /** Which database the service runs on. */
+  driver: "postgres" | "pglite";
   port: number;
   statsPort: number;
   key: string;
@@ -47,6 +54,8 @@ export interface TestBedOptions {
   outputCapBytes: number;
   /** REOCLO_SYNC_WAIT_SECONDS of the service (default 20). */
   syncWaitSeconds?: number;
+  /** The service's database: a fresh PostgreSQL database (default) or an embedded PGlite one. */
+  driver?: "postgres" | "pglite";
 }
 
 export async function startTestBed(opts: TestBedOptions): Promise<TestBed> {
@@ -78,16 +87,25 @@ export async function startTestBed(opts: TestBedOptions): Promise<TestBed> {
       }),
     );
 
-    const pg = await createPostgresDatabase();
-    cleanups.push(() => pg.drop());
+    const driver = opts.driver ?? "postgres";
+    let db: { url?: string; pgliteDir?: string };
+    if (driver === "postgres") {
+      const pg = await createPostgresDatabase();
+      cleanups.push(() => pg.drop());
+      db = { url: pg.url };
+    } else {
+      const pgliteDir = await mkdtemp(path.join(os.tmpdir(), "reoclo-bench-pglite-"));
+      cleanups.push(() => rm(pgliteDir, { recursive: true, force: true }));
+      db = { pgliteDir };
+    }
     const masterKey = randomBytes(32);
-    const { key, serverIds } = await register(pg.url, masterKey, hosts);
-    const { child, port, statsPort } = await startService(pg.url, masterKey, opts);
+    const { key, serverIds } = await register(db, masterKey, hosts);
+    const { child, port, statsPort } = await startService(db, masterKey, opts);
     cleanups.push(() => stopService(child));
     return {
       hosts,
       keyFiles,
-      service: { port, statsPort, key, serverIds },
+      service: { pid: child.pid ?? 0, driver, port, statsPort, key, serverIds },
       defer: (cleanup) => cleanups.push(cleanup),
       close,
     };
@@ -98,8 +116,8 @@ export async function startTestBed(opts: TestBedOptions): Promise<TestBed> {
 }
 
 /** Migrates the fresh database and registers the hosts and a key under `masterKey`. */
-async function register(url: string, masterKey: Buffer, hosts: TestHost[]) {
-  const database = await openDatabase({ databaseUrl: url, maxConnections: 2 });
+async function register(db: { url?: string; pgliteDir?: string }, masterKey: Buffer, hosts: TestHost[]) {
+  const database = await openDatabase({ databaseUrl: db.url, pgliteDir: db.pgliteDir, maxConnections: 2 });
   try {
     await database.migrate();
     const ctx = {
@@ -136,7 +154,7 @@ async function register(url: string, masterKey: Buffer, hosts: TestHost[]) {
 }
 
 async function startService(
-  url: string,
+  db: { url?: string; pgliteDir?: string },
   masterKey: Buffer,
   opts: TestBedOptions,
 ): Promise<{ child: ChildProcess; port: number; statsPort: number }> {
@@ -145,7 +163,8 @@ async function startService(
     stdio: ["ignore", "pipe", "inherit"],
     env: {
       ...process.env,
-      DATABASE_URL: url,
+      DATABASE_URL: db.url ?? "",
+      REOCLO_BENCH_PGLITE_DIR: db.pgliteDir ?? "",
       REOCLO_MASTER_KEY: masterKey.toString("hex"),
       REOCLO_OUTPUT_CAP_BYTES: String(opts.outputCapBytes),
       REOCLO_SYNC_WAIT_SECONDS: String(opts.syncWaitSeconds ?? 20),
@@ -204,5 +223,33 @@ export function openssh(host: TestHost, keyFile: string, command: string): Promi
     execFile("ssh", opensshArgs(host, keyFile, command), { encoding: "utf8" }, (err, stdout, stderr) =>
       err ? reject(new Error(`ssh ${command}: ${err.message} ${stderr}`)) : resolve(stdout),
     );
+  });
+}
+
+// ---- the raw ssh2 reference --------------------------------------------------------------------
+
+/**
+ * Runs `command` on an open ssh2 connection, reading its stdout in Node; `input`, when given, is
+ * written to its stdin, which is then closed. Resolves with the exit code and stdout byte count.
+ */
+export function rawExec(
+  client: Client,
+  command: string,
+  opts: { input?: string; onData?: (chunk: Buffer) => void } = {},
+): Promise<{ code: number | null; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    client.exec(command, (err, ch) => {
+      if (err) return reject(err);
+      let bytes = 0;
+      let code: number | null = null;
+      ch.on("data", (b: Buffer) => {
+        bytes += b.length;
+        opts.onData?.(b);
+      });
+      ch.stderr.resume();
+      ch.once("exit", (c: number | null) => (code = c));
+      ch.once("close", () => resolve({ code, bytes }));
+      if (opts.input !== undefined) ch.end(opts.input);
+    });
   });
 }

@@ -10,7 +10,7 @@ import {
 } from "@reoclo/protocol";
 import { startGitServer, type GitServer } from "../../actions/testing/git-server";
 import { actionDir, Workspace } from "../../actions/testing/runner";
-import { summarise, type Row, type Scenario } from "../lib";
+import { note, summarise, type Row, type Scenario } from "../lib";
 import { startTestBed, type Service } from "../testbed";
 
 // Checkout of a small repository (acme/app from the real `git http-backend` fixture, branch main,
@@ -250,16 +250,15 @@ export const checkout: Scenario = {
 
       const seconds = ((performance.now() - began) / 1000).toFixed(1);
       if (failures.length > 0) {
-        process.stderr.write(
-          `bench: checkout: ${failures.length} of ${runs} action runs failed: ${failures.join("; ")}\n`,
-        );
+        note("checkout", `${failures.length} of ${runs} action runs failed: ${failures.join("; ")}`);
       }
       if (ours.length === 0) throw new Error(`every one of the ${runs} checkout action runs failed`);
       const median = (xs: number[]) => summarise(xs, "ms").median.toFixed(0);
-      process.stderr.write(
-        `bench: checkout: ${warmUp} + ${runs} rounds in ${seconds} s; medians: duration_ms the service ` +
+      note(
+        "checkout",
+        `${warmUp} + ${runs} rounds in ${seconds} s; medians: duration_ms the service ` +
           `reports for our one operation ${median(oursHost)} ms, summed over v1's six ${median(refHost)} ms; ` +
-          `the action exiting on a missing input (process start + bundle load) ${median(floor)} ms\n`,
+          `the action exiting on a missing input (process start + bundle load) ${median(floor)} ms`,
       );
       return [
         {

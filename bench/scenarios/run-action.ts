@@ -4,7 +4,7 @@ import { access, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { TestHost } from "../../service/test/fixtures/sshd";
-import { summarise, type Row, type Scenario } from "../lib";
+import { note, summarise, type Row, type Scenario } from "../lib";
 import { opensshArgs, startTestBed } from "../testbed";
 
 // Wall time of one step of the bundled reoclo/run action, from process start to exit, run as
@@ -156,15 +156,14 @@ export const runAction: Scenario = {
 
       const seconds = ((performance.now() - began) / 1000).toFixed(1);
       if (failures.length > 0) {
-        process.stderr.write(
-          `bench: run-action: ${failures.length} of ${runs} action steps failed: ${failures.join("; ")}\n`,
-        );
+        note("run-action", `${failures.length} of ${runs} action steps failed: ${failures.join("; ")}`);
       }
       if (ours.length === 0) throw new Error(`every one of the ${runs} run action steps failed`);
       const median = (xs: number[]) => summarise(xs, "ms").median.toFixed(0);
-      process.stderr.write(
-        `bench: run-action: ${warmUp} + ${runs} rounds in ${seconds} s; for scale: node -e "" ${median(nodeAlone)} ms, ` +
-          `the command on the host (duration_ms) ${median(hostSide)} ms (medians)\n`,
+      note(
+        "run-action",
+        `${warmUp} + ${runs} rounds in ${seconds} s; for scale: node -e "" ${median(nodeAlone)} ms, ` +
+          `the command on the host (duration_ms) ${median(hostSide)} ms (medians)`,
       );
       return [
         {

@@ -2,7 +2,9 @@
 // SSH pool) on PostgreSQL, built like service/test/fixtures/app.ts and served by the service's
 // HTTP server. The parent has already migrated the database and registered the servers and the
 // key; the master key comes in REOCLO_MASTER_KEY. Settings are read from the same variables as
-// the service: DATABASE_URL, REOCLO_MASTER_KEY, REOCLO_OUTPUT_CAP_BYTES, REOCLO_SYNC_WAIT_SECONDS.
+// the service: DATABASE_URL, REOCLO_MASTER_KEY, REOCLO_OUTPUT_CAP_BYTES, REOCLO_SYNC_WAIT_SECONDS;
+// without DATABASE_URL it opens the embedded PGlite database in REOCLO_BENCH_PGLITE_DIR (the
+// service's own pgdata directory, here a temporary one the parent has migrated and filled).
 // Prints {"port", "statsPort"} once listening; the stats port answers the process's memory
 // figures and the SSH pool's state as JSON (not part of what is measured).
 import { createServer, type Server } from "node:http";
@@ -22,10 +24,11 @@ const settings = Object.fromEntries(
   ),
 ) as Record<string, string>;
 const config = testConfig(settings);
-if (!config.databaseUrl || !config.masterKey)
-  throw new Error("exec-server needs DATABASE_URL and REOCLO_MASTER_KEY");
+const pgliteDir = process.env.REOCLO_BENCH_PGLITE_DIR || undefined;
+if (!(config.databaseUrl || pgliteDir) || !config.masterKey)
+  throw new Error("exec-server needs DATABASE_URL or REOCLO_BENCH_PGLITE_DIR, and REOCLO_MASTER_KEY");
 
-const database = await openDatabase({ databaseUrl: config.databaseUrl });
+const database = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir });
 const secrets = new SecretBox(config.masterKey);
 const state = createAccessState(database, silentLogger);
 const pool = new SshPool();
