@@ -6,6 +6,7 @@ import path from "node:path";
 import type { TestHost } from "../../service/test/fixtures/sshd";
 import { note, summarise, type Row, type Scenario } from "../lib";
 import { opensshArgs, startTestBed } from "../testbed";
+import { parseFileCommands } from "../../actions/testing/runner";
 
 // Wall time of one step of the bundled reoclo/run action, from process start to exit, run as
 // the GitHub runner runs it (`node actions/run/dist/main/index.js` with INPUT_* and GITHUB_*
@@ -42,20 +43,6 @@ function timed(command: string, args: string[], env: NodeJS.ProcessEnv): Promise
       resolve({ ms: Number(process.hrtime.bigint() - started) / 1e6, code, signal, log, stdout }),
     );
   });
-}
-
-/** Parses the `name<<DELIM\nvalue\nDELIM` blocks @actions/core writes to file commands. */
-function parseFileCommands(text: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const m = /^([^<=]+)<<(.+)$/.exec(lines[i] ?? "");
-    if (!m?.[1] || !m[2]) continue;
-    const value: string[] = [];
-    for (i++; i < lines.length && lines[i] !== m[2]; i++) value.push(lines[i] ?? "");
-    out[m[1]] = value.join("\n");
-  }
-  return out;
 }
 
 const tail = (text: string) => JSON.stringify(text.trimEnd().split("\n").slice(-5).join("\n"));
