@@ -49,7 +49,7 @@ async function checkoutStep(): Promise<void> {
   core.info(`[reoclo] checking out ${what} into ${settings.path} on server ${settings.serverId}`);
 
   const client = actionClient(settings, USER_AGENT);
-  const outcome = await runOperationStep({
+  const result = await runOperationStep({
     client,
     apiUrl: settings.apiUrl,
     attempts: ACTION_RETRY.attempts,
@@ -63,12 +63,7 @@ async function checkoutStep(): Promise<void> {
       run_context: settings.runContext,
     },
   });
-  if (outcome.kind !== "finished") {
-    core.setFailed(outcome.message);
-    if (outcome.kind === "stopped") process.exitCode = 130;
-    return;
-  }
-  const result = outcome.result;
+  if (!result) return;
   const line = RESULT_LINE.exec(result.stdout);
   if (result.status !== "completed" || result.exit_code !== 0 || !line?.[1]) {
     core.error(failureMessage(result, settings), {

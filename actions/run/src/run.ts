@@ -32,7 +32,7 @@ async function runStep(): Promise<void> {
   for (const value of Object.values(settings.env)) if (value !== "") core.setSecret(value);
 
   const client = actionClient(settings, USER_AGENT);
-  const outcome = await runOperationStep({
+  const result = await runOperationStep({
     client,
     apiUrl: settings.apiUrl,
     attempts: ACTION_RETRY.attempts,
@@ -48,13 +48,8 @@ async function runStep(): Promise<void> {
     },
     onOperation: (id) => core.setOutput("operation_id", id),
   });
-  if (outcome.kind !== "finished") {
-    core.setFailed(outcome.message);
-    if (outcome.kind === "stopped") process.exitCode = 130;
-    return;
-  }
+  if (!result) return;
 
-  const result = outcome.result;
   core.setOutput("exit_code", String(result.exit_code));
   core.setOutput("stdout", result.stdout);
   core.setOutput("stderr", result.stderr);

@@ -12,7 +12,7 @@ export {
   type PostSettings,
 } from "./inputs.js";
 export { LiveLog, type LogSink } from "./live-log.js";
-export { runOperationStep, type OperationStepOptions, type StepOutcome } from "./operation-step.js";
+export { runOperationStep, type OperationStepOptions } from "./operation-step.js";
 export { cancelLeftOperation } from "./post-step.js";
 export { failureOf, refusalMessage, summaryTable, tail, type Failure, type SummaryRow } from "./report.js";
 export { STATE } from "./state.js";

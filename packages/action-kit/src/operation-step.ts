@@ -13,7 +13,7 @@ import { LiveLog, type LogSink } from "./live-log.js";
 import { refusalMessage } from "./report.js";
 import { STATE } from "./state.js";
 
-export type StepOutcome =
+type StepOutcome =
   /** The operation reached a final status (whatever its exit code). */
   | { kind: "finished"; result: ExecFinishedResponse }
   /** The workflow was cancelled, or we stopped waiting: exit 130. */
@@ -37,7 +37,14 @@ export interface OperationStepOptions {
 
 const say = (msg: string) => core.info(`[reoclo] ${msg}`);
 
-export async function runOperationStep(opts: OperationStepOptions): Promise<StepOutcome> {
+/**
+ * Runs the operation as the step. Resolves with its result once final (whatever its exit code);
+ * otherwise the step has already been failed with the reason (exit 130 when it was stopped by a
+ * signal) and it resolves with undefined.
+ */
+export async function runOperationStep(
+  opts: OperationStepOptions,
+): Promise<ExecFinishedResponse | undefined> {
   const { client, idempotencyKey } = opts;
   // Before the first request: if the answer never arrives, the post step can still find it.
   core.saveState(STATE.idempotencyKey, idempotencyKey);
@@ -79,7 +86,10 @@ export async function runOperationStep(opts: OperationStepOptions): Promise<Step
   }
   await cancel.settled();
   for (const w of cancel.warnings) core.warning(w);
-  return outcome;
+  if (outcome.kind === "finished") return outcome.result;
+  core.setFailed(outcome.message);
+  if (outcome.kind === "stopped") process.exitCode = 130;
+  return undefined;
 }
 
 /** After a signal: make sure whatever the request may have started is asked to stop. */

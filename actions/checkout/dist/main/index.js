@@ -42674,6 +42674,11 @@ const state_STATE = {
 
 
 const say = (msg) => info(`[reoclo] ${msg}`);
+/**
+ * Runs the operation as the step. Resolves with its result once final (whatever its exit code);
+ * otherwise the step has already been failed with the reason (exit 130 when it was stopped by a
+ * signal) and it resolves with undefined.
+ */
 async function runOperationStep(opts) {
     const { client, idempotencyKey } = opts;
     // Before the first request: if the answer never arrives, the post step can still find it.
@@ -42721,7 +42726,12 @@ async function runOperationStep(opts) {
     await cancel.settled();
     for (const w of cancel.warnings)
         warning(w);
-    return outcome;
+    if (outcome.kind === "finished")
+        return outcome.result;
+    setFailed(outcome.message);
+    if (outcome.kind === "stopped")
+        process.exitCode = 130;
+    return undefined;
 }
 /** After a signal: make sure whatever the request may have started is asked to stop. */
 async function stopped(client, cancel, idempotencyKey, operationId) {
@@ -43183,7 +43193,7 @@ async function checkoutStep() {
     const what = `${settings.repository}@${describeTarget(settings)}`;
     info(`[reoclo] checking out ${what} into ${settings.path} on server ${settings.serverId}`);
     const client = client_actionClient(settings, USER_AGENT);
-    const outcome = await runOperationStep({
+    const result = await runOperationStep({
         client,
         apiUrl: settings.apiUrl,
         attempts: ACTION_RETRY.attempts,
@@ -43197,13 +43207,8 @@ async function checkoutStep() {
             run_context: settings.runContext,
         },
     });
-    if (outcome.kind !== "finished") {
-        setFailed(outcome.message);
-        if (outcome.kind === "stopped")
-            process.exitCode = 130;
+    if (!result)
         return;
-    }
-    const result = outcome.result;
     const line = RESULT_LINE.exec(result.stdout);
     if (result.status !== "completed" || result.exit_code !== 0 || !line?.[1]) {
         error(failureMessage(result, settings), {

@@ -42637,6 +42637,11 @@ const state_STATE = {
 
 
 const say = (msg) => core.info(`[reoclo] ${msg}`);
+/**
+ * Runs the operation as the step. Resolves with its result once final (whatever its exit code);
+ * otherwise the step has already been failed with the reason (exit 130 when it was stopped by a
+ * signal) and it resolves with undefined.
+ */
 async function runOperationStep(opts) {
     const { client, idempotencyKey } = opts;
     // Before the first request: if the answer never arrives, the post step can still find it.
@@ -42684,7 +42689,12 @@ async function runOperationStep(opts) {
     await cancel.settled();
     for (const w of cancel.warnings)
         core.warning(w);
-    return outcome;
+    if (outcome.kind === "finished")
+        return outcome.result;
+    core.setFailed(outcome.message);
+    if (outcome.kind === "stopped")
+        process.exitCode = 130;
+    return undefined;
 }
 /** After a signal: make sure whatever the request may have started is asked to stop. */
 async function stopped(client, cancel, idempotencyKey, operationId) {

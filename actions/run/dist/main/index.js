@@ -42687,6 +42687,11 @@ const state_STATE = {
 
 
 const say = (msg) => info(`[reoclo] ${msg}`);
+/**
+ * Runs the operation as the step. Resolves with its result once final (whatever its exit code);
+ * otherwise the step has already been failed with the reason (exit 130 when it was stopped by a
+ * signal) and it resolves with undefined.
+ */
 async function runOperationStep(opts) {
     const { client, idempotencyKey } = opts;
     // Before the first request: if the answer never arrives, the post step can still find it.
@@ -42734,7 +42739,12 @@ async function runOperationStep(opts) {
     await cancel.settled();
     for (const w of cancel.warnings)
         warning(w);
-    return outcome;
+    if (outcome.kind === "finished")
+        return outcome.result;
+    setFailed(outcome.message);
+    if (outcome.kind === "stopped")
+        process.exitCode = 130;
+    return undefined;
 }
 /** After a signal: make sure whatever the request may have started is asked to stop. */
 async function stopped(client, cancel, idempotencyKey, operationId) {
@@ -42895,7 +42905,7 @@ async function runStep() {
         if (value !== "")
             core_setSecret(value);
     const client = client_actionClient(settings, USER_AGENT);
-    const outcome = await runOperationStep({
+    const result = await runOperationStep({
         client,
         apiUrl: settings.apiUrl,
         attempts: ACTION_RETRY.attempts,
@@ -42911,13 +42921,8 @@ async function runStep() {
         },
         onOperation: (id) => setOutput("operation_id", id),
     });
-    if (outcome.kind !== "finished") {
-        setFailed(outcome.message);
-        if (outcome.kind === "stopped")
-            process.exitCode = 130;
+    if (!result)
         return;
-    }
-    const result = outcome.result;
     setOutput("exit_code", String(result.exit_code));
     setOutput("stdout", result.stdout);
     setOutput("stderr", result.stderr);
