@@ -112,9 +112,15 @@ describe("HTTP server hygiene", () => {
   let t: TestApp;
   let server: Server;
   let port: number;
+  const logged: { level: string; msg: string; fields?: Record<string, unknown> }[] = [];
+  const logger = {
+    info: (msg: string, fields?: Record<string, unknown>) => logged.push({ level: "info", msg, fields }),
+    warn: (msg: string, fields?: Record<string, unknown>) => logged.push({ level: "warn", msg, fields }),
+    error: (msg: string, fields?: Record<string, unknown>) => logged.push({ level: "error", msg, fields }),
+  };
   beforeAll(async () => {
     db = await createTestDatabase("pglite");
-    t = createTestApp(db);
+    t = createTestApp(db, { logger });
     server = createHttpServer(t.app.fetch, {
       headersTimeoutMs: 500,
       requestTimeoutMs: 1_000,
@@ -162,6 +168,25 @@ describe("HTTP server hygiene", () => {
     );
     expect(res).toMatch(/^HTTP\/1\.1 413/);
     expect(res).toContain('"error":"payload_too_large"');
+  });
+
+  it("notes a client that hangs up mid-body in one line, not as an unhandled error with a stack", async () => {
+    const k = await seedKey(testContext(db, t.deps.secrets), { operations: ["exec"], all_servers: true });
+    const sock = net.connect(port, "127.0.0.1");
+    await new Promise((resolve) => sock.once("connect", resolve));
+    const received = new Promise((resolve) => server.once("request", resolve));
+    sock.write(
+      `POST ${API_BASE_PATH}/exec HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${k.key}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"server_id":`,
+    );
+    await received; // the app has the request and will read its body
+    sock.destroy();
+    await expect
+      .poll(() => logged.find((l) => l.msg === "client closed the connection mid-request"), {
+        timeout: 5_000,
+      })
+      .toBeDefined();
+    expect(logged.filter((l) => l.level === "error")).toEqual([]);
+    expect(JSON.stringify(logged)).not.toMatch(/at .*\(node:|\n\s+at /);
   });
 
   it("closes a connection that never finishes its headers", async () => {

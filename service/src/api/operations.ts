@@ -140,9 +140,8 @@ async function answer(c: Context, deps: OperationApiDeps, id: string, opts: Answ
   // The id is known before any event: a streaming client can cancel or resume at once.
   c.header(HEADERS.operationId, id);
   if (wantsEvents(c))
-    return new Response(operationEventStream(deps.ctx.db, deps.runner, found.op, 0), {
-      headers: { ...SSE_HEADERS, [HEADERS.operationId]: id },
-    });
+    // c.body keeps what the pipeline already set (X-Request-Id, RateLimit-*, Idempotent-Replayed).
+    return c.body(operationEventStream(deps.ctx.db, deps.runner, found.op, 0), 200, SSE_HEADERS);
   if (opts.accepted) return c.json({ operation_id: id, status: "running", ...opts.extra }, 202);
   const final =
     found.op.status === "running"
@@ -218,9 +217,7 @@ export function operationRoutes(deps: OperationApiDeps) {
       const found = await readable(deps, c.get("access"), c.req.param("id"));
       const last = Number(c.req.header("last-event-id") ?? c.req.query("last_event_id") ?? 0);
       const after = Number.isInteger(last) && last > 0 ? last : 0;
-      return new Response(operationEventStream(deps.ctx.db, deps.runner, found.op, after), {
-        headers: SSE_HEADERS,
-      });
+      return c.body(operationEventStream(deps.ctx.db, deps.runner, found.op, after), 200, SSE_HEADERS);
     })
     .post("/operations/:id/cancel", automationAccess(deps.access, { operation: null }), async (c) => {
       const access = c.get("access");
