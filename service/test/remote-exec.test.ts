@@ -154,6 +154,23 @@ describe("runRemote", () => {
     }
   });
 
+  it("takes a working directory of `-` as a directory of that name, never as $OLDPWD", async () => {
+    const missing = await run({ command: "pwd", workingDirectory: "-" });
+    expect(missing.outcome).toMatchObject({ kind: "exited", exitCode: 1 });
+    expect(missing.stderr).toBe("reoclo: working directory - does not exist\n");
+    const home = (await run({ command: 'printf %s "$HOME"' })).stdout;
+    const named = `${home}/-`;
+    await run({ command: `mkdir -p ./-` });
+    try {
+      for (const wd of ["-", "./-", named]) {
+        const result = await run({ command: "pwd", workingDirectory: wd });
+        expect(result.stdout).toBe(`${named}\n`);
+      }
+    } finally {
+      await run({ command: "rmdir ./-" });
+    }
+  });
+
   it("runs the command in a valid working directory", async () => {
     const dir = mkdtempSync("/tmp/reoclo test dir ");
     cleanup.push(dir);

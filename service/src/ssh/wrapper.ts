@@ -39,8 +39,10 @@ if ! { decode "$env64" >"$tmp/env" && decode "$cmd64" >"$tmp/command"; }; then
 fi
 if [ -n "$wd64" ]; then
   wd=$(decode "$wd64"; echo .) && wd=\${wd%.}  # the sentinel keeps trailing newlines that $(...) strips
-  # The directory is data in a quoted variable; CDPATH could send a relative path elsewhere and print it.
-  if ! CDPATH= cd -- "$wd" 2>/dev/null; then
+  # The directory is data in a quoted variable; CDPATH could send a relative path elsewhere and print it,
+  # and cd takes a bare "-" as $OLDPWD even after "--", so a relative path gets an explicit "./".
+  case "$wd" in /*) dir=$wd ;; *) dir=./$wd ;; esac
+  if ! CDPATH= cd -- "$dir" 2>/dev/null; then
     rm -rf -- "$tmp"
     [ -e "$wd" ] && fail "working directory $wd is not an accessible directory"
     fail "working directory $wd does not exist"
