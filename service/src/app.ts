@@ -76,10 +76,13 @@ export function createApp(deps: AppDeps) {
   app.get("/readyz", async (c) => {
     try {
       await withTimeout(deps.database.ping(), READY_TIMEOUT_MS);
-      return c.json({ status: "ready", database: deps.database.driver, secrets: deps.secrets.available });
     } catch {
       return errorResponse(c, 503, "database_unavailable", "The database does not answer.");
     }
+    // Without a master key every secret-using request fails: keep the load balancer away. The
+    // answer is unauthenticated, so it says no more than that (the start-up log says why).
+    if (!deps.secrets.available) return errorResponse(c, 503, "service_unavailable", "not ready");
+    return c.json({ status: "ready", database: deps.database.driver });
   });
 
   const api = new Hono<AppEnv>();

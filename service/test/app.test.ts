@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestApp, type TestApp } from "./fixtures/app";
+import { SecretBox } from "../src/secrets/secret-box";
 import { createTestDatabase, DRIVERS, type TestDatabase } from "./fixtures/db";
 
 describe.each(DRIVERS)("service app on %s", (driver) => {
@@ -27,6 +28,20 @@ describe.each(DRIVERS)("service app on %s", (driver) => {
     const res = await app.request("/readyz");
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ status: "ready", database: driver });
+  });
+
+  it("answers /readyz 503 saying only that it is not ready while no master key is set", async () => {
+    const keyless = createTestApp(database, { secrets: new SecretBox(undefined) });
+    try {
+      const res = await keyless.app.request("/readyz");
+      expect(res.status).toBe(503);
+      const body = (await res.json()) as Record<string, unknown>;
+      expect(body).toMatchObject({ error: "service_unavailable", detail: "not ready" });
+      expect(JSON.stringify(body)).not.toMatch(/master|key|secret/i);
+      expect((await keyless.app.request("/healthz")).status).toBe(200);
+    } finally {
+      await keyless.close();
+    }
   });
 
   it("answers unknown routes with the one error envelope", async () => {
