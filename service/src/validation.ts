@@ -8,5 +8,6 @@ export function parseOrThrow<S extends z.ZodType>(schema: S, value: unknown): z.
   if (parsed.success) return parsed.data;
   const fields = zodIssuesToFields(parsed.error);
   const [field, problems] = Object.entries(fields)[0] ?? ["input", ["check the values"]];
-  throw new AppError("validation", `Invalid ${field}: ${problems[0] ?? "check the value"}.`, fields);
+  const problem = (problems[0] ?? "check the value").replace(/\.$/, "");
+  throw new AppError("validation", `Invalid ${field}: ${problem}.`, fields);
 }

@@ -59,5 +59,7 @@ export const runIdSchema = nullAsAbsent(
     .refine((value) => codePointLength(value) <= RUN_ID_MAX_CHARS, {
       error: `run_id must be at most ${RUN_ID_MAX_CHARS} characters long.`,
     })
+    // It is stored and searched as text, which cannot hold NUL.
+    .refine((value) => !hasNul(value), { error: "run_id must not contain a NUL character." })
     .transform((value) => (value === "" ? undefined : value)),
 );

@@ -58,7 +58,10 @@ function runContextValue(key: RunContextKey) {
   return nullAsAbsent(
     z
       .union([z.string(), z.number(), z.boolean()], { error: `run_context.${key} must be a string.` })
-      .transform((value) => String(value).slice(0, RUN_CONTEXT_VALUE_MAX_CHARS)),
+      // NUL cannot be stored as text or jsonb, and a lone surrogate not as jsonb: both bend too.
+      .transform((value) =>
+        String(value).replaceAll("\u0000", "").slice(0, RUN_CONTEXT_VALUE_MAX_CHARS).toWellFormed(),
+      ),
   );
 }
 
@@ -134,8 +137,14 @@ export const operationListQuerySchema = z.object({
   run_id: z
     .string({ error: "run_id is required." })
     .min(1, { error: "run_id is required." })
-    .max(RUN_ID_MAX_CHARS, { error: `run_id must be at most ${RUN_ID_MAX_CHARS} characters long.` }),
-  cursor: z.string().min(1).optional(),
+    .max(RUN_ID_MAX_CHARS, { error: `run_id must be at most ${RUN_ID_MAX_CHARS} characters long.` })
+    .refine((value) => !value.includes("\u0000"), { error: "run_id must not contain a NUL character." }),
+  /** Opaque: the `next_cursor` of the previous page, passed back unchanged. */
+  cursor: z
+    .string()
+    .min(1, { error: "cursor must be the next_cursor of a previous page." })
+    .max(256, { error: "cursor must be the next_cursor of a previous page." })
+    .optional(),
   limit: z.coerce
     .number({ error: "limit must be a whole number." })
     .int({ error: "limit must be a whole number." })

@@ -9,6 +9,7 @@ import { automationKeys } from "../db/schema";
 import { AppError } from "../errors";
 import type { AutomationKeyRow } from "../keys/lookup";
 import type { Logger } from "../logger";
+import { describeDatabaseError } from "../db/errors";
 import type { AuditEvent, AuditWriter } from "./audit-writer";
 import { parseBearer, verifyAutomationKey } from "./authenticate";
 import { authBudgetKey, ipInCidrs, parseCidrs, resolveClientIp, type ParsedCidr } from "./client-ip";
@@ -63,7 +64,7 @@ export function automationAccess<T = undefined>(
       reason: "",
       operation: rule.operation,
       method: c.req.method,
-      path: c.req.path,
+      path: rawPath(c.req.url),
       peerIp: address.peer ?? null,
       clientIp: clientIp ?? null,
       userAgent: c.req.header("user-agent")?.slice(0, 512) ?? null,
@@ -142,6 +143,14 @@ export function automationAccess<T = undefined>(
         await denyAudited(deps, { ...event, reason: "malformed_json" });
         throw new AppError("malformed_json", "The request body is not valid JSON.");
       }
+      if (raw === TOO_DEEP) {
+        await denyAudited(deps, { ...event, reason: "validation" });
+        throw new AppError(
+          "validation",
+          `The request body is nested more than ${MAX_JSON_DEPTH} levels deep; no field of this API needs that.`,
+          { body: [`is nested more than ${MAX_JSON_DEPTH} levels deep`] },
+        );
+      }
       const body = (raw && typeof raw === "object" && !Array.isArray(raw) ? raw : {}) as Record<
         string,
         unknown
@@ -184,8 +193,10 @@ export function automationAccess<T = undefined>(
     } catch (err) {
       deps.logger.error("audit write failed; request refused", {
         request_id: event.requestId,
-        error: String(err),
+        error: describeDatabaseError(err),
       });
+      // The refusal itself is recorded once the database answers again.
+      await deps.audit.recordOrRetain({ ...event, reason: "audit_unavailable" });
       throw new AppError(
         "audit_unavailable",
         "The audit log cannot be written, so nothing was run; retry shortly.",
@@ -208,20 +219,20 @@ async function dependency<R>(fn: () => Promise<R>): Promise<R> {
   }
 }
 
+/** The request is refused anyway; a database that is down only delays the row. */
 async function denyAudited(deps: AccessDeps, event: AuditEvent): Promise<void> {
-  try {
-    await deps.audit.record(event);
-  } catch (err) {
-    // The request is refused anyway; the failure to record it must be visible.
-    deps.logger.error("audit write failed for a denial", { reason: event.reason, error: String(err) });
-  }
+  await deps.audit.recordOrRetain(event);
 }
 
 const MALFORMED = Symbol("malformed");
+const TOO_DEEP = Symbol("too deep");
+/** Far deeper than any body of this API; deeper ones would only cost stack in whatever walks them. */
+const MAX_JSON_DEPTH = 32;
 
 async function readJson(c: Context): Promise<unknown> {
   const text = await c.req.text();
   if (text.trim() === "") return {};
+  if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) return TOO_DEEP;
   try {
     return JSON.parse(text) as unknown;
   } catch {
@@ -229,15 +240,40 @@ async function readJson(c: Context): Promise<unknown> {
   }
 }
 
-/** run_id and run_context as claimed by the client, kept for the audit only. */
+/** Nesting of `[` and `{` outside strings, counted in one pass without parsing. */
+export function jsonDepthExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text.charCodeAt(i);
+    if (inString) {
+      if (ch === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (ch === 0x22) inString = false;
+    } else if (ch === 0x22) inString = true;
+    else if (ch === 0x5b || ch === 0x7b) {
+      if (++depth > max) return true;
+    } else if (ch === 0x5d || ch === 0x7d) depth--;
+  }
+  return false;
+}
+
+/** The path as the client sent it (still percent-encoded: `%00` stays text), without the query. */
+function rawPath(url: string): string {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  if (start === -1) return "/";
+  const query = url.indexOf("?", start);
+  return query === -1 ? url.slice(start) : url.slice(start, query);
+}
+
+/** run_id and run_context as claimed by the client, kept for the audit only (made storable there). */
 function claimedRunInfo(body: Record<string, unknown>): Partial<AuditEvent> {
   const runId =
     typeof body.run_id === "string" || typeof body.run_id === "number"
       ? String(body.run_id).slice(0, 256)
       : null;
   const ctx = body.run_context && typeof body.run_context === "object" ? body.run_context : null;
-  const tooLarge = ctx !== null && JSON.stringify(ctx).length > 8192;
-  return { runId, runContextClaimed: tooLarge ? { truncated: true } : ctx };
+  return { runId, runContextClaimed: ctx };
 }
 
 /** last_used_at/last_used_ip are written at most once a minute per key (or when the IP changes). */

@@ -1,14 +1,14 @@
 import {
   createExecRequestSchema,
-  DEFAULT_PAGE_SIZE,
   HEADERS,
-  MAX_PAGE_SIZE,
+  idempotencyKeySchema,
+  operationListQuerySchema,
   type OperationType,
 } from "@reoclo/protocol";
 import { eq } from "drizzle-orm";
 import { Hono, type Context } from "hono";
 import { automationAccess, type Access, type AccessDeps } from "../access/pipeline";
-import { serverInScope } from "../access/scope";
+import { isUuid, serverInScope } from "../access/scope";
 import type { ServiceContext } from "../context";
 import { auditEvents, servers } from "../db/schema";
 import { AppError } from "../errors";
@@ -27,7 +27,9 @@ import {
   listByRunId,
   type OperationRow,
 } from "../operations/store";
+import { decodeCursor, encodeCursor } from "../operations/cursor";
 import { execAnswer, operationAnswer } from "../operations/view";
+import { parseOrThrow } from "../validation";
 import { sshTargetOf } from "../servers/servers";
 import { operationEventStream, SSE_HEADERS } from "./sse";
 
@@ -152,14 +154,34 @@ async function answer(c: Context, deps: OperationApiDeps, id: string, opts: Answ
 
 /** The operation, if this key may read it: same organisation and its server in scope; else 404. */
 async function readable(deps: OperationApiDeps, access: Access, id: string) {
-  const found = /^[0-9a-f-]{36}$/i.test(id)
-    ? await getOperationWithServer(deps.ctx.db, id.toLowerCase())
-    : undefined;
+  const found = isUuid(id) ? await getOperationWithServer(deps.ctx.db, id.toLowerCase()) : undefined;
   if (!found || found.op.orgId !== access.key.orgId || !serverInScope(access.key, found.op.serverId)) {
     throw new AppError("not_found", "Operation not found");
   }
   return found;
 }
+
+/** Event ids are output sequence numbers (32-bit); an id past any stream's end means "nothing new". */
+const MAX_EVENT_ID = 2 ** 31 - 1;
+
+/**
+ * `Last-Event-ID` (or `?last_event_id=`): absent or empty means from the start; a number past the
+ * end is clamped (nothing new, not an error); anything else was never an id of ours.
+ */
+export function parseLastEventId(value: string | undefined): number {
+  const text = value?.trim() ?? "";
+  if (text === "") return 0;
+  if (!/^\d{1,30}$/.test(text))
+    throw new AppError("validation", "Last-Event-ID must be the id of an event of this stream.", {
+      "Last-Event-ID": ["is not an event id"],
+    });
+  return Math.min(Number(text), MAX_EVENT_ID);
+}
+
+const listQuery = operationListQuerySchema.extend({
+  run_id: operationListQuerySchema.shape.run_id.optional(),
+  idempotency_key: idempotencyKeySchema.optional(),
+});
 
 export function operationRoutes(deps: OperationApiDeps) {
   const execBody = createExecRequestSchema({ maxTimeoutSeconds: deps.ctx.config.maxTimeoutSeconds });
@@ -179,34 +201,31 @@ export function operationRoutes(deps: OperationApiDeps) {
     })
     .get("/operations", automationAccess(deps.access, { operation: null }), async (c) => {
       const access = c.get("access");
+      const query = parseOrThrow(listQuery, c.req.query());
       // Ours: the operation this key started with an Idempotency-Key, for a client that lost the
       // answer (its process was cancelled mid-request) and must cancel what it may have started.
-      const idemKey = c.req.query("idempotency_key");
-      if (idemKey !== undefined) {
-        const rows = await findByIdempotencyKey(deps.ctx.db, access.key.id, idemKey);
+      if (query.idempotency_key !== undefined) {
+        const rows = await findByIdempotencyKey(deps.ctx.db, access.key.id, query.idempotency_key);
         const items = rows.filter(
           (r) => r.op.orgId === access.key.orgId && serverInScope(access.key, r.op.serverId),
         );
         return c.json({ items: items.map((r) => operationAnswer(r.op, r.serverName)), next_cursor: null });
       }
-      const runId = c.req.query("run_id");
-      if (!runId)
+      if (query.run_id === undefined)
         throw new AppError("validation", "run_id (or idempotency_key) is required.", {
           run_id: ["is required"],
         });
-      const limit = Math.min(
-        MAX_PAGE_SIZE,
-        Math.max(1, Number(c.req.query("limit") ?? DEFAULT_PAGE_SIZE) || DEFAULT_PAGE_SIZE),
-      );
-      const cursor = c.req.query("cursor");
-      const before = cursor && !Number.isNaN(Date.parse(cursor)) ? new Date(cursor) : undefined;
-      const rows = await listByRunId(deps.ctx.db, access.key.orgId, runId, limit + 1, before);
+      const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+      const rows = await listByRunId(deps.ctx.db, access.key.orgId, query.run_id, query.limit + 1, after);
       const visible = rows.filter((r) => serverInScope(access.key, r.op.serverId));
-      const page = visible.slice(0, limit);
+      const page = visible.slice(0, query.limit);
       const last = page.at(-1);
       return c.json({
         items: page.map((r) => operationAnswer(r.op, r.serverName)),
-        next_cursor: rows.length > limit && last ? last.op.createdAt.toISOString() : null,
+        next_cursor:
+          rows.length > query.limit && last
+            ? encodeCursor({ createdAt: last.op.createdAt, id: last.op.id })
+            : null,
       });
     })
     .get("/operations/:id", automationAccess(deps.access, { operation: null }), async (c) => {
@@ -215,8 +234,7 @@ export function operationRoutes(deps: OperationApiDeps) {
     })
     .get("/operations/:id/events", automationAccess(deps.access, { operation: null }), async (c) => {
       const found = await readable(deps, c.get("access"), c.req.param("id"));
-      const last = Number(c.req.header("last-event-id") ?? c.req.query("last_event_id") ?? 0);
-      const after = Number.isInteger(last) && last > 0 ? last : 0;
+      const after = parseLastEventId(c.req.header("last-event-id") ?? c.req.query("last_event_id"));
       return c.body(operationEventStream(deps.ctx.db, deps.runner, found.op, after), 200, SSE_HEADERS);
     })
     .post("/operations/:id/cancel", automationAccess(deps.access, { operation: null }), async (c) => {

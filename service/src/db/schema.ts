@@ -169,6 +169,8 @@ export const operations = pgTable(
     userAgent: text("user_agent"),
     /** Instance that runs it, and its heartbeat: the reconciler settles operations whose runner vanished. */
     runnerId: text("runner_id"),
+    /** `runner` (the instance saw the end) or `reconciler` (settled `lost` because its instance went quiet). */
+    settledBy: text("settled_by"),
     heartbeatAt: timestamp("heartbeat_at", { withTimezone: true }),
     createdAt: createdAt(),
     startedAt: timestamp("started_at", { withTimezone: true }),
@@ -242,6 +244,12 @@ export const auditEvents = pgTable(
     runContextClaimed: jsonb("run_context_claimed"),
     /** Identical unauthenticated denials are folded into one row (they must cost no query each). */
     repeatCount: integer("repeat_count").notNull().default(1),
+    /** Who made a change (`admin-cli`, later a user or an integration key); null for automation API rows, whose key is `key_id`. */
+    actor: text("actor"),
+    /** What was changed (`server.add`, `key.revoke`, …); null for automation API decisions. */
+    action: text("action"),
+    /** A summary of the change: names, scopes, fingerprints; never a secret. */
+    details: jsonb("details"),
   },
   (t) => [
     index("audit_events_org_at_idx").on(t.orgId, t.at),

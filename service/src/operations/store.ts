@@ -2,6 +2,7 @@ import { and, asc, count, desc, eq, gt, inArray, isNull, lt, or, sql } from "dri
 import type { Database } from "../db/database";
 import { deployQueue, idempotencyRecords, operationOutput, operations, servers } from "../db/schema";
 import { AppError } from "../errors";
+import type { ListPosition } from "./cursor";
 import type { OutputTotals } from "./output";
 
 // Operation rows and their stored output. Every status change goes through here.
@@ -116,7 +117,14 @@ export async function getOperationWithServer(db: Database, id: string) {
   return row;
 }
 
-export async function listByRunId(db: Database, orgId: string, runId: string, limit: number, before?: Date) {
+/** Newest first; `after` is the last row of the previous page. */
+export async function listByRunId(
+  db: Database,
+  orgId: string,
+  runId: string,
+  limit: number,
+  after?: ListPosition,
+) {
   return db
     .select({ op: operations, serverName: servers.name })
     .from(operations)
@@ -125,7 +133,7 @@ export async function listByRunId(db: Database, orgId: string, runId: string, li
       and(
         eq(operations.orgId, orgId),
         eq(operations.runId, runId),
-        before ? lt(operations.createdAt, before) : undefined,
+        after ? sql`(${operations.createdAt}, ${operations.id}) < (${after.createdAt.toISOString()}::timestamptz, ${after.id}::uuid)` : undefined,
       ),
     )
     .orderBy(desc(operations.createdAt), desc(operations.id))
