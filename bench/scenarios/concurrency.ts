@@ -280,3 +280,6 @@ export const concurrency: Scenario = {
     return out;
   },
 };
+
+// For bench/concurrency-loop.ts, which repeats our side of this scenario to count rare failures.
+export { HOSTS, oursRun, describe as describeRun, type RunResult };

@@ -2,7 +2,12 @@ import { ERROR_CODES, type ErrorCode } from "@reoclo/protocol";
 
 /** Codes only the admin side produces (SSH checks, data directory ownership). */
 export type AdminErrorCode =
-  "host_key_mismatch" | "host_unreachable" | "auth_failed" | "ssh_error" | "data_dir_in_use";
+  | "host_key_mismatch"
+  | "host_unreachable"
+  | "auth_failed"
+  | "ssh_negotiation_failed"
+  | "ssh_error"
+  | "data_dir_in_use";
 
 /** A typed failure of a service function; mapped to the one error envelope in one place. */
 export class AppError extends Error {

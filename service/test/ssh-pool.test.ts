@@ -1,16 +1,23 @@
 // What the pool does against a real OpenSSH host: reuse, caps under load, idling out, safe retries and shutdown.
 import { randomUUID } from "node:crypto";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import type { ClientChannel } from "ssh2";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { SshError } from "../src/ssh/connect.js";
 import { channelExit, SshPool, type PoolTarget } from "../src/ssh/pool.js";
-import { startTestHost, type TestHost } from "./fixtures/sshd.js";
+import { runRemote, type RemoteExecOutcome } from "../src/ssh/remote-exec.js";
+import { sshImplementation, startTestHost, type TestHost } from "./fixtures/sshd.js";
 import { generateKeyPair } from "./fixtures/keys";
 
 let host: TestHost;
 const pools: SshPool[] = [];
 const servers: net.Server[] = [];
+/** Accepted sockets of the listeners above, destroyed after each test so their close() can finish. */
+const accepted = new Set<net.Socket>();
+const hosts: TestHost[] = [];
+const files: string[] = [];
+const openssh = sshImplementation() === "openssh";
 
 function targetFor(h: TestHost, overrides: Partial<PoolTarget> = {}): PoolTarget {
   const { host: address, port, username, privateKey, hostKeyFingerprint } = h;
@@ -45,13 +52,23 @@ async function run(pool: SshPool, target: PoolTarget, command: string) {
   return collect(await pool.exec(target, command));
 }
 
-/** A TCP listener that counts connections; in "forward" mode it relays to the real host, else it hangs up. */
-async function countingListener(mode: "forward" | "hang-up"): Promise<{ port: number; count: () => number }> {
+/**
+ * A TCP listener on loopback that counts connections: "forward" relays to a real host, "hang-up"
+ * closes at once, "tarpit" holds the connection and never sends a byte (a host that does not answer).
+ */
+async function countingListener(
+  mode: "forward" | "hang-up" | "tarpit",
+  to: TestHost = host,
+): Promise<{ port: number; count: () => number }> {
   let count = 0;
   const server = net.createServer((socket) => {
     count++;
     if (mode === "hang-up") return socket.destroy();
-    const upstream = net.connect(host.port, host.host);
+    accepted.add(socket);
+    socket.once("close", () => accepted.delete(socket));
+    socket.on("error", () => undefined);
+    if (mode === "tarpit") return;
+    const upstream = net.connect(to.port, to.host);
     socket.pipe(upstream).pipe(socket);
     socket.on("error", () => upstream.destroy());
     upstream.on("error", () => socket.destroy());
@@ -82,9 +99,24 @@ beforeAll(async () => {
   host = await startTestHost();
 });
 
+/** Runs one command through the wrapper, as the operation runner does, and returns its one outcome. */
+function runThroughWrapper(pool: SshPool, target: PoolTarget, command: string): Promise<RemoteExecOutcome> {
+  const req = { command, env: {}, timeoutSeconds: 30, operationId: randomUUID() };
+  return runRemote(pool, target, req, { onStdout: () => undefined, onStderr: () => undefined }).done;
+}
+
+function tempFile(): string {
+  const file = `/tmp/reoclo-test-pool-${randomUUID()}`;
+  files.push(file);
+  return file;
+}
+
 afterEach(async () => {
   await Promise.all(pools.splice(0).map((p) => p.close()));
+  accepted.forEach((s) => s.destroy());
   await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
+  await Promise.all(hosts.splice(0).map((h) => h.close()));
+  files.splice(0).forEach((f) => rmSync(f, { force: true }));
 });
 
 afterAll(async () => {
@@ -153,21 +185,70 @@ describe("SshPool", () => {
     await expect.poll(() => pool.stats().connections, { timeout: 5_000 }).toBe(0);
   });
 
-  it("retries a refused connect and then fails cleanly with host_unreachable", async () => {
+  it("retries a refused connect twice and then fails cleanly with host_unreachable", async () => {
     const pool = newPool();
-    const started = performance.now();
-    const err = await sshErrorOf(pool.exec(targetFor(host, { port: await refusedPort() }), "true"));
+    const port = await refusedPort();
+    const err = await sshErrorOf(pool.exec(targetFor(host, { port }), "true"));
     expect(err.code).toBe("host_unreachable");
-    expect(performance.now() - started).toBeGreaterThanOrEqual(450); // two backoffs: 100 ms + 400 ms
+    expect(err.message).toContain(`127.0.0.1:${port} refused the connection`);
+    expect(pool.retries()).toEqual({ connect: 2, channelOpen: 0 });
     expect(pool.stats()).toEqual({ connections: 0, channels: 0, waiting: 0 });
   });
 
-  it("tries a failing connect three times in all", async () => {
+  it("tries a connect the host hangs up on before its banner (as past MaxStartups) three times in all", async () => {
     const listener = await countingListener("hang-up");
     const err = await sshErrorOf(newPool().exec(targetFor(host, { port: listener.port }), "true"));
-    expect(err.code).toMatch(/^(ssh_error|host_unreachable)$/);
+    expect(err.code).toBe("ssh_error");
     expect(listener.count()).toBe(3);
   });
+
+  it("gives up on a host that never answers after one connect timeout, and says so with its address", async () => {
+    const tarpit = await countingListener("tarpit");
+    const pool = newPool({ connectTimeoutMs: 500 });
+    const outcome = await runThroughWrapper(pool, targetFor(host, { port: tarpit.port }), "true");
+    expect(outcome).toMatchObject({ kind: "failed", code: "host_unreachable" });
+    const reason = outcome.kind === "failed" ? outcome.reason : "";
+    expect(reason).toContain(`The SSH server at 127.0.0.1:${tarpit.port} did not answer within 0.5 s`);
+    expect(tarpit.count()).toBe(1);
+    expect(pool.retries()).toEqual({ connect: 0, channelOpen: 0 });
+  });
+
+  it.runIf(openssh)(
+    "waits out a host that refuses channels (MaxSessions 1) and then runs the command exactly once",
+    async () => {
+      const busy = await startTestHost({ sshdConfig: ["MaxSessions 1"] });
+      hosts.push(busy);
+      const pool = newPool({ maxChannelsPerConnection: 2, maxConnectionsPerHost: 1 });
+      const target = targetFor(busy);
+      const ranFile = tempFile();
+      // Holds the host's only session until its stdin ends.
+      const holder = await pool.exec(target, "cat >/dev/null");
+      const held = collect(holder);
+      const second = pool.exec(target, `echo ran >> ${ranFile}`).then(collect);
+      // Three refusals is past what the pool used to allow (two retries within 0.5 s).
+      await expect.poll(() => pool.retries().channelOpen, { timeout: 10_000 }).toBeGreaterThanOrEqual(3);
+      expect(existsSync(ranFile)).toBe(false); // a refused channel ran nothing
+      holder.end();
+      expect((await held).code).toBe(0);
+      expect((await second).code).toBe(0);
+      expect(readFileSync(ranFile, "utf8")).toBe("ran\n");
+      expect(pool.stats()).toEqual({ connections: 1, channels: 0, waiting: 0 });
+    },
+  );
+
+  it.runIf(openssh)(
+    "does not retry a host whose algorithms are too weak, and says what it offers",
+    async () => {
+      const weak = await startTestHost({ sshdConfig: ["Ciphers aes128-ctr", "MACs hmac-sha1"] });
+      hosts.push(weak);
+      const listener = await countingListener("forward", weak);
+      const pool = newPool();
+      const outcome = await runThroughWrapper(pool, targetFor(weak, { port: listener.port }), "true");
+      expect(outcome).toMatchObject({ kind: "failed", code: "ssh_negotiation_failed" });
+      expect(outcome.kind === "failed" ? outcome.reason : "").toContain("offers only MACs hmac-sha1");
+      expect(listener.count()).toBe(1);
+    },
+  );
 
   it("does not retry a host key mismatch or an authentication failure", async () => {
     const listener = await countingListener("forward");

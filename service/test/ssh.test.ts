@@ -10,13 +10,20 @@ import {
   closeSsh,
   connectSsh,
   fetchHostKeyFingerprint,
+  SSH_ALGORITHMS,
   SshError,
   testSshConnection,
   type SshErrorCode,
   type SshTarget,
 } from "../src/ssh/connect.js";
 import { fingerprintOf, fingerprintsEqual, isFingerprint } from "../src/ssh/fingerprint.js";
-import { sshImplementation, startTestHost, type SshImplementation, type TestHost } from "./fixtures/sshd.js";
+import {
+  sshImplementation,
+  startTestHost,
+  type StartTestHostOptions,
+  type SshImplementation,
+  type TestHost,
+} from "./fixtures/sshd.js";
 import { generateKeyPair } from "./fixtures/keys";
 
 function targetFor(host: TestHost, overrides: Partial<SshTarget> = {}): SshTarget {
@@ -82,6 +89,45 @@ async function closedPort(): Promise<number> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   if (address === null || typeof address === "string") throw new Error("no port");
   return address.port;
+}
+
+/** A loopback "tarpit": accepts TCP connections and never sends a byte, as a host behind a dropping firewall looks once connected. */
+async function tarpit(): Promise<{ port: number; count: () => number; close: () => Promise<void> }> {
+  let count = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    count++;
+    sockets.add(socket);
+    socket.on("error", () => undefined);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as net.AddressInfo;
+  const close = async (): Promise<void> => {
+    sockets.forEach((s) => s.destroy());
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  return { port, count: () => count, close };
+}
+
+/** Whether ssh2 with its own default algorithms (what this service offered before issue 13) gets through key exchange. */
+function ssh2DefaultsNegotiate(host: TestHost): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const client = new ssh2.Client();
+    let negotiated = false;
+    client.on("error", () => undefined);
+    client.once("close", () => resolve(negotiated));
+    client.connect({
+      host: host.host,
+      port: host.port,
+      username: host.username,
+      readyTimeout: 10_000,
+      hostVerifier: () => {
+        negotiated = true; // called only once the algorithms are agreed and the host key arrived
+        return false;
+      },
+    });
+  });
 }
 
 describe("fingerprints", () => {
@@ -183,5 +229,120 @@ describe.each(implementations)("SSH to a pinned host: $label", ({ implementation
 
   it("rejects a malformed pinned fingerprint without connecting", async () => {
     await expectCode(testSshConnection(targetFor(host, { hostKeyFingerprint: "SHA256:short" })), "ssh_error");
+  });
+});
+
+describe("a host that does not answer", () => {
+  it("fails trust on first use and a connection test after one timeout, naming the address", async () => {
+    const pit = await tarpit();
+    try {
+      const where = `127.0.0.1:${pit.port}`;
+      const probe = await expectCode(
+        fetchHostKeyFingerprint("127.0.0.1", pit.port, { timeoutMs: 300 }),
+        "host_unreachable",
+      );
+      expect(probe.message).toContain(`The SSH server at ${where} did not answer within 0.3 s`);
+      const target: SshTarget = {
+        host: "127.0.0.1",
+        port: pit.port,
+        username: "nobody",
+        privateKey: generateKeyPair().private,
+        hostKeyFingerprint: "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+      };
+      const test = await expectCode(testSshConnection(target, { readyTimeoutMs: 300 }), "host_unreachable");
+      expect(test.message).toContain(`The SSH server at ${where} did not answer within 0.3 s`);
+      expect(pit.count()).toBe(2);
+    } finally {
+      await pit.close();
+    }
+  });
+});
+
+describe.runIf(detected === "openssh")("SSH algorithms (OpenSSH hosts)", () => {
+  it("offers only names ssh2 supports, and nothing resting on SHA-1, CBC or DSA", () => {
+    const all = Object.values(SSH_ALGORITHMS).flat() as string[];
+    expect(all.filter((name) => /sha1|cbc|dss|^ssh-rsa$|md5|arcfour|3des/.test(name))).toEqual([]);
+  });
+
+  it("accepts an RSA host key through rsa-sha2-512, and pins the fingerprint ssh-keygen prints", async () => {
+    const rsa = await startTestHost({ hostKeyType: "rsa" });
+    try {
+      expect(await fetchHostKeyFingerprint(rsa.host, rsa.port)).toBe(sshKeygenFingerprint(rsa.hostKeyFile));
+      expect((await testSshConnection(targetFor(rsa))).remoteUser).toBe(rsa.username);
+    } finally {
+      await rsa.close();
+    }
+  });
+
+  // Rows name the rule; each host offers only what the row names, and the message must say so.
+  const weakHosts: {
+    rule: string;
+    options: StartTestHostOptions;
+    says: string;
+    /** Whether ssh2's default offer, all this service sent before issue 13, got through with it. */
+    acceptedByDefaults: boolean;
+  }[] = [
+    {
+      rule: "ssh-rsa (SHA-1) host keys and hmac-sha1 MACs only",
+      options: {
+        hostKeyType: "rsa",
+        sshdConfig: [
+          "HostKeyAlgorithms ssh-rsa",
+          "PubkeyAcceptedAlgorithms +ssh-rsa",
+          "Ciphers aes128-ctr",
+          "MACs hmac-sha1",
+        ],
+      },
+      says: "offers only host key algorithms ssh-rsa, which this service does not accept",
+      acceptedByDefaults: true,
+    },
+    {
+      rule: "hmac-sha1 MACs only (with CTR ciphers, so a MAC is needed)",
+      options: { sshdConfig: ["Ciphers aes128-ctr,aes256-ctr", "MACs hmac-sha1"] },
+      says: "offers only MACs hmac-sha1, which this service does not accept",
+      acceptedByDefaults: true,
+    },
+    {
+      rule: "a SHA-1 key exchange only",
+      options: { sshdConfig: ["KexAlgorithms diffie-hellman-group14-sha1"] },
+      says: "offers only key exchange algorithms diffie-hellman-group14-sha1, which this service does not accept",
+      acceptedByDefaults: false, // ssh2 supports it but never offered it by default
+    },
+  ];
+
+  describe.each(weakHosts)("a host that offers $rule", ({ options, says, acceptedByDefaults }) => {
+    let weak: TestHost;
+    beforeAll(async () => {
+      weak = await startTestHost(options);
+    });
+    afterAll(async () => {
+      await weak?.close();
+    });
+
+    it(`${acceptedByDefaults ? "was" : "was not"} accepted by ssh2's default offer`, async () => {
+      expect(await ssh2DefaultsNegotiate(weak)).toBe(acceptedByDefaults);
+    });
+
+    it("cannot be pinned: trust on first use fails with ssh_negotiation_failed and says what it offers", async () => {
+      const err = await expectCode(fetchHostKeyFingerprint(weak.host, weak.port), "ssh_negotiation_failed");
+      expect(err.message).toContain(`The SSH server at ${weak.host}:${weak.port} ${says}`);
+    });
+
+    it("cannot be used: nothing runs, and the error names what this service accepts", async () => {
+      const marker = `/tmp/reoclo-marker-${randomBytes(8).toString("hex")}`;
+      try {
+        const err = await expectCode(
+          runCommand(targetFor(weak), `touch ${marker}`),
+          "ssh_negotiation_failed",
+        );
+        expect(err.message).toContain(says);
+        expect(err.message).toMatch(
+          /it accepts (ssh-ed25519|hmac-sha2-256-etm@openssh.com|curve25519-sha256), /,
+        );
+        expect(existsSync(marker)).toBe(false);
+      } finally {
+        rmSync(marker, { force: true });
+      }
+    });
   });
 });

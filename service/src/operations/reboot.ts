@@ -112,7 +112,8 @@ export function runReboot(
         say(`the host answered SSH again with the same host key after ${seconds(downtimeMs)} of downtime`);
         return { kind: "exited", exitCode: 0, durationMs: elapsed(), downtimeMs };
       }
-      if (p.code === "host_key_mismatch" || p.code === "auth_failed")
+      // Answering SSH but not usable: another host key, a refused key, or only weak algorithms.
+      if (p.code === "host_key_mismatch" || p.code === "auth_failed" || p.code === "ssh_negotiation_failed")
         return { kind: "failed", code: p.code, reason: `the host came back but ${p.message}` };
       await pause(every);
     }

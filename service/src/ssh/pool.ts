@@ -51,8 +51,13 @@ export function channelExit(
   return exits.get(ch);
 }
 
-const MAX_RETRIES = 2;
-const RETRY_BACKOFF_MS = [100, 400];
+/** Connection refusals are quick: ask again twice, soon (issue 13, item 4: timeouts are never retried). */
+const CONNECT_RETRY_DELAYS_MS = [100, 400];
+/**
+ * A refused channel ran nothing, and sshd frees a MaxSessions slot as soon as a session ends, so a
+ * burst is waited out: doubling from 25 ms to 1 s, then 1 s steps, about 8.6 s in all (issue 13, item 5).
+ */
+const CHANNEL_RETRY_DELAYS_MS = [25, 50, 100, 200, 400, 800, ...Array<number>(7).fill(1_000)];
 
 /** Every setting that changes what a connection is; hashed so the private key is not kept as a map key. */
 function poolKey(t: PoolTarget): string {
@@ -75,10 +80,10 @@ function isChannelOpenFailure(err: unknown): boolean {
   return ["No response from server", "No free channels available", "Not connected"].includes(err.message);
 }
 
-/** Whether `exec` may try again: never after the host could have started the command. */
-function isRetryable(err: unknown): boolean {
-  if (err instanceof SshError) return err.code === "host_unreachable" || err.code === "ssh_error";
-  return isChannelOpenFailure(err);
+/** How long `exec` waits before trying again, or undefined: never after the host could have started the command. */
+function retryDelay(err: unknown, tries: { connect: number; channelOpen: number }): number | undefined {
+  if (err instanceof SshError) return err.refused ? CONNECT_RETRY_DELAYS_MS[tries.connect] : undefined;
+  return isChannelOpenFailure(err) ? CHANNEL_RETRY_DELAYS_MS[tries.channelOpen] : undefined;
 }
 
 export class SshPool {
@@ -91,6 +96,7 @@ export class SshPool {
   /** Handshakes and hang-ups in flight, awaited by close() so nothing outlives the pool. */
   private readonly pending = new Set<Promise<unknown>>();
   private closed = false;
+  private readonly retried = { connect: 0, channelOpen: 0 };
 
   constructor(opts: SshPoolOptions = {}) {
     this.maxChannels = opts.maxChannelsPerConnection ?? 8;
@@ -100,16 +106,26 @@ export class SshPool {
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 15_000;
   }
 
-  /** An exec channel on a pooled connection; retries only connect and channel-open failures, where nothing ran. */
+  /** An exec channel on a pooled connection; retries only refused connects and refused channels, where nothing ran. */
   async exec(target: PoolTarget, command: string): Promise<ClientChannel> {
-    for (let attempt = 0; ; attempt++) {
+    const tries = { connect: 0, channelOpen: 0 };
+    for (;;) {
       try {
         return await this.tryExec(target, command);
       } catch (err) {
-        if (this.closed || attempt >= MAX_RETRIES || !isRetryable(err)) throw this.asSshError(err, target);
-        await delay(RETRY_BACKOFF_MS[attempt] ?? 400, undefined, { ref: false });
+        const wait = this.closed ? undefined : retryDelay(err, tries);
+        if (wait === undefined) throw this.asSshError(err, target);
+        const kind = err instanceof SshError ? "connect" : "channelOpen";
+        tries[kind]++;
+        this.retried[kind]++;
+        await delay(wait, undefined, { ref: false });
       }
     }
+  }
+
+  /** Retries since the pool was made: of refused connects, and of channels the host refused (MaxSessions). */
+  retries(): { connect: number; channelOpen: number } {
+    return { ...this.retried };
   }
 
   stats(): { connections: number; channels: number; waiting: number } {
@@ -252,7 +268,11 @@ export class SshPool {
   private asSshError(err: unknown, target: PoolTarget): SshError {
     if (err instanceof SshError) return err;
     const detail = err instanceof Error ? err.message : String(err);
-    const msg = `Could not open an SSH channel on ${target.host}:${target.port} (${detail}); retry, and check the server's MaxSessions and logs if it persists.`;
+    const where = `${target.host}:${target.port}`;
+    const msg =
+      isChannelOpenFailure(err) && !this.closed
+        ? `Could not open an SSH channel on ${where} (${detail}), even after asking again for several seconds; check the server's MaxSessions (OpenSSH's default is 10) and its logs.`
+        : `Could not open an SSH channel on ${where} (${detail}); retry, and check the server's MaxSessions and logs if it persists.`;
     return new SshError("ssh_error", msg, { cause: err });
   }
 }
