@@ -52,6 +52,8 @@ export const EXIT_CODE_CANCELLED = 130;
 export const EXIT_CODE_FAILED = 255;
 
 export const KEY_PREFIX = "rca_";
+/** Integration keys (spec §11): the same shape as automation keys behind this prefix. */
+export const INTEGRATION_KEY_PREFIX = "rk_t_";
 
 /** Idempotency keys are honoured for at least this long (spec §6). */
 export const IDEMPOTENCY_RETENTION_SECONDS = 24 * 60 * 60;

@@ -1,7 +1,7 @@
 import { OUTPUT_TAIL_BYTES } from "@reoclo/protocol";
 import type { Database } from "../db/database";
 import type { Logger } from "../logger";
-import { StreamMasker } from "./masking";
+import { OutputMasker, type StreamMasker } from "./masking";
 import { insertOutput, type StoredEvent } from "./store";
 
 // The output of one running operation: masked, numbered (the number is the SSE event id), kept
@@ -68,7 +68,7 @@ export class OutputRecorder {
     private readonly logger: Logger,
     private readonly flow: { pause(): void; resume(): void },
   ) {
-    this.maskers = { stdout: new StreamMasker(secrets), stderr: new StreamMasker(secrets) };
+    this.maskers = { stdout: new OutputMasker(secrets), stderr: new OutputMasker(secrets) };
   }
 
   get lastSeq(): number {
