@@ -1,6 +1,7 @@
 import {
   createExecRequestSchema,
   HEADERS,
+  IDEMPOTENCY_RETENTION_MS,
   idempotencyKeySchema,
   operationListQuerySchema,
   type OperationType,
@@ -10,15 +11,9 @@ import { Hono, type Context } from "hono";
 import { automationAccess, type Access, type AccessDeps } from "../access/pipeline";
 import { isUuid, serverInScope } from "../access/scope";
 import type { ServiceContext } from "../context";
-import { auditEvents, servers } from "../db/schema";
+import { servers } from "../db/schema";
 import { AppError } from "../errors";
-import {
-  claimIdempotencyKey,
-  recordIdempotentOperation,
-  release,
-  requestHash,
-  validIdempotencyKey,
-} from "../operations/idempotency";
+import { requestHash, validIdempotencyKey } from "../operations/idempotency";
 import type { OperationRunner, StartRequest } from "../operations/runner";
 import type { PoolTarget } from "../ssh/pool";
 import {
@@ -77,57 +72,49 @@ export async function startOperation(
       "Idempotency-Key": ["must be 1–255 visible ASCII characters"],
     });
   }
-  const scope = { keyId: access.key.id, orgId: access.key.orgId };
-  let row: OperationRow;
-  if (idemKey) {
-    const claim = await claimIdempotencyKey(
-      deps.ctx.db,
-      scope,
-      idemKey,
-      requestHash(c.req.path, input),
-      deps.ctx.now(),
-    );
-    if (claim.kind === "replay") {
-      c.header("Idempotent-Replayed", "true");
-      return answer(c, deps, claim.operationId, spec.answer);
-    }
+  const [server] = await deps.ctx.db.select().from(servers).where(eq(servers.id, spec.serverId)).limit(1);
+  if (!server) throw new AppError("not_found", "Server not found.");
+  const target = { ...sshTargetOf(deps.ctx, server), serverId: server.id };
+  const now = deps.ctx.now();
+  const created = await deps.runner.start({
+    target,
+    command: spec.command,
+    env: spec.env,
+    publicEnv: spec.publicEnv,
+    maskAlso: spec.maskAlso,
+    queue: spec.queue,
+    execute: spec.execute?.(target),
+    auditId: access.auditId,
+    claim: idemKey
+      ? {
+          keyId: access.key.id,
+          orgId: access.key.orgId,
+          key: idemKey,
+          requestHash: requestHash(c.req.path, input),
+          expiresAt: new Date(now.getTime() + IDEMPOTENCY_RETENTION_MS),
+        }
+      : undefined,
+    row: {
+      orgId: access.key.orgId,
+      keyId: access.key.id,
+      serverId: server.id,
+      applicationId: spec.applicationId,
+      credentialId: spec.credentialId,
+      operationType: spec.type,
+      workingDirectory: spec.workingDirectory,
+      timeoutSeconds: spec.timeoutSeconds,
+      runId: spec.runId,
+      runContext: spec.runContext ?? null,
+      userAgent: c.req.header("user-agent")?.slice(0, 512) ?? null,
+    },
+  });
+  if (created.kind === "replay") {
+    c.header(HEADERS.idempotentReplayed, "true");
+    const found = await getOperationWithServer(deps.ctx.db, created.operationId);
+    if (!found) throw new AppError("not_found", "Operation not found.");
+    return answer(c, deps, found.op, spec.answer);
   }
-  try {
-    const [server] = await deps.ctx.db.select().from(servers).where(eq(servers.id, spec.serverId)).limit(1);
-    if (!server) throw new AppError("not_found", "Server not found.");
-    const target = { ...sshTargetOf(deps.ctx, server), serverId: server.id };
-    row = await deps.runner.start({
-      target,
-      command: spec.command,
-      env: spec.env,
-      publicEnv: spec.publicEnv,
-      maskAlso: spec.maskAlso,
-      queue: spec.queue,
-      execute: spec.execute?.(target),
-      row: {
-        orgId: access.key.orgId,
-        keyId: access.key.id,
-        serverId: server.id,
-        applicationId: spec.applicationId,
-        credentialId: spec.credentialId,
-        operationType: spec.type,
-        workingDirectory: spec.workingDirectory,
-        timeoutSeconds: spec.timeoutSeconds,
-        runId: spec.runId,
-        runContext: spec.runContext ?? null,
-        userAgent: c.req.header("user-agent")?.slice(0, 512) ?? null,
-      },
-    });
-  } catch (err) {
-    if (idemKey) await release(deps.ctx.db, access.key.id, idemKey);
-    throw err;
-  }
-  if (idemKey) await recordIdempotentOperation(deps.ctx.db, access.key.id, idemKey, row.id);
-  await deps.ctx.db
-    .update(auditEvents)
-    .set({ operationId: row.id })
-    .where(eq(auditEvents.id, access.auditId));
-  return answer(c, deps, row.id, spec.answer);
+  return answer(c, deps, created.row, spec.answer);
 }
 
 export interface AnswerOptions {
@@ -136,20 +123,19 @@ export interface AnswerOptions {
   extra?: Record<string, unknown>;
 }
 
-async function answer(c: Context, deps: OperationApiDeps, id: string, opts: AnswerOptions = {}) {
-  const found = await getOperationWithServer(deps.ctx.db, id);
-  if (!found) throw new AppError("not_found", "Operation not found.");
+/** Answers for an operation just created (or replayed): its events, 202, or the result once known. */
+async function answer(c: Context, deps: OperationApiDeps, op: OperationRow, opts: AnswerOptions = {}) {
   // The id is known before any event: a streaming client can cancel or resume at once.
-  c.header(HEADERS.operationId, id);
+  c.header(HEADERS.operationId, op.id);
   if (wantsEvents(c))
     // c.body keeps what the pipeline already set (X-Request-Id, RateLimit-*, Idempotent-Replayed).
-    return c.body(operationEventStream(deps.ctx.db, deps.runner, found.op, 0), 200, SSE_HEADERS);
-  if (opts.accepted) return c.json({ operation_id: id, status: "running", ...opts.extra }, 202);
+    return c.body(operationEventStream(deps.ctx.db, deps.runner, op, 0), 200, SSE_HEADERS);
+  if (opts.accepted) return c.json({ operation_id: op.id, status: "running", ...opts.extra }, 202);
   const final =
-    found.op.status === "running"
-      ? await deps.runner.waitForFinal(id, deps.ctx.config.syncWaitSeconds * 1000)
-      : found.op;
-  return c.json({ ...execAnswer(final ?? found.op), ...opts.extra }, 200);
+    op.status === "running"
+      ? await deps.runner.waitForFinal(op.id, deps.ctx.config.syncWaitSeconds * 1000)
+      : op;
+  return c.json({ ...execAnswer(final ?? op), ...opts.extra }, 200);
 }
 
 /** The operation, if this key may read it: same organisation and its server in scope; else 404. */

@@ -68,7 +68,14 @@ function logged(handle: DatabaseHandle, logger: QueryLogger): DatabaseHandle {
 type QueryLogger = { logQuery: (q: string) => void } | undefined;
 
 function openPostgres(url: string, max: number, logger: QueryLogger): DatabaseHandle {
-  const client = postgres(url, { max, onnotice: () => undefined, connect_timeout: 10 });
+  const client = postgres(url, {
+    max,
+    onnotice: () => undefined,
+    connect_timeout: 10,
+    // postgres.js waits up to 20 s before reconnecting after failed attempts: requests during a
+    // database restart would hang instead of answering 503, and the service would lag its return.
+    backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 0.5),
+  });
   const db = drizzlePostgres(client, { schema, ...(logger ? { logger } : {}) }) as unknown as Database;
   return {
     db,

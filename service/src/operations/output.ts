@@ -1,7 +1,9 @@
 import { OUTPUT_TAIL_BYTES } from "@reoclo/protocol";
 import type { Database } from "../db/database";
+import { classifyDatabaseError, describeDatabaseError } from "../db/errors";
 import type { Logger } from "../logger";
 import { OutputMasker, type StreamMasker } from "./masking";
+import { retryDelayMs, sleep } from "./retry";
 import { insertOutput, type StoredEvent } from "./store";
 
 // The output of one running operation: masked, numbered (the number is the SSE event id), kept
@@ -59,6 +61,7 @@ export class OutputRecorder {
   /** Bytes handed to the database and not yet confirmed written. */
   private inFlight = 0;
   private readonly listeners = new Set<(e: OutputEvent) => void>();
+  private abandoned = false;
 
   constructor(
     private readonly db: Database,
@@ -90,11 +93,13 @@ export class OutputRecorder {
     await this.writing;
   }
 
-  /** Flushes the maskers and everything pending; resolves once stored. */
-  async finish(): Promise<OutputTotals> {
+  /**
+   * Ends the output: flushes the maskers and hands everything pending to storage. The totals are
+   * final at once; `stored()` tells when the database has all of it.
+   */
+  finish(): OutputTotals {
     for (const s of ["stdout", "stderr"] as const) this.emit(s, this.maskers[s].end());
     this.flush();
-    await this.writing;
     return {
       stdoutTail: this.tails.stdout.value,
       stderrTail: this.tails.stderr.value,
@@ -138,16 +143,45 @@ export class OutputRecorder {
     if (this.inFlight > HIGH_WATER_BYTES) this.flow.pause();
     // Batches are written one after another, so stored order is event order.
     this.writing = this.writing.then(async () => {
-      try {
-        await insertOutput(this.db, this.operationId, batch);
-      } catch (err) {
-        this.logger.error("storing operation output failed", {
-          operation_id: this.operationId,
-          error: String(err),
-        });
-      }
+      await this.store(batch);
       this.inFlight -= size;
       if (this.inFlight <= HIGH_WATER_BYTES / 2) this.flow.resume();
     });
+  }
+
+  /**
+   * Writes one batch, retrying while the database does not answer (a restart): the channel stays
+   * paused past the high-water mark meanwhile, so memory is bounded and nothing is lost. The
+   * insert is idempotent, so a retry after a lost answer does not double it.
+   */
+  private async store(batch: StoredEvent[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await insertOutput(this.db, this.operationId, batch);
+        if (attempt > 0)
+          this.logger.info("stored operation output again", { operation_id: this.operationId });
+        return;
+      } catch (err) {
+        if (this.abandoned || classifyDatabaseError(err) === "bad_value") {
+          this.logger.error("storing operation output failed; batch dropped", {
+            operation_id: this.operationId,
+            events: batch.length,
+            error: describeDatabaseError(err),
+          });
+          return;
+        }
+        if (attempt === 0)
+          this.logger.warn("storing operation output failed; retrying until the database answers", {
+            operation_id: this.operationId,
+            error: describeDatabaseError(err),
+          });
+        await sleep(retryDelayMs(attempt));
+      }
+    }
+  }
+
+  /** Stops retrying (the service is stopping): what is still unwritten is dropped, with a log line. */
+  abandon(): void {
+    this.abandoned = true;
   }
 }

@@ -12,19 +12,22 @@ import {
 } from "../ssh/remote-exec";
 import { redactCommandText, secretsToMask, maskText } from "./masking";
 import { OutputRecorder, type OutputEvent } from "./output";
+import { describeDatabaseError } from "../db/errors";
+import { retryDelayMs, sleep } from "./retry";
 import {
   cancelRequested,
+  createOperation,
   deployQueueHead,
   finalizeOperation,
   getOperation,
   heartbeat,
-  insertOperation,
-  insertQueuedOperation,
   leaveDeployQueue,
   pruneDeployQueue,
   requestCancel,
   settleStale,
+  type Created,
   type FinalState,
+  type IdempotencyClaim,
   type NewOperation,
   type OperationRow,
 } from "./store";
@@ -54,6 +57,10 @@ export interface StartRequest {
   queue?: { applicationId: string; wait: boolean };
   /** Something other than running `command` once (a reboot); default runRemote. */
   execute?: (handlers: RemoteExecHandlers, operationId: string) => RemoteExecution;
+  /** The request's Idempotency-Key: created with the operation, in one transaction. */
+  claim?: IdempotencyClaim | undefined;
+  /** The audit row that allowed the request; it is linked to the operation as it is created. */
+  auditId?: number | undefined;
 }
 
 interface Running {
@@ -61,6 +68,8 @@ interface Running {
   execution: RemoteExecution | undefined;
   recorder: OutputRecorder;
   cancelled: boolean;
+  /** The final row as it will be stored, once the outcome is known (stored or not yet). */
+  outcome?: OperationRow;
 }
 
 /** How often a waiting deploy looks whether its turn has come (or a cancel from another instance). */
@@ -70,8 +79,12 @@ export class OperationRunner {
   readonly instanceId = randomUUID();
   private readonly running = new Map<string, Running>();
   private readonly finals = new EventEmitter();
+  /** Emits an operation's id once its outcome is known here, before it is stored. */
+  private readonly known = new EventEmitter();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly settling = new Set<Promise<void>>();
+  /** Set when stopping with ends that could not be stored: retries stop. */
+  private giveUp = false;
 
   constructor(
     private readonly db: Database,
@@ -81,6 +94,7 @@ export class OperationRunner {
     private readonly now: () => Date = () => new Date(),
   ) {
     this.finals.setMaxListeners(0);
+    this.known.setMaxListeners(0);
     const beat = setInterval(() => void this.beat(), opts.heartbeatMs ?? 5_000);
     const reconcile = setInterval(() => void this.reconcile(), (opts.staleAfterMs ?? 60_000) / 2);
     beat.unref();
@@ -92,7 +106,7 @@ export class OperationRunner {
    * Creates the operation row and starts it on the host (a deploy once its turn comes); returns
    * the row as created.
    */
-  async start(req: StartRequest): Promise<OperationRow> {
+  async start(req: StartRequest): Promise<Created> {
     const secrets = secretsToMask(req.env, req.maskAlso);
     const now = this.now();
     const op = {
@@ -104,9 +118,13 @@ export class OperationRunner {
       heartbeatAt: now,
       startedAt: now,
     };
-    const queued = req.queue
-      ? await insertQueuedOperation(this.db, op, req.queue.applicationId, req.queue.wait)
-      : { row: await insertOperation(this.db, op), ahead: 0 };
+    const queued = await createOperation(this.db, op, {
+      claim: req.claim,
+      queue: req.queue,
+      auditId: req.auditId,
+      now,
+    });
+    if (queued.kind === "replay") return queued;
     const row = queued.row;
     // The recorder pauses the channel when storage falls behind; the channel exists only later.
     const recorder = new OutputRecorder(this.db, row.id, secrets, this.opts.outputCapBytes, this.logger, {
@@ -141,7 +159,7 @@ export class OperationRunner {
       return entry.execution.done;
     };
     const settled = run()
-      .then((outcome) => this.settle(row.id, entry, outcome, secrets))
+      .then((outcome) => this.settle(row, entry, outcome, secrets))
       .catch((err: unknown) => {
         // Stop heart-beating it: the reconciler settles it (lost) instead of it staying running forever.
         this.running.delete(row.id);
@@ -153,7 +171,7 @@ export class OperationRunner {
         if (req.queue) void leaveDeployQueue(this.db, row.id).catch(() => undefined);
       });
     this.settling.add(settled);
-    return row;
+    return queued;
   }
 
   /** True once it is this deploy's turn; false when it was cancelled while waiting. */
@@ -218,21 +236,35 @@ export class OperationRunner {
   }
 
   /**
-   * Resolves with the final row, or undefined when it is still running after `ms`. Local
-   * operations signal their end; one running on another instance is watched in the database.
+   * Resolves with the final row, or undefined when it is still running after `ms`. A local
+   * operation answers from memory: its stored final row, or, while the database cannot take it
+   * yet, the outcome this instance knows. One running on another instance is watched in the database.
    */
   async waitForFinal(id: string, ms: number): Promise<OperationRow | undefined> {
     const deadline = Date.now() + ms;
-    if (this.running.has(id)) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, ms);
-        function done() {
+    const local = this.running.get(id);
+    if (local) {
+      const stored = await new Promise<OperationRow | undefined>((resolve) => {
+        const timer = setTimeout(() => done(undefined), ms);
+        let grace: NodeJS.Timeout | undefined;
+        const done = (row: OperationRow | undefined) => {
           clearTimeout(timer);
+          clearTimeout(grace);
           off();
-          resolve();
-        }
+          this.known.off(id, onKnown);
+          resolve(row);
+        };
+        // Known but not stored within a moment: the database is slow or away; answer what is known.
+        const onKnown = () => {
+          grace ??= setTimeout(() => done(undefined), Math.min(STORE_GRACE_MS, deadline - Date.now()));
+        };
         const off = this.onFinal(id, done);
+        this.known.on(id, onKnown);
+        if (local.outcome) onKnown();
       });
+      if (stored) return stored;
+      if (local.outcome) return local.outcome;
+      if (this.running.has(id)) return undefined;
     }
     for (;;) {
       const row = await getOperation(this.db, id);
@@ -242,7 +274,8 @@ export class OperationRunner {
     }
   }
 
-  onFinal(id: string, fn: () => void): () => void {
+  /** Called once the operation's final row is stored (with it), or when it was given up. */
+  onFinal(id: string, fn: (row: OperationRow | undefined) => void): () => void {
     this.finals.on(id, fn);
     return () => this.finals.off(id, fn);
   }
@@ -262,25 +295,35 @@ export class OperationRunner {
     await requestCancel(this.db, id, this.now());
   }
 
-  /** Stops taking work: waits for running operations up to `graceMs`, then cancels the rest. */
+  /**
+   * Stops taking work: waits for running operations up to `graceMs`, then cancels the rest; what
+   * still cannot be stored after SETTLE_AFTER_CANCEL_MS (the database is down) is given up, and
+   * the reconciler of another instance (or of the next start) settles it.
+   */
   async shutdown(graceMs: number): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     const all = Promise.all([...this.settling]);
     const timedOut = await Promise.race([all.then(() => false), sleep(graceMs).then(() => true)]);
-    if (timedOut) {
-      for (const entry of this.running.values()) {
-        entry.cancelled = true;
-        entry.execution?.cancel();
-      }
-      await all;
+    if (!timedOut) return;
+    for (const entry of this.running.values()) {
+      entry.cancelled = true;
+      entry.execution?.cancel();
     }
+    const stuck = await Promise.race([all.then(() => false), sleep(SETTLE_AFTER_CANCEL_MS).then(() => true)]);
+    if (!stuck) return;
+    this.giveUp = true;
+    for (const entry of this.running.values()) entry.recorder.abandon();
+    this.logger.error("stopping with operations whose end could not be stored", {
+      operations: [...this.running.keys()],
+    });
+    await all;
   }
 
-  private async settle(id: string, entry: Running, outcome: RemoteExecOutcome, secrets: string[]) {
+  private async settle(row: OperationRow, entry: Running, outcome: RemoteExecOutcome, secrets: string[]) {
     const final = mapOutcome(outcome, entry.execution === undefined);
     if (final.message)
       entry.recorder.write("stderr", Buffer.from(`reoclo: ${maskText(final.message, secrets)}\n`));
-    const totals = await entry.recorder.finish();
+    const totals = entry.recorder.finish();
     const state: FinalState = {
       status: final.status,
       exitCode: final.exitCode,
@@ -289,9 +332,35 @@ export class OperationRunner {
       downtimeMs: outcome.kind === "exited" ? (outcome.downtimeMs ?? null) : null,
       ...totals,
     };
-    await finalizeOperation(this.db, id, state, this.now());
-    this.running.delete(id);
-    this.finals.emit(id);
+    entry.outcome = { ...row, ...state, completedAt: this.now(), settledBy: "runner" };
+    this.known.emit(row.id);
+    // The end is stored after the output, so whoever sees a final row finds all of its output.
+    await entry.recorder.stored();
+    const stored = await this.store(row.id, state);
+    this.running.delete(row.id);
+    this.finals.emit(row.id, stored);
+  }
+
+  /**
+   * Stores the final state, retrying while the database does not answer: the outcome is known
+   * here and must not become `lost` because of a restart (issue 13, item 2).
+   */
+  private async store(id: string, state: FinalState): Promise<OperationRow | undefined> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const row = await finalizeOperation(this.db, id, this.instanceId, state, this.now());
+        if (attempt > 0) this.logger.info("stored an operation's end after retrying", { operation_id: id });
+        return row;
+      } catch (err) {
+        if (this.giveUp) throw err;
+        if (attempt === 0)
+          this.logger.warn("storing an operation's end failed; retrying until the database answers", {
+            operation_id: id,
+            error: describeDatabaseError(err),
+          });
+        await sleep(retryDelayMs(attempt));
+      }
+    }
   }
 
   private async beat() {
@@ -312,7 +381,7 @@ export class OperationRunner {
   private async reconcile() {
     try {
       const staleBefore = new Date(this.now().getTime() - (this.opts.staleAfterMs ?? 60_000));
-      const settled = await settleStale(this.db, staleBefore, this.now());
+      const settled = await settleStale(this.db, staleBefore, this.now(), this.opts.outputCapBytes);
       await pruneDeployQueue(this.db);
       if (settled.length) this.logger.warn("settled operations whose runner vanished", { lost: settled });
     } catch (err) {
@@ -362,4 +431,7 @@ function mapOutcome(o: RemoteExecOutcome, neverStarted: boolean) {
 }
 
 const REMOTE_POLL_MS = 200;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+/** How long an answer waits for a known outcome to be stored before it answers from memory. */
+const STORE_GRACE_MS = 1_000;
+/** After cancelling at shutdown, how long ends may take to be stored before they are given up. */
+const SETTLE_AFTER_CANCEL_MS = 10_000;

@@ -1,6 +1,14 @@
 import { and, asc, count, desc, eq, gt, inArray, isNull, lt, or, sql } from "drizzle-orm";
+import { OUTPUT_TAIL_BYTES } from "@reoclo/protocol";
 import type { Database } from "../db/database";
-import { deployQueue, idempotencyRecords, operationOutput, operations, servers } from "../db/schema";
+import {
+  auditEvents,
+  deployQueue,
+  idempotencyRecords,
+  operationOutput,
+  operations,
+  servers,
+} from "../db/schema";
 import { AppError } from "../errors";
 import type { ListPosition } from "./cursor";
 import type { OutputTotals } from "./output";
@@ -10,41 +18,121 @@ import type { OutputTotals } from "./output";
 export type OperationRow = typeof operations.$inferSelect;
 export type NewOperation = typeof operations.$inferInsert;
 
-export async function insertOperation(db: Database, op: NewOperation): Promise<OperationRow> {
-  const [row] = await db.insert(operations).values(op).returning();
-  if (!row) throw new Error("operation insert returned nothing");
-  return row;
+export interface IdempotencyClaim {
+  keyId: string;
+  orgId: string;
+  key: string;
+  requestHash: string;
+  expiresAt: Date;
 }
 
+export type Created =
+  { kind: "created"; row: OperationRow; ahead: number } | { kind: "replay"; operationId: string };
+
+/** How long a request waits for a first request with the same Idempotency-Key still being created. */
+const CLAIM_WAIT = "3s";
+const IN_PROGRESS = "A request with this Idempotency-Key is still being created; retry shortly.";
+
 /**
- * Inserts a deploy operation and its place at the end of its application's queue, atomically
- * (one advisory lock per application, so arrival order is queue order on every instance).
- * With `wait` false it is refused (409 application_busy) while another deploy is queued or runs.
+ * Creates an operation in one transaction with everything that must exist with it or not at all:
+ * its Idempotency-Key claim (spec §6), its place in its application's deploy queue, and the link
+ * from the audit row that allowed it. An instance that dies half-way leaves nothing behind, so a
+ * retry with the same key runs the command exactly once (issue 13, item 1).
+ *
+ * A second request with the same key waits for the first one's transaction (up to CLAIM_WAIT, then
+ * 409), then replays the operation it created (or 422 for another body).
  */
-export async function insertQueuedOperation(
+export async function createOperation(
   db: Database,
-  op: NewOperation,
-  applicationId: string,
-  wait: boolean,
-): Promise<{ row: OperationRow; ahead: number }> {
-  return db.transaction(async (tx) => {
-    await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${applicationId}, 7))`);
-    const [busy] = await tx
-      .select({ n: count() })
-      .from(deployQueue)
-      .innerJoin(operations, eq(operations.id, deployQueue.operationId))
-      .where(and(eq(deployQueue.applicationId, applicationId), eq(operations.status, "running")));
-    const ahead = busy?.n ?? 0;
-    if (!wait && ahead > 0)
-      throw new AppError(
-        "application_busy",
-        'Another deploy of this application is running or queued; retry later, or send "wait": true to queue behind it.',
-      );
-    const [row] = await tx.insert(operations).values(op).returning();
-    if (!row) throw new Error("operation insert returned nothing");
-    await tx.insert(deployQueue).values({ applicationId, operationId: row.id });
-    return { row, ahead };
-  });
+  op: NewOperation & { id: string },
+  opts: {
+    claim?: IdempotencyClaim | undefined;
+    queue?: { applicationId: string; wait: boolean } | undefined;
+    auditId?: number | undefined;
+    now: Date;
+  },
+): Promise<Created> {
+  try {
+    return await db.transaction(async (tx) => {
+      const claim = opts.claim;
+      if (claim) {
+        const seen = await claimKey(tx, claim, op.id, opts.now);
+        if (seen) return seen;
+      }
+      let ahead = 0;
+      if (opts.queue) {
+        const { applicationId, wait } = opts.queue;
+        // One lock per application: arrival order is queue order, on every instance.
+        await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${applicationId}, 7))`);
+        const [busy] = await tx
+          .select({ n: count() })
+          .from(deployQueue)
+          .innerJoin(operations, eq(operations.id, deployQueue.operationId))
+          .where(and(eq(deployQueue.applicationId, applicationId), eq(operations.status, "running")));
+        ahead = busy?.n ?? 0;
+        if (!wait && ahead > 0)
+          throw new AppError(
+            "application_busy",
+            'Another deploy of this application is running or queued; retry later, or send "wait": true to queue behind it.',
+          );
+      }
+      const [row] = await tx.insert(operations).values(op).returning();
+      if (!row) throw new Error("operation insert returned nothing");
+      if (opts.queue)
+        await tx.insert(deployQueue).values({ applicationId: opts.queue.applicationId, operationId: row.id });
+      if (opts.auditId)
+        await tx.update(auditEvents).set({ operationId: row.id }).where(eq(auditEvents.id, opts.auditId));
+      return { kind: "created" as const, row, ahead };
+    });
+  } catch (err) {
+    // lock_timeout while waiting for the first request's claim (SQLSTATE 55P03).
+    if (
+      (err as { cause?: { code?: unknown } }).cause?.code === "55P03" ||
+      (err as { code?: unknown }).code === "55P03"
+    )
+      throw new AppError("idempotency_in_progress", IN_PROGRESS);
+    throw err;
+  }
+}
+
+/** Inserts the claim naming `operationId`, or answers what an earlier request with the key did. */
+async function claimKey(
+  tx: Database,
+  claim: IdempotencyClaim,
+  operationId: string,
+  now: Date,
+): Promise<Created | undefined> {
+  const where = and(
+    eq(idempotencyRecords.keyId, claim.keyId),
+    eq(idempotencyRecords.idempotencyKey, claim.key),
+  );
+  await tx.execute(sql`set local lock_timeout = ${sql.raw(`'${CLAIM_WAIT}'`)}`);
+  await tx.delete(idempotencyRecords).where(and(where, lt(idempotencyRecords.expiresAt, now)));
+  const inserted = await tx
+    .insert(idempotencyRecords)
+    .values({
+      keyId: claim.keyId,
+      orgId: claim.orgId,
+      idempotencyKey: claim.key,
+      requestHash: claim.requestHash,
+      operationId,
+      expiresAt: claim.expiresAt,
+    })
+    .onConflictDoNothing()
+    .returning({ key: idempotencyRecords.idempotencyKey });
+  await tx.execute(sql`set local lock_timeout = 0`);
+  if (inserted.length) return undefined;
+  const [seen] = await tx.select().from(idempotencyRecords).where(where).limit(1);
+  if (!seen) throw new AppError("idempotency_in_progress", IN_PROGRESS);
+  if (seen.requestHash !== claim.requestHash) {
+    throw new AppError(
+      "idempotency_key_mismatch",
+      "This Idempotency-Key was used with a different request body; use a new key for a new request.",
+    );
+  }
+  // Claims made before operations were created with them may lack the id: still in progress.
+  if (!seen.operationId) throw new AppError("idempotency_in_progress", IN_PROGRESS);
+  return { kind: "replay", operationId: seen.operationId };
 }
 
 /** The operation whose turn it is: the oldest deploy of the application still running (or waiting). */
@@ -87,19 +175,36 @@ export interface FinalState extends OutputTotals {
   downtimeMs?: number | null;
 }
 
-/** Settles a running operation exactly once; returns false if it was already final. */
+/**
+ * Settles an operation of this instance exactly once and returns the final row, or undefined if
+ * it was already final. An outcome the runner saw also replaces a `lost` that the reconciler
+ * recorded while this instance could not reach the database: only a really unknown end stays lost.
+ */
 export async function finalizeOperation(
   db: Database,
   id: string,
+  runnerId: string,
   f: FinalState,
   now: Date,
-): Promise<boolean> {
-  const rows = await db
+): Promise<OperationRow | undefined> {
+  const [row] = await db
     .update(operations)
-    .set({ ...f, completedAt: now, heartbeatAt: now })
-    .where(and(eq(operations.id, id), eq(operations.status, "running")))
-    .returning({ id: operations.id });
-  return rows.length > 0;
+    .set({ ...f, completedAt: now, heartbeatAt: now, settledBy: "runner" })
+    .where(
+      and(
+        eq(operations.id, id),
+        or(
+          eq(operations.status, "running"),
+          and(
+            eq(operations.status, "lost"),
+            eq(operations.settledBy, "reconciler"),
+            eq(operations.runnerId, runnerId),
+          ),
+        ),
+      ),
+    )
+    .returning();
+  return row;
 }
 
 export async function getOperation(db: Database, id: string): Promise<OperationRow | undefined> {
@@ -133,7 +238,9 @@ export async function listByRunId(
       and(
         eq(operations.orgId, orgId),
         eq(operations.runId, runId),
-        after ? sql`(${operations.createdAt}, ${operations.id}) < (${after.createdAt.toISOString()}::timestamptz, ${after.id}::uuid)` : undefined,
+        after
+          ? sql`(${operations.createdAt}, ${operations.id}) < (${after.createdAt.toISOString()}::timestamptz, ${after.id}::uuid)`
+          : undefined,
       ),
     )
     .orderBy(desc(operations.createdAt), desc(operations.id))
@@ -157,11 +264,13 @@ export interface StoredEvent {
   data: Buffer;
 }
 
+/** Idempotent: a batch retried after its first attempt was written (its answer lost) is not doubled. */
 export async function insertOutput(db: Database, operationId: string, events: StoredEvent[]): Promise<void> {
   if (events.length === 0) return;
   await db
     .insert(operationOutput)
-    .values(events.map((e) => ({ operationId, seq: e.seq, stream: e.stream, data: e.data })));
+    .values(events.map((e) => ({ operationId, seq: e.seq, stream: e.stream, data: e.data })))
+    .onConflictDoNothing();
 }
 
 export async function readOutput(
@@ -201,17 +310,18 @@ export async function requestCancel(db: Database, id: string, now: Date): Promis
 
 /**
  * Operations whose runner stopped heart-beating are settled `lost` (spec §4: nothing stays
- * `running` forever; never silently re-run).
+ * `running` forever; never silently re-run), each with the tail of the output it stored and a
+ * last stderr line saying why, so the answer is not empty.
  */
-export async function settleStale(db: Database, staleBefore: Date, now: Date): Promise<string[]> {
-  const rows = await db
-    .update(operations)
-    .set({
-      status: "lost",
-      exitCode: 255,
-      completedAt: now,
-      error: "The service instance running this operation stopped; its outcome on the host is unknown.",
-    })
+export async function settleStale(
+  db: Database,
+  staleBefore: Date,
+  now: Date,
+  capBytes: number,
+): Promise<string[]> {
+  const stale = await db
+    .select({ id: operations.id })
+    .from(operations)
     .where(
       and(
         eq(operations.status, "running"),
@@ -221,6 +331,96 @@ export async function settleStale(db: Database, staleBefore: Date, now: Date): P
         ),
       ),
     )
-    .returning({ id: operations.id });
-  return rows.map((r) => r.id);
+    .limit(100);
+  const settled: string[] = [];
+  for (const { id } of stale) if (await settleLost(db, id, staleBefore, now, capBytes)) settled.push(id);
+  return settled;
+}
+
+const iso = (d: Date | null) => (d ? d.toISOString() : "an unknown time");
+
+async function settleLost(
+  db: Database,
+  id: string,
+  staleBefore: Date,
+  now: Date,
+  capBytes: number,
+): Promise<boolean> {
+  return db.transaction(async (tx) => {
+    // The row lock makes this exactly once across instances, and waits out a runner finishing it.
+    const [op] = await tx
+      .select()
+      .from(operations)
+      .where(and(eq(operations.id, id), eq(operations.status, "running")))
+      .for("update");
+    const stillStale = op && (op.heartbeatAt ?? op.createdAt).getTime() < staleBefore.getTime();
+    if (!op || !stillStale) return false;
+    const reason = `The service instance running this operation stopped heart-beating at ${iso(op.heartbeatAt)}; the command's end was not seen, so its outcome on the host is unknown.`;
+    const [last] = await tx
+      .select({ seq: sql<number>`coalesce(max(${operationOutput.seq}), 0)::int` })
+      .from(operationOutput)
+      .where(eq(operationOutput.operationId, id));
+    const seq = Math.max(Number(last?.seq ?? 0), op.lastSeq);
+    const stdout = await storedTail(tx, id, "stdout");
+    const stderr = await storedTail(tx, id, "stderr");
+    // The reason ends the answer's stderr (the tail), not the stored stream: if the runner comes
+    // back with the real outcome it replaces all of this, and its own events keep their numbers.
+    const line = Buffer.from(`reoclo: ${reason}\n`);
+    const said = Buffer.concat([stderr.tail, line]);
+    const stderrTail = said.subarray(Math.max(0, said.length - OUTPUT_TAIL_BYTES));
+    await tx
+      .update(operations)
+      .set({
+        status: "lost",
+        exitCode: 255,
+        completedAt: now,
+        settledBy: "reconciler",
+        error: reason,
+        lastSeq: seq,
+        stdoutTail: stdout.tail,
+        stderrTail,
+        stdoutBytes: stdout.bytes,
+        stderrBytes: stderr.bytes,
+        stdoutTruncated: stdout.bytes > stdout.tail.length || stdout.bytes >= capBytes,
+        stderrTruncated: stderr.bytes + line.length > stderrTail.length || stderr.bytes >= capBytes,
+      })
+      .where(eq(operations.id, id));
+    return true;
+  });
+}
+
+/** The last OUTPUT_TAIL_BYTES of one stream as stored, and how many bytes were stored in all. */
+async function storedTail(
+  db: Database,
+  operationId: string,
+  stream: "stdout" | "stderr",
+): Promise<{ tail: Buffer; bytes: number }> {
+  const where = and(eq(operationOutput.operationId, operationId), eq(operationOutput.stream, stream));
+  const [total] = await db
+    .select({ bytes: sql<number>`coalesce(sum(length(${operationOutput.data})), 0)::bigint` })
+    .from(operationOutput)
+    .where(where);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let before = Number.MAX_SAFE_INTEGER;
+  while (size < OUTPUT_TAIL_BYTES) {
+    const rows = await db
+      .select({ seq: operationOutput.seq, data: operationOutput.data })
+      .from(operationOutput)
+      .where(and(where, lt(operationOutput.seq, Math.min(before, 2 ** 31 - 1))))
+      .orderBy(desc(operationOutput.seq))
+      .limit(64);
+    for (const r of rows) {
+      chunks.unshift(r.data);
+      size += r.data.length;
+      before = r.seq;
+      if (size >= OUTPUT_TAIL_BYTES) break;
+    }
+    if (rows.length < 64) break;
+  }
+  const all = Buffer.concat(chunks);
+  return {
+    tail: all.subarray(Math.max(0, all.length - OUTPUT_TAIL_BYTES)),
+    bytes: Number(total?.bytes ?? 0),
+  };
 }
