@@ -8,4 +8,6 @@ export interface ServiceContext {
   readonly db: Database;
   readonly secrets: SecretBox;
   readonly now: () => Date;
+  /** Who makes the changes audited through this context; `admin-cli` when absent. */
+  readonly actor?: string;
 }

@@ -399,9 +399,10 @@ describe.each(DRIVERS)("access pipeline on %s", (driver) => {
       const other = await seedServer(ctx);
       await post(EXEC_URL, k.key, { server_id: other.id, command: "true", run_id: "42" }, "203.0.113.61");
       const rows = await listAudit(ctx, { key: k.id });
-      expect(rows.map((r) => [r.outcome, r.reason])).toEqual([
-        ["denied", "server_not_in_scope"],
-        ["allowed", "allowed"],
+      expect(rows.map((r) => [r.outcome, r.reason, r.actor])).toEqual([
+        ["denied", "server_not_in_scope", null],
+        ["allowed", "allowed", null],
+        ["allowed", "key.create", "admin-cli"],
       ]);
       expect(rows[1]).toMatchObject({
         key_id: k.id,

@@ -6,7 +6,7 @@ const COLUMNS: Record<string, string[]> = {
   keys: ["id", "name", "prefix", "status", "operations", "servers", "last_used_at"],
   credentials: ["id", "name", "registry_type", "registry_url", "username"],
   apps: ["id", "name", "server_id", "working_directory"],
-  audit: ["at", "outcome", "reason", "operation", "key_id", "client_ip", "run_id"],
+  audit: ["at", "actor", "outcome", "reason", "operation", "key_id", "server_id", "client_ip", "run_id"],
 };
 
 const cell = (v: unknown): string => {

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { and, asc, eq } from "drizzle-orm";
 import { z } from "zod";
+import { recordChange } from "../audit/changes";
 import type { ServiceContext } from "../context";
 import { applications, servers } from "../db/schema";
 import { AppError } from "../errors";
@@ -63,26 +64,41 @@ export async function addApp(ctx: ServiceContext, raw: AddAppInput): Promise<App
     throw new AppError("not_found", `Server ${input.server} not found in organisation ${org.name}.`);
   const id = randomUUID();
   const env = input.env && Object.keys(input.env).length > 0 ? input.env : undefined;
-  const [row] = await ctx.db
-    .insert(applications)
-    .values({
-      id,
-      envEnc: env ? ctx.secrets.encrypt(JSON.stringify(env), appEnvSecretContext(id)) : null,
+  return ctx.db.transaction(async (tx) => {
+    const [row] = await tx
+      .insert(applications)
+      .values({
+        id,
+        envEnc: env ? ctx.secrets.encrypt(JSON.stringify(env), appEnvSecretContext(id)) : null,
+        orgId: org.id,
+        serverId: server.id,
+        name: input.name,
+        workingDirectory: input.working_directory,
+        deployScript: input.deploy_script,
+        restartScript: input.restart_script ?? null,
+      })
+      .onConflictDoNothing()
+      .returning();
+    if (!row)
+      throw new AppError(
+        "conflict",
+        `An application named "${input.name}" already exists in organisation ${org.name}.`,
+      );
+    await recordChange(ctx, tx, {
+      action: "application.add",
       orgId: org.id,
-      serverId: server.id,
-      name: input.name,
-      workingDirectory: input.working_directory,
-      deployScript: input.deploy_script,
-      restartScript: input.restart_script ?? null,
-    })
-    .onConflictDoNothing()
-    .returning();
-  if (!row)
-    throw new AppError(
-      "conflict",
-      `An application named "${input.name}" already exists in organisation ${org.name}.`,
-    );
-  return view(row);
+      applicationId: row.id,
+      serverId: row.serverId,
+      details: {
+        name: row.name,
+        working_directory: row.workingDirectory,
+        has_restart_script: row.restartScript !== null,
+        // The names say what the scripts get; the values are secrets and stay encrypted.
+        env_names: Object.keys(env ?? {}).sort(),
+      },
+    });
+    return view(row);
+  });
 }
 
 export async function listApps(ctx: ServiceContext, orgName?: string): Promise<AppView[]> {
@@ -98,10 +114,19 @@ export async function listApps(ctx: ServiceContext, orgName?: string): Promise<A
 export async function removeApp(ctx: ServiceContext, id: string, orgName?: string): Promise<AppView> {
   const org = await resolveOrg(ctx, orgName);
   if (!z.uuid().safeParse(id).success) throw new AppError("not_found", `Application ${id} not found.`);
-  const [row] = await ctx.db
-    .delete(applications)
-    .where(and(eq(applications.id, id), eq(applications.orgId, org.id)))
-    .returning();
-  if (!row) throw new AppError("not_found", `Application ${id} not found in organisation ${org.name}.`);
-  return view(row);
+  return ctx.db.transaction(async (tx) => {
+    const [row] = await tx
+      .delete(applications)
+      .where(and(eq(applications.id, id), eq(applications.orgId, org.id)))
+      .returning();
+    if (!row) throw new AppError("not_found", `Application ${id} not found in organisation ${org.name}.`);
+    await recordChange(ctx, tx, {
+      action: "application.remove",
+      orgId: org.id,
+      applicationId: row.id,
+      serverId: row.serverId,
+      details: { name: row.name },
+    });
+    return view(row);
+  });
 }

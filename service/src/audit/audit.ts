@@ -36,6 +36,10 @@ export interface AuditView {
   run_context_claimed: unknown;
   /** How many identical unauthenticated denials this row stands for. */
   repeat_count: number;
+  /** For changes: who made it (`admin-cli`), what it was (`key.revoke`) and a secret-free summary. */
+  actor: string | null;
+  action: string | null;
+  details: unknown;
 }
 
 export async function listAudit(ctx: ServiceContext, raw: ListAuditInput): Promise<AuditView[]> {
@@ -77,5 +81,8 @@ export async function listAudit(ctx: ServiceContext, raw: ListAuditInput): Promi
     run_id: r.runId,
     run_context_claimed: r.runContextClaimed,
     repeat_count: r.repeatCount,
+    actor: r.actor,
+    action: r.action,
+    details: r.details,
   }));
 }

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { and, asc, eq } from "drizzle-orm";
 import { REGISTRY_TYPES } from "@reoclo/protocol";
 import { z } from "zod";
+import { recordChange } from "../audit/changes";
 import type { ServiceContext } from "../context";
 import { registryCredentials } from "../db/schema";
 import { AppError } from "../errors";
@@ -54,25 +55,38 @@ export async function addCredential(ctx: ServiceContext, raw: AddCredentialInput
   const input = parseOrThrow(addCredentialInput, raw);
   const org = await resolveOrg(ctx, input.org);
   const id = randomUUID();
-  const [row] = await ctx.db
-    .insert(registryCredentials)
-    .values({
-      id,
+  return ctx.db.transaction(async (tx) => {
+    const [row] = await tx
+      .insert(registryCredentials)
+      .values({
+        id,
+        orgId: org.id,
+        name: input.name,
+        registryType: input.type,
+        registryUrl: input.registry_url,
+        username: input.username,
+        passwordEnc: ctx.secrets.encrypt(input.password, credentialSecretContext(id)),
+      })
+      .onConflictDoNothing()
+      .returning();
+    if (!row)
+      throw new AppError(
+        "conflict",
+        `A credential named "${input.name}" already exists in organisation ${org.name}.`,
+      );
+    await recordChange(ctx, tx, {
+      action: "credential.add",
       orgId: org.id,
-      name: input.name,
-      registryType: input.type,
-      registryUrl: input.registry_url,
-      username: input.username,
-      passwordEnc: ctx.secrets.encrypt(input.password, credentialSecretContext(id)),
-    })
-    .onConflictDoNothing()
-    .returning();
-  if (!row)
-    throw new AppError(
-      "conflict",
-      `A credential named "${input.name}" already exists in organisation ${org.name}.`,
-    );
-  return view(row);
+      credentialId: row.id,
+      details: {
+        name: row.name,
+        registry_type: row.registryType,
+        registry_url: row.registryUrl,
+        username: row.username,
+      },
+    });
+    return view(row);
+  });
 }
 
 export async function listCredentials(ctx: ServiceContext, orgName?: string): Promise<CredentialView[]> {
@@ -92,10 +106,18 @@ export async function removeCredential(
 ): Promise<CredentialView> {
   const org = await resolveOrg(ctx, orgName);
   if (!z.uuid().safeParse(id).success) throw new AppError("not_found", `Credential ${id} not found.`);
-  const [row] = await ctx.db
-    .delete(registryCredentials)
-    .where(and(eq(registryCredentials.id, id), eq(registryCredentials.orgId, org.id)))
-    .returning();
-  if (!row) throw new AppError("not_found", `Credential ${id} not found in organisation ${org.name}.`);
-  return view(row);
+  return ctx.db.transaction(async (tx) => {
+    const [row] = await tx
+      .delete(registryCredentials)
+      .where(and(eq(registryCredentials.id, id), eq(registryCredentials.orgId, org.id)))
+      .returning();
+    if (!row) throw new AppError("not_found", `Credential ${id} not found in organisation ${org.name}.`);
+    await recordChange(ctx, tx, {
+      action: "credential.remove",
+      orgId: org.id,
+      credentialId: row.id,
+      details: { name: row.name, registry_url: row.registryUrl },
+    });
+    return view(row);
+  });
 }

@@ -1,6 +1,7 @@
 import { and, asc, eq, inArray, isNull } from "drizzle-orm";
 import { OPERATION_TYPES } from "@reoclo/protocol";
 import { z } from "zod";
+import { recordChange } from "../audit/changes";
 import type { ServiceContext } from "../context";
 import { automationKeys, registryCredentials, servers } from "../db/schema";
 import { AppError } from "../errors";
@@ -109,27 +110,46 @@ export async function createKey(
   const days = EXPIRIES[input.expires];
   const now = ctx.now();
   const generated = generateAutomationKey();
-  const [row] = await ctx.db
-    .insert(automationKeys)
-    .values({
+  return ctx.db.transaction(async (tx) => {
+    const [row] = await tx
+      .insert(automationKeys)
+      .values({
+        orgId: org.id,
+        name: input.name,
+        keyHash: generated.hash,
+        prefix: generated.prefix,
+        operations: [...new Set(input.operations)],
+        allServers: input.all_servers,
+        serverIds: [...new Set(input.servers)],
+        allCredentials: input.all_credentials,
+        credentialIds: [...new Set(input.credentials)],
+        allowedCidrs: [...new Set(cidrs)],
+        rateLimitPerMinute: input.rate_limit_per_minute,
+        rateLimitPerHour: input.rate_limit_per_hour,
+        expiresAt: days === null ? null : new Date(now.getTime() + days * 86_400_000),
+        createdAt: now,
+      })
+      .returning();
+    if (!row) throw new AppError("internal_error", "The key could not be stored.");
+    const created = view(row, now);
+    await recordChange(ctx, tx, {
+      action: "key.create",
       orgId: org.id,
-      name: input.name,
-      keyHash: generated.hash,
-      prefix: generated.prefix,
-      operations: [...new Set(input.operations)],
-      allServers: input.all_servers,
-      serverIds: [...new Set(input.servers)],
-      allCredentials: input.all_credentials,
-      credentialIds: [...new Set(input.credentials)],
-      allowedCidrs: [...new Set(cidrs)],
-      rateLimitPerMinute: input.rate_limit_per_minute,
-      rateLimitPerHour: input.rate_limit_per_hour,
-      expiresAt: days === null ? null : new Date(now.getTime() + days * 86_400_000),
-      createdAt: now,
-    })
-    .returning();
-  if (!row) throw new AppError("internal_error", "The key could not be stored.");
-  return { ...view(row, now), key: generated.key };
+      keyId: row.id,
+      details: {
+        name: created.name,
+        prefix: created.prefix,
+        operations: created.operations,
+        servers: created.servers,
+        credentials: created.credentials,
+        allow_ip: created.allow_ip,
+        rate_limit_per_minute: created.rate_limit_per_minute,
+        rate_limit_per_hour: created.rate_limit_per_hour,
+        expires_at: created.expires_at,
+      },
+    });
+    return { ...created, key: generated.key };
+  });
 }
 
 async function requireAllInOrg(
@@ -185,10 +205,19 @@ export async function showKey(ctx: ServiceContext, id: string, orgName?: string)
 export async function revokeKey(ctx: ServiceContext, id: string, orgName?: string): Promise<KeyView> {
   const row = await findKey(ctx, id, orgName);
   const now = ctx.now();
-  const [updated] = await ctx.db
-    .update(automationKeys)
-    .set({ revokedAt: now })
-    .where(and(eq(automationKeys.id, row.id), isNull(automationKeys.revokedAt)))
-    .returning();
-  return view(updated ?? row, now);
+  return ctx.db.transaction(async (tx) => {
+    const [updated] = await tx
+      .update(automationKeys)
+      .set({ revokedAt: now })
+      .where(and(eq(automationKeys.id, row.id), isNull(automationKeys.revokedAt)))
+      .returning();
+    if (updated)
+      await recordChange(ctx, tx, {
+        action: "key.revoke",
+        orgId: row.orgId,
+        keyId: row.id,
+        details: { name: row.name, prefix: row.prefix },
+      });
+    return view(updated ?? row, now);
+  });
 }

@@ -1,5 +1,6 @@
 import { asc, eq } from "drizzle-orm";
 import { z } from "zod";
+import { recordChange } from "../audit/changes";
 import type { ServiceContext } from "../context";
 import { organisations } from "../db/schema";
 import { AppError } from "../errors";
@@ -26,13 +27,16 @@ export async function createOrg(ctx: ServiceContext, name: string): Promise<OrgV
   const parsed = orgName.safeParse(name);
   if (!parsed.success)
     throw new AppError("validation", `Invalid organisation name: ${parsed.error.issues[0]?.message}.`);
-  const [row] = await ctx.db
-    .insert(organisations)
-    .values({ name: parsed.data })
-    .onConflictDoNothing()
-    .returning();
-  if (!row) throw new AppError("conflict", `An organisation named "${parsed.data}" already exists.`);
-  return view(row);
+  return ctx.db.transaction(async (tx) => {
+    const [row] = await tx
+      .insert(organisations)
+      .values({ name: parsed.data })
+      .onConflictDoNothing()
+      .returning();
+    if (!row) throw new AppError("conflict", `An organisation named "${parsed.data}" already exists.`);
+    await recordChange(ctx, tx, { action: "org.create", orgId: row.id, details: { name: row.name } });
+    return view(row);
+  });
 }
 
 export async function listOrgs(ctx: ServiceContext): Promise<OrgView[]> {

@@ -1,4 +1,5 @@
 import { eq } from "drizzle-orm";
+import { recordChange } from "../audit/changes";
 import type { ServiceContext } from "../context";
 import { applications, registryCredentials, servers } from "../db/schema";
 import { credentialSecretContext } from "../credentials/credentials";
@@ -45,7 +46,8 @@ export async function rotateSecrets(ctx: ServiceContext): Promise<RotationReport
       const envEnc = a.envEnc ? reseal(a.envEnc, appEnvSecretContext(a.id)) : undefined;
       if (envEnc) await tx.update(applications).set({ envEnc }).where(eq(applications.id, a.id));
     }
+    report.key_id = ctx.secrets.currentKeyId ?? "";
+    await recordChange(ctx, tx, { action: "secrets.rotate", details: { ...report } });
   });
-  report.key_id = ctx.secrets.currentKeyId ?? "";
   return report;
 }

@@ -3,6 +3,7 @@ import { and, asc, eq } from "drizzle-orm";
 import ssh2 from "ssh2";
 import { z } from "zod";
 import type { ServiceContext } from "../context";
+import { recordChange } from "../audit/changes";
 import { applications, servers } from "../db/schema";
 import { AppError } from "../errors";
 import { resolveOrg } from "../orgs/orgs";
@@ -90,33 +91,62 @@ export async function addServer(ctx: ServiceContext, raw: AddServerInput): Promi
       },
     );
   }
+  const trustOnFirstUse = !fingerprint;
   if (!fingerprint) fingerprint = await withSshErrors(() => fetchHostKeyFingerprint(input.host, input.port));
+  const pinned = fingerprint;
   const id = randomUUID();
-  const [row] = await ctx.db
-    .insert(servers)
-    .values({
-      id,
+  return ctx.db.transaction(async (tx) => {
+    const [row] = await tx
+      .insert(servers)
+      .values({
+        id,
+        orgId: org.id,
+        name: input.name,
+        host: input.host,
+        port: input.port,
+        username: input.user,
+        privateKeyEnc: ctx.secrets.encrypt(input.private_key, serverSecretContext(id, "private_key")),
+        passphraseEnc: input.passphrase
+          ? ctx.secrets.encrypt(input.passphrase, serverSecretContext(id, "passphrase"))
+          : null,
+        hostKeyFingerprint: pinned,
+        containerCli: input.container_cli,
+        ...(input.reboot_command !== undefined ? { rebootCommand: input.reboot_command } : {}),
+      })
+      .onConflictDoNothing()
+      .returning();
+    if (!row)
+      throw new AppError(
+        "conflict",
+        `A server named "${input.name}" already exists in organisation ${org.name}.`,
+      );
+    const added = view(row);
+    await recordChange(ctx, tx, {
+      action: "server.add",
       orgId: org.id,
-      name: input.name,
-      host: input.host,
-      port: input.port,
-      username: input.user,
-      privateKeyEnc: ctx.secrets.encrypt(input.private_key, serverSecretContext(id, "private_key")),
-      passphraseEnc: input.passphrase
-        ? ctx.secrets.encrypt(input.passphrase, serverSecretContext(id, "passphrase"))
-        : null,
-      hostKeyFingerprint: fingerprint,
-      containerCli: input.container_cli,
-      ...(input.reboot_command !== undefined ? { rebootCommand: input.reboot_command } : {}),
-    })
-    .onConflictDoNothing()
-    .returning();
-  if (!row)
-    throw new AppError(
-      "conflict",
-      `A server named "${input.name}" already exists in organisation ${org.name}.`,
-    );
-  return view(row);
+      serverId: row.id,
+      details: {
+        name: added.name,
+        host: added.host,
+        port: added.port,
+        user: added.user,
+        container_cli: added.container_cli,
+        reboot_command: row.rebootCommand,
+        has_passphrase: added.has_passphrase,
+      },
+    });
+    await recordChange(ctx, tx, {
+      action: "server.host_key.pin",
+      orgId: org.id,
+      serverId: row.id,
+      details: {
+        host_key_fingerprint: pinned,
+        method: trustOnFirstUse ? "trust_on_first_use" : "fingerprint_given",
+        previous_fingerprint: null,
+      },
+    });
+    return added;
+  });
 }
 
 export async function listServers(ctx: ServiceContext, orgName?: string): Promise<ServerView[]> {
@@ -157,7 +187,20 @@ export async function removeServer(ctx: ServiceContext, id: string, orgName?: st
       "conflict",
       `Server ${row.name} is used by application "${app.name}"; remove the application first.`,
     );
-  await ctx.db.delete(servers).where(eq(servers.id, id));
+  await ctx.db.transaction(async (tx) => {
+    await tx.delete(servers).where(eq(servers.id, id));
+    await recordChange(ctx, tx, {
+      action: "server.remove",
+      orgId: row.orgId,
+      serverId: row.id,
+      details: {
+        name: row.name,
+        host: row.host,
+        port: row.port,
+        host_key_fingerprint: row.hostKeyFingerprint,
+      },
+    });
+  });
   return view(row);
 }
 

@@ -1,0 +1,53 @@
+// Changes to what the service may do (servers, host-key pins, keys, credentials, applications,
+// organisations, the master key) are audit rows next to the automation API's decisions: who, what,
+// which target, and a summary that never holds a secret (spec §11 "Audit"; issue 13, item 13).
+import type { ServiceContext } from "../context";
+import type { Database } from "../db/database";
+import { auditEvents } from "../db/schema";
+import { storableEvent } from "../access/audit-writer";
+
+/** The actor of changes made through reoclo-admin (in process or over the service's socket). */
+export const ADMIN_CLI_ACTOR = "admin-cli";
+
+export type ChangeAction =
+  | "org.create"
+  | "server.add"
+  | "server.remove"
+  | "server.host_key.pin"
+  | "key.create"
+  | "key.revoke"
+  | "credential.add"
+  | "credential.remove"
+  | "application.add"
+  | "application.remove"
+  | "secrets.rotate";
+
+export interface Change {
+  action: ChangeAction;
+  orgId?: string | undefined;
+  keyId?: string | undefined;
+  serverId?: string | undefined;
+  credentialId?: string | undefined;
+  applicationId?: string | undefined;
+  /** Names, scopes, fingerprints: what changed, never a password, key or env value. */
+  details: Record<string, unknown>;
+}
+
+/** Writes one change row; pass the transaction of the change itself, so both happen or neither. */
+export async function recordChange(ctx: ServiceContext, db: Database, change: Change): Promise<void> {
+  await db.insert(auditEvents).values(
+    storableEvent({
+      at: ctx.now(),
+      outcome: "allowed",
+      reason: change.action,
+      action: change.action,
+      actor: ctx.actor ?? ADMIN_CLI_ACTOR,
+      orgId: change.orgId ?? null,
+      keyId: change.keyId ?? null,
+      serverId: change.serverId ?? null,
+      credentialId: change.credentialId ?? null,
+      applicationId: change.applicationId ?? null,
+      details: change.details,
+    }),
+  );
+}
