@@ -108,21 +108,30 @@ describe("runRemote", () => {
   it("keeps env values and the command text out of every command line on the host", async () => {
     const secret = `secret-${token()}`;
     const marker = `marker-${token()}`;
-    const { result, operationId } = start({ command: `: ${marker}; sleep 2`, env: { SECRET: secret } });
+    let running = false;
+    const { result, operationId } = start(
+      { command: `echo running; : ${marker}; sleep 2`, env: { SECRET: secret } },
+      targetFor(host),
+      () => (running = true),
+    );
     const seen: string[] = [];
     const onDisk: string[] = [];
     let finished = false;
     void result.then(() => (finished = true));
     while (!finished) {
       seen.push(allCommandLines());
-      // The env file is deleted as soon as it is sourced; the command file stays until the end.
-      const grep = ["-c", `grep -rl -- ${secret} /tmp/reoclo-${operationId}.* 2>/dev/null || true`];
-      onDisk.push(execFileSync("sh", grep, { encoding: "utf8" }));
+      // The env file (0600, in a 0700 directory) is deleted as soon as it is sourced, before the
+      // command runs: from the command's first output on, no file on the host holds the value.
+      if (running) {
+        const grep = ["-c", `grep -rl -- ${secret} /tmp/reoclo-${operationId}.* 2>/dev/null || true`];
+        onDisk.push(execFileSync("sh", grep, { encoding: "utf8" }));
+      }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     expect((await result).outcome).toMatchObject({ kind: "exited", exitCode: 0 });
     expect(seen.some((ps) => ps.includes(operationId))).toBe(true); // the sampling did see the run
     expect(seen.filter((ps) => ps.includes(secret) || ps.includes(marker))).toEqual([]);
+    expect(onDisk.length).toBeGreaterThan(10); // the disk was looked at while the command ran
     expect(onDisk.filter((files) => files !== "")).toEqual([]);
   });
 
