@@ -44,8 +44,9 @@ const ours = await listen(createHttpServer(app.fetch));
 const bareServer = await listen(createHttpServer(bare.fetch));
 process.stdout.write(JSON.stringify({ ours, bare: bareServer, key }) + "\n");
 process.on("SIGTERM", () => {
-  void state.audit
+  void state.keyWatch
     .close()
+    .then(() => state.audit.close())
     .then(() => database.close())
     .then(() => process.exit(0));
 });

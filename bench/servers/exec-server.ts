@@ -67,6 +67,7 @@ process.on("SIGTERM", () => {
     await runner.shutdown(0);
     await closed;
     state.limiter.close();
+    await state.keyWatch.close();
     await state.audit.close();
     await pool.close();
     await database.close();

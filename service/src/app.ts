@@ -5,6 +5,7 @@ import type { RequestIdVariables } from "hono/request-id";
 import { assignRequestId } from "./http/request-id";
 import { AuditWriter } from "./access/audit-writer";
 import { parseCidrs } from "./access/client-ip";
+import { KeyWatch } from "./access/key-watch";
 import type { AccessDeps } from "./access/pipeline";
 import { AuthFailureLimiter, KeyRateLimiter } from "./access/rate-limit";
 import { keyRoutes } from "./api/key";
@@ -25,6 +26,8 @@ export interface AppDeps {
   readonly logger: Logger;
   readonly limiter: KeyRateLimiter;
   readonly audit: AuditWriter;
+  /** Ends the event streams of keys revoked or expired while they are open. */
+  readonly keyWatch: KeyWatch;
   readonly authFailures?: AuthFailureLimiter;
   /** Runs operations on hosts; shared by every route that starts one. */
   readonly runner: OperationRunner;
@@ -39,16 +42,18 @@ const READY_TIMEOUT_MS = 2_000;
 
 /**
  * The shared state of the access pipeline: rate-limit counters in the database when several
- * instances may share it (postgres), in process memory for the single embedded instance.
+ * instances may share it (postgres), in process memory for the single embedded instance; the
+ * watch over the keys of open event streams. Whoever creates it closes `keyWatch` and `audit`.
  */
 export function createAccessState(
   database: DatabaseHandle,
   logger: Logger,
-  opts: { auditFlushMs?: number } = {},
+  opts: { auditFlushMs?: number; keyWatchMs?: number; now?: () => Date } = {},
 ) {
   return {
     limiter: new KeyRateLimiter(database, database.driver === "postgres" ? "database" : "memory"),
     audit: new AuditWriter(database, logger, opts.auditFlushMs),
+    keyWatch: new KeyWatch(database, logger, { intervalMs: opts.keyWatchMs, now: opts.now }),
   };
 }
 
@@ -57,6 +62,7 @@ export function createAccessDeps(deps: AppDeps): AccessDeps {
     db: deps.database.db,
     limiter: deps.limiter,
     audit: deps.audit,
+    keyWatch: deps.keyWatch,
     authFailures: deps.authFailures ?? new AuthFailureLimiter(),
     trustedProxies: parseCidrs(deps.config.trustedProxies),
     now: deps.now ?? (() => new Date()),

@@ -90,6 +90,7 @@ async function main(): Promise<void> {
     await closed;
     adminServer.closeAllConnections();
     accessState.limiter.close();
+    await accessState.keyWatch.close();
     await accessState.audit.close();
     await pool.close();
     await runtime.close();

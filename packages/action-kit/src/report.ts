@@ -111,7 +111,14 @@ const ADVICE: Record<string, string> = {
   not_found: "No such server in the key's organisation: check the `server_id` input.",
   rate_limited: "The key's rate limit stayed exhausted through every retry; raise it or spread the calls.",
   secrets_unavailable: "The service has no master key to decrypt the server's SSH key (REOCLO_MASTER_KEY).",
+  key_revoked:
+    "The key was revoked while the command ran: the command goes on on the host, but this step can no longer follow it. Its end is in the service's audit log and operations.",
+  key_expired:
+    "The key expired while the command ran: the command goes on on the host, but this step can no longer follow it. Use a key that outlives the job.",
 };
+
+/** Codes that end a step that had started, rather than refuse one: said as such. */
+const ENDED = new Set(["key_revoked", "key_expired"]);
 
 export interface ApiRefusal {
   code: string;
@@ -129,5 +136,6 @@ export function refusalMessage(e: ApiRefusal): string {
     : "";
   const advice = ADVICE[e.code];
   const request = e.requestId ? ` (request ${e.requestId})` : "";
-  return `The Reoclo API refused the command: ${e.code} (HTTP ${e.status}): ${e.detail}${fields}${request}${advice ? `\n${advice}` : ""}`;
+  const what = ENDED.has(e.code) ? "stopped following the command" : "refused the command";
+  return `The Reoclo API ${what}: ${e.code} (HTTP ${e.status}): ${e.detail}${fields}${request}${advice ? `\n${advice}` : ""}`;
 }

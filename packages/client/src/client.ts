@@ -97,8 +97,9 @@ export class ReocloClient {
   /**
    * Runs a command once and resolves with its final result, streaming its output to
    * onOutput. See exec.ts for how it streams, resumes, learns the operation id and falls
-   * back to polling. Rejects with a ReocloApiError (the envelope), a network error once the
-   * retries are used up, or an AbortError.
+   * back to polling. Rejects with a ReocloApiError (the envelope, also when the service ends
+   * the stream with an `error` event such as `key_revoked`: the command goes on), a network
+   * error once the retries are used up, or an AbortError.
    */
   async exec(req: ExecRequestInput, opts: ExecCallOptions = {}): Promise<ExecFinishedResponse> {
     // Our own controller also stops the background id lookup once exec settles.

@@ -1,6 +1,6 @@
 // Errors that keep the API's envelope (spec §1), so callers can branch on `code` and show
 // `detail` as the service worded it.
-import { errorEnvelopeSchema, HEADERS, type FieldErrors } from "@reoclo/protocol";
+import { errorEnvelopeSchema, errorStatus, HEADERS, isErrorCode, type FieldErrors } from "@reoclo/protocol";
 
 /** Longest slice of a non-JSON error body kept in `detail` (a proxy's HTML page can be huge). */
 const RAW_DETAIL_MAX_CHARS = 500;
@@ -67,6 +67,38 @@ export async function errorFromResponse(res: Response, retryAfterMs?: number): P
     detail: raw || res.statusText || `HTTP ${res.status}`,
     requestId: headerRequestId,
     retryAfterMs,
+  });
+}
+
+/**
+ * The final `error` event of an event stream (e.g. `key_revoked`: the stream ends, the operation
+ * goes on). It came in a 200 answer, so the status is the one the code always has (401 for
+ * `key_revoked`); a code this client does not know keeps the answer's status.
+ */
+export function errorFromEvent(res: Response, data: string): ReocloApiError {
+  const headerRequestId = res.headers.get(HEADERS.requestId) ?? undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(data);
+  } catch {
+    json = undefined;
+  }
+  const envelope = errorEnvelopeSchema.safeParse(json);
+  if (!envelope.success) {
+    return new ReocloApiError({
+      status: res.status,
+      code: "unexpected_response",
+      detail: "The event stream ended with an error event the client cannot read.",
+      requestId: headerRequestId,
+    });
+  }
+  const code = envelope.data.error;
+  return new ReocloApiError({
+    status: isErrorCode(code) ? errorStatus(code) : res.status,
+    code,
+    detail: envelope.data.detail,
+    requestId: envelope.data.request_id || headerRequestId,
+    fields: envelope.data.fields,
   });
 }
 

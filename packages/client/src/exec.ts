@@ -12,6 +12,9 @@
 //    `Last-Event-ID`, so onOutput sees every chunk once, without gap or duplicate.
 // 4. When streaming is unavailable (a JSON answer, or the stream failing repeatedly) it
 //    polls GET /operations/{id}, and at the end hands onOutput what it had not seen yet.
+// 5. A final `error` event (the key was revoked or expired while the stream was open; the
+//    command goes on) ends it: no resume and no polling with that key; it rejects with a
+//    ReocloApiError of the event's code and detail.
 import {
   CONTENT_TYPE_EVENT_STREAM,
   execResponseSchema,
@@ -181,6 +184,7 @@ export async function runExec(
       if (status === undefined) return poll(answer.operation_id);
       return finish(answer.operation_id, status, outcome.result, false);
     }
+    if (outcome.kind === "error") throw outcome.error;
     failures = lastSeq > seqBefore ? 1 : failures + 1;
     const { operation_id: id } = await replay;
     if (failures >= MAX_STREAM_FAILURES) {

@@ -1,4 +1,5 @@
-// Reading one operation event stream (spec §6): `output`, `status`, then `end`.
+// Reading one operation event stream (spec §6): `output`, `status`, then `end`, or a final
+// `error` (the envelope) when the service ends the stream early, e.g. because its key was revoked.
 import {
   endEventSchema,
   outputEventSchema,
@@ -7,17 +8,22 @@ import {
   type OutputEvent,
   type StatusEvent,
 } from "@reoclo/protocol";
+import { errorFromEvent, type ReocloApiError } from "./errors.js";
 import { abortError } from "./retry.js";
 import { parseSse } from "./sse.js";
 
 export type StreamEvent =
   { event: "output"; data: OutputEvent; id: string } | { event: "status"; data: StatusEvent; id: string };
-export type StreamOutcome = { kind: "end"; result: OperationResult } | { kind: "dropped"; why: string };
+export type StreamOutcome =
+  | { kind: "end"; result: OperationResult }
+  /** The service ended the stream with an `error` event: final, not to be resumed with this key. */
+  | { kind: "error"; error: ReocloApiError }
+  | { kind: "dropped"; why: string };
 
 /**
- * Reads one event stream until `end`, handing each known event's JSON to `onEvent`.
- * A broken connection, an early close or an unreadable event is a "dropped" outcome (the
- * caller resumes); an abort rejects; an exception thrown by `onEvent`'s caller code
+ * Reads one event stream until `end` (or a final `error`), handing each known event's JSON to
+ * `onEvent`. A broken connection, an early close or an unreadable event is a "dropped" outcome
+ * (the caller resumes); an abort rejects; an exception thrown by `onEvent`'s caller code
  * (onOutput) propagates.
  */
 export async function consume(
@@ -31,9 +37,14 @@ export async function consume(
   const reader = (res.body as ReadableStream<Uint8Array>).getReader();
   const decoder = new TextDecoder();
   let result: OperationResult | undefined;
+  let failure: ReocloApiError | undefined;
   let bad: string | undefined;
   const parser = parseSse((msg) => {
-    if (result !== undefined || bad !== undefined) return;
+    if (result !== undefined || failure !== undefined || bad !== undefined) return;
+    if (msg.event === "error") {
+      failure = errorFromEvent(res, msg.data);
+      return;
+    }
     if (msg.event !== "output" && msg.event !== "status" && msg.event !== "end") return;
     let data: unknown;
     try {
@@ -72,11 +83,13 @@ export async function consume(
       if (chunk.done) break;
       parser.push(decoder.decode(chunk.value, { stream: true }));
       if (result !== undefined) return { kind: "end", result };
+      if (failure !== undefined) return { kind: "error", error: failure };
       if (bad !== undefined) return { kind: "dropped", why: bad };
     }
     parser.push(decoder.decode());
     parser.end();
     if (result !== undefined) return { kind: "end", result };
+    if (failure !== undefined) return { kind: "error", error: failure };
     return { kind: "dropped", why: bad ?? "the stream closed before its end event" };
   } finally {
     // Releases the connection when we stop early (end seen, abort, bad event).

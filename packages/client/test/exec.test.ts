@@ -2,7 +2,7 @@
 // for why a fake): retries, idempotency, stream resume, polling fallback, errors, abort.
 import { afterEach, describe, expect, it } from "vitest";
 import { ReocloApiError, ReocloClient, type ClientOptions } from "../src/index.js";
-import { API_KEY, startFake, type Chunk, type FakeOptions } from "./fake-api.js";
+import { API_KEY, REVOKED_DETAIL, startFake, type Chunk, type FakeOptions } from "./fake-api.js";
 
 const SERVER_ID = "6f1c2d3e-0000-4000-8000-000000000001";
 const OUTPUTS: Chunk[] = [
@@ -191,6 +191,24 @@ describe("ReocloClient.exec", () => {
     await t.run();
     expect(t.seen.map((c) => c.data).join("")).toBe(long.map((c) => c.data).join(""));
     expect(t.fake.seen.at(-1)).toMatchObject({ method: "GET", path: `/operations/${t.ids[0]}/events` });
+  });
+
+  it("stops at an error event (key revoked): no resume, no polling, and rejects with its code", async () => {
+    const t = await setup({ outputs: OUTPUTS, revokeAfter: 2 });
+    const err = await t.run().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ReocloApiError);
+    expect(err).toMatchObject({
+      status: 401,
+      code: "key_revoked",
+      detail: REVOKED_DETAIL,
+      requestId: "req-stream",
+    });
+    // Everything sent before the error event was handed over; the operation was announced.
+    expect(t.seen).toEqual(OUTPUTS.slice(0, 2));
+    expect(t.ids).toHaveLength(1);
+    // The streaming POST was the only request: nothing more was sent with the revoked key.
+    expect(t.fake.seen.map((s) => `${s.method} ${s.path}`)).toEqual(["POST /exec"]);
+    expect(t.fake.commandsRun).toBe(1);
   });
 
   it("rejects with an AbortError when the signal aborts mid-stream", async () => {

@@ -33,7 +33,15 @@ export interface FakeOptions {
   holdOpen?: boolean;
   /** Answer without the X-Operation-Id header, as a service from before it did. */
   noOperationIdHeader?: boolean;
+  /**
+   * The key is revoked after this many output events of the first stream: the stream ends with
+   * an `error` event (`key_revoked`), and every later request is refused 401, as by the service.
+   */
+  revokeAfter?: number;
 }
+
+export const REVOKED_DETAIL =
+  "The automation key was revoked: the operation goes on (poll it with another key or see it in the audit log), but this event stream ends here.";
 
 export interface Seen {
   method: string;
@@ -50,6 +58,7 @@ export async function startFake(opts: FakeOptions) {
   const ops = new Map<string, { id: string; polls: number }>();
   let commandsRun = 0;
   let streams = 0;
+  let revoked = false;
   const stdout = opts.outputs.filter((o) => o.stream === "stdout").map((o) => o.data);
   const stderr = opts.outputs.filter((o) => o.stream === "stderr").map((o) => o.data);
   const result = {
@@ -76,6 +85,11 @@ export async function startFake(opts: FakeOptions) {
     });
     let text = `event: status\nid: ${after}\ndata: {"status":"running"}\n\n`;
     for (let seq = after + 1; seq <= opts.outputs.length; seq++) {
+      if (resume === 0 && seq === (opts.revokeAfter ?? -1) + 1) {
+        revoked = true;
+        const error = { error: "key_revoked", detail: REVOKED_DETAIL, request_id: "req-stream" };
+        return void res.end(`${text}event: error\nid: ${seq - 1}\ndata: ${JSON.stringify(error)}\n\n`);
+      }
       const event = `event: output\nid: ${seq}\ndata: ${JSON.stringify(opts.outputs[seq - 1])}\n\n`;
       if (dropAt !== undefined && seq === dropAt + 1) {
         // Flushed first, then the socket is destroyed: the client sees half an event and a reset.
@@ -114,7 +128,7 @@ export async function startFake(opts: FakeOptions) {
       lastEventId: h("last-event-id"),
       userAgent: h("user-agent"),
     });
-    if (h("authorization") !== `Bearer ${API_KEY}`) {
+    if (revoked || h("authorization") !== `Bearer ${API_KEY}`) {
       return json(res, 401, { error: "unauthorized", detail: "Missing or invalid key.", request_id: "r" });
     }
     const byId = /^\/operations\/([^/]+)(\/events)?$/.exec(path);

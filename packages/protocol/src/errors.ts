@@ -4,6 +4,9 @@ import { z } from "zod";
 /** Every error code the API may answer, with the HTTP status it always comes with. */
 export const ERROR_CODES = {
   unauthorized: 401,
+  // Only as the final `error` event of an event stream whose key was revoked or expired meanwhile.
+  key_revoked: 401,
+  key_expired: 401,
   ip_not_allowed: 403,
   operation_not_allowed: 403,
   server_not_in_scope: 403,

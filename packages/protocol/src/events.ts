@@ -1,9 +1,10 @@
 // Server-Sent Events of `GET /operations/{id}/events` and of `POST /exec` with
 // `Accept: text/event-stream` (spec §6). Each event's `data` is one JSON object.
 import { z } from "zod";
+import { errorEnvelopeSchema } from "./errors.js";
 import { operationResultSchema, operationStatusSchema } from "./operations.js";
 
-export const SSE_EVENT_NAMES = ["output", "status", "end"] as const;
+export const SSE_EVENT_NAMES = ["output", "status", "end", "error"] as const;
 export const sseEventNameSchema = z.enum(SSE_EVENT_NAMES);
 export type SseEventName = z.infer<typeof sseEventNameSchema>;
 
@@ -25,15 +26,25 @@ export type StatusEvent = z.output<typeof statusEventSchema>;
 export const endEventSchema = operationResultSchema;
 export type EndEvent = z.output<typeof endEventSchema>;
 
+/**
+ * A last event instead of `end`: the stream stops although the operation goes on, e.g.
+ * `key_revoked` or `key_expired` when the stream's key stopped being valid (issue 13). The data
+ * is the error envelope of spec §1; a client must not reconnect with the same key.
+ */
+export const errorEventSchema = errorEnvelopeSchema;
+export type StreamErrorEvent = z.output<typeof errorEventSchema>;
+
 /** Payload schema per event name, for a client that dispatches on the SSE `event:` field. */
 export const sseEventDataSchemas = {
   output: outputEventSchema,
   status: statusEventSchema,
   end: endEventSchema,
+  error: errorEventSchema,
 } as const satisfies Record<SseEventName, z.ZodType>;
 
 /** One parsed event; `id` is what a reconnecting client sends back as `Last-Event-ID`. */
 export type SseEvent =
   | { id: string; event: "output"; data: OutputEvent }
   | { id: string; event: "status"; data: StatusEvent }
-  | { id: string; event: "end"; data: EndEvent };
+  | { id: string; event: "end"; data: EndEvent }
+  | { id: string; event: "error"; data: StreamErrorEvent };

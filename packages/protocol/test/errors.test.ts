@@ -14,6 +14,8 @@ describe("error codes", () => {
   it("maps every code of the contract to its status", () => {
     expect(ERROR_CODES).toEqual({
       unauthorized: 401,
+      key_revoked: 401,
+      key_expired: 401,
       ip_not_allowed: 403,
       operation_not_allowed: 403,
       server_not_in_scope: 403,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   endEventSchema,
+  errorEventSchema,
   outputEventSchema,
   SSE_EVENT_NAMES,
   sseEventDataSchemas,
@@ -8,8 +9,8 @@ import {
 } from "@reoclo/protocol";
 
 describe("SSE events", () => {
-  it("are output, status and end, each with a payload schema", () => {
-    expect(SSE_EVENT_NAMES).toEqual(["output", "status", "end"]);
+  it("are output, status, end and error, each with a payload schema", () => {
+    expect(SSE_EVENT_NAMES).toEqual(["output", "status", "end", "error"]);
     expect(Object.keys(sseEventDataSchemas).sort()).toEqual([...SSE_EVENT_NAMES].sort());
   });
 
@@ -37,5 +38,15 @@ describe("SSE events", () => {
     };
     expect(endEventSchema.parse(result)).toEqual(result);
     expect(sseEventDataSchemas.end.parse(result)).toEqual(result);
+  });
+
+  it("error is the error envelope, ending the stream while the operation goes on", () => {
+    const revoked = {
+      error: "key_revoked",
+      detail: "The automation key was revoked: the operation goes on, but this event stream ends here.",
+      request_id: "req-1",
+    };
+    expect(errorEventSchema.parse(revoked)).toEqual(revoked);
+    expect(sseEventDataSchemas.error.safeParse({ error: "key_revoked" }).success).toBe(false);
   });
 });

@@ -13,6 +13,7 @@ import { describeDatabaseError } from "../db/errors";
 import type { AuditEvent, AuditWriter } from "./audit-writer";
 import { parseBearer, verifyAutomationKey } from "./authenticate";
 import { authBudgetKey, ipInCidrs, parseCidrs, resolveClientIp, type ParsedCidr } from "./client-ip";
+import type { KeyWatch } from "./key-watch";
 import type { AuthFailureLimiter, KeyRateLimiter } from "./rate-limit";
 import { isUuid, requireApplication, requireCredential, requireServer } from "./scope";
 
@@ -24,6 +25,8 @@ export interface AccessDeps {
   readonly limiter: KeyRateLimiter;
   readonly authFailures: AuthFailureLimiter;
   readonly audit: AuditWriter;
+  /** A key is checked once per request; this ends its event streams that outlive a revocation. */
+  readonly keyWatch: KeyWatch;
   readonly trustedProxies: readonly ParsedCidr[];
   readonly now: () => Date;
   readonly logger: Logger;

@@ -8,6 +8,7 @@ import {
 } from "@reoclo/protocol";
 import { eq } from "drizzle-orm";
 import { Hono, type Context } from "hono";
+import { keyEndedEnvelope } from "../access/key-watch";
 import { automationAccess, type Access, type AccessDeps } from "../access/pipeline";
 import { isUuid, serverInScope } from "../access/scope";
 import type { ServiceContext } from "../context";
@@ -112,9 +113,9 @@ export async function startOperation(
     c.header(HEADERS.idempotentReplayed, "true");
     const found = await getOperationWithServer(deps.ctx.db, created.operationId);
     if (!found) throw new AppError("not_found", "Operation not found.");
-    return answer(c, deps, found.op, spec.answer);
+    return answer(c, deps, access, found.op, spec.answer);
   }
-  return answer(c, deps, created.row, spec.answer);
+  return answer(c, deps, access, created.row, spec.answer);
 }
 
 export interface AnswerOptions {
@@ -124,18 +125,36 @@ export interface AnswerOptions {
 }
 
 /** Answers for an operation just created (or replayed): its events, 202, or the result once known. */
-async function answer(c: Context, deps: OperationApiDeps, op: OperationRow, opts: AnswerOptions = {}) {
+async function answer(
+  c: Context,
+  deps: OperationApiDeps,
+  access: Access,
+  op: OperationRow,
+  opts: AnswerOptions = {},
+) {
   // The id is known before any event: a streaming client can cancel or resume at once.
   c.header(HEADERS.operationId, op.id);
-  if (wantsEvents(c))
-    // c.body keeps what the pipeline already set (X-Request-Id, RateLimit-*, Idempotent-Replayed).
-    return c.body(operationEventStream(deps.ctx.db, deps.runner, op, 0), 200, SSE_HEADERS);
+  if (wantsEvents(c)) return eventsAnswer(c, deps, access, op, 0);
   if (opts.accepted) return c.json({ operation_id: op.id, status: "running", ...opts.extra }, 202);
   const final =
     op.status === "running"
       ? await deps.runner.waitForFinal(op.id, deps.ctx.config.syncWaitSeconds * 1000)
       : op;
   return c.json({ ...execAnswer(final ?? op), ...opts.extra }, 200);
+}
+
+/**
+ * The operation's event stream. The key was checked once, for this request: if it is revoked or
+ * expires while the stream is open, the stream ends with an `error` event and the operation goes on.
+ */
+function eventsAnswer(c: Context, deps: OperationApiDeps, access: Access, op: OperationRow, after: number) {
+  const requestId = (c.get("requestId") as string | undefined) ?? "";
+  const stream = operationEventStream(deps.ctx.db, deps.runner, op, after, {
+    endEarly: (end) =>
+      deps.access.keyWatch.watch(access.key.id, (why) => end(keyEndedEnvelope(why, requestId))),
+  });
+  // c.body keeps what the pipeline already set (X-Request-Id, RateLimit-*, Idempotent-Replayed).
+  return c.body(stream, 200, SSE_HEADERS);
 }
 
 /** The operation, if this key may read it: same organisation and its server in scope; else 404. */
@@ -219,9 +238,10 @@ export function operationRoutes(deps: OperationApiDeps) {
       return c.json(operationAnswer(found.op, found.serverName));
     })
     .get("/operations/:id/events", automationAccess(deps.access, { operation: null }), async (c) => {
-      const found = await readable(deps, c.get("access"), c.req.param("id"));
+      const access = c.get("access");
+      const found = await readable(deps, access, c.req.param("id"));
       const after = parseLastEventId(c.req.header("last-event-id") ?? c.req.query("last_event_id"));
-      return c.body(operationEventStream(deps.ctx.db, deps.runner, found.op, after), 200, SSE_HEADERS);
+      return eventsAnswer(c, deps, access, found.op, after);
     })
     .post("/operations/:id/cancel", automationAccess(deps.access, { operation: null }), async (c) => {
       const access = c.get("access");

@@ -1,4 +1,5 @@
 import { StringDecoder } from "node:string_decoder";
+import type { ErrorEnvelope } from "@reoclo/protocol";
 import type { OperationRunner } from "../operations/runner";
 import type { OutputEvent } from "../operations/output";
 import { getOperation, readOutput, type OperationRow } from "../operations/store";
@@ -6,7 +7,8 @@ import { resultOf } from "../operations/view";
 import type { Database } from "../db/database";
 
 // Server-Sent Events of one operation (spec §6): `status`, `output` (id = event sequence) and a
-// final `end`. A client resuming with Last-Event-ID gets exactly what it missed, from any
+// final `end`, or a final `error` when the stream is ended early (its key was revoked) while the
+// operation goes on. A client resuming with Last-Event-ID gets exactly what it missed, from any
 // instance: stored events come from the database; live ones from the runner when it is local.
 // Small writes are batched so a chatty command cannot flood the event loop.
 
@@ -19,17 +21,34 @@ const MAX_UNREAD_BYTES = 16 * 1024 * 1024;
 /** A comment this often keeps proxies from closing a quiet stream and lets clients tell a dead one (WHATWG SSE §9.2.7). */
 export const KEEPALIVE_MS = 15_000;
 
+export interface EventStreamOptions {
+  keepaliveMs?: number;
+  /**
+   * Lets the stream be ended early: called once with `end`, which sends a final `error` event
+   * (the error envelope) and closes the stream; returns what stops listening.
+   */
+  endEarly?: (end: (error: ErrorEnvelope) => void) => () => void;
+}
+
 export function operationEventStream(
   db: Database,
   runner: OperationRunner,
   op: OperationRow,
   afterSeq: number,
-  opts: { keepaliveMs?: number } = {},
+  opts: EventStreamOptions = {},
 ) {
   const encoder = new TextEncoder();
   let closed = false;
   let cleanup: (() => void) | undefined;
+  let stopEndEarly: (() => void) | undefined;
   let keepalive: NodeJS.Timeout | undefined;
+  /** Whatever way the stream ends, it stops its timers and subscriptions here. */
+  const release = () => {
+    closed = true;
+    clearInterval(keepalive);
+    cleanup?.();
+    stopEndEarly?.();
+  };
   return new ReadableStream<Uint8Array>(
     {
       async start(controller) {
@@ -43,13 +62,12 @@ export function operationEventStream(
           if (buffer && !closed) controller.enqueue(encoder.encode(buffer));
           buffer = "";
           if (!closed && (controller.desiredSize ?? 0) < -MAX_UNREAD_BYTES) {
-            closed = true;
-            clearInterval(keepalive);
-            cleanup?.();
+            release();
             controller.error(new Error("the client reads too slowly; reconnect with Last-Event-ID"));
           }
         };
         const send = (event: string, id: number, data: unknown) => {
+          if (closed) return;
           buffer += `event: ${event}\nid: ${id}\ndata: ${JSON.stringify(data)}\n\n`;
           if (buffer.length >= BATCH_BYTES) flush();
           else timer ??= setTimeout(flush, BATCH_MS);
@@ -72,13 +90,21 @@ export function operationEventStream(
           }
         };
         const end = (row: OperationRow) => {
+          if (closed) return;
           send("status", cursor, { status: row.status });
           send("end", Math.max(cursor, row.lastSeq) + 1, resultOf(row));
           flush();
-          closed = true;
-          clearInterval(keepalive);
+          release();
           controller.close();
         };
+        // The error's id is the last output sent, so a resume (with another key) misses nothing.
+        stopEndEarly = opts.endEarly?.((error) => {
+          if (closed) return;
+          send("error", cursor, error);
+          flush();
+          release();
+          controller.close();
+        });
         try {
           send("status", cursor, { status: "running" });
           const queued: OutputEvent[] = [];
@@ -114,16 +140,13 @@ export function operationEventStream(
             await new Promise((r) => setTimeout(r, POLL_MS));
           }
         } catch {
-          clearInterval(keepalive);
-          cleanup?.();
-          if (!closed) controller.error(new Error("event stream failed"));
-          closed = true;
+          const failed = !closed;
+          release();
+          if (failed) controller.error(new Error("event stream failed"));
         }
       },
       cancel() {
-        closed = true;
-        clearInterval(keepalive);
-        cleanup?.();
+        release();
       },
     },
     new ByteLengthQueuingStrategy({ highWaterMark: BATCH_BYTES }),

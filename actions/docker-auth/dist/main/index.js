@@ -31372,6 +31372,8 @@ const EXIT_CODE_CANCELLED = 130;
 /** What `ssh` itself exits with when it cannot run the command. */
 const EXIT_CODE_FAILED = 255;
 const KEY_PREFIX = "rca_";
+/** Integration keys (spec §11): the same shape as automation keys behind this prefix. */
+const INTEGRATION_KEY_PREFIX = "rk_t_";
 /** Idempotency keys are honoured for at least this long (spec §6). */
 const IDEMPOTENCY_RETENTION_SECONDS = 24 * 60 * 60;
 const IDEMPOTENCY_RETENTION_MS = IDEMPOTENCY_RETENTION_SECONDS * 1000;
@@ -40978,6 +40980,9 @@ const idempotencyKeySchema = schemas_string()
 /** Every error code the API may answer, with the HTTP status it always comes with. */
 const ERROR_CODES = {
     unauthorized: 401,
+    // Only as the final `error` event of an event stream whose key was revoked or expired meanwhile.
+    key_revoked: 401,
+    key_expired: 401,
     ip_not_allowed: 403,
     operation_not_allowed: 403,
     server_not_in_scope: 403,
@@ -41103,6 +41108,8 @@ const runIdSchema = nullAsAbsent(union([schemas_string(), runIdNumber], { error:
     .refine((value) => common_codePointLength(value) <= RUN_ID_MAX_CHARS, {
     error: `run_id must be at most ${RUN_ID_MAX_CHARS} characters long.`,
 })
+    // It is stored and searched as text, which cannot hold NUL.
+    .refine((value) => !hasNul(value), { error: "run_id must not contain a NUL character." })
     .transform((value) => (value === "" ? undefined : value)));
 
 ;// CONCATENATED MODULE: ../../node_modules/zod/v4/classic/iso.js
@@ -41188,7 +41195,8 @@ const RUN_CONTEXT_KEYS = [
  */
 function runContextValue(key) {
     return nullAsAbsent(union([schemas_string(), schemas_number(), schemas_boolean()], { error: `run_context.${key} must be a string.` })
-        .transform((value) => String(value).slice(0, RUN_CONTEXT_VALUE_MAX_CHARS)));
+        // NUL cannot be stored as text or jsonb, and a lone surrogate not as jsonb: both bend too.
+        .transform((value) => String(value).replaceAll("\u0000", "").slice(0, RUN_CONTEXT_VALUE_MAX_CHARS).toWellFormed()));
 }
 /** Where an operation came from (`provider` is "github_actions" for the published actions). */
 const runContextSchema = object({
@@ -41247,8 +41255,13 @@ const cancelOperationResponseSchema = operationSchema;
 const operationListQuerySchema = object({
     run_id: schemas_string({ error: "run_id is required." })
         .min(1, { error: "run_id is required." })
-        .max(RUN_ID_MAX_CHARS, { error: `run_id must be at most ${RUN_ID_MAX_CHARS} characters long.` }),
-    cursor: schemas_string().min(1).optional(),
+        .max(RUN_ID_MAX_CHARS, { error: `run_id must be at most ${RUN_ID_MAX_CHARS} characters long.` })
+        .refine((value) => !value.includes("\u0000"), { error: "run_id must not contain a NUL character." }),
+    /** Opaque: the `next_cursor` of the previous page, passed back unchanged. */
+    cursor: schemas_string()
+        .min(1, { error: "cursor must be the next_cursor of a previous page." })
+        .max(256, { error: "cursor must be the next_cursor of a previous page." })
+        .optional(),
     limit: coerce_number({ error: "limit must be a whole number." })
         .int({ error: "limit must be a whole number." })
         .min(1, { error: "limit must be at least 1." })
@@ -41543,7 +41556,8 @@ const rebootResponseSchema = (/* unused pure expression or super */ null && (exe
 // `Accept: text/event-stream` (spec §6). Each event's `data` is one JSON object.
 
 
-const SSE_EVENT_NAMES = ["output", "status", "end"];
+
+const SSE_EVENT_NAMES = ["output", "status", "end", "error"];
 const sseEventNameSchema = schemas_enum(SSE_EVENT_NAMES);
 const OUTPUT_STREAMS = ["stdout", "stderr"];
 const outputStreamSchema = schemas_enum(OUTPUT_STREAMS);
@@ -41555,11 +41569,18 @@ const outputEventSchema = object({
 const statusEventSchema = object({ status: operationStatusSchema });
 /** The last event: the same object as the polling answer's `result`; the stream then closes. */
 const endEventSchema = operationResultSchema;
+/**
+ * A last event instead of `end`: the stream stops although the operation goes on, e.g.
+ * `key_revoked` or `key_expired` when the stream's key stopped being valid (issue 13). The data
+ * is the error envelope of spec §1; a client must not reconnect with the same key.
+ */
+const errorEventSchema = errorEnvelopeSchema;
 /** Payload schema per event name, for a client that dispatches on the SSE `event:` field. */
 const sseEventDataSchemas = {
     output: outputEventSchema,
     status: statusEventSchema,
     end: endEventSchema,
+    error: errorEventSchema,
 };
 
 ;// CONCATENATED MODULE: ../../packages/protocol/src/keys.ts
@@ -41661,6 +41682,38 @@ async function errorFromResponse(res, retryAfterMs) {
         detail: raw || res.statusText || `HTTP ${res.status}`,
         requestId: headerRequestId,
         retryAfterMs,
+    });
+}
+/**
+ * The final `error` event of an event stream (e.g. `key_revoked`: the stream ends, the operation
+ * goes on). It came in a 200 answer, so the status is the one the code always has (401 for
+ * `key_revoked`); a code this client does not know keeps the answer's status.
+ */
+function errorFromEvent(res, data) {
+    const headerRequestId = res.headers.get(HEADERS.requestId) ?? undefined;
+    let json;
+    try {
+        json = JSON.parse(data);
+    }
+    catch {
+        json = undefined;
+    }
+    const envelope = errorEnvelopeSchema.safeParse(json);
+    if (!envelope.success) {
+        return new errors_ReocloApiError({
+            status: res.status,
+            code: "unexpected_response",
+            detail: "The event stream ended with an error event the client cannot read.",
+            requestId: headerRequestId,
+        });
+    }
+    const code = envelope.data.error;
+    return new errors_ReocloApiError({
+        status: isErrorCode(code) ? errorStatus(code) : res.status,
+        code,
+        detail: envelope.data.detail,
+        requestId: envelope.data.request_id || headerRequestId,
+        fields: envelope.data.fields,
     });
 }
 /** A 2xx answer whose body is not what the protocol says (wrong shape, not JSON). */
@@ -41946,14 +41999,16 @@ function parseSse(onMessage) {
 }
 
 ;// CONCATENATED MODULE: ../../packages/client/src/stream.ts
-// Reading one operation event stream (spec §6): `output`, `status`, then `end`.
+// Reading one operation event stream (spec §6): `output`, `status`, then `end`, or a final
+// `error` (the envelope) when the service ends the stream early, e.g. because its key was revoked.
+
 
 
 
 /**
- * Reads one event stream until `end`, handing each known event's JSON to `onEvent`.
- * A broken connection, an early close or an unreadable event is a "dropped" outcome (the
- * caller resumes); an abort rejects; an exception thrown by `onEvent`'s caller code
+ * Reads one event stream until `end` (or a final `error`), handing each known event's JSON to
+ * `onEvent`. A broken connection, an early close or an unreadable event is a "dropped" outcome
+ * (the caller resumes); an abort rejects; an exception thrown by `onEvent`'s caller code
  * (onOutput) propagates.
  */
 async function consume(res, signal, onEvent, idleMs) {
@@ -41963,10 +42018,15 @@ async function consume(res, signal, onEvent, idleMs) {
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
     let result;
+    let failure;
     let bad;
     const parser = parseSse((msg) => {
-        if (result !== undefined || bad !== undefined)
+        if (result !== undefined || failure !== undefined || bad !== undefined)
             return;
+        if (msg.event === "error") {
+            failure = errorFromEvent(res, msg.data);
+            return;
+        }
         if (msg.event !== "output" && msg.event !== "status" && msg.event !== "end")
             return;
         let data;
@@ -42019,6 +42079,8 @@ async function consume(res, signal, onEvent, idleMs) {
             parser.push(decoder.decode(chunk.value, { stream: true }));
             if (result !== undefined)
                 return { kind: "end", result };
+            if (failure !== undefined)
+                return { kind: "error", error: failure };
             if (bad !== undefined)
                 return { kind: "dropped", why: bad };
         }
@@ -42026,6 +42088,8 @@ async function consume(res, signal, onEvent, idleMs) {
         parser.end();
         if (result !== undefined)
             return { kind: "end", result };
+        if (failure !== undefined)
+            return { kind: "error", error: failure };
         return { kind: "dropped", why: bad ?? "the stream closed before its end event" };
     }
     finally {
@@ -42062,6 +42126,9 @@ function readWithin(reader, ms) {
 //    `Last-Event-ID`, so onOutput sees every chunk once, without gap or duplicate.
 // 4. When streaming is unavailable (a JSON answer, or the stream failing repeatedly) it
 //    polls GET /operations/{id}, and at the end hands onOutput what it had not seen yet.
+// 5. A final `error` event (the key was revoked or expired while the stream was open; the
+//    command goes on) ends it: no resume and no polling with that key; it rejects with a
+//    ReocloApiError of the event's code and detail.
 
 
 
@@ -42205,6 +42272,8 @@ async function runExec(http, req, opts) {
                 return poll(answer.operation_id);
             return finish(answer.operation_id, status, outcome.result, false);
         }
+        if (outcome.kind === "error")
+            throw outcome.error;
         failures = lastSeq > seqBefore ? 1 : failures + 1;
         const { operation_id: id } = await replay;
         if (failures >= MAX_STREAM_FAILURES) {
@@ -42278,8 +42347,9 @@ class ReocloClient {
     /**
      * Runs a command once and resolves with its final result, streaming its output to
      * onOutput. See exec.ts for how it streams, resumes, learns the operation id and falls
-     * back to polling. Rejects with a ReocloApiError (the envelope), a network error once the
-     * retries are used up, or an AbortError.
+     * back to polling. Rejects with a ReocloApiError (the envelope, also when the service ends
+     * the stream with an `error` event such as `key_revoked`: the command goes on), a network
+     * error once the retries are used up, or an AbortError.
      */
     async exec(req, opts = {}) {
         // Our own controller also stops the background id lookup once exec settles.
@@ -42574,7 +42644,11 @@ const ADVICE = {
     not_found: "No such server in the key's organisation: check the `server_id` input.",
     rate_limited: "The key's rate limit stayed exhausted through every retry; raise it or spread the calls.",
     secrets_unavailable: "The service has no master key to decrypt the server's SSH key (REOCLO_MASTER_KEY).",
+    key_revoked: "The key was revoked while the command ran: the command goes on on the host, but this step can no longer follow it. Its end is in the service's audit log and operations.",
+    key_expired: "The key expired while the command ran: the command goes on on the host, but this step can no longer follow it. Use a key that outlives the job.",
 };
+/** Codes that end a step that had started, rather than refuse one: said as such. */
+const ENDED = new Set(["key_revoked", "key_expired"]);
 function report_refusalMessage(e) {
     const fields = e.fields
         ? Object.entries(e.fields)
@@ -42583,7 +42657,8 @@ function report_refusalMessage(e) {
         : "";
     const advice = ADVICE[e.code];
     const request = e.requestId ? ` (request ${e.requestId})` : "";
-    return `The Reoclo API refused the command: ${e.code} (HTTP ${e.status}): ${e.detail}${fields}${request}${advice ? `\n${advice}` : ""}`;
+    const what = ENDED.has(e.code) ? "stopped following the command" : "refused the command";
+    return `The Reoclo API ${what}: ${e.code} (HTTP ${e.status}): ${e.detail}${fields}${request}${advice ? `\n${advice}` : ""}`;
 }
 
 ;// CONCATENATED MODULE: ../../packages/action-kit/src/state.ts
