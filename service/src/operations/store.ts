@@ -52,6 +52,13 @@ export async function createOperation(
     now: Date;
   },
 ): Promise<Created> {
+  if (!opts.claim && !opts.queue) {
+    // Nothing to create with it: two statements, no transaction (this is every plain /exec).
+    const [row] = await db.insert(operations).values(op).returning();
+    if (!row) throw new Error("operation insert returned nothing");
+    if (opts.auditId) await linkAudit(db, opts.auditId, row.id);
+    return { kind: "created", row, ahead: 0 };
+  }
   try {
     return await db.transaction(async (tx) => {
       const claim = opts.claim;
@@ -80,8 +87,7 @@ export async function createOperation(
       if (!row) throw new Error("operation insert returned nothing");
       if (opts.queue)
         await tx.insert(deployQueue).values({ applicationId: opts.queue.applicationId, operationId: row.id });
-      if (opts.auditId)
-        await tx.update(auditEvents).set({ operationId: row.id }).where(eq(auditEvents.id, opts.auditId));
+      if (opts.auditId) await linkAudit(tx, opts.auditId, row.id);
       return { kind: "created" as const, row, ahead };
     });
   } catch (err) {
@@ -95,6 +101,11 @@ export async function createOperation(
   }
 }
 
+/** The audit row that allowed a request names the operation it started. */
+async function linkAudit(db: Database, auditId: number, operationId: string): Promise<void> {
+  await db.update(auditEvents).set({ operationId }).where(eq(auditEvents.id, auditId));
+}
+
 /** Inserts the claim naming `operationId`, or answers what an earlier request with the key did. */
 async function claimKey(
   tx: Database,
@@ -106,33 +117,44 @@ async function claimKey(
     eq(idempotencyRecords.keyId, claim.keyId),
     eq(idempotencyRecords.idempotencyKey, claim.key),
   );
+  const insert = async () =>
+    (
+      await tx
+        .insert(idempotencyRecords)
+        .values({
+          keyId: claim.keyId,
+          orgId: claim.orgId,
+          idempotencyKey: claim.key,
+          requestHash: claim.requestHash,
+          operationId,
+          expiresAt: claim.expiresAt,
+        })
+        .onConflictDoNothing()
+        .returning({ key: idempotencyRecords.idempotencyKey })
+    ).length > 0;
+  // A first request with this key still being created holds its row: wait for it, but not forever.
   await tx.execute(sql`set local lock_timeout = ${sql.raw(`'${CLAIM_WAIT}'`)}`);
-  await tx.delete(idempotencyRecords).where(and(where, lt(idempotencyRecords.expiresAt, now)));
-  const inserted = await tx
-    .insert(idempotencyRecords)
-    .values({
-      keyId: claim.keyId,
-      orgId: claim.orgId,
-      idempotencyKey: claim.key,
-      requestHash: claim.requestHash,
-      operationId,
-      expiresAt: claim.expiresAt,
-    })
-    .onConflictDoNothing()
-    .returning({ key: idempotencyRecords.idempotencyKey });
-  await tx.execute(sql`set local lock_timeout = 0`);
-  if (inserted.length) return undefined;
-  const [seen] = await tx.select().from(idempotencyRecords).where(where).limit(1);
-  if (!seen) throw new AppError("idempotency_in_progress", IN_PROGRESS);
-  if (seen.requestHash !== claim.requestHash) {
-    throw new AppError(
-      "idempotency_key_mismatch",
-      "This Idempotency-Key was used with a different request body; use a new key for a new request.",
-    );
+  let claimed = await insert();
+  if (!claimed) {
+    const [seen] = await tx.select().from(idempotencyRecords).where(where).limit(1);
+    if (seen && seen.expiresAt.getTime() > now.getTime()) {
+      if (seen.requestHash !== claim.requestHash) {
+        throw new AppError(
+          "idempotency_key_mismatch",
+          "This Idempotency-Key was used with a different request body; use a new key for a new request.",
+        );
+      }
+      // Claims made before operations were created with them may lack the id: still in progress.
+      if (!seen.operationId) throw new AppError("idempotency_in_progress", IN_PROGRESS);
+      return { kind: "replay", operationId: seen.operationId };
+    }
+    // Expired (kept 24 h), or removed meanwhile: the key is free again.
+    await tx.delete(idempotencyRecords).where(and(where, lt(idempotencyRecords.expiresAt, now)));
+    claimed = await insert();
+    if (!claimed) throw new AppError("idempotency_in_progress", IN_PROGRESS);
   }
-  // Claims made before operations were created with them may lack the id: still in progress.
-  if (!seen.operationId) throw new AppError("idempotency_in_progress", IN_PROGRESS);
-  return { kind: "replay", operationId: seen.operationId };
+  await tx.execute(sql`set local lock_timeout = 0`);
+  return undefined;
 }
 
 /** The operation whose turn it is: the oldest deploy of the application still running (or waiting). */
