@@ -1,6 +1,6 @@
 import type { Server } from "node:http";
 import { createAdaptorServer } from "@hono/node-server";
-import { createHttpServer } from "./http/server";
+import { createHttpServer, listen } from "./http/server";
 import { OperationRunner } from "./operations/runner";
 import { SshPool } from "./ssh/pool";
 import { createAdminSocketApp } from "./admin/socket-api";
@@ -64,17 +64,7 @@ async function main(): Promise<void> {
   ).fetch;
 
   const server = createHttpServer(app.fetch);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : config.port;
-  logger.info("listening", {
-    url: `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`,
-    database: runtime.database.driver === "pglite" ? `embedded (${config.dataDir})` : "postgres",
-  });
-
+  await listen(server, config.port, config.host);
   // SIGTERM: stop accepting, let running operations finish within the grace, settle the rest.
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -104,6 +94,14 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
+
+  // Only once a signal would be handled: a supervisor may send one as soon as it reads this line.
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : config.port;
+  logger.info("listening", {
+    url: `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`,
+    database: runtime.database.driver === "pglite" ? `embedded (${config.dataDir})` : "postgres",
+  });
 }
 
 await main();
