@@ -216,6 +216,8 @@ export interface ServerStats {
   /** CPU time of the service process so far, user + system, in seconds. */
   cpuSeconds: number;
   pool: { connections: number; channels: number; waiting: number };
+  /** The longest the service's event loop was blocked since the previous stats read, in ms. */
+  eventLoopMaxMs: number;
 }
 
 /** The service process's own figures, from its stats port (not part of what is measured). */

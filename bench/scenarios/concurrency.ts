@@ -37,6 +37,8 @@ interface RunResult {
   seconds: number;
   /** CPU seconds used meanwhile by the service process (ours only) and by the whole machine. */
   serviceCpu?: number;
+  /** The longest the service's event loop was blocked during the run (ours only), in ms. */
+  eventLoopMaxMs?: number;
   machineCpu: number;
   /** Completion time of each operation since submission, in seconds. */
   completions: number[];
@@ -113,8 +115,17 @@ async function oursRun(svc: Service, ops: number): Promise<RunResult> {
   const seconds = ms(t) / 1000;
   const peakRssMiB = peak();
   const machineCpu = machineCpuSeconds() - cpuBefore.machine;
-  const serviceCpu = (await serverStats(svc)).cpuSeconds - cpuBefore.service;
-  return { seconds, completions, peakRssMiB, failures, machineCpu, serviceCpu };
+  const after = await serverStats(svc);
+  const serviceCpu = after.cpuSeconds - cpuBefore.service;
+  return {
+    seconds,
+    completions,
+    peakRssMiB,
+    failures,
+    machineCpu,
+    serviceCpu,
+    eventLoopMaxMs: after.eventLoopMaxMs,
+  };
 }
 
 /** The same work as `ops` OpenSSH processes, at most PARALLEL_SSH at a time, round robin over the hosts. */
@@ -161,10 +172,12 @@ function describe(who: string, r: RunResult, ops: number): string {
   const at = (p: number) => percentile(r.completions, p).toFixed(2);
   const cores = os.cpus().length;
   const service = r.serviceCpu === undefined ? "" : `service process ${r.serviceCpu.toFixed(1)} s, `;
+  const loop =
+    r.eventLoopMaxMs === undefined ? "" : `, service event loop blocked ≤ ${r.eventLoopMaxMs.toFixed(0)} ms`;
   return (
     `${who}: ${ops} in ${r.seconds.toFixed(2)} s, completions p10 ${at(0.1)} p50 ${at(0.5)} p99 ${at(0.99)} s, ` +
     `peak RSS ${r.peakRssMiB.toFixed(0)} MiB, CPU: ${service}machine ${r.machineCpu.toFixed(1)} s ` +
-    `(${((100 * r.machineCpu) / (r.seconds * cores)).toFixed(0)}% of ${cores} cores), ${r.failures.length} failed${f}`
+    `(${((100 * r.machineCpu) / (r.seconds * cores)).toFixed(0)}% of ${cores} cores)${loop}, ${r.failures.length} failed${f}`
   );
 }
 

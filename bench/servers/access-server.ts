@@ -6,7 +6,7 @@ import { Hono } from "hono";
 import { createAccessState, createApp } from "../../service/src/app";
 import { openDatabase } from "../../service/src/db/database";
 import { automationKeys } from "../../service/src/db/schema";
-import { createHttpServer } from "../../service/src/http/server";
+import { createHttpServer, listen } from "../../service/src/http/server";
 import { createKey } from "../../service/src/keys/keys";
 import { silentLogger } from "../../service/src/logger";
 import { OperationRunner } from "../../service/src/operations/runner";
@@ -36,12 +36,12 @@ const runner = new OperationRunner(database.db, new SshPool(), silentLogger, {
 const app = createApp({ config, database, secrets, logger: silentLogger, runner, ...state });
 const bare = new Hono().get("/noop", (c) => c.json({ ok: true }));
 
-const listen = async (server: Server) => {
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+const listenOn = async (server: Server) => {
+  await listen(server, 0, "127.0.0.1");
   return (server.address() as AddressInfo).port;
 };
-const ours = await listen(createHttpServer(app.fetch));
-const bareServer = await listen(createHttpServer(bare.fetch));
+const ours = await listenOn(createHttpServer(app.fetch));
+const bareServer = await listenOn(createHttpServer(bare.fetch));
 process.stdout.write(JSON.stringify({ ours, bare: bareServer, key }) + "\n");
 process.on("SIGTERM", () => {
   void state.keyWatch

@@ -8,11 +8,12 @@
 // Prints {"port", "statsPort"} once listening; the stats port answers the process's memory
 // figures and the SSH pool's state as JSON (not part of what is measured).
 import { createServer, type Server } from "node:http";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { AddressInfo } from "node:net";
 import { createAccessState, createApp } from "../../service/src/app";
 import { openDatabase } from "../../service/src/db/database";
-import { createHttpServer } from "../../service/src/http/server";
-import { silentLogger } from "../../service/src/logger";
+import { createHttpServer, listen } from "../../service/src/http/server";
+import { jsonLogger, type Logger } from "../../service/src/logger";
 import { OperationRunner } from "../../service/src/operations/runner";
 import { SshPool } from "../../service/src/ssh/pool";
 import { SecretBox } from "../../service/src/secrets/secret-box";
@@ -28,21 +29,32 @@ const pgliteDir = process.env.REOCLO_BENCH_PGLITE_DIR || undefined;
 if (!(config.databaseUrl || pgliteDir) || !config.masterKey)
   throw new Error("exec-server needs DATABASE_URL or REOCLO_BENCH_PGLITE_DIR, and REOCLO_MASTER_KEY");
 
+// Warnings and errors go to stderr (the bench shows them): a failure should say why.
+const logger: Logger = {
+  info: () => undefined,
+  warn: (msg, fields) => jsonLogger.warn(msg, fields),
+  error: (msg, fields) => jsonLogger.error(msg, fields),
+};
 const database = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir });
 const secrets = new SecretBox(config.masterKey);
-const state = createAccessState(database, silentLogger);
+const state = createAccessState(database, logger);
 const pool = new SshPool();
-const runner = new OperationRunner(database.db, pool, silentLogger, {
+const runner = new OperationRunner(database.db, pool, logger, {
   outputCapBytes: config.outputCapBytes,
 });
-const app = createApp({ config, database, secrets, logger: silentLogger, runner, ...state });
+const app = createApp({ config, database, secrets, logger: logger, runner, ...state });
 
-const listen = async (server: Server) => {
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+const listenOn = async (server: Server) => {
+  await listen(server, 0, "127.0.0.1");
   return (server.address() as AddressInfo).port;
 };
 const server = createHttpServer(app.fetch);
+// The longest the event loop was blocked since the last stats read: a stall shows here.
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 const stats = createServer((_req, res) => {
+  const eventLoopMaxMs = loopDelay.max / 1e6;
+  loopDelay.reset();
   const mem = process.memoryUsage();
   res.setHeader("content-type", "application/json");
   res.end(
@@ -51,10 +63,13 @@ const stats = createServer((_req, res) => {
       maxRssMiB: process.resourceUsage().maxRSS / 1024,
       cpuSeconds: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
       pool: pool.stats(),
+      eventLoopMaxMs,
     }),
   );
 });
-process.stdout.write(JSON.stringify({ port: await listen(server), statsPort: await listen(stats) }) + "\n");
+process.stdout.write(
+  JSON.stringify({ port: await listenOn(server), statsPort: await listenOn(stats) }) + "\n",
+);
 
 let stopping = false;
 process.on("SIGTERM", () => {

@@ -62,3 +62,21 @@ export function createHttpServer(fetch: Fetch, opts: HttpServerOptions = {}): Se
   server.on("clientError", answerClientError);
   return server;
 }
+
+/**
+ * Connections the kernel may hold for the service before it accepts them. Node's default (511)
+ * overflows when CI fans out a thousand requests at once (the bench does): the kernel then drops
+ * handshakes and the clients' retransmissions arrive seconds later. Linux caps it at somaxconn.
+ */
+export const LISTEN_BACKLOG = 4096;
+
+/** Listens on `host:port` with the service's backlog; rejects on EADDRINUSE and the like. */
+export function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}
