@@ -25,6 +25,8 @@ interface Answer {
 }
 interface OperationView {
   status: string;
+  outcome: string;
+  reason: string | null;
   result?: { exit_code: number; stdout: string; stderr: string; downtime_ms?: number };
 }
 
@@ -160,8 +162,11 @@ describe("deploy and restart, across two instances sharing PostgreSQL", () => {
     const cancelled = await onA.post(`/operations/${queued.operation_id}/cancel`, {});
     expect(cancelled.status).toBe(200);
     const q = await onB.settle(queued.operation_id);
-    expect(q).toMatchObject({ status: "cancelled", result: { exit_code: 130 } });
-    expect(q.result?.stderr).toContain("cancelled while waiting for its turn; it never ran");
+    expect(q).toMatchObject({ status: "failed", outcome: "cancelled", result: { exit_code: 130 } });
+    expect(q.reason).toMatch(
+      /^Cancelled by automation key ".*" \(rca_\w+…\) before it ran .*it never ran\.$/,
+    );
+    expect(q.result?.stderr).toContain(`reoclo: ${q.reason}`);
     writeFileSync(release, "");
     expect((await onA.settle(runningId)).status).toBe("completed");
     expect(readFileSync(log, "utf8")).toBe("ran v1.0.0\n"); // v1.0.2 never ran
@@ -190,7 +195,10 @@ describe("deploy and restart, across two instances sharing PostgreSQL", () => {
     expect(second.status).toBe("running");
     await removeApp(a.ctx, app.id);
     const gone = await onB.settle(second.operation_id);
-    expect(gone.status).toBe("cancelled");
+    expect(gone).toMatchObject({ status: "failed", outcome: "failed", result: { exit_code: 255 } });
+    expect(gone.reason).toBe(
+      "It left the deploy queue without running: its application was removed while it waited.",
+    );
     expect(gone.result?.stderr).toContain("left the deploy queue without running");
     writeFileSync(release, "");
     expect((await onA.settle(firstId)).status).toBe("completed");

@@ -123,8 +123,11 @@ describe.each(DRIVERS)("POST /exec against a real sshd host, on %s", (driver) =>
     expect(pgrep(`sleep ${m}`)).not.toBe("");
     const res = await env.post(`/operations/${r.operation_id}/cancel`, {});
     expect(res.status).toBe(200);
-    const op = (await res.json()) as { status: string; result: ExecAnswer };
-    expect(op.status).toBe("cancelled");
+    const op = (await res.json()) as { status: string; outcome: string; reason: string; result: ExecAnswer };
+    expect(op).toMatchObject({ status: "failed", outcome: "cancelled" });
+    expect(op.reason).toMatch(
+      /^Cancelled by automation key ".*" \(rca_\w+…\); the command's process group was killed\.$/,
+    );
     expect(op.result.exit_code).toBe(130);
     await expect.poll(() => pgrep(`sleep ${m}`), { timeout: 10_000 }).toBe("");
     // Cancelling again is harmless.
@@ -247,7 +250,7 @@ describe("hosts that change or go away", () => {
     await expect
       .poll(
         async () =>
-          ((await (await env.get(`/operations/${r.operation_id}`)).json()) as { status: string }).status,
+          ((await (await env.get(`/operations/${r.operation_id}`)).json()) as { outcome: string }).outcome,
         {
           timeout: 15_000,
         },

@@ -28,6 +28,7 @@ import { startTestHost, type TestHost } from "./fixtures/sshd";
 
 interface OperationView {
   status: string;
+  outcome: string;
   result?: { exit_code: number; stdout: string; stderr: string; stdout_truncated: boolean };
 }
 
@@ -221,7 +222,7 @@ describe("operations and the instances running them, on PostgreSQL", () => {
             headers: { Authorization: `Bearer ${key}` },
           })
         ).json()) as OperationView;
-      await expect.poll(async () => (await read()).status, { timeout: 15_000 }).toBe("lost");
+      await expect.poll(async () => (await read()).outcome, { timeout: 15_000 }).toBe("lost");
       const op = await read();
       expect(op.result?.exit_code).toBe(255);
       expect(op.result?.stdout).toBe("first line\nsecond line\n");

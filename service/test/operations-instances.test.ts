@@ -66,7 +66,12 @@ describe("operations across two instances", () => {
     expect(started.status).toBe("running");
     const res = await bPost(`/operations/${started.operation_id}/cancel`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ status: "cancelled", result: { exit_code: 130 } });
+    expect(await res.json()).toMatchObject({
+      status: "failed",
+      outcome: "cancelled",
+      reason: expect.stringMatching(/^Cancelled by automation key /) as unknown,
+      result: { exit_code: 130 },
+    });
   });
 
   it("settles `lost` an operation whose instance stopped heart-beating", async () => {
@@ -85,10 +90,13 @@ describe("operations across two instances", () => {
       startedAt: stale,
     });
     await expect
-      .poll(async () => ((await (await bGet(`/operations/${id}`)).json()) as { status: string }).status, {
+      .poll(async () => ((await (await bGet(`/operations/${id}`)).json()) as { outcome: string }).outcome, {
         timeout: 10_000,
       })
       .toBe("lost");
-    expect(await (await bGet(`/operations/${id}`)).json()).toMatchObject({ result: { exit_code: 255 } });
+    expect(await (await bGet(`/operations/${id}`)).json()).toMatchObject({
+      status: "failed",
+      result: { exit_code: 255, outcome: "lost" },
+    });
   });
 });

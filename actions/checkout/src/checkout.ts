@@ -65,9 +65,9 @@ async function checkoutStep(): Promise<void> {
   });
   if (!result) return;
   const line = RESULT_LINE.exec(result.stdout);
-  if (result.status !== "completed" || result.exit_code !== 0 || !line?.[1]) {
+  if (result.outcome !== "completed" || result.exit_code !== 0 || !line?.[1]) {
     core.error(failureMessage(result, settings), {
-      title: `Checkout of ${what} failed (${result.status === "completed" ? "" : `${result.status}, `}exit code ${result.exit_code})`,
+      title: `Checkout of ${what} failed (${result.outcome === "completed" ? "" : `${result.outcome}, `}exit code ${result.exit_code})`,
     });
     process.exitCode = result.exit_code >= 1 && result.exit_code <= 255 ? result.exit_code : 1;
     return;
@@ -84,7 +84,7 @@ async function checkoutStep(): Promise<void> {
 
 function failureMessage(r: ExecFinishedResponse, s: CheckoutSettings): string {
   const output = tail(r.stderr) || tail(r.stdout);
-  if (r.status === "timeout")
+  if (r.outcome === "timeout")
     return `${output ? output + "\n\n" : ""}The checkout took longer than ${s.timeoutSeconds} s; raise the \`timeout\` input or fetch less (depth, filter, sparse_checkout).`;
   return output || "The checkout printed nothing; see the operation on the service for details.";
 }

@@ -50,12 +50,12 @@ async function loginStep(): Promise<void> {
 
   const op = await client.waitForOperation(started.operation_id);
   const result = op.result;
-  if (op.status === "completed" && result?.exit_code === 0) {
+  if (op.outcome === "completed" && result?.exit_code === 0) {
     core.info(`[reoclo] logged in to ${started.registry_url}${s.cleanup ? "; the post step logs out" : ""}`);
     return;
   }
   core.error(tail(result?.stderr ?? "") || tail(result?.stdout ?? "") || "The login printed nothing.", {
-    title: `Login to ${started.registry_url} failed (${op.status}, exit code ${result?.exit_code ?? "?"})`,
+    title: `Login to ${started.registry_url} failed (${op.outcome}, exit code ${result?.exit_code ?? "?"})`,
   });
   process.exitCode = result && result.exit_code >= 1 && result.exit_code <= 255 ? result.exit_code : 1;
 }

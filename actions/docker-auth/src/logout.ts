@@ -24,7 +24,7 @@ export async function logout(): Promise<void> {
     );
     const op =
       answer.status === "running" ? await client.waitForOperation(answer.operation_id, signal) : undefined;
-    const status = op?.status ?? answer.status;
+    const status = op?.outcome ?? answer.outcome;
     const exitCode = op?.result?.exit_code ?? ("exit_code" in answer ? answer.exit_code : undefined);
     if (status === "completed" && exitCode === 0) return core.info(`[reoclo] logged out of ${registryUrl}`);
     core.warning(

@@ -56,7 +56,7 @@ async function runStep(): Promise<void> {
   core.setOutput("operation_id", result.operation_id);
   core.setOutput("duration_ms", String(result.duration_ms));
   core.info(
-    `[reoclo] ${result.status}, exit code ${result.exit_code}, ${result.duration_ms} ms on the server` +
+    `[reoclo] ${result.outcome}, exit code ${result.exit_code}, ${result.duration_ms} ms on the server` +
       (result.stdout_truncated || result.stderr_truncated
         ? " (stored output was truncated at the service's cap)"
         : ""),
@@ -87,7 +87,7 @@ async function writeSummary(client: ReocloClient, s: RunSettings, r: ExecFinishe
         summaryTable({
           server,
           operationId: r.operation_id,
-          status: r.status,
+          status: r.outcome,
           exitCode: r.exit_code,
           durationMs: r.duration_ms,
         }),

@@ -31,9 +31,10 @@ async function freePort(): Promise<number> {
   await new Promise((resolve) => s.close(resolve));
   return port;
 }
+/** The operation's precise outcome (`running`, `cancelled`, …), not its wire status. */
 async function operationStatus(env: ExecEnv, id: string): Promise<string> {
   const res = await env.get(`/operations/${id}`);
-  return ((await res.json()) as { status: string }).status;
+  return ((await res.json()) as { outcome: string }).outcome;
 }
 
 let env: ExecEnv;

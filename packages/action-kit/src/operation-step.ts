@@ -109,9 +109,9 @@ async function stopped(
     if (!op) return "The workflow was cancelled before the command started (the post step checks again).";
     core.saveState(STATE.operationId, op.operation_id);
     if (op.status !== "running")
-      return `The workflow was cancelled; operation ${op.operation_id} had already ended (${op.status}).`;
+      return `The workflow was cancelled; operation ${op.operation_id} had already ended (${op.outcome}).`;
     const now = await client.cancel(op.operation_id, AbortSignal.timeout(4_000));
-    return `The workflow was cancelled; operation ${op.operation_id} was cancelled (status ${now.status}).`;
+    return `The workflow was cancelled; operation ${op.operation_id} was cancelled (${now.outcome}).`;
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     return `The workflow was cancelled before the operation was known, and the service could not be asked about it (${why}); the post step tries again.`;

@@ -28,10 +28,11 @@ function duration(ms: number): string {
 
 /** Undefined when the step succeeded: the command completed with exit code 0. */
 export function failureOf(r: ExecFinishedResponse, timeoutSeconds: number): Failure | undefined {
-  if (r.status === "completed" && r.exit_code === 0) return undefined;
+  if (r.outcome === "completed" && r.exit_code === 0) return undefined;
   const output = tail(r.stderr) || tail(r.stdout);
   const exitCode = r.exit_code >= 1 && r.exit_code <= 255 ? r.exit_code : 1;
-  switch (r.status) {
+  // The wire status says cancelled and lost as `failed` (spec §4); the outcome tells them apart.
+  switch (r.outcome) {
     case "completed":
       return {
         title: `The command exited with code ${r.exit_code}`,
@@ -51,7 +52,7 @@ export function failureOf(r: ExecFinishedResponse, timeoutSeconds: number): Fail
     case "cancelled":
       return {
         title: `The command was cancelled (exit code 130)`,
-        message: output || "It was stopped before it finished.",
+        message: output || r.reason || "It was stopped before it finished.",
         exitCode,
       };
     case "failed":

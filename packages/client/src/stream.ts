@@ -1,10 +1,15 @@
 // Reading one operation event stream (spec §6): `output`, `status`, then `end`, or a final
 // `error` (the envelope) when the service ends the stream early, e.g. because its key was revoked.
 import {
+  EXIT_CODE_CANCELLED,
+  EXIT_CODE_FAILED,
+  EXIT_CODE_TIMEOUT,
   endEventSchema,
+  isTerminalOutcome,
   outputEventSchema,
   statusEventSchema,
   type OperationResult,
+  type TerminalOutcome,
   type OutputEvent,
   type StatusEvent,
 } from "@reoclo/protocol";
@@ -37,6 +42,7 @@ export async function consume(
   const reader = (res.body as ReadableStream<Uint8Array>).getReader();
   const decoder = new TextDecoder();
   let result: OperationResult | undefined;
+  let ended: TerminalOutcome | undefined;
   let failure: ReocloApiError | undefined;
   let bad: string | undefined;
   const parser = parseSse((msg) => {
@@ -55,7 +61,12 @@ export async function consume(
     }
     if (msg.event === "end") {
       const parsed = endEventSchema.safeParse(data);
-      if (parsed.success) result = parsed.data;
+      // An older service put the end in the `status` event before `end` only.
+      if (parsed.success)
+        result = {
+          ...parsed.data,
+          outcome: parsed.data.outcome ?? ended ?? outcomeOfExitCode(parsed.data.exit_code),
+        };
       else bad = `unexpected end event`;
       return;
     }
@@ -65,8 +76,10 @@ export async function consume(
       else bad = `unexpected output event ${msg.id}`;
     } else {
       const parsed = statusEventSchema.safeParse(data);
-      if (parsed.success) onEvent({ event: "status", data: parsed.data, id: msg.id });
-      else bad = `unexpected status event ${msg.id}`;
+      if (parsed.success) {
+        if (isTerminalOutcome(parsed.data.outcome)) ended = parsed.data.outcome;
+        onEvent({ event: "status", data: parsed.data, id: msg.id });
+      } else bad = `unexpected status event ${msg.id}`;
     }
   });
   try {
@@ -95,6 +108,14 @@ export async function consume(
     // Releases the connection when we stop early (end seen, abort, bad event).
     reader.cancel().catch(() => undefined);
   }
+}
+
+/** A foreign service's end without any outcome: the exit codes of spec §4 say it. */
+function outcomeOfExitCode(exitCode: number): TerminalOutcome {
+  if (exitCode === EXIT_CODE_TIMEOUT) return "timeout";
+  if (exitCode === EXIT_CODE_CANCELLED) return "cancelled";
+  if (exitCode === EXIT_CODE_FAILED) return "failed";
+  return "completed";
 }
 
 /** One read, or "idle" when nothing arrives within `ms` (the caller then cancels the reader). */

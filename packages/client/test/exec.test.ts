@@ -46,7 +46,13 @@ describe("ReocloClient.exec", () => {
     const t = await setup({ outputs: OUTPUTS });
     const result = await t.run();
     expect(t.seen).toEqual(OUTPUTS);
-    expect(result).toEqual({ operation_id: t.ids[0], status: "completed", ...t.fake.expectedResult });
+    expect(result).toEqual({
+      operation_id: t.ids[0],
+      status: "completed",
+      outcome: "completed",
+      reason: null,
+      ...t.fake.expectedResult,
+    });
     expect(t.ids).toHaveLength(1);
     // One streaming POST: the id comes in its X-Operation-Id header.
     expect(t.fake.posts().map((p) => p.accept)).toEqual(["text/event-stream"]);

@@ -2,7 +2,13 @@
 // `Accept: text/event-stream` (spec §6). Each event's `data` is one JSON object.
 import { z } from "zod";
 import { errorEnvelopeSchema } from "./errors.js";
-import { operationResultSchema, operationStatusSchema } from "./operations.js";
+import {
+  operationOutcomeSchema,
+  operationResultSchema,
+  operationStatusSchema,
+  terminalOutcomeSchema,
+  withOutcome,
+} from "./operations.js";
 
 export const SSE_EVENT_NAMES = ["output", "status", "end", "error"] as const;
 export const sseEventNameSchema = z.enum(SSE_EVENT_NAMES);
@@ -19,11 +25,18 @@ export const outputEventSchema = z.object({
 });
 export type OutputEvent = z.output<typeof outputEventSchema>;
 
-export const statusEventSchema = z.object({ status: operationStatusSchema });
+/** The wire status and the precise outcome, as in the polling answers. */
+export const statusEventSchema = z.preprocess(
+  withOutcome,
+  z.object({ status: operationStatusSchema, outcome: operationOutcomeSchema }),
+);
 export type StatusEvent = z.output<typeof statusEventSchema>;
 
-/** The last event: the same object as the polling answer's `result`; the stream then closes. */
-export const endEventSchema = operationResultSchema;
+/**
+ * The last event: the same object as the polling answer's `result`; the stream then closes. An
+ * older service sent no `outcome` here: its `status` event before `end` said it.
+ */
+export const endEventSchema = operationResultSchema.extend({ outcome: terminalOutcomeSchema.optional() });
 export type EndEvent = z.output<typeof endEventSchema>;
 
 /**

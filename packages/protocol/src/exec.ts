@@ -19,7 +19,12 @@ import {
   MIN_MAX_TIMEOUT_SECONDS,
   WORKING_DIRECTORY_MAX_CHARS,
 } from "./limits.js";
-import { operationResultSchema, optionalRunContextSchema, terminalStatusSchema } from "./operations.js";
+import {
+  operationResultSchema,
+  optionalRunContextSchema,
+  terminalStatusSchema,
+  withOutcome,
+} from "./operations.js";
 
 const utf8 = new TextEncoder();
 
@@ -66,7 +71,11 @@ export const envSchema = z
     },
   )
   .transform((env, ctx) => {
-    const entries: Array<[string, unknown]> = Object.entries(env);
+    // The published CLI sends every line of the action's env input, `# DEBUG=1` included (spec
+    // §7b): a name starting with `#` is a comment, dropped, never sent to the host.
+    const entries: Array<[string, unknown]> = Object.entries(env).filter(
+      ([name]) => !name.trimStart().startsWith("#"),
+    );
     if (entries.length > ENV_MAX_KEYS) {
       ctx.addIssue({
         code: "custom",
@@ -160,12 +169,13 @@ export type ExecFinishedResponse = z.output<typeof execFinishedResponseSchema>;
 export const execRunningResponseSchema = z.object({
   operation_id: z.string(),
   status: z.literal("running"),
+  outcome: z.literal("running").default("running"),
 });
 export type ExecRunningResponse = z.output<typeof execRunningResponseSchema>;
 
 /** Always HTTP 200, whichever of the two (spec §7: a 201 or 202 fails the published step). */
-export const execResponseSchema = z.discriminatedUnion("status", [
-  execFinishedResponseSchema,
-  execRunningResponseSchema,
-]);
+export const execResponseSchema = z.preprocess(
+  withOutcome,
+  z.discriminatedUnion("status", [execFinishedResponseSchema, execRunningResponseSchema]),
+);
 export type ExecResponse = z.output<typeof execResponseSchema>;

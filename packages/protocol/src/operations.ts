@@ -14,17 +14,64 @@ export const OPERATION_TYPES = [
 export const operationTypeSchema = z.enum(OPERATION_TYPES);
 export type OperationType = z.infer<typeof operationTypeSchema>;
 
-/** `running` also covers "queued": the published clients treat any other value as final (spec §4). */
-export const OPERATION_STATUSES = ["running", "completed", "timeout", "cancelled", "failed", "lost"] as const;
+/**
+ * The wire `status` is the published vocabulary (spec §4): the published CLI polls until one of
+ * `completed`, `failed` or `timeout`, so any other value would hang it. `running` also covers
+ * "queued". The precise end is `outcome`.
+ */
+export const OPERATION_STATUSES = ["running", "completed", "failed", "timeout"] as const;
 export const operationStatusSchema = z.enum(OPERATION_STATUSES);
 export type OperationStatus = z.infer<typeof operationStatusSchema>;
 
-export const TERMINAL_STATUSES = ["completed", "timeout", "cancelled", "failed", "lost"] as const;
+export const TERMINAL_STATUSES = ["completed", "failed", "timeout"] as const;
 export const terminalStatusSchema = z.enum(TERMINAL_STATUSES);
 export type TerminalStatus = z.infer<typeof terminalStatusSchema>;
 
 export function isTerminalStatus(status: string): status is TerminalStatus {
   return (TERMINAL_STATUSES as readonly string[]).includes(status);
+}
+
+/**
+ * How an operation ended, precisely (spec §4): `completed` (the process exited, any exit code),
+ * `timeout` (killed at timeout_seconds, 124), `cancelled` (130), `failed` (could not be run, 255),
+ * `lost` (the connection or the instance running it went away; outcome unknown, 255).
+ */
+export const OPERATION_OUTCOMES = ["running", "completed", "timeout", "cancelled", "failed", "lost"] as const;
+export const operationOutcomeSchema = z.enum(OPERATION_OUTCOMES);
+export type OperationOutcome = z.infer<typeof operationOutcomeSchema>;
+
+export const TERMINAL_OUTCOMES = ["completed", "timeout", "cancelled", "failed", "lost"] as const;
+export const terminalOutcomeSchema = z.enum(TERMINAL_OUTCOMES);
+export type TerminalOutcome = z.infer<typeof terminalOutcomeSchema>;
+
+export function isTerminalOutcome(outcome: string): outcome is TerminalOutcome {
+  return (TERMINAL_OUTCOMES as readonly string[]).includes(outcome);
+}
+
+/**
+ * An answer of a service that predates `outcome` (or of a foreign one) said the precise end in
+ * `status`: read it as this version's answer, status in the published vocabulary and the end in
+ * `outcome` (also in a nested `result`). Anything else passes unchanged.
+ */
+export function withOutcome(value: unknown): unknown {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
+  const v = value as Record<string, unknown>;
+  if (v.outcome !== undefined || typeof v.status !== "string") return value;
+  if (!(OPERATION_OUTCOMES as readonly string[]).includes(v.status)) return value;
+  const outcome = v.status as OperationOutcome;
+  const out: Record<string, unknown> = { ...v, status: statusOfOutcome(outcome), outcome };
+  if (outcome !== "running") {
+    out.reason ??= null;
+    if (typeof v.result === "object" && v.result !== null) out.result = { outcome, ...v.result };
+  }
+  return out;
+}
+
+/** The wire status of an outcome: itself where the names agree, `failed` for cancelled and lost. */
+export function statusOfOutcome(outcome: TerminalOutcome): TerminalStatus;
+export function statusOfOutcome(outcome: OperationOutcome): OperationStatus;
+export function statusOfOutcome(outcome: OperationOutcome): OperationStatus {
+  return outcome === "cancelled" || outcome === "lost" ? "failed" : outcome;
 }
 
 export const REGISTRY_TYPES = [
@@ -96,6 +143,13 @@ export const optionalRunContextSchema = nullAsAbsent(runContextSchema);
 
 /** Outcome of a finished operation; the same object is the SSE `end` event (spec §6). */
 export const operationResultSchema = z.object({
+  /** The precise end (spec §4); the answers' `status` says it in the published vocabulary. */
+  outcome: terminalOutcomeSchema,
+  /**
+   * One sentence saying why it was cancelled (and by whom: a key, a shutdown), lost or failed,
+   * or why it timed out; null when it completed. The same sentence ends `stderr`.
+   */
+  reason: z.string().nullable().default(null),
   exit_code: z.number().int(),
   /** The last 64 KiB (OUTPUT_TAIL_BYTES) of the stream. */
   stdout: z.string(),
@@ -113,12 +167,16 @@ export type OperationResult = z.output<typeof operationResultSchema>;
 const isoTimestamp = z.iso.datetime({ offset: true });
 
 /** `GET /operations/{operation_id}` (spec §3); `result` is present once the status is terminal. */
-export const operationSchema = z.object({
+export const operationObjectSchema = z.object({
   operation_id: z.string(),
   operation_type: operationTypeSchema,
   server_id: z.string(),
   server_name: z.string(),
   status: operationStatusSchema,
+  /** Present on every answer: `running`, or how it ended. */
+  outcome: operationOutcomeSchema,
+  /** Why it was cancelled, lost or failed (or timed out); null while running or when completed. */
+  reason: z.string().nullable().default(null),
   result: operationResultSchema.optional(),
   run_id: z.string().nullable(),
   run_context: runContextSchema.nullish().transform((value) => value ?? null),
@@ -126,6 +184,8 @@ export const operationSchema = z.object({
   started_at: isoTimestamp,
   completed_at: isoTimestamp.nullable(),
 });
+/** The same, reading an older service's answer too (see `withOutcome`). */
+export const operationSchema = z.preprocess(withOutcome, operationObjectSchema);
 export type Operation = z.output<typeof operationSchema>;
 
 /** `POST /operations/{operation_id}/cancel` answers the operation as it now stands; repeating it is harmless. */

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { codePointLength, requestBody, requiredString, runIdSchema, uuidField } from "./common.js";
 import { execFinishedResponseSchema, execRunningResponseSchema } from "./exec.js";
 import { REGISTRY_URL_MAX_CHARS } from "./limits.js";
-import { optionalRunContextSchema, registryTypeSchema } from "./operations.js";
+import { optionalRunContextSchema, registryTypeSchema, withOutcome } from "./operations.js";
 
 /**
  * A registry host (`ghcr.io`, `registry.example.com:5000`, `https://index.docker.io/v1/`).
@@ -44,6 +44,7 @@ export type RegistryLoginRequestInput = z.input<typeof registryLoginRequestSchem
 export const registryLoginResponseSchema = z.object({
   operation_id: z.string(),
   status: z.literal("running"),
+  outcome: z.literal("running").default("running"),
   registry_url: z.string(),
   registry_type: registryTypeSchema,
 });
@@ -62,8 +63,11 @@ export type RegistryLogoutRequestInput = z.input<typeof registryLogoutRequestSch
  * Answered with exactly HTTP 200 (a 204 breaks the published post step), shaped like an
  * `/exec` answer plus the `registry_url` that was logged out.
  */
-export const registryLogoutResponseSchema = z.discriminatedUnion("status", [
-  execFinishedResponseSchema.extend({ registry_url: z.string() }),
-  execRunningResponseSchema.extend({ registry_url: z.string() }),
-]);
+export const registryLogoutResponseSchema = z.preprocess(
+  withOutcome,
+  z.discriminatedUnion("status", [
+    execFinishedResponseSchema.extend({ registry_url: z.string() }),
+    execRunningResponseSchema.extend({ registry_url: z.string() }),
+  ]),
+);
 export type RegistryLogoutResponse = z.output<typeof registryLogoutResponseSchema>;

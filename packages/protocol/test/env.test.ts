@@ -27,6 +27,16 @@ describe("env of POST /exec", () => {
     });
   });
 
+  it("drops comment lines the published CLI sends as names starting with #, and still refuses other bad names", () => {
+    const result = withEnv({ "# DEBUG": "1", "#": "", "  # note": "x", KEEP: "yes" });
+    expect(result.success && result.data.env).toEqual({ KEEP: "yes" });
+    expect(fieldsOf(withEnv({ "# DEBUG": "1", "A#B": "x" }))).toEqual({
+      env: [
+        'env name "A#B" is not a valid variable name: use letters, digits and underscores, not starting with a digit.',
+      ],
+    });
+  });
+
   it("cuts a huge bad name short in the message", () => {
     const message = fieldsOf(withEnv({ ["-".repeat(10_000)]: "x" })).env?.[0] ?? "";
     expect(message.length).toBeLessThan(200);

@@ -22,8 +22,12 @@ describe("SSE events", () => {
     expect(outputEventSchema.safeParse({ stream: "stdin", data: "" }).success).toBe(false);
   });
 
-  it("status carries one operation status", () => {
-    expect(statusEventSchema.parse({ status: "cancelled" })).toEqual({ status: "cancelled" });
+  it("status carries the wire status and the precise outcome", () => {
+    expect(statusEventSchema.parse({ status: "failed", outcome: "cancelled" })).toEqual({
+      status: "failed",
+      outcome: "cancelled",
+    });
+    expect(statusEventSchema.safeParse({ status: "cancelled", outcome: "cancelled" }).success).toBe(false);
     expect(statusEventSchema.safeParse({ status: "done" }).success).toBe(false);
   });
 
@@ -36,8 +40,10 @@ describe("SSE events", () => {
       stdout_truncated: false,
       stderr_truncated: true,
     };
-    expect(endEventSchema.parse(result)).toEqual(result);
-    expect(sseEventDataSchemas.end.parse(result)).toEqual(result);
+    // An older service's end has no outcome and no reason: its status event said how it ended.
+    expect(endEventSchema.parse(result)).toEqual({ ...result, reason: null });
+    const now = { ...result, outcome: "cancelled", reason: "Cancelled by a person." };
+    expect(sseEventDataSchemas.end.parse(now)).toEqual(now);
   });
 
   it("error is the error envelope, ending the stream while the operation goes on", () => {

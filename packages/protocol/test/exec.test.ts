@@ -182,7 +182,7 @@ describe("POST /exec body", () => {
 });
 
 describe("POST /exec answer", () => {
-  it("reads a finished answer, defaulting the truncation flags a foreign server may omit", () => {
+  it("reads a finished answer of an older or foreign service: outcome from its status, flags defaulted", () => {
     const answer = execResponseSchema.parse({
       operation_id: "op-1",
       status: "completed",
@@ -194,6 +194,8 @@ describe("POST /exec answer", () => {
     expect(answer).toEqual({
       operation_id: "op-1",
       status: "completed",
+      outcome: "completed",
+      reason: null,
       exit_code: 0,
       stdout: "ok\n",
       stderr: "",
@@ -207,7 +209,42 @@ describe("POST /exec answer", () => {
     expect(execResponseSchema.parse({ operation_id: "op-1", status: "running" })).toEqual({
       operation_id: "op-1",
       status: "running",
+      outcome: "running",
     });
+  });
+
+  it("reads an older service's cancelled and lost as status failed, keeping the end in the outcome", () => {
+    for (const [old, code] of [
+      ["cancelled", 130],
+      ["lost", 255],
+    ] as const) {
+      const answer = execResponseSchema.parse({
+        operation_id: "op-1",
+        status: old,
+        exit_code: code,
+        stdout: "",
+        stderr: "",
+        duration_ms: 1,
+      });
+      expect(answer).toMatchObject({ status: "failed", outcome: old, exit_code: code });
+    }
+  });
+
+  it("reads this service's answers as they are", () => {
+    const answer = {
+      operation_id: "op-1",
+      status: "failed",
+      outcome: "cancelled",
+      reason: 'Cancelled by automation key "deploy" (rca_3kTm9x…); the command\'s process group was killed.',
+      exit_code: 130,
+      stdout: "",
+      stderr: "",
+      duration_ms: 4,
+      stdout_truncated: false,
+      stderr_truncated: false,
+    };
+    expect(execResponseSchema.parse(answer)).toEqual(answer);
+    expect(execResponseSchema.safeParse({ ...answer, status: "cancelled" }).success).toBe(false);
   });
 
   it("refuses a finished answer without an exit code", () => {

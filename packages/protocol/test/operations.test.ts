@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
 import {
+  isTerminalOutcome,
   isTerminalStatus,
+  OPERATION_OUTCOMES,
   OPERATION_STATUSES,
+  statusOfOutcome,
+  TERMINAL_OUTCOMES,
   operationListQuerySchema,
   operationListResponseSchema,
   operationSchema,
@@ -16,7 +20,11 @@ const finished = {
   server_id: SERVER_ID,
   server_name: "prod-1",
   status: "timeout",
+  outcome: "timeout",
+  reason: "Killed after its timeout of 60 s.",
   result: {
+    outcome: "timeout",
+    reason: "Killed after its timeout of 60 s.",
     exit_code: 124,
     stdout: "",
     stderr: "killed after 60 s",
@@ -30,11 +38,28 @@ const finished = {
   completed_at: "2025-01-31T12:01:00.003Z",
 };
 
-describe("operation statuses", () => {
-  it("treats every status but running as final, as the published clients do", () => {
+describe("operation statuses and outcomes", () => {
+  it("speaks the published status vocabulary on the wire: running, then completed, failed or timeout", () => {
     expect(OPERATION_STATUSES.filter((status) => !isTerminalStatus(status))).toEqual(["running"]);
-    expect([...TERMINAL_STATUSES].sort()).toEqual(["cancelled", "completed", "failed", "lost", "timeout"]);
+    expect([...TERMINAL_STATUSES].sort()).toEqual(["completed", "failed", "timeout"]);
     expect(isTerminalStatus("queued")).toBe(false);
+    expect(isTerminalStatus("cancelled")).toBe(false);
+  });
+
+  it.each([
+    ["running", "running"],
+    ["completed", "completed"],
+    ["timeout", "timeout"],
+    ["failed", "failed"],
+    ["cancelled", "failed"],
+    ["lost", "failed"],
+  ] as const)("says outcome %s as status %s", (outcome, status) => {
+    expect(statusOfOutcome(outcome)).toBe(status);
+  });
+
+  it("keeps the precise end in the outcome", () => {
+    expect(OPERATION_OUTCOMES.filter((o) => !isTerminalOutcome(o))).toEqual(["running"]);
+    expect([...TERMINAL_OUTCOMES].sort()).toEqual(["cancelled", "completed", "failed", "lost", "timeout"]);
   });
 });
 

@@ -135,7 +135,8 @@ async function answer(
   // The id is known before any event: a streaming client can cancel or resume at once.
   c.header(HEADERS.operationId, op.id);
   if (wantsEvents(c)) return eventsAnswer(c, deps, access, op, 0);
-  if (opts.accepted) return c.json({ operation_id: op.id, status: "running", ...opts.extra }, 202);
+  if (opts.accepted)
+    return c.json({ operation_id: op.id, status: "running", outcome: "running", ...opts.extra }, 202);
   const final =
     op.status === "running"
       ? await deps.runner.waitForFinal(op.id, deps.ctx.config.syncWaitSeconds * 1000)
@@ -253,7 +254,7 @@ export function operationRoutes(deps: OperationApiDeps) {
         );
       }
       if (found.op.status === "running") {
-        await deps.runner.cancel(found.op.id);
+        await deps.runner.cancel(found.op.id, `automation key "${access.key.name}" (${access.key.prefix}…)`);
         await deps.runner.waitForFinal(found.op.id, 15_000);
       }
       const now = await getOperationWithServer(deps.ctx.db, found.op.id);

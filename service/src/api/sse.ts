@@ -3,7 +3,7 @@ import type { ErrorEnvelope } from "@reoclo/protocol";
 import type { OperationRunner } from "../operations/runner";
 import type { OutputEvent } from "../operations/output";
 import { getOperation, readOutput, type OperationRow } from "../operations/store";
-import { resultOf } from "../operations/view";
+import { resultOf, statusEventOf } from "../operations/view";
 import type { Database } from "../db/database";
 
 // Server-Sent Events of one operation (spec §6): `status`, `output` (id = event sequence) and a
@@ -91,7 +91,7 @@ export function operationEventStream(
         };
         const end = (row: OperationRow) => {
           if (closed) return;
-          send("status", cursor, { status: row.status });
+          send("status", cursor, statusEventOf(row));
           send("end", Math.max(cursor, row.lastSeq) + 1, resultOf(row));
           flush();
           release();
@@ -106,7 +106,7 @@ export function operationEventStream(
           controller.close();
         });
         try {
-          send("status", cursor, { status: "running" });
+          send("status", cursor, { status: "running", outcome: "running" });
           const queued: OutputEvent[] = [];
           let forward: ((e: OutputEvent) => void) | undefined;
           const live = runner.subscribe(op.id, (e) => (forward ? forward(e) : queued.push(e)));

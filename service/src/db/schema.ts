@@ -159,8 +159,11 @@ export const operations = pgTable(
     stderrTail: bytea("stderr_tail"),
     /** Set by any instance; the instance running the operation sees it at its next heartbeat. */
     cancelRequestedAt: timestamp("cancel_requested_at", { withTimezone: true }),
+    /** Who asked for the cancel (`automation key "deploy" (rca_3kTm9x)`), for the operation's reason. */
+    cancelledBy: text("cancelled_by"),
     /** Id the `end` event will carry: every output event id is below it. */
     lastSeq: integer("last_seq").notNull().default(0),
+    /** One sentence: why it was cancelled, lost or failed, or timed out (the answers' `reason`). */
     error: text("error"),
     /** Reboots: from the host going down to it answering SSH again with the same host key. */
     downtimeMs: integer("downtime_ms"),

@@ -68,6 +68,10 @@ interface Running {
   execution: RemoteExecution | undefined;
   recorder: OutputRecorder;
   cancelled: boolean;
+  /** Who or what cancelled it, for its reason: `automation key "deploy" (rca_3kTm9x)`, a shutdown. */
+  cancelledBy?: string;
+  /** Set when it ended before running for another reason than a cancel (it left the deploy queue). */
+  neverRan?: string;
   /** The final row as it will be stored, once the outcome is known (stored or not yet). */
   outcome?: OperationRow;
 }
@@ -139,6 +143,7 @@ export class OperationRunner {
     };
     const run = async (): Promise<RemoteExecOutcome> => {
       if (req.queue && !(await this.waitForTurn(row.id, req.queue.applicationId, queued.ahead, entry))) {
+        if (entry.neverRan) return { kind: "failed", code: "left_deploy_queue", reason: entry.neverRan };
         return { kind: "cancelled", durationMs: 0 };
       }
       entry.execution =
@@ -183,12 +188,10 @@ export class OperationRunner {
   ): Promise<boolean> {
     let said = false;
     for (;;) {
-      if (entry.cancelled || (await cancelRequested(this.db, id))) {
+      const requestedBy = entry.cancelled ? undefined : await cancelRequested(this.db, id);
+      if (entry.cancelled || requestedBy !== undefined) {
         entry.cancelled = true;
-        entry.recorder.write(
-          "stderr",
-          Buffer.from("reoclo: cancelled while waiting for its turn; it never ran\n"),
-        );
+        entry.cancelledBy ??= requestedBy ?? undefined;
         return false;
       }
       const [head, own] = await Promise.all([
@@ -198,8 +201,10 @@ export class OperationRunner {
       // Settled meanwhile (the reconciler called it lost) or its application was removed: it
       // never runs, so it can never overlap a later deploy.
       if (own?.status !== "running" || head === undefined) {
-        entry.cancelled = true;
-        entry.recorder.write("stderr", Buffer.from("reoclo: it left the deploy queue without running\n"));
+        entry.neverRan =
+          own?.status !== "running"
+            ? "It left the deploy queue without running: it was settled while it waited."
+            : "It left the deploy queue without running: its application was removed while it waited.";
         return false;
       }
       if (head === id) {
@@ -284,15 +289,24 @@ export class OperationRunner {
     return this.running.has(id);
   }
 
-  /** Cancels wherever it runs: at once here, or at the next heartbeat of its instance. */
-  async cancel(id: string): Promise<void> {
+  /**
+   * Cancels wherever it runs: at once here, or at the next heartbeat of its instance. `by` names
+   * who asked (a key, a person), for the operation's reason.
+   */
+  async cancel(id: string, by: string): Promise<void> {
     const entry = this.running.get(id);
     if (entry) {
-      entry.cancelled = true;
-      entry.execution?.cancel();
+      this.cancelEntry(entry, by);
       return;
     }
-    await requestCancel(this.db, id, this.now());
+    await requestCancel(this.db, id, this.now(), by);
+  }
+
+  private cancelEntry(entry: Running, by: string): void {
+    if (entry.cancelled) return;
+    entry.cancelled = true;
+    entry.cancelledBy = by;
+    entry.execution?.cancel();
   }
 
   /**
@@ -305,10 +319,8 @@ export class OperationRunner {
     const all = Promise.all([...this.settling]);
     const timedOut = await Promise.race([all.then(() => false), sleep(graceMs).then(() => true)]);
     if (!timedOut) return;
-    for (const entry of this.running.values()) {
-      entry.cancelled = true;
-      entry.execution?.cancel();
-    }
+    const by = `the service instance stopping (SIGTERM) after its shutdown grace of ${Math.round(graceMs / 1000)} s`;
+    for (const entry of this.running.values()) this.cancelEntry(entry, by);
     const stuck = await Promise.race([all.then(() => false), sleep(SETTLE_AFTER_CANCEL_MS).then(() => true)]);
     if (!stuck) return;
     this.giveUp = true;
@@ -320,7 +332,11 @@ export class OperationRunner {
   }
 
   private async settle(row: OperationRow, entry: Running, outcome: RemoteExecOutcome, secrets: string[]) {
-    const final = mapOutcome(outcome, entry.execution === undefined);
+    const final = mapOutcome(outcome, {
+      neverStarted: entry.execution === undefined,
+      cancelledBy: entry.cancelledBy ?? "a cancel request",
+      timeoutSeconds: row.timeoutSeconds,
+    });
     if (final.message)
       entry.recorder.write("stderr", Buffer.from(`reoclo: ${maskText(final.message, secrets)}\n`));
     const totals = entry.recorder.finish();
@@ -366,12 +382,9 @@ export class OperationRunner {
   private async beat() {
     try {
       const cancel = await heartbeat(this.db, [...this.running.keys()], this.now());
-      for (const id of cancel) {
+      for (const { id, by } of cancel) {
         const entry = this.running.get(id);
-        if (entry && !entry.cancelled) {
-          entry.cancelled = true;
-          entry.execution?.cancel();
-        }
+        if (entry) this.cancelEntry(entry, by ?? "a cancel request made on another instance");
       }
     } catch (err) {
       this.logger.warn("operation heartbeat failed", { error: String(err) });
@@ -390,7 +403,11 @@ export class OperationRunner {
   }
 }
 
-function mapOutcome(o: RemoteExecOutcome, neverStarted: boolean) {
+/** The final status and the one-sentence reason of an outcome (spec §4: who or what ended it). */
+function mapOutcome(
+  o: RemoteExecOutcome,
+  ctx: { neverStarted: boolean; cancelledBy: string; timeoutSeconds: number },
+) {
   switch (o.kind) {
     case "exited":
       return {
@@ -404,28 +421,31 @@ function mapOutcome(o: RemoteExecOutcome, neverStarted: boolean) {
         status: "timeout" as const,
         exitCode: EXIT_CODE_TIMEOUT,
         durationMs: o.durationMs,
-        message: "timed out; the command's process group was killed",
+        message: `Timed out after ${ctx.timeoutSeconds} s; the command's process group was killed.`,
       };
     case "cancelled":
       return {
         status: "cancelled" as const,
         exitCode: EXIT_CODE_CANCELLED,
         durationMs: o.durationMs,
-        message: neverStarted ? undefined : "cancelled; the command's process group was killed",
+        message: ctx.neverStarted
+          ? `Cancelled by ${ctx.cancelledBy} before it ran (it was waiting for its turn); it never ran.`
+          : `Cancelled by ${ctx.cancelledBy}; the command's process group was killed.`,
       };
     case "failed":
       return {
         status: "failed" as const,
         exitCode: EXIT_CODE_FAILED,
         durationMs: null,
-        message: `could not run the command (${o.code}): ${o.reason}`,
+        message:
+          o.code === "left_deploy_queue" ? o.reason : `Could not run the command (${o.code}): ${o.reason}`,
       };
     case "lost":
       return {
         status: "lost" as const,
         exitCode: EXIT_CODE_FAILED,
         durationMs: null,
-        message: `the connection to the host dropped mid-run; the outcome is unknown: ${o.reason}`,
+        message: `The connection to the host dropped mid-run, so the command's outcome is unknown: ${o.reason}`,
       };
   }
 }

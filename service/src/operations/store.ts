@@ -180,13 +180,14 @@ export async function pruneDeployQueue(db: Database): Promise<void> {
   );
 }
 
-export async function cancelRequested(db: Database, id: string): Promise<boolean> {
+/** Who asked to cancel it (from any instance), or undefined while nobody has. */
+export async function cancelRequested(db: Database, id: string): Promise<string | undefined> {
   const [row] = await db
-    .select({ at: operations.cancelRequestedAt })
+    .select({ at: operations.cancelRequestedAt, by: operations.cancelledBy })
     .from(operations)
     .where(eq(operations.id, id))
     .limit(1);
-  return row?.at != null;
+  return row?.at ? (row.by ?? "a cancel request") : undefined;
 }
 
 export interface FinalState extends OutputTotals {
@@ -310,21 +311,25 @@ export async function readOutput(
   return rows.map((r) => ({ seq: r.seq, stream: r.stream === "stderr" ? "stderr" : "stdout", data: r.data }));
 }
 
-/** Heartbeat of this instance's running operations; returns those someone asked to cancel. */
-export async function heartbeat(db: Database, ids: string[], now: Date): Promise<string[]> {
+/** Heartbeat of this instance's running operations; returns those someone asked to cancel, and who. */
+export async function heartbeat(
+  db: Database,
+  ids: string[],
+  now: Date,
+): Promise<{ id: string; by: string | null }[]> {
   if (ids.length === 0) return [];
   const rows = await db
     .update(operations)
     .set({ heartbeatAt: now })
     .where(and(inArray(operations.id, ids), eq(operations.status, "running")))
-    .returning({ id: operations.id, cancel: operations.cancelRequestedAt });
-  return rows.filter((r) => r.cancel !== null).map((r) => r.id);
+    .returning({ id: operations.id, cancel: operations.cancelRequestedAt, by: operations.cancelledBy });
+  return rows.filter((r) => r.cancel !== null).map((r) => ({ id: r.id, by: r.by }));
 }
 
-export async function requestCancel(db: Database, id: string, now: Date): Promise<void> {
+export async function requestCancel(db: Database, id: string, now: Date, by: string): Promise<void> {
   await db
     .update(operations)
-    .set({ cancelRequestedAt: now })
+    .set({ cancelRequestedAt: now, cancelledBy: by })
     .where(
       and(eq(operations.id, id), eq(operations.status, "running"), isNull(operations.cancelRequestedAt)),
     );
