@@ -1,13 +1,15 @@
 import { ERROR_CODES, type ErrorCode } from "@reoclo/protocol";
 
-/** Codes only the admin side produces (SSH checks, data directory ownership). */
+/** Codes only the admin side produces (SSH checks, data directory ownership, storage not there yet). */
 export type AdminErrorCode =
   | "host_key_mismatch"
   | "host_unreachable"
   | "auth_failed"
   | "ssh_negotiation_failed"
   | "ssh_error"
-  | "data_dir_in_use";
+  | "data_dir_in_use"
+  | "data_dir_not_found"
+  | "database_not_initialised";
 
 /** A typed failure of a service function; mapped to the one error envelope in one place. */
 export class AppError extends Error {

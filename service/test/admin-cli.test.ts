@@ -3,6 +3,7 @@ import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDatabase } from "../src/db/database";
 import { createPostgresDatabase } from "./fixtures/db";
 import { runAdminCli, runServiceToExit, startService, type RunningService } from "./fixtures/processes";
 import { startTestHost, type TestHost } from "./fixtures/sshd";
@@ -175,7 +176,11 @@ describe("reoclo-admin against a running service on the embedded database", () =
     const exited = service.stop();
     const answer = await pending;
     expect(answer.status).toBe(200);
-    expect(await answer.json()).toMatchObject({ status: "cancelled", exit_code: 130 });
+    const body = (await answer.json()) as { reason: string };
+    expect(body).toMatchObject({ status: "failed", outcome: "cancelled", exit_code: 130 });
+    expect(body.reason).toMatch(
+      /^Cancelled by the service instance stopping \(SIGTERM\) after its shutdown grace of \d+ s; /,
+    );
     expect(await exited).toBe(0);
     await expect.poll(() => pgrepCount(`sleep ${marker}`), { timeout: 10_000 }).toBe(0);
 
@@ -208,6 +213,10 @@ describe("reoclo-admin on PostgreSQL", () => {
 
   beforeAll(async () => {
     [pg, host] = await Promise.all([createPostgresDatabase(), startTestHost()]);
+    // The schema, as the service creates it at its first start: reoclo-admin never creates it.
+    const database = await openDatabase({ databaseUrl: pg.url, maxConnections: 1 });
+    await database.migrate();
+    await database.close();
     dir = await mkdtemp(path.join(tmpdir(), "reoclo-cli-pg-"));
     keyFile = path.join(dir, "id_test");
     await writeFile(keyFile, host.privateKey, { mode: 0o600 });

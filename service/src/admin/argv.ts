@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { parseEnvFile } from "./env-file";
 
 // Turns `reoclo-admin <group> <verb> …` into a command name and JSON params (spec §10).
 // Files and standard input are read here, on the caller's side, so the service never
@@ -36,11 +37,12 @@ const SPECS: Record<string, Spec> = {
       "passphrase-stdin": bool,
       "host-key-fingerprint": str,
       "trust-on-first-use": bool,
+      "skip-host-key-check": bool,
       "container-cli": str,
       "reboot-command": str,
     },
     usage:
-      "servers add --name <name> --host <host> [--port 22] --user <user> --private-key-file <path> [--passphrase-stdin] (--host-key-fingerprint SHA256:<b64> | --trust-on-first-use) [--container-cli docker|podman] [--reboot-command <command>]",
+      "servers add --name <name> --host <host> [--port 22] --user <user> --private-key-file <path> [--passphrase-stdin] (--host-key-fingerprint SHA256:<b64> [--skip-host-key-check] | --trust-on-first-use) [--container-cli docker|podman] [--reboot-command <command>]",
   },
   "servers.list": { usage: "servers list" },
   "servers.show": { positional: "id", usage: "servers show <id>" },
@@ -99,7 +101,7 @@ export function usage(): string {
     "",
     ...Object.values(SPECS).map((s) => `  reoclo-admin ${s.usage}`),
     "",
-    "Settings come from the same environment as the service (DATABASE_URL or REOCLO_DATA_DIR).",
+    "Settings come from the same environment as the service: DATABASE_URL, or REOCLO_DATA_DIR (default ./.reoclo, from the current directory).",
   ].join("\n");
 }
 
@@ -127,21 +129,13 @@ async function readText(file: string | boolean | undefined, flag: string): Promi
   }
 }
 
-/** KEY=VALUE lines (blank lines and # comments skipped); errors name the line, never the value. */
+/** A dotenv file (see env-file.ts); errors name the line, never the value. */
 async function readEnvFile(file: string | boolean | undefined): Promise<Record<string, string> | undefined> {
   const text = await readText(file, "env-file");
   if (text === undefined) return undefined;
-  const env: Record<string, string> = {};
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.trim();
-    if (line === "" || line.startsWith("#")) return;
-    const eq = line.indexOf("=");
-    const name = eq === -1 ? "" : line.slice(0, eq).trim();
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
-      throw new UsageError(`--env-file: line ${i + 1} is not NAME=value`);
-    env[name] = line.slice(eq + 1).trim();
-  });
-  return env;
+  const parsed = parseEnvFile(text);
+  if (!parsed.ok) throw new UsageError(`--env-file: line ${parsed.line} ${parsed.problem}`);
+  return parsed.env;
 }
 
 export async function parseCommand(argv: string[], readStdin: () => Promise<string>): Promise<ParsedCommand> {
@@ -180,6 +174,7 @@ export async function parseCommand(argv: string[], readStdin: () => Promise<stri
         passphrase: v["passphrase-stdin"] ? await stdinLine() : undefined,
         host_key_fingerprint: v["host-key-fingerprint"],
         trust_on_first_use: Boolean(v["trust-on-first-use"]),
+        skip_host_key_check: Boolean(v["skip-host-key-check"]),
         container_cli: v["container-cli"],
         reboot_command: v["reboot-command"],
       });

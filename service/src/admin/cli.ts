@@ -73,8 +73,14 @@ async function execute(
   if (!config.databaseUrl && (await socketIsLive(adminSocketPath(config.dataDir)))) {
     return callAdminSocket(adminSocketPath(config.dataDir), command, params);
   }
+  // No service answers: open the storage the service created, and never create any (issue 14).
   const lockServer = net.createServer((s) => s.end());
-  const runtime = await openRuntime(config, { role: "reoclo-admin", lockServer, logger: stderrLogger(io) });
+  const runtime = await openRuntime(config, {
+    role: "reoclo-admin",
+    lockServer,
+    logger: stderrLogger(io),
+    existingOnly: true,
+  });
   try {
     return await run(
       { config, db: runtime.database.db, secrets: runtime.secrets, now: () => new Date() },

@@ -17,6 +17,39 @@ export interface DataDirOwner {
 }
 
 export const adminSocketPath = (dataDir: string) => path.join(dataDir, ADMIN_SOCKET_NAME);
+/** Where the embedded database lives inside the data directory. */
+export const pgliteDirOf = (dataDir: string) => path.join(dataDir, "pgdata");
+
+const missingAsUndefined = (err: unknown) => {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === "ENOENT" || code === "ENOTDIR") return undefined;
+  throw err;
+};
+
+const POINT_THE_ADMIN_CLI =
+  "run reoclo-admin from the directory where you ran `npm start`, or set REOCLO_DATA_DIR to the service's data directory (DATABASE_URL, if the service runs on PostgreSQL)";
+
+/**
+ * For the admin command line, which never creates storage: the data directory must exist and hold
+ * the embedded database the service created at its first start (PGlite writes PG_VERSION when it
+ * initialises a directory; opened without it, PGlite would initialise a new, empty one).
+ */
+export async function requireEmbeddedDatabase(dataDir: string): Promise<void> {
+  const dir = await fs.stat(dataDir).catch(missingAsUndefined);
+  if (!dir?.isDirectory()) {
+    throw new AppError(
+      "data_dir_not_found",
+      `No Reoclo data directory at ${dataDir} (reoclo-admin looks in REOCLO_DATA_DIR, default ./.reoclo from the current directory), and no service answers there: ${POINT_THE_ADMIN_CLI}. Nothing was created.`,
+    );
+  }
+  const database = await fs.stat(path.join(pgliteDirOf(dataDir), "PG_VERSION")).catch(missingAsUndefined);
+  if (!database) {
+    throw new AppError(
+      "database_not_initialised",
+      `${dataDir} holds no Reoclo database: the service creates it at its first start, and has not been started on this directory. Start it once with this REOCLO_DATA_DIR, or ${POINT_THE_ADMIN_CLI}. Nothing was created.`,
+    );
+  }
+}
 
 /** Connects to the socket; true when a live process answers on it. */
 export function socketIsLive(socketPath: string): Promise<boolean> {
@@ -61,9 +94,15 @@ async function describeOwner(dataDir: string): Promise<string> {
 /**
  * Takes ownership of the embedded data directory by listening on its admin socket with
  * `server`; a live owner gives a clear `data_dir_in_use` error, a stale socket is replaced.
+ * The directory is created unless `opts.create` is false (the admin command line).
  */
-export async function claimDataDir(dataDir: string, server: net.Server, role: string): Promise<DataDirOwner> {
-  await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
+export async function claimDataDir(
+  dataDir: string,
+  server: net.Server,
+  role: string,
+  opts: { create?: boolean } = {},
+): Promise<DataDirOwner> {
+  if (opts.create ?? true) await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
   await fs.chmod(dataDir, 0o700);
   const socketPath = adminSocketPath(dataDir);
   try {

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { and, asc, eq } from "drizzle-orm";
 import ssh2 from "ssh2";
+import type { ParsedKey } from "ssh2";
 import { z } from "zod";
 import type { ServiceContext } from "../context";
 import { recordChange } from "../audit/changes";
@@ -9,7 +10,7 @@ import { AppError } from "../errors";
 import { resolveOrg } from "../orgs/orgs";
 import { parseOrThrow } from "../validation";
 import { fetchHostKeyFingerprint, SshError, testSshConnection, type SshTarget } from "../ssh/connect";
-import { isFingerprint } from "../ssh/fingerprint";
+import { fingerprintsEqual, isFingerprint } from "../ssh/fingerprint";
 
 export const addServerInput = z
   .object({
@@ -30,6 +31,8 @@ export const addServerInput = z
     passphrase: z.string().optional(),
     host_key_fingerprint: z.string().optional(),
     trust_on_first_use: z.boolean().default(false),
+    /** Pins the given fingerprint without asking the host for its key (a host that is down now). */
+    skip_host_key_check: z.boolean().default(false),
     container_cli: z.enum(["docker", "podman"]).default("docker"),
     /** Run by POST /reboot; the operation then waits for the host to answer SSH again. */
     reboot_command: z.string().trim().min(1, "the reboot command is empty").max(1024).optional(),
@@ -37,6 +40,11 @@ export const addServerInput = z
   .refine((v) => Boolean(v.host_key_fingerprint) !== v.trust_on_first_use, {
     message: "give exactly one of --host-key-fingerprint SHA256:… or --trust-on-first-use",
     path: ["host_key_fingerprint"],
+  })
+  .refine((v) => !v.skip_host_key_check || Boolean(v.host_key_fingerprint), {
+    message:
+      "--skip-host-key-check goes with --host-key-fingerprint: trust on first use reads the key from the host",
+    path: ["skip_host_key_check"],
   });
 export type AddServerInput = z.input<typeof addServerInput>;
 
@@ -76,13 +84,14 @@ export async function addServer(ctx: ServiceContext, raw: AddServerInput): Promi
   const input = parseOrThrow(addServerInput, raw);
   const org = await resolveOrg(ctx, input.org);
   const parsedKey = ssh2.utils.parseKey(input.private_key, input.passphrase);
+  refusePublicKey(input.private_key, parsedKey instanceof Error ? undefined : parsedKey);
   if (parsedKey instanceof Error) {
     throw new AppError("validation", `The private key could not be read: ${parsedKey.message}.`, {
       private_key: [parsedKey.message],
     });
   }
-  let fingerprint = input.host_key_fingerprint;
-  if (fingerprint !== undefined && !isFingerprint(fingerprint)) {
+  const given = input.host_key_fingerprint;
+  if (given !== undefined && !isFingerprint(given)) {
     throw new AppError(
       "validation",
       'The host key fingerprint must look like "SHA256:" followed by 43 base64 characters (ssh-keygen -lf prints it).',
@@ -91,9 +100,10 @@ export async function addServer(ctx: ServiceContext, raw: AddServerInput): Promi
       },
     );
   }
-  const trustOnFirstUse = !fingerprint;
-  if (!fingerprint) fingerprint = await withSshErrors(() => fetchHostKeyFingerprint(input.host, input.port));
-  const pinned = fingerprint;
+  const trustOnFirstUse = given === undefined;
+  const skipCheck = input.skip_host_key_check && given !== undefined; // the schema allows it only then
+  // One connection, before anything is stored: it reads the key to pin, or confirms the given one.
+  const pinned = skipCheck ? given : await presentedHostKey(input, given);
   const id = randomUUID();
   return ctx.db.transaction(async (tx) => {
     const [row] = await tx
@@ -142,6 +152,7 @@ export async function addServer(ctx: ServiceContext, raw: AddServerInput): Promi
       details: {
         host_key_fingerprint: pinned,
         method: trustOnFirstUse ? "trust_on_first_use" : "fingerprint_given",
+        host_key_checked: !skipCheck,
         previous_fingerprint: null,
       },
     });
@@ -239,11 +250,57 @@ export async function testServer(ctx: ServiceContext, id: string, orgName?: stri
   };
 }
 
-async function withSshErrors<T>(fn: () => Promise<T>): Promise<T> {
+async function withSshErrors<T>(fn: () => Promise<T>, hint?: (err: SshError) => string): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof SshError) throw new AppError(err.code, err.message);
+    if (err instanceof SshError) throw new AppError(err.code, err.message + (hint?.(err) ?? ""));
     throw err;
   }
+}
+
+/**
+ * The host's key fingerprint, read over one connection that hangs up before authenticating; a
+ * given fingerprint must match it, so a typo or the wrong host fails now rather than at the first command.
+ */
+async function presentedHostKey(
+  target: { host: string; port: number },
+  given: string | undefined,
+): Promise<string> {
+  const where = `${target.host}:${target.port}`;
+  const skipHint = (err: SshError) =>
+    given !== undefined && (err.code === "host_unreachable" || err.code === "ssh_error")
+      ? " Nothing was stored. To add it while it is down, pass --skip-host-key-check: the given fingerprint is then checked at its first connection instead."
+      : "";
+  const presented = await withSshErrors(() => fetchHostKeyFingerprint(target.host, target.port), skipHint);
+  if (given === undefined || fingerprintsEqual(presented, given)) return presented;
+  throw new AppError(
+    "host_key_mismatch",
+    `The SSH server at ${where} presents host key ${presented}, not ${given} as given with --host-key-fingerprint, so nothing was stored. Read the right one on the host itself with \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` (the ecdsa or rsa key's .pub if it has no ed25519 key), and check that ${where} is the host you meant.`,
+    { host_key_fingerprint: [`the host presents ${presented}`] },
+  );
+}
+
+// What a public key looks like: an OpenSSH .pub line (certificates too), or a PEM / RFC 4716 block.
+const OPENSSH_PUBLIC_KEY = /^((?:ssh|ecdsa-sha2|sk)-[a-z0-9.@-]+)\s+AAAA/;
+const PEM_PUBLIC_KEY = /^-----BEGIN ((?:RSA )?PUBLIC KEY)-----|^---- BEGIN (SSH2 PUBLIC KEY) ----/;
+
+/** The kind of public key `text` is (what ssh2 parsed it as, if it could), or undefined. */
+function publicKeyKind(text: string, parsed: ParsedKey | ParsedKey[] | undefined): string | undefined {
+  const head = text.trimStart();
+  const openssh = OPENSSH_PUBLIC_KEY.exec(head);
+  if (openssh) return openssh[1];
+  const pem = PEM_PUBLIC_KEY.exec(head);
+  if (pem) return `PEM ${pem[1] ?? pem[2]}`;
+  return [parsed ?? []].flat().find((k) => !k.isPrivateKey())?.type;
+}
+
+/** A public key given as the private key is refused by name: otherwise it surfaces only at the first command. */
+function refusePublicKey(text: string, parsed: ParsedKey | ParsedKey[] | undefined): void {
+  const kind = publicKeyKind(text, parsed);
+  if (kind === undefined) return;
+  const problem = `this is a public key (${kind}); give the private key file, not the .pub one`;
+  throw new AppError("validation", `The private key could not be used: ${problem}.`, {
+    private_key: [problem],
+  });
 }
