@@ -175,3 +175,110 @@ export function decodeMasterKey(text: string): Buffer | undefined {
   }
   return undefined;
 }
+
+// Start-up failures said as the setting to change, in one line (issue 14: a first run that works).
+
+const hostPort = (host: string, port: number) =>
+  host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+
+/** Why HOST:PORT cannot be listened on, naming the setting to change; undefined for other errors. */
+export function listenProblem(err: unknown, where: { host: string; port: number }): string | undefined {
+  const address = hostPort(where.host, where.port);
+  switch ((err as NodeJS.ErrnoException | null)?.code) {
+    case "EADDRINUSE":
+      return `${address} is already in use; set PORT to another port (or stop what listens there)`;
+    case "EADDRNOTAVAIL":
+      return `cannot listen on ${address}: HOST ${where.host} is not an address of this machine; set HOST to one of its addresses (127.0.0.1 for this machine only, 0.0.0.0 for every interface)`;
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return `cannot listen on ${address}: HOST ${where.host} does not resolve to an address; set HOST to an address of this machine (127.0.0.1 for this machine only, 0.0.0.0 for every interface)`;
+    case "EACCES":
+      return where.port < 1024
+        ? `cannot listen on ${address}: ports below 1024 need privileges; set PORT to 1024 or above (the default is 8080), or give node the CAP_NET_BIND_SERVICE capability`
+        : `cannot listen on ${address}: permission denied; set HOST or PORT to an address and port this user may use`;
+    default:
+      return undefined;
+  }
+}
+
+/** DATABASE_URL fit for a message: its password, and any password-like query parameter, as ***. */
+export function maskDatabaseUrl(url: string): string {
+  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? "";
+  const rest = url.slice(scheme.length);
+  // The last @: a password with an unencoded @ is masked whole (over-masking is the safe side).
+  const at = rest.lastIndexOf("@");
+  let masked = url;
+  if (at !== -1) {
+    const userinfo = rest.slice(0, at);
+    const colon = userinfo.indexOf(":");
+    masked = scheme + (colon === -1 ? userinfo : `${userinfo.slice(0, colon)}:***`) + rest.slice(at);
+  }
+  return masked.replace(/([?&][^=&#]*(?:pass|secret|token|key)[^=&#]*=)[^&#]*/gi, "$1***");
+}
+
+/** The user and database a postgres:// URL names, for messages (postgres.js's defaults otherwise). */
+function urlParts(url: string): { user: string | undefined; database: string | undefined } {
+  try {
+    const u = new URL(url);
+    const database = decodeURIComponent(u.pathname.replace(/^\//, "")) || undefined;
+    return { user: decodeURIComponent(u.username) || undefined, database };
+  } catch {
+    return { user: undefined, database: undefined };
+  }
+}
+
+/** What a connection that never became usable says, by postgres.js's (or Node's) error code. */
+const CONNECT_FAILURES: Record<string, string> = {
+  ECONNREFUSED: "connection refused; check that PostgreSQL runs there",
+  ENOTFOUND: "its host name does not resolve; check the host in DATABASE_URL",
+  EAI_AGAIN: "its host name could not be resolved (DNS); check the host in DATABASE_URL",
+  CONNECT_TIMEOUT:
+    "no answer within the connect timeout; check the host and port, and that no firewall drops the connection",
+  ETIMEDOUT:
+    "no answer within the connect timeout; check the host and port, and that no firewall drops the connection",
+  EHOSTUNREACH: "the host is unreachable from here; check the host in DATABASE_URL",
+  ENETUNREACH: "the host is unreachable from here; check the host in DATABASE_URL",
+};
+
+/** Codes along the error and its causes (drizzle and the drivers wrap each other). */
+function errorCodes(err: unknown): { code: string; message: string }[] {
+  const out: { code: string; message: string }[] = [];
+  let e: unknown = err;
+  for (let depth = 0; e !== null && typeof e === "object" && depth < 8; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string") out.push({ code, message: e instanceof Error ? e.message : "" });
+    e = (e as { cause?: unknown }).cause;
+  }
+  return out;
+}
+
+/**
+ * Why the service could not use DATABASE_URL, naming the setting and never its password;
+ * undefined when `err` is no connection or login failure (it is then reported as it is).
+ */
+export function databaseProblem(err: unknown, databaseUrl: string): string | undefined {
+  const where = `DATABASE_URL (${maskDatabaseUrl(databaseUrl)})`;
+  const { user, database } = urlParts(databaseUrl);
+  const who = user ? `user "${user}"` : "the user";
+  for (const { code, message } of errorCodes(err)) {
+    const failure = CONNECT_FAILURES[code];
+    if (failure) {
+      return `cannot connect to the database at ${where}: ${failure}, or unset DATABASE_URL to use the embedded database`;
+    }
+    // SQLSTATEs of PostgreSQL appendix A: invalid password, invalid authorization, unknown database.
+    if (code === "28P01") {
+      return `the database at ${where} refused the password of ${who} (authentication failed); check the user name and password in DATABASE_URL`;
+    }
+    if (code === "28000") {
+      return `the database at ${where} refused ${who}: ${message}; check the user in DATABASE_URL and the server's pg_hba.conf`;
+    }
+    if (code === "3D000") {
+      // PostgreSQL names it ("database "x" does not exist"); without a path the user's name is used.
+      const name = /database "([^"]+)"/.exec(message)?.[1] ?? database ?? user;
+      const which = name ? `the database "${name}"` : "the database DATABASE_URL names";
+      const create = name ? ` (createdb ${name})` : "";
+      return `${which} does not exist on the PostgreSQL server at ${where}; create it${create} or name an existing database in DATABASE_URL`;
+    }
+  }
+  return undefined;
+}

@@ -1,11 +1,21 @@
+import { randomUUID } from "node:crypto";
 import type { Server } from "node:http";
 import { createAdaptorServer } from "@hono/node-server";
+import { HEADERS } from "@reoclo/protocol";
 import { createHttpServer, listen } from "./http/server";
 import { OperationRunner } from "./operations/runner";
 import { SshPool } from "./ssh/pool";
 import { createAdminSocketApp } from "./admin/socket-api";
 import { createAccessState, createApp } from "./app";
-import { ConfigError, parseConfig } from "./config";
+import {
+  ConfigError,
+  databaseProblem,
+  listenProblem,
+  maskDatabaseUrl,
+  parseConfig,
+  type Config,
+} from "./config";
+import { adminSocketPath, socketIsLive } from "./db/data-dir";
 import { AppError } from "./errors";
 import { jsonLogger as logger } from "./logger";
 import { openRuntime } from "./runtime";
@@ -14,6 +24,57 @@ import { openRuntime } from "./runtime";
 
 const RESPONSE_DRAIN_MS = 3_000;
 
+type Fetch = Parameters<typeof createHttpServer>[0];
+
+/** Until storage is open: /healthz says the process is up, everything else is 503 in the envelope. */
+const answerWhileStarting: Fetch = (req: Request) => {
+  const requestId = randomUUID();
+  if (new URL(req.url).pathname === "/healthz") {
+    return Response.json({ status: "starting" }, { headers: { [HEADERS.requestId]: requestId } });
+  }
+  return Response.json(
+    {
+      error: "service_unavailable",
+      detail: "The service is starting: its storage is not open yet.",
+      request_id: requestId,
+    },
+    { status: 503, headers: { [HEADERS.requestId]: requestId, [HEADERS.retryAfter]: "1" } },
+  );
+};
+
+/** One line for a failed start, naming the setting to change where there is one; never a password. */
+function startupProblem(err: unknown, config: Config): string {
+  if (err instanceof AppError) return err.detail;
+  const described = config.databaseUrl ? databaseProblem(err, config.databaseUrl) : undefined;
+  if (described) return described;
+  const message = err instanceof Error ? err.message : String(err);
+  return config.databaseUrl
+    ? message.split(config.databaseUrl).join(maskDatabaseUrl(config.databaseUrl))
+    : message;
+}
+
+/** Listens on HOST:PORT; when it cannot, prints why as the setting to change and resolves false. */
+async function listenOrSayWhy(server: Server, config: Config): Promise<boolean> {
+  try {
+    await listen(server, config.port, config.host);
+    return true;
+  } catch (err) {
+    let problem = listenProblem(err, config) ?? `cannot listen: ${(err as Error).message}`;
+    // `npm start` twice: say what holds the port, since that is what to stop.
+    if (!config.databaseUrl && (await socketIsLive(adminSocketPath(config.dataDir)))) {
+      problem += `; a reoclo service already runs on the data directory ${config.dataDir}: stop it first`;
+    }
+    process.stderr.write(`reoclo: ${problem}\n`);
+    return false;
+  }
+}
+
+const closeServer = (server: Server) =>
+  new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+
 async function main(): Promise<void> {
   let config;
   try {
@@ -21,6 +82,14 @@ async function main(): Promise<void> {
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     process.stderr.write(`reoclo: ${err.message}\n`);
+    process.exitCode = 1;
+    return;
+  }
+
+  // The HTTP port before the data directory: a port in use stops the start with nothing created.
+  let serve: Fetch = answerWhileStarting;
+  const server = createHttpServer((req, env) => serve(req, env));
+  if (!(await listenOrSayWhy(server, config))) {
     process.exitCode = 1;
     return;
   }
@@ -41,7 +110,8 @@ async function main(): Promise<void> {
   try {
     runtime = await openRuntime(config, { role: "reoclo service", lockServer: adminServer, logger });
   } catch (err) {
-    process.stderr.write(`reoclo: ${err instanceof AppError ? err.detail : (err as Error).message}\n`);
+    await closeServer(server);
+    process.stderr.write(`reoclo: ${startupProblem(err, config)}\n`);
     process.exitCode = 1;
     return;
   }
@@ -63,8 +133,7 @@ async function main(): Promise<void> {
     logger,
   ).fetch;
 
-  const server = createHttpServer(app.fetch);
-  await listen(server, config.port, config.host);
+  serve = (req, env) => app.fetch(req, env);
   // SIGTERM: stop accepting, let running operations finish within the grace, settle the rest.
   let stopping = false;
   const shutdown = async (signal: string) => {
