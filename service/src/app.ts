@@ -76,7 +76,15 @@ export function createApp(deps: AppDeps) {
   const app = new Hono<AppEnv>();
   app.use(assignRequestId);
   app.onError(onAppError(deps.logger));
-  app.notFound((c) => errorResponse(c, 404, "not_found", `No route for ${c.req.method} ${c.req.path}.`));
+  // Its own code, so a wrong base URL is not mistaken for an unknown server or operation (issue 14).
+  app.notFound((c) =>
+    errorResponse(
+      c,
+      404,
+      "route_not_found",
+      `No route for ${c.req.method} ${c.req.path}: the automation API lives under ${API_BASE_PATH} (e.g. POST ${API_BASE_PATH}/exec).`,
+    ),
+  );
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {

@@ -50,8 +50,9 @@ describe.each(DRIVERS)("service app on %s", (driver) => {
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({
-      error: "not_found",
-      detail: "No route for GET /api/automation/v1/nope.",
+      error: "route_not_found",
+      detail:
+        "No route for GET /api/automation/v1/nope: the automation API lives under /api/automation/v1 (e.g. POST /api/automation/v1/exec).",
       request_id: id,
     });
   });

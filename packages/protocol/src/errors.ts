@@ -14,6 +14,8 @@ export const ERROR_CODES = {
   application_not_in_scope: 403,
   forbidden: 403,
   not_found: 404,
+  // No such route (e.g. a wrong path prefix in front of the base path), apart from an unknown id.
+  route_not_found: 404,
   method_not_allowed: 405,
   request_timeout: 408,
   idempotency_in_progress: 409,
