@@ -1,6 +1,7 @@
 // Runs the bundled action as the GitHub runner does: a node process with INPUT_* variables
 // (action.yml defaults applied), GITHUB_OUTPUT / GITHUB_STATE / GITHUB_STEP_SUMMARY files,
-// and for the post step the saved state handed back as STATE_* variables.
+// and for the post step the saved state handed back as STATE_* variables. The bundle by default;
+// its source (through tsx) when a test needs the shared packages as they are before a rebuild.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -8,13 +9,22 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 
+const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
 /** An action of this repository by its folder name (actions/<name>). */
 export function actionDir(name: string): string {
   return fileURLToPath(new URL(`../${name}/`, import.meta.url));
 }
 
+/**
+ * How a step runs: `bundle` is what the runner runs (action.yml's dist files); `source` runs the
+ * same entry from src/ through tsx, to test changes of the shared packages before the bundles
+ * are rebuilt (src/main.ts and src/post.ts are what ncc builds into dist/main and dist/post).
+ */
+export type ActionBuild = "bundle" | "source";
+
 /** `runs.main` / `runs.post` and the inputs' defaults, read from action.yml itself. */
-function readAction(dir: string) {
+function readAction(dir: string, build: ActionBuild) {
   const doc = parse(readFileSync(join(dir, "action.yml"), "utf8")) as {
     inputs?: Record<string, { default?: string | number | boolean }>;
     runs: Record<string, string | undefined>;
@@ -25,7 +35,7 @@ function readAction(dir: string) {
   const entry = (kind: "main" | "post") => {
     const file = doc.runs[kind];
     if (!file) throw new Error(`${dir}action.yml names no runs.${kind}`);
-    return join(dir, file);
+    return build === "bundle" ? [join(dir, file)] : ["--import", "tsx", join(dir, "src", `${kind}.ts`)];
   };
   return { defaults, entry };
 }
@@ -68,9 +78,9 @@ export class Workspace {
     summary: join(this.dir, "summary"),
   };
 
-  /** A fresh runner workspace for the action in `dir` (see actionDir). */
-  constructor(dir: string) {
-    this.#action = readAction(dir);
+  /** A fresh runner workspace for the action in `dir` (see actionDir), run as `build`. */
+  constructor(dir: string, build: ActionBuild = "bundle") {
+    this.#action = readAction(dir, build);
     for (const f of Object.values(this.files)) writeFileSync(f, "");
   }
 
@@ -81,7 +91,9 @@ export class Workspace {
       kind === "post"
         ? Object.fromEntries(Object.entries(this.state()).map(([k, v]) => [`STATE_${k}`, v]))
         : {};
-    const child = spawn(process.execPath, [this.#action.entry(kind)], {
+    const child = spawn(process.execPath, this.#action.entry(kind), {
+      // tsx (source builds) is resolved from the repository root, as `npm start` resolves it.
+      cwd: REPO_ROOT,
       env: {
         PATH: process.env.PATH ?? "",
         GITHUB_ACTIONS: "true",

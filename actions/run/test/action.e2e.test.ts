@@ -195,7 +195,7 @@ describe("the run action, run as the runner runs it", () => {
     step.child.kill("SIGINT");
     expect(await step.exited).toBe(130);
     expect(posts()).toBe(postsAtSignal);
-    expect(step.log()).toMatch(/operation [0-9a-f-]{36} was cancelled \(status cancelled\)/);
+    expect(step.log()).toMatch(/operation [0-9a-f-]{36} was cancelled \(cancelled\)/);
     expect(pgrep(`sleep ${m}`)).toBe("");
     expect(lines(ran)).toEqual(["run"]);
   });

@@ -14,10 +14,15 @@ export async function cancelLeftOperation(userAgent: string): Promise<void> {
   if (core.getState(STATE.finished) === "true" || (!saved && !idempotencyKey)) {
     return say("nothing left running");
   }
+  // Every request of main was refused at connect (or its host unknown): no operation can exist.
+  if (!saved && core.getState(STATE.nothingSent) === "true") {
+    return say("nothing left running: no request of the main step reached the service");
+  }
   try {
     const settings = readPostSettings((name) => core.getInput(name), process.env);
     const client = actionClient(settings, userAgent, {
       retry: { attempts: 4, baseDelayMs: 500, maxDelayMs: 4_000 },
+      recordSent: false,
     });
     const signal = AbortSignal.timeout(20_000);
     const id = saved || (await client.findOperationByIdempotencyKey(idempotencyKey, signal))?.operation_id;

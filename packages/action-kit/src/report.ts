@@ -112,6 +112,10 @@ const ADVICE: Record<string, string> = {
   not_found: "No such server in the key's organisation: check the `server_id` input.",
   rate_limited: "The key's rate limit stayed exhausted through every retry; raise it or spread the calls.",
   secrets_unavailable: "The service has no master key to decrypt the server's SSH key (REOCLO_MASTER_KEY).",
+  route_not_found:
+    "The service has no such route at this URL: check the `api_url` input. It is the service's root URL (e.g. https://reoclo.example.com); the action adds /api/automation/v1.",
+  not_reoclo_service:
+    "Check the `api_url` input: it must be the URL of your Reoclo service (or of a proxy that reaches it).",
   key_revoked:
     "The key was revoked while the command ran: the command goes on on the host, but this step can no longer follow it. Its end is in the service's audit log and operations.",
   key_expired:
@@ -120,6 +124,8 @@ const ADVICE: Record<string, string> = {
 
 /** Codes that end a step that had started, rather than refuse one: said as such. */
 const ENDED = new Set(["key_revoked", "key_expired"]);
+/** Answers that did not come from a Reoclo service at all. */
+const FOREIGN = new Set(["not_reoclo_service"]);
 
 export interface ApiRefusal {
   code: string;
@@ -137,6 +143,8 @@ export function refusalMessage(e: ApiRefusal): string {
     : "";
   const advice = ADVICE[e.code];
   const request = e.requestId ? ` (request ${e.requestId})` : "";
+  const advice2 = advice ? `\n${advice}` : "";
+  if (FOREIGN.has(e.code)) return `${e.detail}${advice2}`;
   const what = ENDED.has(e.code) ? "stopped following the command" : "refused the command";
-  return `The Reoclo API ${what}: ${e.code} (HTTP ${e.status}): ${e.detail}${fields}${request}${advice ? `\n${advice}` : ""}`;
+  return `The Reoclo API ${what}: ${e.code} (HTTP ${e.status}): ${e.detail}${fields}${request}${advice2}`;
 }

@@ -7,4 +7,9 @@ export const STATE = {
   operationId: "operation_id",
   /** "true" once main saw a final answer (the operation's end, or a refusal): nothing to cancel. */
   finished: "finished",
+  /**
+   * "true" while every request of main failed before it left the runner (connection refused,
+   * unknown host): the service never saw one, so the post step has nothing to look up.
+   */
+  nothingSent: "nothing_sent",
 } as const;

@@ -59,3 +59,15 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
+
+/**
+ * While every attempt was refused at connect, nothing reached the service: the retries come soon
+ * and stop soon, a wrong URL fails within seconds, and a service that is just starting is still
+ * met. Their delays add up to at most REFUSED_WINDOW_MS.
+ */
+export const REFUSED_WINDOW_MS = 5_000;
+
+/** Delay before retry `retry` (from 0) of a refused connection: 250, 500, then 750 ms. */
+export function refusedDelay(retry: number): number {
+  return Math.min(750, 250 * (Math.max(0, retry) + 1));
+}

@@ -144,14 +144,18 @@ describe("ReocloClient.exec", () => {
     expect(t.fake.posts()).toHaveLength(1);
   });
 
-  it("turns a non-JSON error body into code http_<status>", async () => {
+  it("turns an error answer without the envelope into not_reoclo_service with a short excerpt", async () => {
     const html = { status: 502, body: "<html>Bad gateway</html>", contentType: "text/html" };
     const t = await setup(
       { outputs: OUTPUTS, faults: [html, html] },
       { retry: { attempts: 2, baseDelayMs: 1 } },
     );
     const err = await t.run().catch((e: unknown) => e);
-    expect(err).toMatchObject({ status: 502, code: "http_502", detail: "<html>Bad gateway</html>" });
+    expect(err).toMatchObject({
+      status: 502,
+      code: "not_reoclo_service",
+      detail: `The server at ${t.fake.url} did not answer like a Reoclo service (HTTP 502, text/html; a proxy there may not reach the service): "Bad gateway"`,
+    });
     expect(t.fake.posts()).toHaveLength(2);
   });
 

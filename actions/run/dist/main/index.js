@@ -35831,9 +35831,9 @@ function handleCodecTxResult(left, value, nextSchema, ctx) {
     }
     return nextSchema._zod.run({ value, issues: left.issues }, ctx);
 }
-const $ZodPreprocess = /*@__PURE__*/ (/* unused pure expression or super */ null && (core.$constructor("$ZodPreprocess", (inst, def) => {
+const $ZodPreprocess = /*@__PURE__*/ $constructor("$ZodPreprocess", (inst, def) => {
     $ZodPipe.init(inst, def);
-})));
+});
 const $ZodReadonly = /*@__PURE__*/ $constructor("$ZodReadonly", (inst, def) => {
     $ZodType.init(inst, def);
     defineLazyInternal(inst, "propValues", (zod) => zod.def.innerType._zod.propValues);
@@ -40786,10 +40786,10 @@ function invertCodec(codec) {
         reverseTransform: def.transform,
     });
 }
-const ZodPreprocess = /*@__PURE__*/ (/* unused pure expression or super */ null && (core.$constructor("ZodPreprocess", (inst, def) => {
+const ZodPreprocess = /*@__PURE__*/ $constructor("ZodPreprocess", (inst, def) => {
     ZodPipe.init(inst, def);
-    core.$ZodPreprocess.init(inst, def);
-})));
+    $ZodPreprocess.init(inst, def);
+});
 const ZodReadonly = /*@__PURE__*/ $constructor("ZodReadonly", (inst, def) => {
     $ZodReadonly.init(inst, def);
     ZodType.init(inst, def);
@@ -41003,6 +41003,8 @@ const ERROR_CODES = {
     application_not_in_scope: 403,
     forbidden: 403,
     not_found: 404,
+    // No such route (e.g. a wrong path prefix in front of the base path), apart from an unknown id.
+    route_not_found: 404,
     method_not_allowed: 405,
     request_timeout: 408,
     idempotency_in_progress: 409,
@@ -41175,13 +41177,54 @@ const OPERATION_TYPES = [
     "registry_logout",
 ];
 const operationTypeSchema = schemas_enum(OPERATION_TYPES);
-/** `running` also covers "queued": the published clients treat any other value as final (spec §4). */
-const OPERATION_STATUSES = ["running", "completed", "timeout", "cancelled", "failed", "lost"];
+/**
+ * The wire `status` is the published vocabulary (spec §4): the published CLI polls until one of
+ * `completed`, `failed` or `timeout`, so any other value would hang it. `running` also covers
+ * "queued". The precise end is `outcome`.
+ */
+const OPERATION_STATUSES = ["running", "completed", "failed", "timeout"];
 const operationStatusSchema = schemas_enum(OPERATION_STATUSES);
-const TERMINAL_STATUSES = ["completed", "timeout", "cancelled", "failed", "lost"];
+const TERMINAL_STATUSES = ["completed", "failed", "timeout"];
 const terminalStatusSchema = schemas_enum(TERMINAL_STATUSES);
 function isTerminalStatus(status) {
     return TERMINAL_STATUSES.includes(status);
+}
+/**
+ * How an operation ended, precisely (spec §4): `completed` (the process exited, any exit code),
+ * `timeout` (killed at timeout_seconds, 124), `cancelled` (130), `failed` (could not be run, 255),
+ * `lost` (the connection or the instance running it went away; outcome unknown, 255).
+ */
+const OPERATION_OUTCOMES = ["running", "completed", "timeout", "cancelled", "failed", "lost"];
+const operationOutcomeSchema = schemas_enum(OPERATION_OUTCOMES);
+const TERMINAL_OUTCOMES = ["completed", "timeout", "cancelled", "failed", "lost"];
+const terminalOutcomeSchema = schemas_enum(TERMINAL_OUTCOMES);
+function isTerminalOutcome(outcome) {
+    return TERMINAL_OUTCOMES.includes(outcome);
+}
+/**
+ * An answer of a service that predates `outcome` (or of a foreign one) said the precise end in
+ * `status`: read it as this version's answer, status in the published vocabulary and the end in
+ * `outcome` (also in a nested `result`). Anything else passes unchanged.
+ */
+function withOutcome(value) {
+    if (typeof value !== "object" || value === null || Array.isArray(value))
+        return value;
+    const v = value;
+    if (v.outcome !== undefined || typeof v.status !== "string")
+        return value;
+    if (!OPERATION_OUTCOMES.includes(v.status))
+        return value;
+    const outcome = v.status;
+    const out = { ...v, status: statusOfOutcome(outcome), outcome };
+    if (outcome !== "running") {
+        out.reason ??= null;
+        if (typeof v.result === "object" && v.result !== null)
+            out.result = { outcome, ...v.result };
+    }
+    return out;
+}
+function statusOfOutcome(outcome) {
+    return outcome === "cancelled" || outcome === "lost" ? "failed" : outcome;
 }
 const REGISTRY_TYPES = [
     "docker_hub",
@@ -41235,6 +41278,13 @@ const runContextSchema = object({
 const optionalRunContextSchema = nullAsAbsent(runContextSchema);
 /** Outcome of a finished operation; the same object is the SSE `end` event (spec §6). */
 const operationResultSchema = object({
+    /** The precise end (spec §4); the answers' `status` says it in the published vocabulary. */
+    outcome: terminalOutcomeSchema,
+    /**
+     * One sentence saying why it was cancelled (and by whom: a key, a shutdown), lost or failed,
+     * or why it timed out; null when it completed. The same sentence ends `stderr`.
+     */
+    reason: schemas_string().nullable().default(null),
     exit_code: schemas_number().int(),
     /** The last 64 KiB (OUTPUT_TAIL_BYTES) of the stream. */
     stdout: schemas_string(),
@@ -41249,12 +41299,16 @@ const operationResultSchema = object({
 });
 const isoTimestamp = iso_datetime({ offset: true });
 /** `GET /operations/{operation_id}` (spec §3); `result` is present once the status is terminal. */
-const operationSchema = object({
+const operationObjectSchema = object({
     operation_id: schemas_string(),
     operation_type: operationTypeSchema,
     server_id: schemas_string(),
     server_name: schemas_string(),
     status: operationStatusSchema,
+    /** Present on every answer: `running`, or how it ended. */
+    outcome: operationOutcomeSchema,
+    /** Why it was cancelled, lost or failed (or timed out); null while running or when completed. */
+    reason: schemas_string().nullable().default(null),
     result: operationResultSchema.optional(),
     run_id: schemas_string().nullable(),
     run_context: runContextSchema.nullish().transform((value) => value ?? null),
@@ -41262,6 +41316,8 @@ const operationSchema = object({
     started_at: isoTimestamp,
     completed_at: isoTimestamp.nullable(),
 });
+/** The same, reading an older service's answer too (see `withOutcome`). */
+const operationSchema = preprocess(withOutcome, operationObjectSchema);
 /** `POST /operations/{operation_id}/cancel` answers the operation as it now stands; repeating it is harmless. */
 const cancelOperationResponseSchema = operationSchema;
 /** `GET /operations?run_id=…&limit=…&cursor=…` query (spec §6); query values arrive as strings. */
@@ -41328,7 +41384,9 @@ const envSchema = custom((value) => typeof value === "object" && value !== null 
     error: "env must be an object mapping variable names to string values.",
 })
     .transform((env, ctx) => {
-    const entries = Object.entries(env);
+    // The published CLI sends every line of the action's env input, `# DEBUG=1` included (spec
+    // §7b): a name starting with `#` is a comment, dropped, never sent to the host.
+    const entries = Object.entries(env).filter(([name]) => !name.trimStart().startsWith("#"));
     if (entries.length > ENV_MAX_KEYS) {
         ctx.addIssue({
             code: "custom",
@@ -41404,12 +41462,10 @@ const execFinishedResponseSchema = object({
 const execRunningResponseSchema = object({
     operation_id: schemas_string(),
     status: literal("running"),
+    outcome: literal("running").default("running"),
 });
 /** Always HTTP 200, whichever of the two (spec §7: a 201 or 202 fails the published step). */
-const exec_execResponseSchema = discriminatedUnion("status", [
-    execFinishedResponseSchema,
-    execRunningResponseSchema,
-]);
+const exec_execResponseSchema = preprocess(withOutcome, discriminatedUnion("status", [execFinishedResponseSchema, execRunningResponseSchema]));
 
 ;// CONCATENATED MODULE: ../../packages/protocol/src/registry.ts
 // `POST /registry-auth/login` and `/logout` (spec §3), as `reoclo/docker-auth@v1` calls them.
@@ -41453,6 +41509,7 @@ const registryLoginRequestSchema = requestBody({
 const registryLoginResponseSchema = object({
     operation_id: schemas_string(),
     status: literal("running"),
+    outcome: literal("running").default("running"),
     registry_url: schemas_string(),
     registry_type: registryTypeSchema,
 });
@@ -41466,10 +41523,10 @@ const registryLogoutRequestSchema = requestBody({
  * Answered with exactly HTTP 200 (a 204 breaks the published post step), shaped like an
  * `/exec` answer plus the `registry_url` that was logged out.
  */
-const registryLogoutResponseSchema = discriminatedUnion("status", [
+const registryLogoutResponseSchema = preprocess(withOutcome, discriminatedUnion("status", [
     execFinishedResponseSchema.extend({ registry_url: schemas_string() }),
     execRunningResponseSchema.extend({ registry_url: schemas_string() }),
-]);
+]));
 
 ;// CONCATENATED MODULE: ../../packages/protocol/src/applications.ts
 // `POST /deploy`, `/restart` and `/reboot` (spec §5): they answer like `/exec` and are polled the same way.
@@ -41579,9 +41636,13 @@ const outputEventSchema = object({
     stream: outputStreamSchema,
     data: schemas_string(),
 });
-const statusEventSchema = object({ status: operationStatusSchema });
-/** The last event: the same object as the polling answer's `result`; the stream then closes. */
-const endEventSchema = operationResultSchema;
+/** The wire status and the precise outcome, as in the polling answers. */
+const statusEventSchema = preprocess(withOutcome, object({ status: operationStatusSchema, outcome: operationOutcomeSchema }));
+/**
+ * The last event: the same object as the polling answer's `result`; the stream then closes. An
+ * older service sent no `outcome` here: its `status` event before `end` said it.
+ */
+const endEventSchema = operationResultSchema.extend({ outcome: terminalOutcomeSchema.optional() });
 /**
  * A last event instead of `end`: the stream stops although the operation goes on, e.g.
  * `key_revoked` or `key_expired` when the stream's key stopped being valid (issue 13). The data
@@ -41635,12 +41696,17 @@ const keyExpirySchema = schemas_enum(KEY_EXPIRY_CHOICES);
 // Errors that keep the API's envelope (spec §1), so callers can branch on `code` and show
 // `detail` as the service worded it.
 
-/** Longest slice of a non-JSON error body kept in `detail` (a proxy's HTML page can be huge). */
-const RAW_DETAIL_MAX_CHARS = 500;
+/**
+ * The code of an answer without the API's error envelope, or of a 2xx whose body is not JSON:
+ * the URL does not lead to a Reoclo service (or a proxy in front of it could not reach it).
+ */
+const NOT_REOCLO_SERVICE = "not_reoclo_service";
+/** Longest excerpt of such an answer's body kept in `detail` (a web page can be huge). */
+const EXCERPT_MAX_CHARS = 120;
 class ReocloApiError extends Error {
     name = "ReocloApiError";
     status;
-    /** The envelope's `error`, or `http_<status>` when the body was not an envelope. */
+    /** The envelope's `error`, or NOT_REOCLO_SERVICE when the answer did not carry the envelope. */
     code;
     detail;
     requestId;
@@ -41688,14 +41754,55 @@ async function errorFromResponse(res, retryAfterMs) {
             retryAfterMs,
         });
     }
-    const raw = text.trim().slice(0, RAW_DETAIL_MAX_CHARS);
+    return notReocloService(res, text, retryAfterMs);
+}
+/** An answer that is not the API's: says where it came from and what it was, with a short excerpt. */
+function notReocloService(res, body, retryAfterMs) {
+    const type = (res.headers.get("content-type") ?? "").split(";")[0]?.trim() || "no content type";
+    const server = serverOf(res);
+    // A proxy answers these itself when the service behind it is down or slow.
+    const proxy = res.status >= 502 && res.status <= 504 ? "; a proxy there may not reach the service" : "";
+    const excerpt = bodyExcerpt(body);
     return new ReocloApiError({
         status: res.status,
-        code: `http_${res.status}`,
-        detail: raw || res.statusText || `HTTP ${res.status}`,
-        requestId: headerRequestId,
+        code: NOT_REOCLO_SERVICE,
+        detail: `The server at ${server} did not answer like a Reoclo service (HTTP ${res.status}, ${type}${proxy})${excerpt ? `: "${excerpt}"` : "."}`,
+        requestId: res.headers.get(HEADERS.requestId) ?? undefined,
         retryAfterMs,
     });
+}
+/** The api_url the request went to: its URL up to the API's base path (or its origin). */
+function serverOf(res) {
+    const at = res.url.indexOf(API_BASE_PATH);
+    if (at > 0)
+        return res.url.slice(0, at);
+    try {
+        return new URL(res.url).origin;
+    }
+    catch {
+        return "this URL"; // a Response built by hand (tests) has no URL
+    }
+}
+const ENTITIES = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: " " };
+/**
+ * A few words of a body for a message: the text of an HTML page (without its head, scripts and
+ * styles), whitespace collapsed, control characters dropped, an automation key masked, and cut.
+ */
+function bodyExcerpt(body) {
+    const text = body
+        .replace(/<(head|script|style)\b[\s\S]*?<\/\1\s*>/gi, " ")
+        .replace(/<!--[\s\S]*?-->/g, " ")
+        .replace(/<[^>]*>/g, " ")
+        .replace(/&(#\d{1,7}|[a-z]+);/gi, (m, name) => {
+        if (!name.startsWith("#"))
+            return ENTITIES[name.toLowerCase()] ?? m;
+        const point = Number(name.slice(1));
+        return point > 0 && point <= 0x10ffff ? String.fromCodePoint(point) : " ";
+    })
+        .replace(/rca_[0-9A-Za-z]+/g, "rca_***")
+        .replace(/[\p{Cc}\s]+/gu, " ")
+        .trim();
+    return text.length > EXCERPT_MAX_CHARS ? `${text.slice(0, EXCERPT_MAX_CHARS - 1).trimEnd()}…` : text;
 }
 /**
  * The final `error` event of an event stream (e.g. `key_revoked`: the stream ends, the operation
@@ -41729,7 +41836,7 @@ function errorFromEvent(res, data) {
         fields: envelope.data.fields,
     });
 }
-/** A 2xx answer whose body is not what the protocol says (wrong shape, not JSON). */
+/** A 2xx answer whose JSON body is not what the protocol says (see notReocloService for one that is not JSON). */
 function unexpectedResponse(res, why) {
     return new ReocloApiError({
         status: res.status,
@@ -41737,6 +41844,25 @@ function unexpectedResponse(res, why) {
         detail: `The API answered ${res.status} with ${why}.`,
         requestId: res.headers.get(HEADERS.requestId) ?? undefined,
     });
+}
+/**
+ * Every attempt failed before its request left this machine (the connection was refused, or the
+ * host name does not resolve): the service cannot have seen any of them, so nothing was started.
+ */
+class ReocloUnreachableError extends Error {
+    name = "ReocloUnreachableError";
+    /** Always true: callers (an action's post step) may rely on no request having reached the service. */
+    nothingSent = true;
+    reason;
+    attempts;
+    constructor(init) {
+        const url = new URL(init.url);
+        super(init.reason === "connection_refused"
+            ? `the connection to ${url.host} was refused on every attempt (ECONNREFUSED): nothing listens there; check the API URL (api_url) and that the service runs. No request reached the service.`
+            : `the host name ${url.hostname} does not resolve (ENOTFOUND): check the API URL (api_url). No request reached the service.`, { cause: init.cause });
+        this.reason = init.reason;
+        this.attempts = init.attempts;
+    }
 }
 
 ;// CONCATENATED MODULE: ../../packages/client/src/retry.ts
@@ -41798,23 +41924,70 @@ function sleep(ms, signal) {
         signal?.addEventListener("abort", onAbort, { once: true });
     });
 }
+/**
+ * While every attempt was refused at connect, nothing reached the service: the retries come soon
+ * and stop soon, a wrong URL fails within seconds, and a service that is just starting is still
+ * met. Their delays add up to at most REFUSED_WINDOW_MS.
+ */
+const REFUSED_WINDOW_MS = 5_000;
+/** Delay before retry `retry` (from 0) of a refused connection: 250, 500, then 750 ms. */
+function refusedDelay(retry) {
+    return Math.min(750, 250 * (Math.max(0, retry) + 1));
+}
 
 ;// CONCATENATED MODULE: ../../packages/client/src/http.ts
 // One HTTP exchange with the API, retried when that is safe: network errors, 5xx, 408 and
 // 429 (honouring Retry-After), and 409 `idempotency_in_progress`. Every POST this client
 // sends is idempotent (an Idempotency-Key, or cancel which the spec makes idempotent), so a
-// retry can never run a command twice.
+// retry can never run a command twice. An answer without the API's error envelope is not the
+// service's: it is not retried, except a proxy's 502/503/504 (briefly) and a 429 with
+// Retry-After. Connections refused on every attempt fail within seconds (issue 14).
 
 
 
+/** Retries of a proxy's own 502/503/504 (no envelope), each waiting at most PROXY_MAX_DELAY_MS. */
+const PROXY_RETRIES = 3;
+const PROXY_MAX_DELAY_MS = 2_000;
+const PROXY_STATUSES = new Set([502, 503, 504]);
 /**
  * 409 is retried only for `idempotency_in_progress`: the first request with this key is
  * still being created (e.g. our own earlier attempt whose answer was lost), and once it
- * is, the retry gets its replay. Every other 4xx is the caller's to fix.
+ * is, the retry gets its replay. Every other 4xx is the caller's to fix. An answer without
+ * the envelope is retried only when a proxy may have answered for a service that is down
+ * (502/503/504), or when it asks to come back later (429 with Retry-After).
  */
 function isRetryable(err) {
     const s = err.status;
+    if (err.code === NOT_REOCLO_SERVICE)
+        return PROXY_STATUSES.has(s) || (s === 429 && err.retryAfterMs !== undefined);
     return s >= 500 || s === 429 || s === 408 || (s === 409 && err.code === "idempotency_in_progress");
+}
+/** The socket errors of a fetch that failed before its request left this machine. */
+function socketErrorCodes(err) {
+    const codes = [];
+    for (const e of [err, err?.cause]) {
+        if (e === null || typeof e !== "object")
+            continue;
+        const code = e.code;
+        if (typeof code === "string")
+            codes.push(code);
+        // Node tries each address of a name in turn (happy eyeballs) and reports them together.
+        const each = e.errors;
+        if (Array.isArray(each))
+            codes.push(...each.flatMap(socketErrorCodes));
+    }
+    return codes;
+}
+/** Why a failed fetch cannot have sent anything, or undefined when its request may have arrived. */
+function neverSentReason(err) {
+    if (err instanceof ReocloApiError)
+        return undefined;
+    const codes = socketErrorCodes(err);
+    if (codes.includes("ENOTFOUND"))
+        return "unknown_host";
+    if (codes.length > 0 && codes.every((c) => c === "ECONNREFUSED"))
+        return "connection_refused";
+    return undefined;
 }
 function isEventStream(res) {
     return (res.headers.get("content-type") ?? "").toLowerCase().startsWith(CONTENT_TYPE_EVENT_STREAM);
@@ -41833,6 +42006,17 @@ function urlOf(settings, path) {
     const rel = path.startsWith(API_BASE_PATH) ? path.slice(API_BASE_PATH.length) : path;
     return settings.baseUrl + rel;
 }
+/** One attempt: the answer, or the network error (an abort rejects as such). */
+async function attempt(settings, url, init, signal) {
+    try {
+        return await settings.fetch(url, init);
+    }
+    catch (err) {
+        if (signal?.aborted)
+            throw abortError(signal);
+        return { failed: err };
+    }
+}
 /** Sends `req`, retrying as described above; resolves with a 2xx response (body unread). */
 async function send(settings, req) {
     const { signal } = req;
@@ -41846,50 +42030,70 @@ async function send(settings, req) {
     const body = req.body === undefined ? undefined : JSON.stringify(req.body);
     if (body !== undefined)
         headers["Content-Type"] = "application/json";
+    const url = urlOf(settings, req.path);
     const what = `${req.method} ${req.path}`;
-    let lastError;
-    for (let attempt = 0;; attempt++) {
+    /** Set while no attempt can have reached the service; cleared by the first that may have. */
+    let neverSent;
+    let waitedWhileRefused = 0;
+    let proxyRetries = 0;
+    for (let tries = 1;; tries++) {
         if (signal?.aborted)
             throw abortError(signal);
-        let retryAfterMs;
-        try {
-            const res = await settings.fetch(urlOf(settings, req.path), {
-                method: req.method,
-                headers,
-                body,
-                signal,
-            });
-            if (res.ok)
-                return res;
-            retryAfterMs = parseRetryAfter(res.headers.get(HEADERS.retryAfter));
-            const err = await errorFromResponse(res, retryAfterMs);
-            if (!isRetryable(err))
+        const got = await attempt(settings, url, { method: req.method, headers, body, signal }, signal);
+        let failure;
+        let delay;
+        if (got instanceof Response) {
+            if (got.ok)
+                return got;
+            neverSent = undefined;
+            const err = await errorFromResponse(got, parseRetryAfter(got.headers.get(HEADERS.retryAfter)));
+            const proxy = err.code === NOT_REOCLO_SERVICE && PROXY_STATUSES.has(err.status);
+            if (!isRetryable(err) || (proxy && ++proxyRetries > PROXY_RETRIES))
                 throw err;
-            lastError = err;
+            failure = err;
+            // The server's Retry-After wins over our own guess; it knows when it will be back.
+            delay = err.retryAfterMs ?? backoffDelay(tries - 1, settings.baseDelayMs, settings.maxDelayMs);
+            if (proxy)
+                delay = Math.min(delay, PROXY_MAX_DELAY_MS);
         }
-        catch (err) {
-            if (signal?.aborted)
-                throw abortError(signal);
-            if (err instanceof ReocloApiError && !isRetryable(err))
-                throw err;
-            lastError = err; // a network error: the request may or may not have arrived
+        else {
+            failure = got.failed; // a network error: the request may or may not have arrived
+            const reason = neverSentReason(got.failed);
+            neverSent = tries === 1 || neverSent ? reason : undefined;
+            // Never longer than the backoff's own ceiling: a client configured to retry fast stays fast.
+            const ceiling = Math.min(settings.maxDelayMs, settings.baseDelayMs * 2 ** (tries - 1));
+            delay = neverSent
+                ? Math.min(refusedDelay(tries - 1), ceiling)
+                : backoffDelay(tries - 1, settings.baseDelayMs, settings.maxDelayMs);
         }
-        if (attempt + 1 >= settings.attempts)
-            throw lastError;
-        // The server's Retry-After wins over our own guess; it knows when it will be back.
-        const delay = retryAfterMs ?? backoffDelay(attempt, settings.baseDelayMs, settings.maxDelayMs);
-        settings.log(`${what}: ${http_describe(lastError)}; retry ${attempt + 1} of ${settings.attempts - 1} in ${delay} ms`);
+        const windowSpent = neverSent !== undefined && waitedWhileRefused + delay > REFUSED_WINDOW_MS;
+        if (tries >= settings.attempts || windowSpent) {
+            if (neverSent)
+                throw new ReocloUnreachableError({ url, reason: neverSent, attempts: tries, cause: failure });
+            throw failure;
+        }
+        if (neverSent)
+            waitedWhileRefused += delay;
+        settings.log(`${what}: ${http_describe(failure)}; retry ${tries} of ${settings.attempts - 1} in ${delay} ms`);
         await sleep(delay, signal);
     }
 }
 /** Reads a JSON body and checks it against a protocol schema (which ignores unknown fields). */
 async function readJson(res, schema) {
-    let json;
+    let text;
     try {
-        json = await res.json();
+        text = await res.text();
     }
     catch {
-        throw unexpectedResponse(res, "a body that is not JSON");
+        throw unexpectedResponse(res, "a body that broke off");
+    }
+    let json;
+    try {
+        json = JSON.parse(text);
+    }
+    catch {
+        // A web page or another API at this URL (a 200 to anything), not the service.
+        throw notReocloService(res, text);
     }
     const parsed = schema.safeParse(json);
     if (!parsed.success) {
@@ -42031,6 +42235,7 @@ async function consume(res, signal, onEvent, idleMs) {
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
     let result;
+    let ended;
     let failure;
     let bad;
     const parser = parseSse((msg) => {
@@ -42052,8 +42257,12 @@ async function consume(res, signal, onEvent, idleMs) {
         }
         if (msg.event === "end") {
             const parsed = endEventSchema.safeParse(data);
+            // An older service put the end in the `status` event before `end` only.
             if (parsed.success)
-                result = parsed.data;
+                result = {
+                    ...parsed.data,
+                    outcome: parsed.data.outcome ?? ended ?? outcomeOfExitCode(parsed.data.exit_code),
+                };
             else
                 bad = `unexpected end event`;
             return;
@@ -42067,8 +42276,11 @@ async function consume(res, signal, onEvent, idleMs) {
         }
         else {
             const parsed = statusEventSchema.safeParse(data);
-            if (parsed.success)
+            if (parsed.success) {
+                if (isTerminalOutcome(parsed.data.outcome))
+                    ended = parsed.data.outcome;
                 onEvent({ event: "status", data: parsed.data, id: msg.id });
+            }
             else
                 bad = `unexpected status event ${msg.id}`;
         }
@@ -42109,6 +42321,16 @@ async function consume(res, signal, onEvent, idleMs) {
         // Releases the connection when we stop early (end seen, abort, bad event).
         reader.cancel().catch(() => undefined);
     }
+}
+/** A foreign service's end without any outcome: the exit codes of spec §4 say it. */
+function outcomeOfExitCode(exitCode) {
+    if (exitCode === EXIT_CODE_TIMEOUT)
+        return "timeout";
+    if (exitCode === EXIT_CODE_CANCELLED)
+        return "cancelled";
+    if (exitCode === EXIT_CODE_FAILED)
+        return "failed";
+    return "completed";
 }
 /** One read, or "idle" when nothing arrives within `ms` (the caller then cancels the reader). */
 function readWithin(reader, ms) {
@@ -42451,13 +42673,32 @@ class ReocloClient {
 
 
 
+;// CONCATENATED MODULE: ../../packages/action-kit/src/state.ts
+// State passed from a main step to its post step, keys declared once. Never a secret: the post
+// step reads the api_key input again.
+const state_STATE = {
+    /** Saved before the first request: lets the post step find an operation whose id main never learned. */
+    idempotencyKey: "idempotency_key",
+    /** Saved as soon as the operation id is known. */
+    operationId: "operation_id",
+    /** "true" once main saw a final answer (the operation's end, or a refusal): nothing to cancel. */
+    finished: "finished",
+    /**
+     * "true" while every request of main failed before it left the runner (connection refused,
+     * unknown host): the service never saw one, so the post step has nothing to look up.
+     */
+    nothingSent: "nothing_sent",
+};
+
 ;// CONCATENATED MODULE: ../../packages/action-kit/src/client.ts
-// The API client every action step builds: masks the key, logs retries in the job log.
+// The API client every action step builds: masks the key, logs retries in the job log, and
+// records in the state whether any request can have reached the service (for the post step).
+
 
 
 /** Enough to ride out a service restart of about a minute (1, 2, 4, 8, 15, 15, 15 s ceilings, full jitter). */
 const ACTION_RETRY = { attempts: 8, baseDelayMs: 1_000, maxDelayMs: 15_000 };
-function client_actionClient(settings, userAgent, options = {}) {
+function client_actionClient(settings, userAgent, { recordSent = true, ...options } = {}) {
     core_setSecret(settings.apiKey);
     return new ReocloClient({
         apiUrl: settings.apiUrl,
@@ -42465,8 +42706,46 @@ function client_actionClient(settings, userAgent, options = {}) {
         userAgent,
         retry: ACTION_RETRY,
         log: (msg) => info(`[reoclo] ${msg}`),
+        ...(recordSent ? { fetch: recordingNothingSent(globalThis.fetch.bind(globalThis)) } : {}),
         ...options,
     });
+}
+/** A fetch that failed before its request left the runner (refused, or a name that does not resolve). */
+const leftNothing = (err) => neverSentReason(err) !== undefined;
+/**
+ * `fetch` that keeps STATE.nothingSent "true" exactly while no request of this step can have
+ * reached the service. It is cleared before a request leaves, so a step killed mid-request
+ * leaves it unset and the post step looks the operation up, as it always did.
+ */
+function recordingNothingSent(inner) {
+    let mayHaveArrived = false;
+    let inFlight = 0;
+    let recorded = false;
+    const record = (nothingSent) => {
+        if (recorded === nothingSent)
+            return;
+        saveState(state_STATE.nothingSent, nothingSent ? "true" : "");
+        recorded = nothingSent;
+    };
+    return async (input, init) => {
+        record(false);
+        inFlight++;
+        try {
+            const res = await inner(input, init);
+            mayHaveArrived = true;
+            return res;
+        }
+        catch (err) {
+            if (!leftNothing(err))
+                mayHaveArrived = true;
+            throw err;
+        }
+        finally {
+            inFlight--;
+            if (!mayHaveArrived && inFlight === 0)
+                record(true);
+        }
+    };
 }
 
 ;// CONCATENATED MODULE: ../../packages/action-kit/src/inputs.ts
@@ -42656,11 +42935,12 @@ function report_duration(ms) {
 }
 /** Undefined when the step succeeded: the command completed with exit code 0. */
 function failureOf(r, timeoutSeconds) {
-    if (r.status === "completed" && r.exit_code === 0)
+    if (r.outcome === "completed" && r.exit_code === 0)
         return undefined;
     const output = tail(r.stderr) || tail(r.stdout);
     const exitCode = r.exit_code >= 1 && r.exit_code <= 255 ? r.exit_code : 1;
-    switch (r.status) {
+    // The wire status says cancelled and lost as `failed` (spec §4); the outcome tells them apart.
+    switch (r.outcome) {
         case "completed":
             return {
                 title: `The command exited with code ${r.exit_code}`,
@@ -42678,7 +42958,7 @@ function failureOf(r, timeoutSeconds) {
         case "cancelled":
             return {
                 title: `The command was cancelled (exit code 130)`,
-                message: output || "It was stopped before it finished.",
+                message: output || r.reason || "It was stopped before it finished.",
                 exitCode,
             };
         case "failed":
@@ -42723,11 +43003,15 @@ const ADVICE = {
     not_found: "No such server in the key's organisation: check the `server_id` input.",
     rate_limited: "The key's rate limit stayed exhausted through every retry; raise it or spread the calls.",
     secrets_unavailable: "The service has no master key to decrypt the server's SSH key (REOCLO_MASTER_KEY).",
+    route_not_found: "The service has no such route at this URL: check the `api_url` input. It is the service's root URL (e.g. https://reoclo.example.com); the action adds /api/automation/v1.",
+    not_reoclo_service: "Check the `api_url` input: it must be the URL of your Reoclo service (or of a proxy that reaches it).",
     key_revoked: "The key was revoked while the command ran: the command goes on on the host, but this step can no longer follow it. Its end is in the service's audit log and operations.",
     key_expired: "The key expired while the command ran: the command goes on on the host, but this step can no longer follow it. Use a key that outlives the job.",
 };
 /** Codes that end a step that had started, rather than refuse one: said as such. */
 const ENDED = new Set(["key_revoked", "key_expired"]);
+/** Answers that did not come from a Reoclo service at all. */
+const FOREIGN = new Set(["not_reoclo_service"]);
 function refusalMessage(e) {
     const fields = e.fields
         ? Object.entries(e.fields)
@@ -42736,21 +43020,12 @@ function refusalMessage(e) {
         : "";
     const advice = ADVICE[e.code];
     const request = e.requestId ? ` (request ${e.requestId})` : "";
+    const advice2 = advice ? `\n${advice}` : "";
+    if (FOREIGN.has(e.code))
+        return `${e.detail}${advice2}`;
     const what = ENDED.has(e.code) ? "stopped following the command" : "refused the command";
-    return `The Reoclo API ${what}: ${e.code} (HTTP ${e.status}): ${e.detail}${fields}${request}${advice ? `\n${advice}` : ""}`;
+    return `The Reoclo API ${what}: ${e.code} (HTTP ${e.status}): ${e.detail}${fields}${request}${advice2}`;
 }
-
-;// CONCATENATED MODULE: ../../packages/action-kit/src/state.ts
-// State passed from a main step to its post step, keys declared once. Never a secret: the post
-// step reads the api_key input again.
-const state_STATE = {
-    /** Saved before the first request: lets the post step find an operation whose id main never learned. */
-    idempotencyKey: "idempotency_key",
-    /** Saved as soon as the operation id is known. */
-    operationId: "operation_id",
-    /** "true" once main saw a final answer (the operation's end, or a refusal): nothing to cancel. */
-    finished: "finished",
-};
 
 ;// CONCATENATED MODULE: ../../packages/action-kit/src/operation-step.ts
 // One operation as a workflow step: start it once, show its output live, follow a cancelled
@@ -42835,9 +43110,9 @@ async function stopped(client, cancel, idempotencyKey, operationId) {
             return "The workflow was cancelled before the command started (the post step checks again).";
         saveState(state_STATE.operationId, op.operation_id);
         if (op.status !== "running")
-            return `The workflow was cancelled; operation ${op.operation_id} had already ended (${op.status}).`;
+            return `The workflow was cancelled; operation ${op.operation_id} had already ended (${op.outcome}).`;
         const now = await client.cancel(op.operation_id, AbortSignal.timeout(4_000));
-        return `The workflow was cancelled; operation ${op.operation_id} was cancelled (status ${now.status}).`;
+        return `The workflow was cancelled; operation ${op.operation_id} was cancelled (${now.outcome}).`;
     }
     catch (err) {
         const why = err instanceof Error ? err.message : String(err);
@@ -42860,10 +43135,15 @@ async function cancelLeftOperation(userAgent) {
     if (core.getState(STATE.finished) === "true" || (!saved && !idempotencyKey)) {
         return post_step_say("nothing left running");
     }
+    // Every request of main was refused at connect (or its host unknown): no operation can exist.
+    if (!saved && core.getState(STATE.nothingSent) === "true") {
+        return post_step_say("nothing left running: no request of the main step reached the service");
+    }
     try {
         const settings = readPostSettings((name) => core.getInput(name), process.env);
         const client = actionClient(settings, userAgent, {
             retry: { attempts: 4, baseDelayMs: 500, maxDelayMs: 4_000 },
+            recordSent: false,
         });
         const signal = AbortSignal.timeout(20_000);
         const id = saved || (await client.findOperationByIdempotencyKey(idempotencyKey, signal))?.operation_id;
@@ -43003,7 +43283,7 @@ async function runStep() {
     setOutput("stderr", result.stderr);
     setOutput("operation_id", result.operation_id);
     setOutput("duration_ms", String(result.duration_ms));
-    info(`[reoclo] ${result.status}, exit code ${result.exit_code}, ${result.duration_ms} ms on the server` +
+    info(`[reoclo] ${result.outcome}, exit code ${result.exit_code}, ${result.duration_ms} ms on the server` +
         (result.stdout_truncated || result.stderr_truncated
             ? " (stored output was truncated at the service's cap)"
             : ""));
@@ -43031,7 +43311,7 @@ async function writeSummary(client, s, r) {
             .addTable(summaryTable({
             server,
             operationId: r.operation_id,
-            status: r.status,
+            status: r.outcome,
             exitCode: r.exit_code,
             durationMs: r.duration_ms,
         }))
