@@ -34,7 +34,7 @@ describe("operation event stream keep-alive", () => {
       text += decoder.decode(value, { stream: true });
     }
     await reader.cancel();
-    expect(text).toContain('event: status\nid: 0\ndata: {"status":"running"}\n\n');
+    expect(text).toContain('event: status\nid: 0\ndata: {"status":"running","outcome":"running"}\n\n');
     expect(text).toContain(": keep-alive\n\n");
     await env.post(`/operations/${id}/cancel`, {});
   });
