@@ -1,11 +1,16 @@
 // Field builders shared by every request body, so each field refuses bad input with the
 // same kind of sentence: "<field> must …", naming the field and the limit.
 import { z } from "zod";
-import { RUN_ID_MAX_CHARS } from "./limits.js";
+import { RUN_ID_MAX_CHARS, UUID_PATTERN } from "./limits.js";
 
 /** Objects strip unknown keys (zod's default): unknown fields are ignored, never an error (spec §1). */
 export function requestBody<Shape extends z.ZodRawShape>(shape: Shape) {
   return z.object(shape, { error: "The request body must be a JSON object." });
+}
+
+/** True for an id of the API's form ({@link UUID_PATTERN}, any case): what {@link uuidField} accepts. */
+export function isUuid(value: unknown): value is string {
+  return typeof value === "string" && UUID_PATTERN.test(value);
 }
 
 /**

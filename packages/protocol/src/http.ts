@@ -4,6 +4,8 @@ import { API_BASE_PATH, IDEMPOTENCY_KEY_MAX_CHARS } from "./limits.js";
 
 export const HEADERS = {
   authorization: "Authorization",
+  accept: "Accept",
+  contentType: "Content-Type",
   requestId: "X-Request-Id",
   /** draft-ietf-httpapi-idempotency-key-header */
   idempotencyKey: "Idempotency-Key",
@@ -18,6 +20,8 @@ export const HEADERS = {
   /** Ours: the operation an /exec answer (JSON or event stream) belongs to, sent before any event. */
   operationId: "X-Operation-Id",
   userAgent: "User-Agent",
+  /** Believed only from the service's trusted proxies (spec §2). */
+  forwardedFor: "X-Forwarded-For",
 } as const;
 
 export const CONTENT_TYPE_JSON = "application/json";

@@ -22,6 +22,9 @@ export const ENV_MAX_KEYS = 200;
 export const ENV_MAX_BYTES = 65536;
 export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
+/** Ids (`server_id`, `credential_id`, `application_id`, operation ids): any 8-4-4-4-12 hex form, as PostgreSQL's `uuid`. */
+export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export const DEFAULT_TIMEOUT_SECONDS = 60;
 /** `REOCLO_MAX_TIMEOUT_SECONDS` may not be set below this (spec §3: "at least 900"). */
 export const MIN_MAX_TIMEOUT_SECONDS = 900;
@@ -64,3 +67,5 @@ export const IDEMPOTENCY_KEY_MAX_CHARS = 255;
 /** Page size of `GET /operations?run_id=` when the caller gives none, and its ceiling. */
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 200;
+/** Longest `cursor` accepted back; the `next_cursor` values the service gives out are shorter. */
+export const CURSOR_MAX_CHARS = 256;

@@ -1,7 +1,13 @@
 // Operations as the polling clients see them (spec §3, §4, §6).
 import { z } from "zod";
 import { nullAsAbsent } from "./common.js";
-import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, RUN_CONTEXT_VALUE_MAX_CHARS, RUN_ID_MAX_CHARS } from "./limits.js";
+import {
+  CURSOR_MAX_CHARS,
+  DEFAULT_PAGE_SIZE,
+  MAX_PAGE_SIZE,
+  RUN_CONTEXT_VALUE_MAX_CHARS,
+  RUN_ID_MAX_CHARS,
+} from "./limits.js";
 
 export const OPERATION_TYPES = [
   "exec",
@@ -203,7 +209,7 @@ export const operationListQuerySchema = z.object({
   cursor: z
     .string()
     .min(1, { error: "cursor must be the next_cursor of a previous page." })
-    .max(256, { error: "cursor must be the next_cursor of a previous page." })
+    .max(CURSOR_MAX_CHARS, { error: "cursor must be the next_cursor of a previous page." })
     .optional(),
   limit: z.coerce
     .number({ error: "limit must be a whole number." })
