@@ -1,10 +1,15 @@
 import path from "node:path";
+import {
+  DEFAULT_MAX_TIMEOUT_SECONDS,
+  DEFAULT_OUTPUT_CAP_BYTES,
+  DEFAULT_SYNC_WAIT_SECONDS,
+  MIN_MAX_TIMEOUT_SECONDS,
+  OUTPUT_TAIL_BYTES,
+} from "@reoclo/protocol";
 import { z } from "zod";
 import { canonicalCidr } from "./net/cidr";
 
 // Settings of spec §9, parsed once at start-up; nothing reads process.env after this.
-
-const MIN_MAX_TIMEOUT_SECONDS = 900;
 
 const intFromEnv = (name: string, def: number, min: number, max: number) =>
   z
@@ -98,14 +103,20 @@ const envSchema = z.object({
       }
       return out;
     }),
-  REOCLO_SYNC_WAIT_SECONDS: intFromEnv("REOCLO_SYNC_WAIT_SECONDS", 20, 0, 25),
+  REOCLO_SYNC_WAIT_SECONDS: intFromEnv("REOCLO_SYNC_WAIT_SECONDS", DEFAULT_SYNC_WAIT_SECONDS, 0, 25),
   REOCLO_MAX_TIMEOUT_SECONDS: intFromEnv(
     "REOCLO_MAX_TIMEOUT_SECONDS",
-    21_600,
+    DEFAULT_MAX_TIMEOUT_SECONDS,
     MIN_MAX_TIMEOUT_SECONDS,
     7 * 24 * 3600,
   ),
-  REOCLO_OUTPUT_CAP_BYTES: intFromEnv("REOCLO_OUTPUT_CAP_BYTES", 10_485_760, 65_536, 1_073_741_824),
+  // Never below the tail the answers carry of each stream.
+  REOCLO_OUTPUT_CAP_BYTES: intFromEnv(
+    "REOCLO_OUTPUT_CAP_BYTES",
+    DEFAULT_OUTPUT_CAP_BYTES,
+    OUTPUT_TAIL_BYTES,
+    1_073_741_824,
+  ),
   REOCLO_SHUTDOWN_GRACE_SECONDS: intFromEnv("REOCLO_SHUTDOWN_GRACE_SECONDS", 30, 0, 3600),
   REOCLO_DEPLOY_TIMEOUT_SECONDS: intFromEnv("REOCLO_DEPLOY_TIMEOUT_SECONDS", 3600, 1, 7 * 24 * 3600),
   REOCLO_REBOOT_TIMEOUT_SECONDS: intFromEnv("REOCLO_REBOOT_TIMEOUT_SECONDS", 600, 1, 24 * 3600),
