@@ -1,5 +1,10 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import {
+  DEFAULT_RATE_LIMIT_PER_HOUR,
+  DEFAULT_RATE_LIMIT_PER_MINUTE,
+  KEY_EXPIRY_CHOICES,
+} from "@reoclo/protocol";
 import { parseEnvFile } from "./env-file";
 
 // Turns `reoclo-admin <group> <verb> …` into a command name and JSON params (spec §10).
@@ -61,8 +66,7 @@ const SPECS: Record<string, Spec> = {
       "rate-limit-per-hour": str,
       expires: str,
     },
-    usage:
-      "keys create --name <name> --operations exec,deploy,… (--servers <id,…> | --all-servers) [--credentials <id,…> | --all-credentials] [--allow-ip <cidr,…>] [--rate-limit-per-minute 100] [--rate-limit-per-hour 1000] [--expires 30d|90d|1y|never]",
+    usage: `keys create --name <name> --operations exec,deploy,… (--servers <id,…> | --all-servers) [--credentials <id,…> | --all-credentials] [--allow-ip <cidr,…>] [--rate-limit-per-minute ${DEFAULT_RATE_LIMIT_PER_MINUTE}] [--rate-limit-per-hour ${DEFAULT_RATE_LIMIT_PER_HOUR}] [--expires ${KEY_EXPIRY_CHOICES.join("|")}]`,
   },
   "keys.list": { usage: "keys list" },
   "keys.show": { positional: "id", usage: "keys show <id>" },

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
-import { KEY_CHECKSUM_LENGTH, KEY_PREFIX, KEY_RANDOM_LENGTH } from "@reoclo/protocol";
+import { automationKeyPattern, KEY_CHECKSUM_LENGTH, KEY_PREFIX, KEY_RANDOM_LENGTH } from "@reoclo/protocol";
 
 // `rca_` + 30 base62 random characters (≈178 bits) + 6 base62 characters of CRC32 over the
 // random part, as GitHub's tokens do: a mistyped key is refused before any database work and
@@ -8,7 +8,6 @@ import { KEY_CHECKSUM_LENGTH, KEY_PREFIX, KEY_RANDOM_LENGTH } from "@reoclo/prot
 
 const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const DISPLAY_LENGTH = 6;
-const SHAPE = new RegExp(`^${KEY_PREFIX}[0-9A-Za-z]{${KEY_RANDOM_LENGTH + KEY_CHECKSUM_LENGTH}}$`);
 
 function base62(n: number, width: number): string {
   let out = "";
@@ -46,7 +45,7 @@ export function generateAutomationKey(): GeneratedKey {
 
 /** Shape and checksum only: no I/O, so a bad key costs nothing. */
 export function isWellFormedAutomationKey(key: string): boolean {
-  if (!SHAPE.test(key)) return false;
+  if (!automationKeyPattern.test(key)) return false;
   const random = key.slice(KEY_PREFIX.length, KEY_PREFIX.length + KEY_RANDOM_LENGTH);
   return key.slice(KEY_PREFIX.length + KEY_RANDOM_LENGTH) === checksumOf(random);
 }

@@ -1,5 +1,12 @@
 import { and, asc, eq, inArray, isNull } from "drizzle-orm";
-import { OPERATION_TYPES } from "@reoclo/protocol";
+import {
+  DEFAULT_RATE_LIMIT_PER_HOUR,
+  DEFAULT_RATE_LIMIT_PER_MINUTE,
+  keyExpirySchema,
+  OPERATION_TYPES,
+  type KeyExpiry,
+  type KeyStatus,
+} from "@reoclo/protocol";
 import { z } from "zod";
 import { recordChange } from "../audit/changes";
 import type { ServiceContext } from "../context";
@@ -10,7 +17,8 @@ import { resolveOrg } from "../orgs/orgs";
 import { parseOrThrow } from "../validation";
 import { generateAutomationKey } from "./key-format";
 
-const EXPIRIES = { "30d": 30, "90d": 90, "1y": 365, never: null } as const;
+/** Days each expiry choice of spec §2 lasts; null: never. */
+const EXPIRY_DAYS: Record<KeyExpiry, number | null> = { "30d": 30, "90d": 90, "1y": 365, never: null };
 
 export const createKeyInput = z
   .object({
@@ -26,9 +34,9 @@ export const createKeyInput = z
     all_credentials: z.boolean().default(false),
     credentials: z.array(z.uuid("each credential must be a credential id")).default([]),
     allow_ip: z.array(z.string()).default([]),
-    rate_limit_per_minute: z.number().int().min(1).max(100_000).default(100),
-    rate_limit_per_hour: z.number().int().min(1).max(1_000_000).default(1000),
-    expires: z.enum(Object.keys(EXPIRIES) as [keyof typeof EXPIRIES]).default("never"),
+    rate_limit_per_minute: z.number().int().min(1).max(100_000).default(DEFAULT_RATE_LIMIT_PER_MINUTE),
+    rate_limit_per_hour: z.number().int().min(1).max(1_000_000).default(DEFAULT_RATE_LIMIT_PER_HOUR),
+    expires: keyExpirySchema.default("never"),
   })
   .refine((v) => v.all_servers !== v.servers.length > 0, {
     message: "give exactly one of --servers <id,…> or --all-servers",
@@ -41,7 +49,6 @@ export const createKeyInput = z
 export type CreateKeyInput = z.input<typeof createKeyInput>;
 
 type KeyRow = typeof automationKeys.$inferSelect;
-export type KeyStatus = "active" | "expired" | "revoked";
 
 export interface KeyView {
   id: string;
@@ -107,7 +114,7 @@ export async function createKey(
     throw new AppError("validation", `Invalid --allow-ip: ${problems[0]}.`, { allow_ip: problems });
   await requireAllInOrg(ctx, org.id, input.servers, "server");
   await requireAllInOrg(ctx, org.id, input.credentials, "credential");
-  const days = EXPIRIES[input.expires];
+  const days = EXPIRY_DAYS[input.expires];
   const now = ctx.now();
   const generated = generateAutomationKey();
   return ctx.db.transaction(async (tx) => {
