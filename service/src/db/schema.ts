@@ -1,3 +1,10 @@
+import {
+  DEFAULT_RATE_LIMIT_PER_HOUR,
+  DEFAULT_RATE_LIMIT_PER_MINUTE,
+  type OperationType,
+  type OutputStream,
+  type RegistryType,
+} from "@reoclo/protocol";
 import { sql } from "drizzle-orm";
 import {
   bigint,
@@ -64,7 +71,7 @@ export const automationKeys = pgTable(
     keyHash: bytea("key_hash").notNull().unique(),
     /** Short display prefix, e.g. `rca_3kTm9x`. */
     prefix: text("prefix").notNull(),
-    operations: text("operations").array().notNull(),
+    operations: text("operations").array().$type<OperationType[]>().notNull(),
     allServers: boolean("all_servers").notNull().default(false),
     serverIds: uuid("server_ids")
       .array()
@@ -80,8 +87,8 @@ export const automationKeys = pgTable(
       .array()
       .notNull()
       .default(sql`'{}'::text[]`),
-    rateLimitPerMinute: integer("rate_limit_per_minute").notNull().default(100),
-    rateLimitPerHour: integer("rate_limit_per_hour").notNull().default(1000),
+    rateLimitPerMinute: integer("rate_limit_per_minute").notNull().default(DEFAULT_RATE_LIMIT_PER_MINUTE),
+    rateLimitPerHour: integer("rate_limit_per_hour").notNull().default(DEFAULT_RATE_LIMIT_PER_HOUR),
     expiresAt: timestamp("expires_at", { withTimezone: true }),
     createdAt: createdAt(),
     lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
@@ -99,7 +106,7 @@ export const registryCredentials = pgTable(
       .notNull()
       .references(() => organisations.id, { onDelete: "cascade" }),
     name: text("name").notNull(),
-    registryType: text("registry_type").notNull(),
+    registryType: text("registry_type").$type<RegistryType>().notNull(),
     registryUrl: text("registry_url").notNull(),
     username: text("username").notNull(),
     passwordEnc: text("password_enc").notNull(),
@@ -142,7 +149,7 @@ export const operations = pgTable(
       .references(() => servers.id, { onDelete: "cascade" }),
     applicationId: uuid("application_id").references(() => applications.id, { onDelete: "set null" }),
     credentialId: uuid("credential_id").references(() => registryCredentials.id, { onDelete: "set null" }),
-    operationType: text("operation_type").notNull(),
+    operationType: text("operation_type").$type<OperationType>().notNull(),
     status: text("status").notNull().default("running"),
     /** Command text with token-shaped strings and env values redacted. */
     command: text("command"),
@@ -215,7 +222,7 @@ export const operationOutput = pgTable(
       .references(() => operations.id, { onDelete: "cascade" }),
     /** Event sequence number: also the SSE event id, so resume is a range query. */
     seq: integer("seq").notNull(),
-    stream: text("stream").notNull(),
+    stream: text("stream").$type<OutputStream>().notNull(),
     data: bytea("data").notNull(),
     createdAt: createdAt(),
   },
@@ -231,7 +238,7 @@ export const auditEvents = pgTable(
     keyId: uuid("key_id"),
     outcome: text("outcome").notNull(),
     reason: text("reason").notNull(),
-    operation: text("operation"),
+    operation: text("operation").$type<OperationType>(),
     serverId: uuid("server_id"),
     credentialId: uuid("credential_id"),
     applicationId: uuid("application_id"),

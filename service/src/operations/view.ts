@@ -1,4 +1,5 @@
 import {
+  EXIT_CODE_FAILED,
   isTerminalOutcome,
   statusOfOutcome,
   type ExecResponse,
@@ -26,7 +27,7 @@ export function resultOf(row: OperationRow): OperationResult {
   return {
     outcome: outcome === "running" ? "failed" : outcome,
     reason: row.error,
-    exit_code: row.exitCode ?? 255,
+    exit_code: row.exitCode ?? EXIT_CODE_FAILED,
     stdout: text(row.stdoutTail),
     stderr: text(row.stderrTail),
     duration_ms: row.durationMs ?? 0,
@@ -48,7 +49,7 @@ export function operationAnswer(row: OperationRow, serverName: string): Operatio
   const outcome = outcomeOf(row);
   return {
     operation_id: row.id,
-    operation_type: row.operationType as Operation["operation_type"],
+    operation_type: row.operationType,
     server_id: row.serverId,
     server_name: serverName,
     status: statusOfOutcome(outcome),
