@@ -1,5 +1,4 @@
-import type { OperationType } from "@reoclo/protocol";
-import { zodIssuesToFields } from "@reoclo/protocol";
+import { HEADERS, RUN_ID_MAX_CHARS, zodIssuesToFields, type OperationType } from "@reoclo/protocol";
 import { eq } from "drizzle-orm";
 import type { Context, MiddlewareHandler } from "hono";
 import type { RequestIdVariables } from "hono/request-id";
@@ -60,7 +59,7 @@ export function automationAccess<T = undefined>(
 ): MiddlewareHandler<AccessEnv<T>> {
   return async function accessPipeline(c, next) {
     const peerText = (c.env as Bindings | undefined)?.incoming?.socket?.remoteAddress;
-    const address = resolveClientIp(peerText, c.req.header("x-forwarded-for"), deps.trustedProxies);
+    const address = resolveClientIp(peerText, c.req.header(HEADERS.forwardedFor), deps.trustedProxies);
     const clientIp = address.client?.toString();
     const event: AuditEvent = {
       outcome: "denied",
@@ -70,13 +69,13 @@ export function automationAccess<T = undefined>(
       path: rawPath(c.req.url),
       peerIp: address.peer ?? null,
       clientIp: clientIp ?? null,
-      userAgent: c.req.header("user-agent")?.slice(0, 512) ?? null,
+      userAgent: c.req.header(HEADERS.userAgent)?.slice(0, 512) ?? null,
       requestId: c.get("requestId"),
     };
     const budgetKey = authBudgetKey(address.client) ?? address.peer ?? "unknown";
 
     // Steps 1–2: the key. Malformed keys cost no database work at all.
-    const bearer = parseBearer(c.req.header("authorization"));
+    const bearer = parseBearer(c.req.header(HEADERS.authorization));
     if ("reason" in bearer) {
       deps.audit.recordDeferred({ ...event, reason: bearer.reason });
       throw new AppError("unauthorized", UNAUTHORIZED);
@@ -87,7 +86,7 @@ export function automationAccess<T = undefined>(
     const blocked = await deps.authFailures.blockedFor(budgetKey);
     if (blocked > 0) {
       deps.audit.recordDeferred({ ...event, reason: "auth_rate_limited" });
-      c.header("Retry-After", String(blocked));
+      c.header(HEADERS.retryAfter, String(blocked));
       throw new AppError(
         "rate_limited",
         `Too many failed authentications from this address; retry in ${blocked} s.`,
@@ -116,11 +115,11 @@ export function automationAccess<T = undefined>(
     const rate = await dependency(() =>
       deps.limiter.consume(key.id, { perMinute: key.rateLimitPerMinute, perHour: key.rateLimitPerHour }),
     );
-    c.header("RateLimit-Limit", String(rate.limit));
-    c.header("RateLimit-Remaining", String(rate.remaining));
-    c.header("RateLimit-Reset", String(rate.resetSeconds));
+    c.header(HEADERS.rateLimitLimit, String(rate.limit));
+    c.header(HEADERS.rateLimitRemaining, String(rate.remaining));
+    c.header(HEADERS.rateLimitReset, String(rate.resetSeconds));
     if (!rate.allowed) {
-      c.header("Retry-After", String(rate.resetSeconds));
+      c.header(HEADERS.retryAfter, String(rate.resetSeconds));
       await denyAudited(deps, { ...event, reason: "rate_limited" });
       throw new AppError(
         "rate_limited",
@@ -273,7 +272,7 @@ function rawPath(url: string): string {
 function claimedRunInfo(body: Record<string, unknown>): Partial<AuditEvent> {
   const runId =
     typeof body.run_id === "string" || typeof body.run_id === "number"
-      ? String(body.run_id).slice(0, 256)
+      ? String(body.run_id).slice(0, RUN_ID_MAX_CHARS)
       : null;
   const ctx = body.run_context && typeof body.run_context === "object" ? body.run_context : null;
   return { runId, runContextClaimed: ctx };

@@ -1,3 +1,4 @@
+import { isUuid } from "@reoclo/protocol";
 import { and, eq, sql } from "drizzle-orm";
 import type { Database } from "../db/database";
 import { applications, registryCredentials, servers } from "../db/schema";
@@ -8,8 +9,7 @@ import type { AutomationKeyRow } from "../keys/lookup";
 // for unknown ids, so other organisations' ids reveal nothing) and be in the key's scope.
 // An empty scope list allows nothing.
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-export const isUuid = (v: unknown): v is string => typeof v === "string" && UUID.test(v);
+export { isUuid };
 
 const prepared = new WeakMap<Database, ReturnType<typeof build>>();
 const build = (db: Database) => ({

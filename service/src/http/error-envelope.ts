@@ -1,4 +1,4 @@
-import type { ErrorCode, ErrorEnvelope } from "@reoclo/protocol";
+import { HEADERS, type ErrorCode, type ErrorEnvelope } from "@reoclo/protocol";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
@@ -38,7 +38,7 @@ export function errorResponse(
 const REALM = "reoclo";
 
 function bearerChallenge(c: Context): string {
-  const sent = Boolean(c.req.header("authorization")?.trim());
+  const sent = Boolean(c.req.header(HEADERS.authorization)?.trim());
   return sent
     ? `Bearer realm="${REALM}", error="invalid_token", error_description="The access token is missing, malformed, unknown, revoked or expired."`
     : `Bearer realm="${REALM}"`;

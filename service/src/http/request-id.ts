@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { HEADERS } from "@reoclo/protocol";
 import type { MiddlewareHandler } from "hono";
 import type { RequestIdVariables } from "hono/request-id";
 
@@ -10,6 +11,6 @@ export const assignRequestId: MiddlewareHandler<{ Variables: RequestIdVariables 
   async function assignRequestId(c, next) {
     const id = randomUUID();
     c.set("requestId", id);
-    c.header("X-Request-Id", id);
+    c.header(HEADERS.requestId, id);
     await next();
   };

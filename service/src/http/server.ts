@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Server } from "node:http";
 import type { Duplex } from "node:stream";
 import { createAdaptorServer } from "@hono/node-server";
+import { CONTENT_TYPE_JSON, HEADERS } from "@reoclo/protocol";
 
 export interface HttpServerOptions {
   /** Time a client has to send the request headers. */
@@ -45,7 +46,7 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex) {
   const [status, reason, code, detail] = CLIENT_ERRORS[err.code ?? ""] ?? DEFAULT_CLIENT_ERROR;
   const body = JSON.stringify({ error: code, detail, request_id: randomUUID() });
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${reason}\r\n${HEADERS.contentType}: ${CONTENT_TYPE_JSON}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
 
