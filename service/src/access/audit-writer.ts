@@ -1,3 +1,4 @@
+import { RUN_ID_MAX_CHARS } from "@reoclo/protocol";
 import { classifyDatabaseError, describeDatabaseError } from "../db/errors";
 import type { DatabaseHandle } from "../db/database";
 import { auditEvents } from "../db/schema";
@@ -35,7 +36,7 @@ export function storableEvent(e: AuditEvent): AuditEvent {
     clientIp: storableTextOrNull(e.clientIp, 64),
     userAgent: storableTextOrNull(e.userAgent, FIELD_MAX_CHARS),
     requestId: storableTextOrNull(e.requestId, 64),
-    runId: storableTextOrNull(e.runId, 256),
+    runId: storableTextOrNull(e.runId, RUN_ID_MAX_CHARS),
     runContextClaimed:
       e.runContextClaimed === undefined || e.runContextClaimed === null
         ? null

@@ -1,3 +1,4 @@
+import { RUN_ID_MAX_CHARS } from "@reoclo/protocol";
 import { and, desc, eq, isNull, or, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { ServiceContext } from "../context";
@@ -9,7 +10,7 @@ export const listAuditInput = z.object({
   org: z.string().optional(),
   key: z.uuid("must be a key id").optional(),
   server: z.uuid("must be a server id").optional(),
-  run_id: z.string().max(256).optional(),
+  run_id: z.string().max(RUN_ID_MAX_CHARS).optional(),
   outcome: z.enum(["allowed", "denied"]).optional(),
   limit: z.number().int().min(1).max(10_000).default(100),
 });

@@ -1,6 +1,6 @@
 // Page cursors of operation lists: opaque to clients, the (created_at, id) of the last row shown, so
 // rows created in the same millisecond are neither skipped nor repeated.
-import { isUuid } from "../access/scope";
+import { CURSOR_MAX_CHARS, isUuid } from "@reoclo/protocol";
 import { AppError } from "../errors";
 
 export interface ListPosition {
@@ -22,7 +22,7 @@ const invalid = () =>
   });
 
 export function decodeCursor(cursor: string): ListPosition {
-  if (!/^[A-Za-z0-9_-]{1,256}$/.test(cursor)) throw invalid();
+  if (cursor.length > CURSOR_MAX_CHARS || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalid();
   const [iso, id, ...rest] = Buffer.from(cursor, "base64url").toString("utf8").split("|");
   const at = iso === undefined ? NaN : Date.parse(iso);
   if (rest.length > 0 || !isUuid(id) || !Number.isFinite(at) || at < EARLIEST || at > LATEST) throw invalid();

@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { idempotencyKeySchema } from "@reoclo/protocol";
 
 // Spec §6: the same Idempotency-Key (per API key) with the same body returns the first
 // operation instead of running again; another body → 422; while the first is being created → 409.
@@ -7,6 +8,7 @@ import { createHash } from "node:crypto";
 export const requestHash = (route: string, input: unknown) =>
   createHash("sha256").update(route).update("\0").update(JSON.stringify(input)).digest("hex");
 
+/** The protocol's rule for the header: 1–IDEMPOTENCY_KEY_MAX_CHARS printable ASCII characters, no spaces. */
 export function validIdempotencyKey(value: string): boolean {
-  return value.length >= 1 && value.length <= 255 && /^[\x21-\x7e]+$/.test(value);
+  return idempotencyKeySchema.safeParse(value).success;
 }
