@@ -1,4 +1,5 @@
 import { parseEnv } from "node:util";
+import { ENV_NAME_PATTERN } from "@reoclo/protocol";
 
 // `apps add --env-file`: the dotenv format as Node reads it (`util.parseEnv`, the parser behind
 // `node --env-file`): `NAME=value`, an optional leading `export `, '…', "…" and `…` quotes (a
@@ -11,7 +12,6 @@ export type EnvFileResult =
   /** Names the line and what is wrong with it, never the value (it may be a secret). */
   | { ok: false; line: number; problem: string };
 
-const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 // Node 20.20's parser drops a leading `export `, but not with two spaces after it, and the 20.x
 // releases the engines field still admits may not drop it at all: strip it here for all of them.
 const ASSIGNMENT = /^(?:export\s+)?([^=\s]*)\s*=(.*)$/;
@@ -27,7 +27,7 @@ export function parseEnvFile(text: string): EnvFileResult {
     const line = i + 1;
     const m = ASSIGNMENT.exec(text);
     const name = m?.[1];
-    if (m === null || name === undefined || !NAME.test(name))
+    if (m === null || name === undefined || !ENV_NAME_PATTERN.test(name))
       return { ok: false, line, problem: "is not NAME=value" };
     let value = (m[2] ?? "").trimStart();
     const quote = value[0];

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { ENV_NAME_PATTERN, WORKING_DIRECTORY_MAX_CHARS } from "@reoclo/protocol";
 import { and, asc, eq } from "drizzle-orm";
 import { z } from "zod";
 import { recordChange } from "../audit/changes";
@@ -16,14 +17,12 @@ export const addAppInput = z.object({
   working_directory: z
     .string()
     .min(1)
-    .max(4096)
+    .max(WORKING_DIRECTORY_MAX_CHARS)
     .refine((d) => d.startsWith("/") && !d.includes("\0"), "must be an absolute path"),
   deploy_script: z.string().min(1, "the deploy script is empty").max(65_536),
   restart_script: z.string().min(1, "the restart script is empty").max(65_536).optional(),
   /** Given to the scripts as environment; stored encrypted, masked in their output. */
-  env: z
-    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "names are letters, digits and _"), z.string())
-    .optional(),
+  env: z.record(z.string().regex(ENV_NAME_PATTERN, "names are letters, digits and _"), z.string()).optional(),
 });
 export type AddAppInput = z.input<typeof addAppInput>;
 
