@@ -6,6 +6,8 @@ import {
   errorStatus,
   HEADERS,
   isErrorCode,
+  KEY_PREFIX,
+  MASK,
   type FieldErrors,
 } from "@reoclo/protocol";
 
@@ -78,7 +80,7 @@ export async function errorFromResponse(res: Response, retryAfterMs?: number): P
 
 /** An answer that is not the API's: says where it came from and what it was, with a short excerpt. */
 export function notReocloService(res: Response, body: string, retryAfterMs?: number): ReocloApiError {
-  const type = (res.headers.get("content-type") ?? "").split(";")[0]?.trim() || "no content type";
+  const type = (res.headers.get(HEADERS.contentType) ?? "").split(";")[0]?.trim() || "no content type";
   const server = serverOf(res);
   // A proxy answers these itself when the service behind it is down or slow.
   const proxy = res.status >= 502 && res.status <= 504 ? "; a proxy there may not reach the service" : "";
@@ -103,6 +105,9 @@ function serverOf(res: Response): string {
   }
 }
 
+/** Anything shaped like an automation key, however long, in a foreign page's text. */
+const KEY_LIKE = new RegExp(`${KEY_PREFIX}[0-9A-Za-z]+`, "g");
+
 const ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: " " };
 
 /**
@@ -119,7 +124,7 @@ export function bodyExcerpt(body: string): string {
       const point = Number(name.slice(1));
       return point > 0 && point <= 0x10ffff ? String.fromCodePoint(point) : " ";
     })
-    .replace(/rca_[0-9A-Za-z]+/g, "rca_***")
+    .replace(KEY_LIKE, `${KEY_PREFIX}${MASK}`)
     .replace(/[\p{Cc}\s]+/gu, " ")
     .trim();
   return text.length > EXCERPT_MAX_CHARS ? `${text.slice(0, EXCERPT_MAX_CHARS - 1).trimEnd()}…` : text;

@@ -17,6 +17,7 @@
 //    ReocloApiError of the event's code and detail.
 import {
   CONTENT_TYPE_EVENT_STREAM,
+  CONTENT_TYPE_JSON,
   execResponseSchema,
   HEADERS,
   isTerminalStatus,
@@ -89,7 +90,7 @@ export async function runExec(
       method: "GET",
       path: operationPath(id, "/events"),
       headers: {
-        Accept: CONTENT_TYPE_EVENT_STREAM,
+        [HEADERS.accept]: CONTENT_TYPE_EVENT_STREAM,
         ...(lastEventId ? { [HEADERS.lastEventId]: lastEventId } : {}),
       },
       signal,
@@ -102,7 +103,7 @@ export async function runExec(
       body: req,
       headers: {
         [HEADERS.idempotencyKey]: opts.idempotencyKey,
-        Accept: stream ? CONTENT_TYPE_EVENT_STREAM : "application/json",
+        [HEADERS.accept]: stream ? CONTENT_TYPE_EVENT_STREAM : CONTENT_TYPE_JSON,
       },
       signal,
     });
@@ -205,7 +206,9 @@ export async function runExec(
     }
     if (!isEventStream(res)) {
       await res.body?.cancel().catch(() => undefined);
-      http.log(`exec ${id}: the events route answered ${res.headers.get("content-type")}; polling instead`);
+      http.log(
+        `exec ${id}: the events route answered ${res.headers.get(HEADERS.contentType)}; polling instead`,
+      );
       return poll(id);
     }
   }

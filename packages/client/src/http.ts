@@ -4,7 +4,7 @@
 // retry can never run a command twice. An answer without the API's error envelope is not the
 // service's: it is not retried, except a proxy's 502/503/504 (briefly) and a 429 with
 // Retry-After. Connections refused on every attempt fail within seconds (issue 14).
-import { API_BASE_PATH, CONTENT_TYPE_EVENT_STREAM, HEADERS } from "@reoclo/protocol";
+import { API_BASE_PATH, CONTENT_TYPE_EVENT_STREAM, CONTENT_TYPE_JSON, HEADERS } from "@reoclo/protocol";
 import {
   errorFromResponse,
   NOT_REOCLO_SERVICE,
@@ -90,7 +90,7 @@ export function neverSentReason(err: unknown): NeverSentReason | undefined {
 }
 
 export function isEventStream(res: Response): boolean {
-  return (res.headers.get("content-type") ?? "").toLowerCase().startsWith(CONTENT_TYPE_EVENT_STREAM);
+  return (res.headers.get(HEADERS.contentType) ?? "").toLowerCase().startsWith(CONTENT_TYPE_EVENT_STREAM);
 }
 
 function describe(err: unknown): string {
@@ -129,12 +129,12 @@ export async function send(settings: HttpSettings, req: HttpRequest): Promise<Re
   const headers: Record<string, string> = {
     [HEADERS.authorization]: `Bearer ${settings.apiKey}`,
     [HEADERS.userAgent]: settings.userAgent,
-    Accept: "application/json",
+    [HEADERS.accept]: CONTENT_TYPE_JSON,
     ...req.headers,
   };
   // Serialised once so every attempt sends byte-identical bodies (the replay compares them).
   const body = req.body === undefined ? undefined : JSON.stringify(req.body);
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (body !== undefined) headers[HEADERS.contentType] = CONTENT_TYPE_JSON;
   const url = urlOf(settings, req.path);
   const what = `${req.method} ${req.path}`;
   /** Set while no attempt can have reached the service; cleared by the first that may have. */
