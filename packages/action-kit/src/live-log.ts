@@ -1,6 +1,7 @@
 // The command's output in the job log, line by line as it arrives. Partial lines wait for
 // their newline (or the end) so stdout and stderr never interleave inside one line.
 import { randomUUID } from "node:crypto";
+import type { OutputStream } from "@reoclo/protocol";
 
 /** A partial line this long is written without waiting for its newline, so memory stays bounded. */
 const MAX_PENDING_CHARS = 64 * 1024;
@@ -24,7 +25,7 @@ export class LiveLog {
     this.#sink = sink;
   }
 
-  write(stream: "stdout" | "stderr", data: string): void {
+  write(stream: OutputStream, data: string): void {
     let text = this.#pending[stream] + data;
     const cut = text.lastIndexOf("\n");
     if (cut !== -1) {

@@ -1,6 +1,7 @@
 // What a step tells the user when it ends: the failure annotation, the refusal message and the
 // step summary.
 import type { ExecFinishedResponse } from "@reoclo/client";
+import { API_BASE_PATH, EXIT_CODE_CANCELLED, EXIT_CODE_FAILED, EXIT_CODE_TIMEOUT } from "@reoclo/protocol";
 
 /** The annotation keeps the last lines of output; GitHub shows short annotations best. */
 const TAIL_LINES = 30;
@@ -43,7 +44,7 @@ export function failureOf(r: ExecFinishedResponse, timeoutSeconds: number): Fail
       };
     case "timeout":
       return {
-        title: `The command timed out after ${timeoutSeconds} s and was killed (exit code 124)`,
+        title: `The command timed out after ${timeoutSeconds} s and was killed (exit code ${EXIT_CODE_TIMEOUT})`,
         message:
           (output ? output + "\n\n" : "") +
           `Raise the \`timeout\` input (up to the service's limit) if the command needs longer.`,
@@ -51,19 +52,19 @@ export function failureOf(r: ExecFinishedResponse, timeoutSeconds: number): Fail
       };
     case "cancelled":
       return {
-        title: `The command was cancelled (exit code 130)`,
+        title: `The command was cancelled (exit code ${EXIT_CODE_CANCELLED})`,
         message: output || r.reason || "It was stopped before it finished.",
         exitCode,
       };
     case "failed":
       return {
-        title: `The command could not be run (exit code 255)`,
+        title: `The command could not be run (exit code ${EXIT_CODE_FAILED})`,
         message: output || "The service could not start the command on the server.",
         exitCode,
       };
     case "lost":
       return {
-        title: `The connection to the server was lost while the command ran (exit code 255)`,
+        title: `The connection to the server was lost while the command ran (exit code ${EXIT_CODE_FAILED})`,
         message:
           (output ? output + "\n\n" : "") +
           "Its outcome is unknown and it was not run again; check the server before re-running the job.",
@@ -103,8 +104,7 @@ export function summaryTable(row: SummaryRow): { data: string; header?: boolean 
 const ADVICE: Record<string, string> = {
   unauthorized:
     "Check the `api_key` secret: it must be an active key of this service (not revoked or expired).",
-  ip_not_allowed:
-    "This runner's address is not in the key's IP allowlist; `GET /api/automation/v1/key` with the key shows the address the service saw.",
+  ip_not_allowed: `This runner's address is not in the key's IP allowlist; \`GET ${API_BASE_PATH}/key\` with the key shows the address the service saw.`,
   operation_not_allowed:
     "The key does not allow this operation; create a key whose `--operations` include it.",
   server_not_in_scope:
@@ -112,8 +112,7 @@ const ADVICE: Record<string, string> = {
   not_found: "No such server in the key's organisation: check the `server_id` input.",
   rate_limited: "The key's rate limit stayed exhausted through every retry; raise it or spread the calls.",
   secrets_unavailable: "The service has no master key to decrypt the server's SSH key (REOCLO_MASTER_KEY).",
-  route_not_found:
-    "The service has no such route at this URL: check the `api_url` input. It is the service's root URL (e.g. https://reoclo.example.com); the action adds /api/automation/v1.",
+  route_not_found: `The service has no such route at this URL: check the \`api_url\` input. It is the service's root URL (e.g. https://reoclo.example.com); the action adds ${API_BASE_PATH}.`,
   not_reoclo_service:
     "Check the `api_url` input: it must be the URL of your Reoclo service (or of a proxy that reaches it).",
   key_revoked:
