@@ -1,2 +1,4 @@
+import { PUBLISHED_USER_AGENTS } from "@reoclo/protocol";
+
 /** The published checkout action's user agent (spec §7), so audit filters keep matching, plus ours. */
-export const USER_AGENT = "reoclo-github-action-checkout (reoclo-checkout/2)";
+export const USER_AGENT = `${PUBLISHED_USER_AGENTS.checkout} (reoclo-checkout/2)`;

@@ -6,7 +6,7 @@ import {
   type Environment,
   type GetInput,
 } from "@reoclo/action-kit";
-import { DEFAULT_MAX_TIMEOUT_SECONDS, type RunContext } from "@reoclo/protocol";
+import { DEFAULT_MAX_TIMEOUT_SECONDS, UUID_PATTERN, type RunContext } from "@reoclo/protocol";
 import { parseRef, type RefTarget } from "./refs.js";
 
 export { InputError };
@@ -47,7 +47,6 @@ export interface CheckoutSettings {
   readonly stepSummary: boolean;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const REPOSITORY = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
 const FILTER = /^[a-z][a-z0-9:=+.%-]*$/i;
 /** Removing or reusing one of these would wreck the server: refused as `path`. */
@@ -94,7 +93,7 @@ export function readSettings(getInput: GetInput, environment: Environment): Chec
   };
   const apiKey = required("api_key");
   const serverId = required("server_id");
-  if (!UUID.test(serverId)) throw new InputError(`Input "server_id" must be a server id (a UUID).`);
+  if (!UUID_PATTERN.test(serverId)) throw new InputError(`Input "server_id" must be a server id (a UUID).`);
   const apiUrl = readApiUrl(getInput, environment);
 
   const repository = getInput("repository").trim() || g("GITHUB_REPOSITORY");

@@ -1,5 +1,7 @@
+import { PUBLISHED_USER_AGENTS } from "@reoclo/protocol";
+
 /** The published docker-auth action's user agent (spec §7), so audit filters keep matching, plus ours. */
-export const USER_AGENT = "reoclo-docker-auth-action (reoclo-docker-auth/2)";
+export const USER_AGENT = `${PUBLISHED_USER_AGENTS.dockerAuth} (reoclo-docker-auth/2)`;
 
 /** Saved by main for the post step: what to log out of. Never a secret. */
 export const STATE = {

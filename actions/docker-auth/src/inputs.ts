@@ -6,7 +6,7 @@ import {
   type Environment,
   type GetInput,
 } from "@reoclo/action-kit";
-import type { RunContext } from "@reoclo/protocol";
+import { UUID_PATTERN, type RunContext } from "@reoclo/protocol";
 
 export { InputError };
 
@@ -24,14 +24,12 @@ export interface DockerAuthSettings {
   readonly runContext: RunContext;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 export function readSettings(getInput: GetInput, environment: Environment): DockerAuthSettings {
   const g = (name: string) => environment[name] ?? "";
   const uuid = (name: string) => {
     const v = getInput(name).trim();
     if (!v) throw new InputError(`Input "${name}" is required.`);
-    if (!UUID.test(v)) throw new InputError(`Input "${name}" must be an id (a UUID).`);
+    if (!UUID_PATTERN.test(v)) throw new InputError(`Input "${name}" must be an id (a UUID).`);
     return v;
   };
   const apiKey = getInput("api_key").trim();

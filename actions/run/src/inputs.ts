@@ -6,7 +6,13 @@ import {
   type Environment,
   type GetInput,
 } from "@reoclo/action-kit";
-import { DEFAULT_MAX_TIMEOUT_SECONDS, ENV_NAME_PATTERN, type RunContext } from "@reoclo/protocol";
+import {
+  DEFAULT_MAX_TIMEOUT_SECONDS,
+  DEFAULT_TIMEOUT_SECONDS,
+  ENV_NAME_PATTERN,
+  UUID_PATTERN,
+  type RunContext,
+} from "@reoclo/protocol";
 
 export { InputError };
 
@@ -28,8 +34,6 @@ export interface RunSettings {
   readonly stepSummary: boolean;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** KEY=VALUE lines; blank lines and # comments skipped. Errors name the line, never the value. */
 export function parseEnvLines(text: string): Record<string, string> {
   const env: Record<string, string> = {};
@@ -38,7 +42,7 @@ export function parseEnvLines(text: string): Record<string, string> {
     if (line === "" || line.startsWith("#")) return;
     const eq = line.indexOf("=");
     const name = eq === -1 ? line.trim() : line.slice(0, eq).trim();
-    if (eq === -1 || !new RegExp(ENV_NAME_PATTERN).test(name)) {
+    if (eq === -1 || !ENV_NAME_PATTERN.test(name)) {
       throw new InputError(
         `env line ${i + 1}: expected NAME=value with NAME made of letters, digits and _ (not starting with a digit)`,
       );
@@ -57,10 +61,10 @@ export function readSettings(getInput: GetInput, environment: Environment): RunS
   };
   const apiKey = required("api_key");
   const serverId = required("server_id");
-  if (!UUID.test(serverId)) throw new InputError(`Input "server_id" must be a server id (a UUID).`);
+  if (!UUID_PATTERN.test(serverId)) throw new InputError(`Input "server_id" must be a server id (a UUID).`);
   const command = getInput("command");
   if (!command.trim()) throw new InputError(`Input "command" is required.`);
-  const timeoutText = getInput("timeout").trim() || "60";
+  const timeoutText = getInput("timeout").trim() || String(DEFAULT_TIMEOUT_SECONDS);
   const timeoutSeconds = Number(timeoutText);
   if (!/^\d+$/.test(timeoutText) || timeoutSeconds < 1 || timeoutSeconds > DEFAULT_MAX_TIMEOUT_SECONDS) {
     throw new InputError(

@@ -31347,6 +31347,8 @@ const ENV_MAX_KEYS = 200;
 /** Total UTF-8 bytes of every env name plus every env value. */
 const ENV_MAX_BYTES = 65536;
 const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Ids (`server_id`, `credential_id`, `application_id`, operation ids): any 8-4-4-4-12 hex form, as PostgreSQL's `uuid`. */
+const limits_UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DEFAULT_TIMEOUT_SECONDS = 60;
 /** `REOCLO_MAX_TIMEOUT_SECONDS` may not be set below this (spec §3: "at least 900"). */
 const MIN_MAX_TIMEOUT_SECONDS = 900;
@@ -31367,10 +31369,10 @@ const MASK = "***";
 const DEFAULT_RATE_LIMIT_PER_MINUTE = 100;
 const DEFAULT_RATE_LIMIT_PER_HOUR = 1000;
 /** Same exit codes as coreutils `timeout` (124) and a shell killed by SIGINT (128 + 2). */
-const EXIT_CODE_TIMEOUT = 124;
-const EXIT_CODE_CANCELLED = 130;
+const limits_EXIT_CODE_TIMEOUT = 124;
+const limits_EXIT_CODE_CANCELLED = 130;
 /** What `ssh` itself exits with when it cannot run the command. */
-const EXIT_CODE_FAILED = 255;
+const limits_EXIT_CODE_FAILED = 255;
 const KEY_PREFIX = "rca_";
 /** Integration keys (spec §11): the same shape as automation keys behind this prefix. */
 const INTEGRATION_KEY_PREFIX = "rk_t_";
@@ -31382,6 +31384,8 @@ const IDEMPOTENCY_KEY_MAX_CHARS = 255;
 /** Page size of `GET /operations?run_id=` when the caller gives none, and its ceiling. */
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 200;
+/** Longest `cursor` accepted back; the `next_cursor` values the service gives out are shorter. */
+const CURSOR_MAX_CHARS = 256;
 
 ;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/util.js
 
@@ -40924,6 +40928,8 @@ function preprocess(fn, schema) {
 
 const HEADERS = {
     authorization: "Authorization",
+    accept: "Accept",
+    contentType: "Content-Type",
     requestId: "X-Request-Id",
     /** draft-ietf-httpapi-idempotency-key-header */
     idempotencyKey: "Idempotency-Key",
@@ -40938,6 +40944,8 @@ const HEADERS = {
     /** Ours: the operation an /exec answer (JSON or event stream) belongs to, sent before any event. */
     operationId: "X-Operation-Id",
     userAgent: "User-Agent",
+    /** Believed only from the service's trusted proxies (spec §2). */
+    forwardedFor: "X-Forwarded-For",
 };
 const CONTENT_TYPE_JSON = "application/json";
 const CONTENT_TYPE_EVENT_STREAM = "text/event-stream";
@@ -41068,6 +41076,10 @@ function validationDetail(fields) {
 /** Objects strip unknown keys (zod's default): unknown fields are ignored, never an error (spec §1). */
 function requestBody(shape) {
     return object(shape, { error: "The request body must be a JSON object." });
+}
+/** True for an id of the API's form ({@link UUID_PATTERN}, any case): what {@link uuidField} accepts. */
+function isUuid(value) {
+    return typeof value === "string" && UUID_PATTERN.test(value);
 }
 /**
  * A required id. Accepts any 8-4-4-4-12 hex form, as PostgreSQL's `uuid` type does, and
@@ -41316,7 +41328,7 @@ const operationListQuerySchema = object({
     /** Opaque: the `next_cursor` of the previous page, passed back unchanged. */
     cursor: schemas_string()
         .min(1, { error: "cursor must be the next_cursor of a previous page." })
-        .max(256, { error: "cursor must be the next_cursor of a previous page." })
+        .max(CURSOR_MAX_CHARS, { error: "cursor must be the next_cursor of a previous page." })
         .optional(),
     limit: coerce_number({ error: "limit must be a whole number." })
         .int({ error: "limit must be a whole number." })
@@ -41745,7 +41757,7 @@ async function errorFromResponse(res, retryAfterMs) {
 }
 /** An answer that is not the API's: says where it came from and what it was, with a short excerpt. */
 function notReocloService(res, body, retryAfterMs) {
-    const type = (res.headers.get("content-type") ?? "").split(";")[0]?.trim() || "no content type";
+    const type = (res.headers.get(HEADERS.contentType) ?? "").split(";")[0]?.trim() || "no content type";
     const server = serverOf(res);
     // A proxy answers these itself when the service behind it is down or slow.
     const proxy = res.status >= 502 && res.status <= 504 ? "; a proxy there may not reach the service" : "";
@@ -41770,6 +41782,8 @@ function serverOf(res) {
         return "this URL"; // a Response built by hand (tests) has no URL
     }
 }
+/** Anything shaped like an automation key, however long, in a foreign page's text. */
+const KEY_LIKE = new RegExp(`${KEY_PREFIX}[0-9A-Za-z]+`, "g");
 const ENTITIES = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: " " };
 /**
  * A few words of a body for a message: the text of an HTML page (without its head, scripts and
@@ -41786,7 +41800,7 @@ function bodyExcerpt(body) {
         const point = Number(name.slice(1));
         return point > 0 && point <= 0x10ffff ? String.fromCodePoint(point) : " ";
     })
-        .replace(/rca_[0-9A-Za-z]+/g, "rca_***")
+        .replace(KEY_LIKE, `${KEY_PREFIX}${MASK}`)
         .replace(/[\p{Cc}\s]+/gu, " ")
         .trim();
     return text.length > EXCERPT_MAX_CHARS ? `${text.slice(0, EXCERPT_MAX_CHARS - 1).trimEnd()}…` : text;
@@ -41977,7 +41991,7 @@ function neverSentReason(err) {
     return undefined;
 }
 function isEventStream(res) {
-    return (res.headers.get("content-type") ?? "").toLowerCase().startsWith(CONTENT_TYPE_EVENT_STREAM);
+    return (res.headers.get(HEADERS.contentType) ?? "").toLowerCase().startsWith(CONTENT_TYPE_EVENT_STREAM);
 }
 function http_describe(err) {
     if (err instanceof ReocloApiError)
@@ -42010,13 +42024,13 @@ async function send(settings, req) {
     const headers = {
         [HEADERS.authorization]: `Bearer ${settings.apiKey}`,
         [HEADERS.userAgent]: settings.userAgent,
-        Accept: "application/json",
+        [HEADERS.accept]: CONTENT_TYPE_JSON,
         ...req.headers,
     };
     // Serialised once so every attempt sends byte-identical bodies (the replay compares them).
     const body = req.body === undefined ? undefined : JSON.stringify(req.body);
     if (body !== undefined)
-        headers["Content-Type"] = "application/json";
+        headers[HEADERS.contentType] = CONTENT_TYPE_JSON;
     const url = urlOf(settings, req.path);
     const what = `${req.method} ${req.path}`;
     /** Set while no attempt can have reached the service; cleared by the first that may have. */
@@ -42311,11 +42325,11 @@ async function consume(res, signal, onEvent, idleMs) {
 }
 /** A foreign service's end without any outcome: the exit codes of spec §4 say it. */
 function outcomeOfExitCode(exitCode) {
-    if (exitCode === EXIT_CODE_TIMEOUT)
+    if (exitCode === limits_EXIT_CODE_TIMEOUT)
         return "timeout";
-    if (exitCode === EXIT_CODE_CANCELLED)
+    if (exitCode === limits_EXIT_CODE_CANCELLED)
         return "cancelled";
-    if (exitCode === EXIT_CODE_FAILED)
+    if (exitCode === limits_EXIT_CODE_FAILED)
         return "failed";
     return "completed";
 }
@@ -42401,7 +42415,7 @@ async function runExec(http, req, opts) {
         method: "GET",
         path: operationPath(id, "/events"),
         headers: {
-            Accept: CONTENT_TYPE_EVENT_STREAM,
+            [HEADERS.accept]: CONTENT_TYPE_EVENT_STREAM,
             ...(lastEventId ? { [HEADERS.lastEventId]: lastEventId } : {}),
         },
         signal,
@@ -42412,7 +42426,7 @@ async function runExec(http, req, opts) {
         body: req,
         headers: {
             [HEADERS.idempotencyKey]: opts.idempotencyKey,
-            Accept: stream ? CONTENT_TYPE_EVENT_STREAM : "application/json",
+            [HEADERS.accept]: stream ? CONTENT_TYPE_EVENT_STREAM : CONTENT_TYPE_JSON,
         },
         signal,
     });
@@ -42518,7 +42532,7 @@ async function runExec(http, req, opts) {
         }
         if (!isEventStream(res)) {
             await res.body?.cancel().catch(() => undefined);
-            http.log(`exec ${id}: the events route answered ${res.headers.get("content-type")}; polling instead`);
+            http.log(`exec ${id}: the events route answered ${res.headers.get(HEADERS.contentType)}; polling instead`);
             return poll(id);
         }
     }
@@ -42907,6 +42921,7 @@ class CancelOnSignal {
 }
 
 ;// CONCATENATED MODULE: ../../packages/action-kit/src/report.ts
+
 /** The annotation keeps the last lines of output; GitHub shows short annotations best. */
 const TAIL_LINES = 30;
 const TAIL_CHARS = 4000;
@@ -42937,26 +42952,26 @@ function failureOf(r, timeoutSeconds) {
             };
         case "timeout":
             return {
-                title: `The command timed out after ${timeoutSeconds} s and was killed (exit code 124)`,
+                title: `The command timed out after ${timeoutSeconds} s and was killed (exit code ${EXIT_CODE_TIMEOUT})`,
                 message: (output ? output + "\n\n" : "") +
                     `Raise the \`timeout\` input (up to the service's limit) if the command needs longer.`,
                 exitCode,
             };
         case "cancelled":
             return {
-                title: `The command was cancelled (exit code 130)`,
+                title: `The command was cancelled (exit code ${EXIT_CODE_CANCELLED})`,
                 message: output || r.reason || "It was stopped before it finished.",
                 exitCode,
             };
         case "failed":
             return {
-                title: `The command could not be run (exit code 255)`,
+                title: `The command could not be run (exit code ${EXIT_CODE_FAILED})`,
                 message: output || "The service could not start the command on the server.",
                 exitCode,
             };
         case "lost":
             return {
-                title: `The connection to the server was lost while the command ran (exit code 255)`,
+                title: `The connection to the server was lost while the command ran (exit code ${EXIT_CODE_FAILED})`,
                 message: (output ? output + "\n\n" : "") +
                     "Its outcome is unknown and it was not run again; check the server before re-running the job.",
                 exitCode,
@@ -42984,13 +42999,13 @@ function summaryTable(row) {
 /** What the user should do about an API refusal, by envelope code. */
 const ADVICE = {
     unauthorized: "Check the `api_key` secret: it must be an active key of this service (not revoked or expired).",
-    ip_not_allowed: "This runner's address is not in the key's IP allowlist; `GET /api/automation/v1/key` with the key shows the address the service saw.",
+    ip_not_allowed: `This runner's address is not in the key's IP allowlist; \`GET ${API_BASE_PATH}/key\` with the key shows the address the service saw.`,
     operation_not_allowed: "The key does not allow this operation; create a key whose `--operations` include it.",
     server_not_in_scope: "The key is not scoped to this server; add it with `reoclo-admin keys create --servers …`.",
     not_found: "No such server in the key's organisation: check the `server_id` input.",
     rate_limited: "The key's rate limit stayed exhausted through every retry; raise it or spread the calls.",
     secrets_unavailable: "The service has no master key to decrypt the server's SSH key (REOCLO_MASTER_KEY).",
-    route_not_found: "The service has no such route at this URL: check the `api_url` input. It is the service's root URL (e.g. https://reoclo.example.com); the action adds /api/automation/v1.",
+    route_not_found: `The service has no such route at this URL: check the \`api_url\` input. It is the service's root URL (e.g. https://reoclo.example.com); the action adds ${API_BASE_PATH}.`,
     not_reoclo_service: "Check the `api_url` input: it must be the URL of your Reoclo service (or of a proxy that reaches it).",
     key_revoked: "The key was revoked while the command ran: the command goes on on the host, but this step can no longer follow it. Its end is in the service's audit log and operations.",
     key_expired: "The key expired while the command ran: the command goes on on the host, but this step can no longer follow it. Use a key that outlives the job.",
@@ -43156,8 +43171,9 @@ async function cancelLeftOperation(userAgent) {
 
 
 ;// CONCATENATED MODULE: ./src/constants.ts
+
 /** The published checkout action's user agent (spec §7), so audit filters keep matching, plus ours. */
-const USER_AGENT = "reoclo-github-action-checkout (reoclo-checkout/2)";
+const USER_AGENT = `${PUBLISHED_USER_AGENTS.checkout} (reoclo-checkout/2)`;
 
 ;// CONCATENATED MODULE: ./src/refs.ts
 // What a `ref` input means, decided before anything runs. Names follow git's
@@ -43218,7 +43234,6 @@ function parseRef(ref) {
 
 
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const REPOSITORY = /^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/;
 const FILTER = /^[a-z][a-z0-9:=+.%-]*$/i;
 /** Removing or reusing one of these would wreck the server: refused as `path`. */
@@ -43260,7 +43275,7 @@ function readSettings(getInput, environment) {
     };
     const apiKey = required("api_key");
     const serverId = required("server_id");
-    if (!UUID.test(serverId))
+    if (!limits_UUID_PATTERN.test(serverId))
         throw new InputError(`Input "server_id" must be a server id (a UUID).`);
     const apiUrl = readApiUrl(getInput, environment);
     const repository = getInput("repository").trim() || g("GITHUB_REPOSITORY");

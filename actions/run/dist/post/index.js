@@ -28376,8 +28376,10 @@ module.exports = {
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   _: () => (/* binding */ USER_AGENT)
 /* harmony export */ });
+/* harmony import */ var _reoclo_protocol__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1477);
+
 /** The published action's user agent (spec §7), so audit filters keep matching, plus ours. */
-const USER_AGENT = "reoclo-github-action (reoclo-run/2)";
+const USER_AGENT = `${_reoclo_protocol__WEBPACK_IMPORTED_MODULE_0__/* .PUBLISHED_USER_AGENTS */ .Qv.run} (reoclo-run/2)`;
 
 
 /***/ }),
@@ -28386,7 +28388,7 @@ const USER_AGENT = "reoclo-github-action (reoclo-run/2)";
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _reoclo_action_kit__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4775);
+/* harmony import */ var _reoclo_action_kit__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3113);
 /* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1731);
 
 
@@ -28397,7 +28399,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 4775:
+/***/ 3113:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -31355,6 +31357,1461 @@ function getIDToken(aud) {
 //# sourceMappingURL=core.js.map
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
+// EXTERNAL MODULE: ../../packages/protocol/src/index.ts + 30 modules
+var src = __nccwpck_require__(1477);
+;// CONCATENATED MODULE: ../../packages/client/src/errors.ts
+// Errors that keep the API's envelope (spec §1), so callers can branch on `code` and show
+// `detail` as the service worded it.
+
+/**
+ * The code of an answer without the API's error envelope, or of a 2xx whose body is not JSON:
+ * the URL does not lead to a Reoclo service (or a proxy in front of it could not reach it).
+ */
+const NOT_REOCLO_SERVICE = "not_reoclo_service";
+/** Longest excerpt of such an answer's body kept in `detail` (a web page can be huge). */
+const EXCERPT_MAX_CHARS = 120;
+class errors_ReocloApiError extends Error {
+    name = "ReocloApiError";
+    status;
+    /** The envelope's `error`, or NOT_REOCLO_SERVICE when the answer did not carry the envelope. */
+    code;
+    detail;
+    requestId;
+    fields;
+    /** Milliseconds the server asked us to wait (429/503 `Retry-After`), if it did. */
+    retryAfterMs;
+    constructor(init) {
+        super(`${init.code} (HTTP ${init.status}): ${init.detail}`);
+        this.status = init.status;
+        this.code = init.code;
+        this.detail = init.detail;
+        if (init.requestId !== undefined)
+            this.requestId = init.requestId;
+        if (init.fields !== undefined)
+            this.fields = init.fields;
+        if (init.retryAfterMs !== undefined)
+            this.retryAfterMs = init.retryAfterMs;
+    }
+}
+/** Reads an error answer's body (consuming it) into a ReocloApiError. */
+async function errorFromResponse(res, retryAfterMs) {
+    const headerRequestId = res.headers.get(src/* HEADERS */.d0.requestId) ?? undefined;
+    let text = "";
+    try {
+        text = await res.text();
+    }
+    catch {
+        // The body broke off; the status still says enough.
+    }
+    let json;
+    try {
+        json = JSON.parse(text);
+    }
+    catch {
+        json = undefined;
+    }
+    const envelope = src/* errorEnvelopeSchema */.e3.safeParse(json);
+    if (envelope.success) {
+        return new errors_ReocloApiError({
+            status: res.status,
+            code: envelope.data.error,
+            detail: envelope.data.detail,
+            requestId: envelope.data.request_id || headerRequestId,
+            fields: envelope.data.fields,
+            retryAfterMs,
+        });
+    }
+    return notReocloService(res, text, retryAfterMs);
+}
+/** An answer that is not the API's: says where it came from and what it was, with a short excerpt. */
+function notReocloService(res, body, retryAfterMs) {
+    const type = (res.headers.get(src/* HEADERS */.d0.contentType) ?? "").split(";")[0]?.trim() || "no content type";
+    const server = serverOf(res);
+    // A proxy answers these itself when the service behind it is down or slow.
+    const proxy = res.status >= 502 && res.status <= 504 ? "; a proxy there may not reach the service" : "";
+    const excerpt = bodyExcerpt(body);
+    return new errors_ReocloApiError({
+        status: res.status,
+        code: NOT_REOCLO_SERVICE,
+        detail: `The server at ${server} did not answer like a Reoclo service (HTTP ${res.status}, ${type}${proxy})${excerpt ? `: "${excerpt}"` : "."}`,
+        requestId: res.headers.get(src/* HEADERS */.d0.requestId) ?? undefined,
+        retryAfterMs,
+    });
+}
+/** The api_url the request went to: its URL up to the API's base path (or its origin). */
+function serverOf(res) {
+    const at = res.url.indexOf(src/* API_BASE_PATH */.DN);
+    if (at > 0)
+        return res.url.slice(0, at);
+    try {
+        return new URL(res.url).origin;
+    }
+    catch {
+        return "this URL"; // a Response built by hand (tests) has no URL
+    }
+}
+/** Anything shaped like an automation key, however long, in a foreign page's text. */
+const KEY_LIKE = new RegExp(`${src/* KEY_PREFIX */.nF}[0-9A-Za-z]+`, "g");
+const ENTITIES = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: " " };
+/**
+ * A few words of a body for a message: the text of an HTML page (without its head, scripts and
+ * styles), whitespace collapsed, control characters dropped, an automation key masked, and cut.
+ */
+function bodyExcerpt(body) {
+    const text = body
+        .replace(/<(head|script|style)\b[\s\S]*?<\/\1\s*>/gi, " ")
+        .replace(/<!--[\s\S]*?-->/g, " ")
+        .replace(/<[^>]*>/g, " ")
+        .replace(/&(#\d{1,7}|[a-z]+);/gi, (m, name) => {
+        if (!name.startsWith("#"))
+            return ENTITIES[name.toLowerCase()] ?? m;
+        const point = Number(name.slice(1));
+        return point > 0 && point <= 0x10ffff ? String.fromCodePoint(point) : " ";
+    })
+        .replace(KEY_LIKE, `${src/* KEY_PREFIX */.nF}${src/* MASK */.v5}`)
+        .replace(/[\p{Cc}\s]+/gu, " ")
+        .trim();
+    return text.length > EXCERPT_MAX_CHARS ? `${text.slice(0, EXCERPT_MAX_CHARS - 1).trimEnd()}…` : text;
+}
+/**
+ * The final `error` event of an event stream (e.g. `key_revoked`: the stream ends, the operation
+ * goes on). It came in a 200 answer, so the status is the one the code always has (401 for
+ * `key_revoked`); a code this client does not know keeps the answer's status.
+ */
+function errorFromEvent(res, data) {
+    const headerRequestId = res.headers.get(src/* HEADERS */.d0.requestId) ?? undefined;
+    let json;
+    try {
+        json = JSON.parse(data);
+    }
+    catch {
+        json = undefined;
+    }
+    const envelope = src/* errorEnvelopeSchema */.e3.safeParse(json);
+    if (!envelope.success) {
+        return new errors_ReocloApiError({
+            status: res.status,
+            code: "unexpected_response",
+            detail: "The event stream ended with an error event the client cannot read.",
+            requestId: headerRequestId,
+        });
+    }
+    const code = envelope.data.error;
+    return new errors_ReocloApiError({
+        status: (0,src/* isErrorCode */.We)(code) ? (0,src/* errorStatus */.PO)(code) : res.status,
+        code,
+        detail: envelope.data.detail,
+        requestId: envelope.data.request_id || headerRequestId,
+        fields: envelope.data.fields,
+    });
+}
+/** A 2xx answer whose JSON body is not what the protocol says (see notReocloService for one that is not JSON). */
+function unexpectedResponse(res, why) {
+    return new errors_ReocloApiError({
+        status: res.status,
+        code: "unexpected_response",
+        detail: `The API answered ${res.status} with ${why}.`,
+        requestId: res.headers.get(src/* HEADERS */.d0.requestId) ?? undefined,
+    });
+}
+/**
+ * Every attempt failed before its request left this machine (the connection was refused, or the
+ * host name does not resolve): the service cannot have seen any of them, so nothing was started.
+ */
+class ReocloUnreachableError extends Error {
+    name = "ReocloUnreachableError";
+    /** Always true: callers (an action's post step) may rely on no request having reached the service. */
+    nothingSent = true;
+    reason;
+    attempts;
+    constructor(init) {
+        const url = new URL(init.url);
+        super(init.reason === "connection_refused"
+            ? `the connection to ${url.host} was refused on every attempt (ECONNREFUSED): nothing listens there; check the API URL (api_url) and that the service runs. No request reached the service.`
+            : `the host name ${url.hostname} does not resolve (ENOTFOUND): check the API URL (api_url). No request reached the service.`, { cause: init.cause });
+        this.reason = init.reason;
+        this.attempts = init.attempts;
+    }
+}
+
+;// CONCATENATED MODULE: ../../packages/client/src/retry.ts
+// Backoff arithmetic and abortable waiting, kept pure so they can be tested without a clock.
+/**
+ * `Retry-After` (RFC 9110 §10.2.3) in milliseconds from `now`: either delay-seconds or an
+ * HTTP date. Undefined when absent or unreadable, so the caller falls back to its backoff.
+ * A date in the past means "now" (0).
+ */
+function parseRetryAfter(value, now = Date.now()) {
+    if (value === null)
+        return undefined;
+    const text = value.trim();
+    if (text === "")
+        return undefined;
+    if (/^\d+$/.test(text))
+        return Number(text) * 1000;
+    // Only a date-shaped value is read as a date: Date.parse accepts odd strings like "1.5".
+    if (!/[a-z]/i.test(text))
+        return undefined;
+    const at = Date.parse(text);
+    if (Number.isNaN(at))
+        return undefined;
+    return Math.max(0, at - now);
+}
+/**
+ * Exponential backoff with "full jitter" (a uniform draw in [0, min(max, base·2^attempt)]),
+ * which spreads retries of many clients hit by the same outage instead of synchronising them.
+ * `attempt` counts from 0 for the first retry.
+ */
+function backoffDelay(attempt, base, max, random = Math.random) {
+    const ceiling = Math.min(max, base * 2 ** Math.max(0, attempt));
+    return Math.floor(random() * ceiling);
+}
+/** The error an aborted call rejects with, named "AbortError" as fetch's own. */
+function abortError(signal) {
+    const reason = signal?.reason;
+    if (reason instanceof Error && reason.name === "AbortError")
+        return reason;
+    return new DOMException("The operation was aborted.", "AbortError");
+}
+function retry_isAbortError(err) {
+    return err instanceof Error && err.name === "AbortError";
+}
+/** Waits `ms`, or rejects with an AbortError as soon as `signal` aborts. */
+function sleep(ms, signal) {
+    return new Promise((resolve, reject) => {
+        if (signal?.aborted)
+            return reject(abortError(signal));
+        const done = () => {
+            signal?.removeEventListener("abort", onAbort);
+            resolve();
+        };
+        const onAbort = () => {
+            clearTimeout(timer);
+            reject(abortError(signal));
+        };
+        const timer = setTimeout(done, ms);
+        signal?.addEventListener("abort", onAbort, { once: true });
+    });
+}
+/**
+ * While every attempt was refused at connect, nothing reached the service: the retries come soon
+ * and stop soon, a wrong URL fails within seconds, and a service that is just starting is still
+ * met. Their delays add up to at most REFUSED_WINDOW_MS.
+ */
+const REFUSED_WINDOW_MS = 5_000;
+/** Delay before retry `retry` (from 0) of a refused connection: 250, 500, then 750 ms. */
+function refusedDelay(retry) {
+    return Math.min(750, 250 * (Math.max(0, retry) + 1));
+}
+
+;// CONCATENATED MODULE: ../../packages/client/src/http.ts
+// One HTTP exchange with the API, retried when that is safe: network errors, 5xx, 408 and
+// 429 (honouring Retry-After), and 409 `idempotency_in_progress`. Every POST this client
+// sends is idempotent (an Idempotency-Key, or cancel which the spec makes idempotent), so a
+// retry can never run a command twice. An answer without the API's error envelope is not the
+// service's: it is not retried, except a proxy's 502/503/504 (briefly) and a 429 with
+// Retry-After. Connections refused on every attempt fail within seconds (issue 14).
+
+
+
+/** Retries of a proxy's own 502/503/504 (no envelope), each waiting at most PROXY_MAX_DELAY_MS. */
+const PROXY_RETRIES = 3;
+const PROXY_MAX_DELAY_MS = 2_000;
+const PROXY_STATUSES = new Set([502, 503, 504]);
+/**
+ * 409 is retried only for `idempotency_in_progress`: the first request with this key is
+ * still being created (e.g. our own earlier attempt whose answer was lost), and once it
+ * is, the retry gets its replay. Every other 4xx is the caller's to fix. An answer without
+ * the envelope is retried only when a proxy may have answered for a service that is down
+ * (502/503/504), or when it asks to come back later (429 with Retry-After).
+ */
+function isRetryable(err) {
+    const s = err.status;
+    if (err.code === NOT_REOCLO_SERVICE)
+        return PROXY_STATUSES.has(s) || (s === 429 && err.retryAfterMs !== undefined);
+    return s >= 500 || s === 429 || s === 408 || (s === 409 && err.code === "idempotency_in_progress");
+}
+/** The socket errors of a fetch that failed before its request left this machine. */
+function socketErrorCodes(err) {
+    const codes = [];
+    for (const e of [err, err?.cause]) {
+        if (e === null || typeof e !== "object")
+            continue;
+        const code = e.code;
+        if (typeof code === "string")
+            codes.push(code);
+        // Node tries each address of a name in turn (happy eyeballs) and reports them together.
+        const each = e.errors;
+        if (Array.isArray(each))
+            codes.push(...each.flatMap(socketErrorCodes));
+    }
+    return codes;
+}
+/** Why a failed fetch cannot have sent anything, or undefined when its request may have arrived. */
+function neverSentReason(err) {
+    if (err instanceof errors_ReocloApiError)
+        return undefined;
+    const codes = socketErrorCodes(err);
+    if (codes.includes("ENOTFOUND"))
+        return "unknown_host";
+    if (codes.length > 0 && codes.every((c) => c === "ECONNREFUSED"))
+        return "connection_refused";
+    return undefined;
+}
+function isEventStream(res) {
+    return (res.headers.get(src/* HEADERS */.d0.contentType) ?? "").toLowerCase().startsWith(src/* CONTENT_TYPE_EVENT_STREAM */.h0);
+}
+function describe(err) {
+    if (err instanceof errors_ReocloApiError)
+        return `HTTP ${err.status} ${err.code}`;
+    if (err instanceof Error) {
+        const cause = err.cause;
+        const code = cause && typeof cause === "object" && "code" in cause ? ` (${String(cause.code)})` : "";
+        return `${err.message}${code}`;
+    }
+    return String(err);
+}
+function urlOf(settings, path) {
+    const rel = path.startsWith(src/* API_BASE_PATH */.DN) ? path.slice(src/* API_BASE_PATH */.DN.length) : path;
+    return settings.baseUrl + rel;
+}
+/** One attempt: the answer, or the network error (an abort rejects as such). */
+async function attempt(settings, url, init, signal) {
+    try {
+        return await settings.fetch(url, init);
+    }
+    catch (err) {
+        if (signal?.aborted)
+            throw abortError(signal);
+        return { failed: err };
+    }
+}
+/** Sends `req`, retrying as described above; resolves with a 2xx response (body unread). */
+async function send(settings, req) {
+    const { signal } = req;
+    const headers = {
+        [src/* HEADERS */.d0.authorization]: `Bearer ${settings.apiKey}`,
+        [src/* HEADERS */.d0.userAgent]: settings.userAgent,
+        [src/* HEADERS */.d0.accept]: src/* CONTENT_TYPE_JSON */.i9,
+        ...req.headers,
+    };
+    // Serialised once so every attempt sends byte-identical bodies (the replay compares them).
+    const body = req.body === undefined ? undefined : JSON.stringify(req.body);
+    if (body !== undefined)
+        headers[src/* HEADERS */.d0.contentType] = src/* CONTENT_TYPE_JSON */.i9;
+    const url = urlOf(settings, req.path);
+    const what = `${req.method} ${req.path}`;
+    /** Set while no attempt can have reached the service; cleared by the first that may have. */
+    let neverSent;
+    let waitedWhileRefused = 0;
+    let proxyRetries = 0;
+    for (let tries = 1;; tries++) {
+        if (signal?.aborted)
+            throw abortError(signal);
+        const got = await attempt(settings, url, { method: req.method, headers, body, signal }, signal);
+        let failure;
+        let delay;
+        if (got instanceof Response) {
+            if (got.ok)
+                return got;
+            neverSent = undefined;
+            const err = await errorFromResponse(got, parseRetryAfter(got.headers.get(src/* HEADERS */.d0.retryAfter)));
+            const proxy = err.code === NOT_REOCLO_SERVICE && PROXY_STATUSES.has(err.status);
+            if (!isRetryable(err) || (proxy && ++proxyRetries > PROXY_RETRIES))
+                throw err;
+            failure = err;
+            // The server's Retry-After wins over our own guess; it knows when it will be back.
+            delay = err.retryAfterMs ?? backoffDelay(tries - 1, settings.baseDelayMs, settings.maxDelayMs);
+            if (proxy)
+                delay = Math.min(delay, PROXY_MAX_DELAY_MS);
+        }
+        else {
+            failure = got.failed; // a network error: the request may or may not have arrived
+            const reason = neverSentReason(got.failed);
+            neverSent = tries === 1 || neverSent ? reason : undefined;
+            // Never longer than the backoff's own ceiling: a client configured to retry fast stays fast.
+            const ceiling = Math.min(settings.maxDelayMs, settings.baseDelayMs * 2 ** (tries - 1));
+            delay = neverSent
+                ? Math.min(refusedDelay(tries - 1), ceiling)
+                : backoffDelay(tries - 1, settings.baseDelayMs, settings.maxDelayMs);
+        }
+        const windowSpent = neverSent !== undefined && waitedWhileRefused + delay > REFUSED_WINDOW_MS;
+        if (tries >= settings.attempts || windowSpent) {
+            if (neverSent)
+                throw new ReocloUnreachableError({ url, reason: neverSent, attempts: tries, cause: failure });
+            throw failure;
+        }
+        if (neverSent)
+            waitedWhileRefused += delay;
+        settings.log(`${what}: ${describe(failure)}; retry ${tries} of ${settings.attempts - 1} in ${delay} ms`);
+        await sleep(delay, signal);
+    }
+}
+/** Reads a JSON body and checks it against a protocol schema (which ignores unknown fields). */
+async function readJson(res, schema) {
+    let text;
+    try {
+        text = await res.text();
+    }
+    catch {
+        throw unexpectedResponse(res, "a body that broke off");
+    }
+    let json;
+    try {
+        json = JSON.parse(text);
+    }
+    catch {
+        // A web page or another API at this URL (a 200 to anything), not the service.
+        throw notReocloService(res, text);
+    }
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+        const first = parsed.error.issues[0];
+        const where = first ? `${first.path.map(String).join(".") || "body"}: ${first.message}` : "invalid";
+        throw unexpectedResponse(res, `an unexpected body (${where})`);
+    }
+    return parsed.data;
+}
+/** send() then readJson(). */
+async function sendJson(settings, req, schema) {
+    return readJson(await send(settings, req), schema);
+}
+
+;// CONCATENATED MODULE: ../../packages/client/src/sse.ts
+// An incremental Server-Sent Events parser following the WHATWG HTML "event stream
+// interpretation" rules. It is fed text in arbitrary chunks (network reads split anywhere,
+// even between the \r and \n of one line ending), so it keeps the unfinished line between
+// pushes and decides about a trailing \r only once the next character is known.
+function parseSse(onMessage) {
+    let pending = "";
+    let first = true;
+    let data = [];
+    let event = "";
+    // The standard keeps the id being read apart from the one committed by a blank line, so a
+    // half-received event never moves the position a reconnect resumes from.
+    let idBuffer = "";
+    let lastEventId = "";
+    let retryMs;
+    let ended = false;
+    const dispatch = () => {
+        lastEventId = idBuffer;
+        const lines = data;
+        const type = event;
+        data = [];
+        event = "";
+        // An event with no data line only updates the id, it is not dispatched.
+        if (lines.length === 0)
+            return;
+        onMessage({ event: type === "" ? "message" : type, data: lines.join("\n"), id: lastEventId });
+    };
+    const line = (text) => {
+        if (text === "")
+            return dispatch();
+        if (text.startsWith(":"))
+            return; // a comment, used by servers as a keep-alive
+        const colon = text.indexOf(":");
+        const field = colon === -1 ? text : text.slice(0, colon);
+        let value = colon === -1 ? "" : text.slice(colon + 1);
+        if (value.startsWith(" "))
+            value = value.slice(1);
+        switch (field) {
+            case "data":
+                data.push(value);
+                break;
+            case "event":
+                event = value;
+                break;
+            case "id":
+                // An id containing NUL is ignored by the standard, so a reconnect never sends one.
+                if (!value.includes("\u0000"))
+                    idBuffer = value;
+                break;
+            case "retry":
+                if (/^\d+$/.test(value))
+                    retryMs = Number(value);
+                break;
+            default:
+                break; // unknown fields are ignored
+        }
+    };
+    return {
+        push(chunk) {
+            if (ended)
+                throw new Error("parseSse: push after end");
+            pending += chunk;
+            if (first && pending.length > 0) {
+                if (pending.startsWith("\uFEFF"))
+                    pending = pending.slice(1);
+                first = false;
+            }
+            let start = 0;
+            for (let i = 0; i < pending.length; i++) {
+                const ch = pending[i];
+                if (ch === "\n") {
+                    line(pending.slice(start, i));
+                    start = i + 1;
+                }
+                else if (ch === "\r") {
+                    // A \r as the very last character may be the first half of \r\n: wait for more.
+                    if (i === pending.length - 1)
+                        break;
+                    line(pending.slice(start, i));
+                    if (pending[i + 1] === "\n")
+                        i++;
+                    start = i + 1;
+                }
+            }
+            pending = pending.slice(start);
+        },
+        end() {
+            if (ended)
+                return;
+            ended = true;
+            // A trailing \r was a whole line ending after all (a blank one dispatches the event);
+            // whatever is left after that is a partial event and is dropped.
+            if (pending.endsWith("\r"))
+                line(pending.slice(0, -1));
+            pending = "";
+            data = [];
+            event = "";
+        },
+        get lastEventId() {
+            return lastEventId;
+        },
+        get retryMs() {
+            return retryMs;
+        },
+    };
+}
+
+;// CONCATENATED MODULE: ../../packages/client/src/stream.ts
+// Reading one operation event stream (spec §6): `output`, `status`, then `end`, or a final
+// `error` (the envelope) when the service ends the stream early, e.g. because its key was revoked.
+
+
+
+
+/**
+ * Reads one event stream until `end` (or a final `error`), handing each known event's JSON to
+ * `onEvent`. A broken connection, an early close or an unreadable event is a "dropped" outcome
+ * (the caller resumes); an abort rejects; an exception thrown by `onEvent`'s caller code
+ * (onOutput) propagates.
+ */
+async function consume(res, signal, onEvent, idleMs) {
+    if (!res.body)
+        return { kind: "dropped", why: "no body" };
+    // Typed loosely by the DOM lib; fetch bodies are bytes.
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let result;
+    let ended;
+    let failure;
+    let bad;
+    const parser = parseSse((msg) => {
+        if (result !== undefined || failure !== undefined || bad !== undefined)
+            return;
+        if (msg.event === "error") {
+            failure = errorFromEvent(res, msg.data);
+            return;
+        }
+        if (msg.event !== "output" && msg.event !== "status" && msg.event !== "end")
+            return;
+        let data;
+        try {
+            data = JSON.parse(msg.data);
+        }
+        catch {
+            bad = `unreadable ${msg.event} event ${msg.id}`;
+            return;
+        }
+        if (msg.event === "end") {
+            const parsed = src/* endEventSchema */.Nk.safeParse(data);
+            // An older service put the end in the `status` event before `end` only.
+            if (parsed.success)
+                result = {
+                    ...parsed.data,
+                    outcome: parsed.data.outcome ?? ended ?? outcomeOfExitCode(parsed.data.exit_code),
+                };
+            else
+                bad = `unexpected end event`;
+            return;
+        }
+        if (msg.event === "output") {
+            const parsed = src/* outputEventSchema */.b2.safeParse(data);
+            if (parsed.success)
+                onEvent({ event: "output", data: parsed.data, id: msg.id });
+            else
+                bad = `unexpected output event ${msg.id}`;
+        }
+        else {
+            const parsed = src/* statusEventSchema */.Q.safeParse(data);
+            if (parsed.success) {
+                if ((0,src/* isTerminalOutcome */.bE)(parsed.data.outcome))
+                    ended = parsed.data.outcome;
+                onEvent({ event: "status", data: parsed.data, id: msg.id });
+            }
+            else
+                bad = `unexpected status event ${msg.id}`;
+        }
+    });
+    try {
+        for (;;) {
+            let chunk;
+            try {
+                chunk = await readWithin(reader, idleMs);
+            }
+            catch (err) {
+                if (signal.aborted)
+                    throw abortError(signal);
+                return { kind: "dropped", why: err instanceof Error ? err.message : String(err) };
+            }
+            // The service sends a comment every 15 s; silence this long means a dead connection.
+            if (chunk === "idle")
+                return { kind: "dropped", why: `no data for ${Math.round(idleMs / 1000)} s` };
+            if (chunk.done)
+                break;
+            parser.push(decoder.decode(chunk.value, { stream: true }));
+            if (result !== undefined)
+                return { kind: "end", result };
+            if (failure !== undefined)
+                return { kind: "error", error: failure };
+            if (bad !== undefined)
+                return { kind: "dropped", why: bad };
+        }
+        parser.push(decoder.decode());
+        parser.end();
+        if (result !== undefined)
+            return { kind: "end", result };
+        if (failure !== undefined)
+            return { kind: "error", error: failure };
+        return { kind: "dropped", why: bad ?? "the stream closed before its end event" };
+    }
+    finally {
+        // Releases the connection when we stop early (end seen, abort, bad event).
+        reader.cancel().catch(() => undefined);
+    }
+}
+/** A foreign service's end without any outcome: the exit codes of spec §4 say it. */
+function outcomeOfExitCode(exitCode) {
+    if (exitCode === src/* EXIT_CODE_TIMEOUT */.DG)
+        return "timeout";
+    if (exitCode === src/* EXIT_CODE_CANCELLED */.xj)
+        return "cancelled";
+    if (exitCode === src/* EXIT_CODE_FAILED */.rh)
+        return "failed";
+    return "completed";
+}
+/** One read, or "idle" when nothing arrives within `ms` (the caller then cancels the reader). */
+function readWithin(reader, ms) {
+    return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => resolve("idle"), ms);
+        reader.read().then((r) => {
+            clearTimeout(timer);
+            resolve(r);
+        }, (err) => {
+            clearTimeout(timer);
+            reject(err instanceof Error ? err : new Error(String(err)));
+        });
+    });
+}
+
+;// CONCATENATED MODULE: ../../packages/client/src/exec.ts
+// `exec`: start a command once, follow its output live, and return its final result.
+//
+// 1. POST /exec with `Accept: text/event-stream` and an Idempotency-Key; retries re-send
+//    the same key, so however often the request is repeated the command runs once.
+// 2. The event stream carries output and status but not the operation id, which we need to
+//    resume a dropped stream, to poll, to report it (onOperation, for cancelling) and to
+//    fill the result. The service names it in the `X-Operation-Id` header of the answer,
+//    before any event. A service that does not (an older one) is asked by re-POSTing the
+//    same body with the same Idempotency-Key without the SSE Accept header: a replay
+//    (`Idempotent-Replayed: true`) that runs nothing and answers `{operation_id, status}`.
+// 3. When the stream drops before `end`, it resumes from GET /operations/{id}/events with
+//    `Last-Event-ID`, so onOutput sees every chunk once, without gap or duplicate.
+// 4. When streaming is unavailable (a JSON answer, or the stream failing repeatedly) it
+//    polls GET /operations/{id}, and at the end hands onOutput what it had not seen yet.
+// 5. A final `error` event (the key was revoked or expired while the stream was open; the
+//    command goes on) ends it: no resume and no polling with that key; it rejects with a
+//    ReocloApiError of the event's code and detail.
+
+
+
+
+
+/**
+ * Stream failures in a row without new output after which polling takes over: the stream
+ * path is then not working. A drop after progress starts the count again, so a proxy that
+ * cuts long connections now and then does not cost the live output of a long command.
+ */
+const MAX_STREAM_FAILURES = 5;
+async function runExec(http, req, opts) {
+    const { signal } = opts;
+    let announced;
+    const announce = (id) => {
+        if (announced !== undefined)
+            return;
+        announced = id;
+        opts.onOperation?.(id);
+    };
+    // Characters handed to onOutput per stream, to complete the output from a polled result.
+    const delivered = { stdout: 0, stderr: 0 };
+    const emit = (stream, data) => {
+        delivered[stream] += data.length;
+        if (data !== "")
+            opts.onOutput?.({ stream, data });
+    };
+    let lastEventId = "";
+    let lastSeq = -1;
+    let finalStatus;
+    const onEvent = (e) => {
+        if (e.event === "output") {
+            // Ids are the server's output sequence: never hand the same chunk over twice.
+            const seq = /^\d+$/.test(e.id) ? Number(e.id) : undefined;
+            if (seq !== undefined && seq <= lastSeq)
+                return;
+            if (seq !== undefined)
+                lastSeq = seq;
+            emit(e.data.stream, e.data.data);
+        }
+        else if ((0,src/* isTerminalStatus */.TQ)(e.data.status)) {
+            finalStatus = e.data.status;
+        }
+        if (e.id !== "")
+            lastEventId = e.id;
+    };
+    const openEvents = (id) => send(http, {
+        method: "GET",
+        path: (0,src/* operationPath */.rH)(id, "/events"),
+        headers: {
+            [src/* HEADERS */.d0.accept]: src/* CONTENT_TYPE_EVENT_STREAM */.h0,
+            ...(lastEventId ? { [src/* HEADERS */.d0.lastEventId]: lastEventId } : {}),
+        },
+        signal,
+    });
+    const post = (stream) => send(http, {
+        method: "POST",
+        path: src/* ROUTES */.bw.exec,
+        body: req,
+        headers: {
+            [src/* HEADERS */.d0.idempotencyKey]: opts.idempotencyKey,
+            [src/* HEADERS */.d0.accept]: stream ? src/* CONTENT_TYPE_EVENT_STREAM */.h0 : src/* CONTENT_TYPE_JSON */.i9,
+        },
+        signal,
+    });
+    const poll = async (id) => {
+        for (;;) {
+            const op = await sendJson(http, { method: "GET", path: (0,src/* operationPath */.rH)(id), signal }, src/* operationSchema */.le);
+            if (op.status !== "running" && op.result) {
+                if (lastSeq >= 0 && (await catchUpFinished(id)))
+                    return finish(id, op.status, op.result, false);
+                return finish(id, op.status, op.result, true);
+            }
+            await sleep(http.pollIntervalMs, signal);
+        }
+    };
+    /**
+     * After streaming broke off, the stored events of the finished operation give exactly what
+     * onOutput missed (the polled tail cannot say where it starts). One try; false if it fails.
+     */
+    const catchUpFinished = async (id) => {
+        try {
+            const res = await openEvents(id);
+            if (!isEventStream(res)) {
+                await res.body?.cancel().catch(() => undefined);
+                return false;
+            }
+            return (await consume(res, signal, onEvent, http.streamIdleMs)).kind === "end";
+        }
+        catch {
+            if (signal.aborted)
+                throw abortError(signal);
+            return false;
+        }
+    };
+    const finish = (id, status, result, complete) => {
+        // The polled result holds the last 64 KiB of each stream: hand over the part onOutput has
+        // not seen. A tail shorter than that is the whole stream, so the unseen part is exact;
+        // a full one may start anywhere, so it is handed over whole after a note (some lines may
+        // repeat) rather than risk losing the end.
+        for (const stream of ["stdout", "stderr"]) {
+            const text = result[stream];
+            const seen = delivered[stream];
+            if (!complete || text === "")
+                continue;
+            const whole = !result[`${stream}_truncated`] && Buffer.byteLength(text) < src/* OUTPUT_TAIL_BYTES */.v6;
+            if (seen === 0)
+                emit(stream, text);
+            else if (whole)
+                emit(stream, text.slice(seen));
+            else {
+                http.log(`exec ${id}: live ${stream} was interrupted; its last ${src/* OUTPUT_TAIL_BYTES */.v6 / 1024} KiB follow`);
+                emit(stream, text);
+            }
+        }
+        return { operation_id: id, status, ...result };
+    };
+    const first = await post(true);
+    if (!isEventStream(first)) {
+        const answer = await readJson(first, src/* execResponseSchema */.CK);
+        announce(answer.operation_id);
+        if (answer.status === "running")
+            return poll(answer.operation_id);
+        const { operation_id, status, ...result } = answer;
+        return finish(operation_id, status, result, true);
+    }
+    const headerId = first.headers.get(src/* HEADERS */.d0.operationId);
+    const replay = headerId
+        ? Promise.resolve({ operation_id: headerId, status: "running" })
+        : post(false).then((res) => readJson(res, src/* execResponseSchema */.CK));
+    void replay.then((answer) => announce(answer.operation_id)).catch(() => undefined); // awaited below
+    let res = first;
+    let failures = 0;
+    for (;;) {
+        const seqBefore = lastSeq;
+        const outcome = await consume(res, signal, onEvent, http.streamIdleMs);
+        if (outcome.kind === "end") {
+            const answer = await replay;
+            const status = finalStatus ?? (answer.status === "running" ? undefined : answer.status);
+            if (status === undefined)
+                return poll(answer.operation_id);
+            return finish(answer.operation_id, status, outcome.result, false);
+        }
+        if (outcome.kind === "error")
+            throw outcome.error;
+        failures = lastSeq > seqBefore ? 1 : failures + 1;
+        const { operation_id: id } = await replay;
+        if (failures >= MAX_STREAM_FAILURES) {
+            http.log(`exec ${id}: event stream failed ${failures} times (${outcome.why}); polling instead`);
+            return poll(id);
+        }
+        const delay = backoffDelay(failures - 1, http.baseDelayMs, http.maxDelayMs);
+        http.log(`exec ${id}: event stream dropped (${outcome.why}); resuming after event ${lastEventId || "0"}`);
+        await sleep(delay, signal);
+        try {
+            res = await openEvents(id);
+        }
+        catch (err) {
+            if (signal.aborted)
+                throw abortError(signal);
+            // No events route (an older service) or retries used up: polling still finds the result.
+            const why = err instanceof errors_ReocloApiError && !isRetryable(err) ? err.code : String(err);
+            http.log(`exec ${id}: cannot resume the event stream (${why}); polling instead`);
+            return poll(id);
+        }
+        if (!isEventStream(res)) {
+            await res.body?.cancel().catch(() => undefined);
+            http.log(`exec ${id}: the events route answered ${res.headers.get(src/* HEADERS */.d0.contentType)}; polling instead`);
+            return poll(id);
+        }
+    }
+}
+
+;// CONCATENATED MODULE: ../../packages/client/src/client.ts
+// The typed client of the automation API (spec §3, §6).
+
+
+
+
+
+/** The API root of `apiUrl`: tolerates a trailing slash and an apiUrl that already ends in the base path. */
+function apiBaseUrl(apiUrl) {
+    const origin = apiUrl.trim().replace(/\/+$/, "");
+    return origin.endsWith(src/* API_BASE_PATH */.DN) ? origin : origin + src/* API_BASE_PATH */.DN;
+}
+function positive(value, fallback, name) {
+    if (value === undefined)
+        return fallback;
+    if (!Number.isFinite(value) || value < 0)
+        throw new RangeError(`${name} must be a non-negative number.`);
+    return value;
+}
+class ReocloClient {
+    #http;
+    #signal;
+    constructor(opts) {
+        if (!opts.apiUrl)
+            throw new TypeError("apiUrl is required.");
+        if (!opts.apiKey)
+            throw new TypeError("apiKey is required.");
+        const attempts = Math.floor(positive(opts.retry?.attempts, 6, "retry.attempts"));
+        this.#http = {
+            baseUrl: apiBaseUrl(opts.apiUrl),
+            apiKey: opts.apiKey,
+            userAgent: opts.userAgent ?? "reoclo-client",
+            fetch: opts.fetch ?? globalThis.fetch.bind(globalThis),
+            attempts: Math.max(1, attempts),
+            baseDelayMs: positive(opts.retry?.baseDelayMs, 500, "retry.baseDelayMs"),
+            maxDelayMs: positive(opts.retry?.maxDelayMs, 15_000, "retry.maxDelayMs"),
+            pollIntervalMs: positive(opts.pollIntervalMs, 2000, "pollIntervalMs"),
+            streamIdleMs: positive(opts.streamIdleMs, 60_000, "streamIdleMs"),
+            log: opts.log ?? (() => undefined),
+        };
+        this.#signal = opts.signal;
+    }
+    /**
+     * Runs a command once and resolves with its final result, streaming its output to
+     * onOutput. See exec.ts for how it streams, resumes, learns the operation id and falls
+     * back to polling. Rejects with a ReocloApiError (the envelope, also when the service ends
+     * the stream with an `error` event such as `key_revoked`: the command goes on), a network
+     * error once the retries are used up, or an AbortError.
+     */
+    async exec(req, opts = {}) {
+        // Our own controller also stops the background id lookup once exec settles.
+        const done = new AbortController();
+        const signals = [done.signal, this.#signal, opts.signal].filter((s) => s !== undefined);
+        try {
+            return await runExec(this.#http, req, {
+                idempotencyKey: opts.idempotencyKey ?? (0,external_node_crypto_.randomUUID)(),
+                onOutput: opts.onOutput,
+                onOperation: opts.onOperation,
+                signal: AbortSignal.any(signals),
+            });
+        }
+        finally {
+            done.abort();
+        }
+    }
+    getOperation(id, signal) {
+        return sendJson(this.#http, { method: "GET", path: (0,src/* operationPath */.rH)(id), signal: this.#with(signal) }, src/* operationSchema */.le);
+    }
+    /** Cancels a running operation; idempotent, so it is retried like a read. */
+    cancel(id, signal) {
+        return sendJson(this.#http, { method: "POST", path: (0,src/* operationPath */.rH)(id, "/cancel"), signal: this.#with(signal) }, src/* cancelOperationResponseSchema */.QD);
+    }
+    /** One page of the operations of a CI run, newest first; pass `next_cursor` back for the next. */
+    listOperations(runId, page = {}) {
+        const query = new URLSearchParams({ run_id: runId });
+        if (page.cursor !== undefined)
+            query.set("cursor", page.cursor);
+        if (page.limit !== undefined)
+            query.set("limit", String(page.limit));
+        return sendJson(this.#http, { method: "GET", path: `${src/* ROUTES */.bw.operations}?${query.toString()}`, signal: this.#with(page.signal) }, src/* operationListResponseSchema */.Uw);
+    }
+    /**
+     * The operation this API key started with `idempotencyKey`, if the service got that far:
+     * for a caller that lost the answer (it was stopped mid-request) and must cancel what it
+     * may have started.
+     */
+    async findOperationByIdempotencyKey(idempotencyKey, signal) {
+        const query = new URLSearchParams({ idempotency_key: idempotencyKey });
+        const page = await sendJson(this.#http, { method: "GET", path: `${src/* ROUTES */.bw.operations}?${query.toString()}`, signal: this.#with(signal) }, src/* operationListResponseSchema */.Uw);
+        return page.items[0];
+    }
+    /** POST /registry-auth/login (202): starts the login operation; retried under one Idempotency-Key. */
+    registryLogin(body, opts = {}) {
+        return sendJson(this.#http, {
+            method: "POST",
+            path: src/* ROUTES */.bw.registryLogin,
+            body,
+            headers: { [src/* HEADERS */.d0.idempotencyKey]: opts.idempotencyKey ?? (0,external_node_crypto_.randomUUID)() },
+            signal: this.#with(opts.signal),
+        }, src/* registryLoginResponseSchema */.DY);
+    }
+    /** POST /registry-auth/logout (200): the answer is final, or `running` after the sync window. */
+    registryLogout(body, opts = {}) {
+        return sendJson(this.#http, {
+            method: "POST",
+            path: src/* ROUTES */.bw.registryLogout,
+            body,
+            headers: { [src/* HEADERS */.d0.idempotencyKey]: opts.idempotencyKey ?? (0,external_node_crypto_.randomUUID)() },
+            signal: this.#with(opts.signal),
+        }, src/* registryLogoutResponseSchema */.Uh);
+    }
+    /** Polls an operation until it is final (every pollIntervalMs). */
+    async waitForOperation(id, signal) {
+        for (;;) {
+            const op = await this.getOperation(id, signal);
+            if (op.status !== "running")
+                return op;
+            await sleep(this.#http.pollIntervalMs, this.#with(signal));
+        }
+    }
+    #with(signal) {
+        const signals = [this.#signal, signal].filter((s) => s !== undefined);
+        return signals.length > 1 ? AbortSignal.any(signals) : signals[0];
+    }
+}
+
+;// CONCATENATED MODULE: ../../packages/client/src/index.ts
+// @reoclo/client: the typed HTTP client of the automation API. Node's fetch and the
+// protocol package only, so actions can bundle it without native dependencies.
+
+
+
+
+
+
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/state.ts
+// State passed from a main step to its post step, keys declared once. Never a secret: the post
+// step reads the api_key input again.
+const state_STATE = {
+    /** Saved before the first request: lets the post step find an operation whose id main never learned. */
+    idempotencyKey: "idempotency_key",
+    /** Saved as soon as the operation id is known. */
+    operationId: "operation_id",
+    /** "true" once main saw a final answer (the operation's end, or a refusal): nothing to cancel. */
+    finished: "finished",
+    /**
+     * "true" while every request of main failed before it left the runner (connection refused,
+     * unknown host): the service never saw one, so the post step has nothing to look up.
+     */
+    nothingSent: "nothing_sent",
+};
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/client.ts
+// The API client every action step builds: masks the key, logs retries in the job log, and
+// records in the state whether any request can have reached the service (for the post step).
+
+
+
+/** Enough to ride out a service restart of about a minute (1, 2, 4, 8, 15, 15, 15 s ceilings, full jitter). */
+const ACTION_RETRY = { attempts: 8, baseDelayMs: 1_000, maxDelayMs: 15_000 };
+function actionClient(settings, userAgent, { recordSent = true, ...options } = {}) {
+    core_setSecret(settings.apiKey);
+    return new ReocloClient({
+        apiUrl: settings.apiUrl,
+        apiKey: settings.apiKey,
+        userAgent,
+        retry: ACTION_RETRY,
+        log: (msg) => info(`[reoclo] ${msg}`),
+        ...(recordSent ? { fetch: recordingNothingSent(globalThis.fetch.bind(globalThis)) } : {}),
+        ...options,
+    });
+}
+/** A fetch that failed before its request left the runner (refused, or a name that does not resolve). */
+const leftNothing = (err) => neverSentReason(err) !== undefined;
+/**
+ * `fetch` that keeps STATE.nothingSent "true" exactly while no request of this step can have
+ * reached the service. It is cleared before a request leaves, so a step killed mid-request
+ * leaves it unset and the post step looks the operation up, as it always did.
+ */
+function recordingNothingSent(inner) {
+    let mayHaveArrived = false;
+    let inFlight = 0;
+    let recorded = false;
+    const record = (nothingSent) => {
+        if (recorded === nothingSent)
+            return;
+        saveState(state_STATE.nothingSent, nothingSent ? "true" : "");
+        recorded = nothingSent;
+    };
+    return async (input, init) => {
+        record(false);
+        inFlight++;
+        try {
+            const res = await inner(input, init);
+            mayHaveArrived = true;
+            return res;
+        }
+        catch (err) {
+            if (!leftNothing(err))
+                mayHaveArrived = true;
+            throw err;
+        }
+        finally {
+            inFlight--;
+            if (!mayHaveArrived && inFlight === 0)
+                record(true);
+        }
+    };
+}
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/inputs.ts
+
+// Input helpers every action shares. Each action builds its one settings object in its own
+// inputs.ts; these keep the common inputs (api_url, api_key) read the same way everywhere.
+class InputError extends Error {
+}
+/** `api_url`, else the REOCLO_API_URL variable; an http(s) URL without a trailing slash. */
+function readApiUrl(getInput, environment) {
+    const apiUrl = (getInput("api_url").trim() || environment.REOCLO_API_URL?.trim() || "").replace(/\/+$/, "");
+    if (!apiUrl)
+        throw new InputError(`Input "api_url" (or the REOCLO_API_URL environment variable) is required: the URL of your Reoclo service.`);
+    if (!/^https?:\/\/[^\s/]+/.test(apiUrl))
+        throw new InputError(`Input "api_url" must be an http(s) URL.`);
+    return apiUrl;
+}
+function readPostSettings(getInput, environment) {
+    const apiKey = getInput("api_key").trim();
+    if (!apiKey)
+        throw new InputError(`Input "api_key" is required.`);
+    return { apiKey, apiUrl: readApiUrl(getInput, environment) };
+}
+/** The CI run's context as the published actions send it (stored as claimed, spec §3). */
+function runContextFrom(environment) {
+    const g = (name) => environment[name] ?? "";
+    return {
+        provider: "github_actions",
+        repository: g("GITHUB_REPOSITORY"),
+        workflow: g("GITHUB_WORKFLOW"),
+        trigger: g("GITHUB_EVENT_NAME"),
+        actor: g("GITHUB_ACTOR"),
+        sha: g("GITHUB_SHA"),
+        ref: g("GITHUB_REF"),
+    };
+}
+/**
+ * An Idempotency-Key for one step's request: the same for every retry of this step, different
+ * for another step, attempt or run. Matrix legs share run, attempt, job and step ids; the
+ * runner's per-step file-command path (…/_runner_file_commands/set_output_<uuid>) tells them
+ * apart. `parts` adds what the request is about (server, credential…).
+ */
+function stepIdempotencyKey(prefix, environment, ...parts) {
+    const g = (name) => environment[name] ?? "";
+    const step = [
+        g("GITHUB_RUN_ID"),
+        g("GITHUB_RUN_ATTEMPT"),
+        g("GITHUB_JOB"),
+        g("GITHUB_ACTION"),
+        g("GITHUB_OUTPUT"),
+        ...parts,
+    ].join("\0");
+    return `${prefix}-${createHash("sha256").update(step).digest("hex").slice(0, 48)}`;
+}
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/live-log.ts
+// The command's output in the job log, line by line as it arrives. Partial lines wait for
+// their newline (or the end) so stdout and stderr never interleave inside one line.
+
+/** A partial line this long is written without waiting for its newline, so memory stays bounded. */
+const MAX_PENDING_CHARS = (/* unused pure expression or super */ null && (64 * 1024));
+class live_log_LiveLog {
+    #sink;
+    #pending = { stdout: "", stderr: "" };
+    /**
+     * Remote output must never be read by the runner as a workflow command (`::error::`,
+     * `::add-mask::`, `::set-output`…): `::stop-commands::` turns command processing off
+     * until the same random token is echoed back.
+     */
+    #token = randomUUID();
+    #open = false;
+    constructor(sink) {
+        this.#sink = sink;
+    }
+    write(stream, data) {
+        let text = this.#pending[stream] + data;
+        const cut = text.lastIndexOf("\n");
+        if (cut !== -1) {
+            this.#emit(text.slice(0, cut + 1));
+            text = text.slice(cut + 1);
+        }
+        if (text.length >= MAX_PENDING_CHARS) {
+            this.#emit(text + "\n");
+            text = "";
+        }
+        this.#pending[stream] = text;
+    }
+    /** Writes what is left of each stream and turns workflow commands back on. */
+    close() {
+        for (const stream of ["stdout", "stderr"]) {
+            if (this.#pending[stream])
+                this.#emit(this.#pending[stream] + "\n");
+            this.#pending[stream] = "";
+        }
+        if (this.#open)
+            this.#sink.write(`::${this.#token}::\n`);
+        this.#open = false;
+    }
+    #emit(text) {
+        if (!this.#open) {
+            this.#sink.write(`::stop-commands::${this.#token}\n`);
+            this.#open = true;
+        }
+        this.#sink.write(text);
+    }
+}
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/report.ts
+
+/** The annotation keeps the last lines of output; GitHub shows short annotations best. */
+const TAIL_LINES = 30;
+const TAIL_CHARS = 4000;
+function tail(text) {
+    const lines = text.replace(/\s+$/, "").split("\n");
+    let out = lines.slice(-TAIL_LINES).join("\n");
+    if (out.length > TAIL_CHARS)
+        out = "…" + out.slice(-TAIL_CHARS);
+    return out;
+}
+function duration(ms) {
+    return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
+}
+/** Undefined when the step succeeded: the command completed with exit code 0. */
+function failureOf(r, timeoutSeconds) {
+    if (r.outcome === "completed" && r.exit_code === 0)
+        return undefined;
+    const output = tail(r.stderr) || tail(r.stdout);
+    const exitCode = r.exit_code >= 1 && r.exit_code <= 255 ? r.exit_code : 1;
+    // The wire status says cancelled and lost as `failed` (spec §4); the outcome tells them apart.
+    switch (r.outcome) {
+        case "completed":
+            return {
+                title: `The command exited with code ${r.exit_code}`,
+                message: output ||
+                    `It printed nothing on stdout or stderr. Add \`set -x\` at the top of the command to see which line failed.`,
+                exitCode,
+            };
+        case "timeout":
+            return {
+                title: `The command timed out after ${timeoutSeconds} s and was killed (exit code ${EXIT_CODE_TIMEOUT})`,
+                message: (output ? output + "\n\n" : "") +
+                    `Raise the \`timeout\` input (up to the service's limit) if the command needs longer.`,
+                exitCode,
+            };
+        case "cancelled":
+            return {
+                title: `The command was cancelled (exit code ${EXIT_CODE_CANCELLED})`,
+                message: output || r.reason || "It was stopped before it finished.",
+                exitCode,
+            };
+        case "failed":
+            return {
+                title: `The command could not be run (exit code ${EXIT_CODE_FAILED})`,
+                message: output || "The service could not start the command on the server.",
+                exitCode,
+            };
+        case "lost":
+            return {
+                title: `The connection to the server was lost while the command ran (exit code ${EXIT_CODE_FAILED})`,
+                message: (output ? output + "\n\n" : "") +
+                    "Its outcome is unknown and it was not run again; check the server before re-running the job.",
+                exitCode,
+            };
+    }
+}
+function summaryTable(row) {
+    return [
+        [
+            { data: "Server", header: true },
+            { data: "Operation", header: true },
+            { data: "Status", header: true },
+            { data: "Exit code", header: true },
+            { data: "Duration", header: true },
+        ],
+        [
+            { data: row.server },
+            { data: row.operationId },
+            { data: row.status },
+            { data: String(row.exitCode) },
+            { data: duration(row.durationMs) },
+        ],
+    ];
+}
+/** What the user should do about an API refusal, by envelope code. */
+const ADVICE = {
+    unauthorized: "Check the `api_key` secret: it must be an active key of this service (not revoked or expired).",
+    ip_not_allowed: `This runner's address is not in the key's IP allowlist; \`GET ${src/* API_BASE_PATH */.DN}/key\` with the key shows the address the service saw.`,
+    operation_not_allowed: "The key does not allow this operation; create a key whose `--operations` include it.",
+    server_not_in_scope: "The key is not scoped to this server; add it with `reoclo-admin keys create --servers …`.",
+    not_found: "No such server in the key's organisation: check the `server_id` input.",
+    rate_limited: "The key's rate limit stayed exhausted through every retry; raise it or spread the calls.",
+    secrets_unavailable: "The service has no master key to decrypt the server's SSH key (REOCLO_MASTER_KEY).",
+    route_not_found: `The service has no such route at this URL: check the \`api_url\` input. It is the service's root URL (e.g. https://reoclo.example.com); the action adds ${src/* API_BASE_PATH */.DN}.`,
+    not_reoclo_service: "Check the `api_url` input: it must be the URL of your Reoclo service (or of a proxy that reaches it).",
+    key_revoked: "The key was revoked while the command ran: the command goes on on the host, but this step can no longer follow it. Its end is in the service's audit log and operations.",
+    key_expired: "The key expired while the command ran: the command goes on on the host, but this step can no longer follow it. Use a key that outlives the job.",
+};
+/** Codes that end a step that had started, rather than refuse one: said as such. */
+const ENDED = new Set(["key_revoked", "key_expired"]);
+/** Answers that did not come from a Reoclo service at all. */
+const FOREIGN = new Set(["not_reoclo_service"]);
+function report_refusalMessage(e) {
+    const fields = e.fields
+        ? Object.entries(e.fields)
+            .map(([field, problems]) => `\n  ${field}: ${problems.join("; ")}`)
+            .join("")
+        : "";
+    const advice = ADVICE[e.code];
+    const request = e.requestId ? ` (request ${e.requestId})` : "";
+    const advice2 = advice ? `\n${advice}` : "";
+    if (FOREIGN.has(e.code))
+        return `${e.detail}${advice2}`;
+    const what = ENDED.has(e.code) ? "stopped following the command" : "refused the command";
+    return `The Reoclo API ${what}: ${e.code} (HTTP ${e.status}): ${e.detail}${fields}${request}${advice2}`;
+}
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/operation-step.ts
+// One operation as a workflow step: start it once, show its output live, follow a cancelled
+// workflow, and say how it ended. The actions wrap this with their own inputs and outputs.
+
+
+
+
+
+
+const say = (msg) => core.info(`[reoclo] ${msg}`);
+/**
+ * Runs the operation as the step. Resolves with its result once final (whatever its exit code);
+ * otherwise the step has already been failed with the reason (exit 130 when it was stopped by a
+ * signal) and it resolves with undefined.
+ */
+async function runOperationStep(opts) {
+    const { client, idempotencyKey } = opts;
+    // Before the first request: if the answer never arrives, the post step can still find it.
+    core.saveState(STATE.idempotencyKey, idempotencyKey);
+    const log = new LiveLog(opts.sink ?? process.stdout);
+    const cancel = new CancelOnSignal(client, say);
+    let operationId;
+    let outcome;
+    try {
+        const result = await client.exec(opts.request, {
+            idempotencyKey,
+            onOperation: (id) => {
+                operationId = id;
+                core.saveState(STATE.operationId, id);
+                say(`operation ${id} on server ${opts.request.server_id}`);
+                cancel.operationKnown(id);
+                opts.onOperation?.(id);
+            },
+            onOutput: (e) => log.write(e.stream, e.data),
+            signal: cancel.signal,
+        });
+        core.saveState(STATE.finished, "true");
+        outcome = { kind: "finished", result };
+    }
+    catch (err) {
+        if (isAbortError(err)) {
+            outcome = { kind: "stopped", message: await stopped(client, cancel, idempotencyKey, operationId) };
+        }
+        else if (err instanceof ReocloApiError) {
+            core.saveState(STATE.finished, "true"); // a definite answer: nothing was left running by us
+            outcome = { kind: "refused", message: refusalMessage(err), error: err };
+        }
+        else {
+            const why = err instanceof Error ? err.message : String(err);
+            outcome = {
+                kind: "unreachable",
+                message: `Could not reach the Reoclo API at ${opts.apiUrl} after ${opts.attempts} attempts: ${why}`,
+            };
+        }
+    }
+    finally {
+        log.close();
+        cancel.dispose();
+    }
+    await cancel.settled();
+    for (const w of cancel.warnings)
+        core.warning(w);
+    if (outcome.kind === "finished")
+        return outcome.result;
+    core.setFailed(outcome.message);
+    if (outcome.kind === "stopped")
+        process.exitCode = 130;
+    return undefined;
+}
+/** After a signal: make sure whatever the request may have started is asked to stop. */
+async function stopped(client, cancel, idempotencyKey, operationId) {
+    if (!cancel.requested)
+        return "Stopped waiting for the command.";
+    if (operationId !== undefined) {
+        return `The workflow was cancelled; operation ${operationId} was asked to stop (the post step makes sure).`;
+    }
+    // The request may have reached the service without its answer reaching us.
+    try {
+        const op = await client.findOperationByIdempotencyKey(idempotencyKey, AbortSignal.timeout(4_000));
+        if (!op)
+            return "The workflow was cancelled before the command started (the post step checks again).";
+        core.saveState(STATE.operationId, op.operation_id);
+        if (op.status !== "running")
+            return `The workflow was cancelled; operation ${op.operation_id} had already ended (${op.outcome}).`;
+        const now = await client.cancel(op.operation_id, AbortSignal.timeout(4_000));
+        return `The workflow was cancelled; operation ${op.operation_id} was cancelled (${now.outcome}).`;
+    }
+    catch (err) {
+        const why = err instanceof Error ? err.message : String(err);
+        return `The workflow was cancelled before the operation was known, and the service could not be asked about it (${why}); the post step tries again.`;
+    }
+}
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/post-step.ts
+// The post step of an action that started an operation: when main stopped before the
+// operation ended (the runner killed it, or it gave up waiting), cancel it so nothing keeps
+// running on the server. Best effort: it only ever warns.
+
+
+
+
+const post_step_say = (msg) => info(`[reoclo] ${msg}`);
+async function cancelLeftOperation(userAgent) {
+    const saved = getState(state_STATE.operationId);
+    const idempotencyKey = getState(state_STATE.idempotencyKey);
+    if (getState(state_STATE.finished) === "true" || (!saved && !idempotencyKey)) {
+        return post_step_say("nothing left running");
+    }
+    // Every request of main was refused at connect (or its host unknown): no operation can exist.
+    if (!saved && getState(state_STATE.nothingSent) === "true") {
+        return post_step_say("nothing left running: no request of the main step reached the service");
+    }
+    try {
+        const settings = readPostSettings((name) => getInput(name), process.env);
+        const client = actionClient(settings, userAgent, {
+            retry: { attempts: 4, baseDelayMs: 500, maxDelayMs: 4_000 },
+            recordSent: false,
+        });
+        const signal = AbortSignal.timeout(20_000);
+        const id = saved || (await client.findOperationByIdempotencyKey(idempotencyKey, signal))?.operation_id;
+        if (!id)
+            return post_step_say("the main step's request never started an operation");
+        const op = await client.cancel(id, signal);
+        post_step_say(`operation ${id} was left running by the main step: cancel sent (status ${op.status})`);
+    }
+    catch (err) {
+        warning(`Could not cancel the operation left by the main step: ${err instanceof Error ? err.message : String(err)}`);
+    }
+}
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/index.ts
+// @reoclo/action-kit: what the Reoclo GitHub Actions share. Bundled into each action by ncc.
+
+
+
+
+
+
+
+
+
+
+/***/ }),
+
+/***/ 1477:
+/***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
+
+
+// EXPORTS
+__nccwpck_require__.d(__webpack_exports__, {
+  DN: () => (/* reexport */ API_BASE_PATH),
+  h0: () => (/* reexport */ CONTENT_TYPE_EVENT_STREAM),
+  i9: () => (/* reexport */ CONTENT_TYPE_JSON),
+  xj: () => (/* reexport */ EXIT_CODE_CANCELLED),
+  rh: () => (/* reexport */ EXIT_CODE_FAILED),
+  DG: () => (/* reexport */ EXIT_CODE_TIMEOUT),
+  d0: () => (/* reexport */ HEADERS),
+  nF: () => (/* reexport */ KEY_PREFIX),
+  v5: () => (/* reexport */ MASK),
+  v6: () => (/* reexport */ OUTPUT_TAIL_BYTES),
+  Qv: () => (/* reexport */ PUBLISHED_USER_AGENTS),
+  bw: () => (/* reexport */ ROUTES),
+  QD: () => (/* reexport */ cancelOperationResponseSchema),
+  Nk: () => (/* reexport */ endEventSchema),
+  e3: () => (/* reexport */ errorEnvelopeSchema),
+  PO: () => (/* reexport */ errorStatus),
+  CK: () => (/* reexport */ exec_execResponseSchema),
+  We: () => (/* reexport */ isErrorCode),
+  bE: () => (/* reexport */ isTerminalOutcome),
+  TQ: () => (/* reexport */ isTerminalStatus),
+  Uw: () => (/* reexport */ operationListResponseSchema),
+  rH: () => (/* reexport */ operationPath),
+  le: () => (/* reexport */ operationSchema),
+  b2: () => (/* reexport */ outputEventSchema),
+  DY: () => (/* reexport */ registryLoginResponseSchema),
+  Uh: () => (/* reexport */ registryLogoutResponseSchema),
+  Q: () => (/* reexport */ statusEventSchema)
+});
+
+// UNUSED EXPORTS: COMMAND_MAX_CHARS, COMMIT_REF_MAX_CHARS, COMMIT_SHA_PATTERN, CURSOR_MAX_CHARS, DEFAULT_MAX_TIMEOUT_SECONDS, DEFAULT_OUTPUT_CAP_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RATE_LIMIT_PER_HOUR, DEFAULT_RATE_LIMIT_PER_MINUTE, DEFAULT_SYNC_WAIT_SECONDS, DEFAULT_TIMEOUT_SECONDS, ENV_MAX_BYTES, ENV_MAX_KEYS, ENV_NAME_PATTERN, ERROR_CODES, ERROR_CODE_LIST, IDEMPOTENCY_KEY_MAX_CHARS, IDEMPOTENCY_RETENTION_MS, IDEMPOTENCY_RETENTION_SECONDS, INTEGRATION_KEY_PREFIX, KEY_CHECKSUM_LENGTH, KEY_EXPIRY_CHOICES, KEY_RANDOM_LENGTH, KEY_STATUSES, KEY_TOTAL_LENGTH, MASK_MIN_LENGTH, MAX_PAGE_SIZE, MIN_MAX_TIMEOUT_SECONDS, OPERATION_OUTCOMES, OPERATION_STATUSES, OPERATION_TYPES, OUTPUT_STREAMS, PUBLISHED_CLIENT_MAX_TIMEOUT_SECONDS, PUBLISHED_CLIENT_POLL_INTERVAL_MS, REGISTRY_TYPES, REGISTRY_URL_MAX_CHARS, ROOT_FIELD, RUN_CONTEXT_KEYS, RUN_CONTEXT_VALUE_MAX_CHARS, RUN_ID_MAX_CHARS, SSE_EVENT_NAMES, TERMINAL_OUTCOMES, TERMINAL_STATUSES, UUID_PATTERN, WORKING_DIRECTORY_MAX_CHARS, automationKeyPattern, codePointLength, commandSchema, createExecRequestSchema, deployRequestSchema, deployResponseSchema, envSchema, errorEventSchema, execFinishedResponseSchema, execRequestSchema, execRunningResponseSchema, fieldErrorsSchema, gitRefProblem, gitRefSchema, hasNul, idempotencyKeySchema, isAutomationKeyShape, isUuid, isValidGitRef, keyExpirySchema, keyStatusSchema, nullAsAbsent, operationListQuerySchema, operationObjectSchema, operationOutcomeSchema, operationResultSchema, operationStatusSchema, operationTypeSchema, optionalRunContextSchema, outputStreamSchema, rebootRequestSchema, rebootResponseSchema, registryLoginRequestSchema, registryLogoutRequestSchema, registryTypeSchema, registryUrlSchema, requestBody, requiredString, restartRequestSchema, restartResponseSchema, runContextSchema, runIdSchema, sseEventDataSchemas, sseEventNameSchema, statusOfOutcome, terminalOutcomeSchema, terminalStatusSchema, timeoutSecondsSchema, uuidField, validationDetail, withOutcome, workingDirectorySchema, zodIssuesToFields
+
 ;// CONCATENATED MODULE: ../../packages/protocol/src/limits.ts
 // Every number of the contract (spec §1–§9) in one place, so the service, the client and
 // the actions can never disagree about a limit.
@@ -31376,6 +32833,8 @@ const ENV_MAX_KEYS = 200;
 /** Total UTF-8 bytes of every env name plus every env value. */
 const ENV_MAX_BYTES = 65536;
 const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Ids (`server_id`, `credential_id`, `application_id`, operation ids): any 8-4-4-4-12 hex form, as PostgreSQL's `uuid`. */
+const limits_UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DEFAULT_TIMEOUT_SECONDS = 60;
 /** `REOCLO_MAX_TIMEOUT_SECONDS` may not be set below this (spec §3: "at least 900"). */
 const MIN_MAX_TIMEOUT_SECONDS = 900;
@@ -31411,6 +32870,8 @@ const IDEMPOTENCY_KEY_MAX_CHARS = 255;
 /** Page size of `GET /operations?run_id=` when the caller gives none, and its ceiling. */
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_PAGE_SIZE = 200;
+/** Longest `cursor` accepted back; the `next_cursor` values the service gives out are shorter. */
+const CURSOR_MAX_CHARS = 256;
 
 ;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/util.js
 
@@ -32439,7 +33900,7 @@ class $ZodCyclicError extends Error {
     }
 }
 /** Keyed off the context object every schema in one parse call already shares. */
-const memoizer_STATE = "~memo";
+const STATE = "~memo";
 const NO_ISSUES = [];
 // a value a cycle can close through
 function isRef(value) {
@@ -32680,10 +34141,10 @@ const memo = {
                 const input = payload.value;
                 if (!isRef(input))
                     return base(payload, ctx);
-                let state = ctx[memoizer_STATE];
+                let state = ctx[STATE];
                 if (!state) {
                     state = { buckets: new WeakMap(), backEdges: undefined };
-                    ctx[memoizer_STATE] = state;
+                    ctx[STATE] = state;
                 }
                 let bucket;
                 if (lastCtx === ctx) {
@@ -32739,7 +34200,7 @@ function memoizer() {
 }
 /** Whether this value is a node a back-edge resolved to before it finished. */
 function isBackEdge(ctx, value) {
-    const backEdges = ctx[memoizer_STATE]?.backEdges;
+    const backEdges = ctx[STATE]?.backEdges;
     return backEdges !== undefined && isRef(value) && backEdges.has(value);
 }
 
@@ -38762,7 +40223,7 @@ function toJSONSchema(input, params) {
 
 ;// CONCATENATED MODULE: ../../node_modules/zod/v4/locales/en.js
 
-const en_error = () => {
+const error = () => {
     const Sizable = {
         string: { unit: "characters", verb: "to have" },
         file: { unit: "bytes", verb: "to have" },
@@ -38883,7 +40344,7 @@ const en_error = () => {
 };
 /* harmony default export */ function en() {
     return {
-        localeError: en_error(),
+        localeError: error(),
     };
 }
 
@@ -40953,6 +42414,8 @@ function preprocess(fn, schema) {
 
 const HEADERS = {
     authorization: "Authorization",
+    accept: "Accept",
+    contentType: "Content-Type",
     requestId: "X-Request-Id",
     /** draft-ietf-httpapi-idempotency-key-header */
     idempotencyKey: "Idempotency-Key",
@@ -40967,6 +42430,8 @@ const HEADERS = {
     /** Ours: the operation an /exec answer (JSON or event stream) belongs to, sent before any event. */
     operationId: "X-Operation-Id",
     userAgent: "User-Agent",
+    /** Believed only from the service's trusted proxies (spec §2). */
+    forwardedFor: "X-Forwarded-For",
 };
 const CONTENT_TYPE_JSON = "application/json";
 const CONTENT_TYPE_EVENT_STREAM = "text/event-stream";
@@ -41097,6 +42562,10 @@ function validationDetail(fields) {
 /** Objects strip unknown keys (zod's default): unknown fields are ignored, never an error (spec §1). */
 function requestBody(shape) {
     return object(shape, { error: "The request body must be a JSON object." });
+}
+/** True for an id of the API's form ({@link UUID_PATTERN}, any case): what {@link uuidField} accepts. */
+function isUuid(value) {
+    return typeof value === "string" && UUID_PATTERN.test(value);
 }
 /**
  * A required id. Accepts any 8-4-4-4-12 hex form, as PostgreSQL's `uuid` type does, and
@@ -41345,7 +42814,7 @@ const operationListQuerySchema = object({
     /** Opaque: the `next_cursor` of the previous page, passed back unchanged. */
     cursor: schemas_string()
         .min(1, { error: "cursor must be the next_cursor of a previous page." })
-        .max(256, { error: "cursor must be the next_cursor of a previous page." })
+        .max(CURSOR_MAX_CHARS, { error: "cursor must be the next_cursor of a previous page." })
         .optional(),
     limit: coerce_number({ error: "limit must be a whole number." })
         .int({ error: "limit must be a whole number." })
@@ -41699,1416 +43168,6 @@ const keyExpirySchema = schemas_enum(KEY_EXPIRY_CHOICES);
 // HTTP client and the actions. Its source of truth is the spec, automation-api.md.
 
 
-
-
-
-
-
-
-
-
-
-;// CONCATENATED MODULE: ../../packages/client/src/errors.ts
-// Errors that keep the API's envelope (spec §1), so callers can branch on `code` and show
-// `detail` as the service worded it.
-
-/**
- * The code of an answer without the API's error envelope, or of a 2xx whose body is not JSON:
- * the URL does not lead to a Reoclo service (or a proxy in front of it could not reach it).
- */
-const NOT_REOCLO_SERVICE = "not_reoclo_service";
-/** Longest excerpt of such an answer's body kept in `detail` (a web page can be huge). */
-const EXCERPT_MAX_CHARS = 120;
-class errors_ReocloApiError extends Error {
-    name = "ReocloApiError";
-    status;
-    /** The envelope's `error`, or NOT_REOCLO_SERVICE when the answer did not carry the envelope. */
-    code;
-    detail;
-    requestId;
-    fields;
-    /** Milliseconds the server asked us to wait (429/503 `Retry-After`), if it did. */
-    retryAfterMs;
-    constructor(init) {
-        super(`${init.code} (HTTP ${init.status}): ${init.detail}`);
-        this.status = init.status;
-        this.code = init.code;
-        this.detail = init.detail;
-        if (init.requestId !== undefined)
-            this.requestId = init.requestId;
-        if (init.fields !== undefined)
-            this.fields = init.fields;
-        if (init.retryAfterMs !== undefined)
-            this.retryAfterMs = init.retryAfterMs;
-    }
-}
-/** Reads an error answer's body (consuming it) into a ReocloApiError. */
-async function errorFromResponse(res, retryAfterMs) {
-    const headerRequestId = res.headers.get(HEADERS.requestId) ?? undefined;
-    let text = "";
-    try {
-        text = await res.text();
-    }
-    catch {
-        // The body broke off; the status still says enough.
-    }
-    let json;
-    try {
-        json = JSON.parse(text);
-    }
-    catch {
-        json = undefined;
-    }
-    const envelope = errorEnvelopeSchema.safeParse(json);
-    if (envelope.success) {
-        return new errors_ReocloApiError({
-            status: res.status,
-            code: envelope.data.error,
-            detail: envelope.data.detail,
-            requestId: envelope.data.request_id || headerRequestId,
-            fields: envelope.data.fields,
-            retryAfterMs,
-        });
-    }
-    return notReocloService(res, text, retryAfterMs);
-}
-/** An answer that is not the API's: says where it came from and what it was, with a short excerpt. */
-function notReocloService(res, body, retryAfterMs) {
-    const type = (res.headers.get("content-type") ?? "").split(";")[0]?.trim() || "no content type";
-    const server = serverOf(res);
-    // A proxy answers these itself when the service behind it is down or slow.
-    const proxy = res.status >= 502 && res.status <= 504 ? "; a proxy there may not reach the service" : "";
-    const excerpt = bodyExcerpt(body);
-    return new errors_ReocloApiError({
-        status: res.status,
-        code: NOT_REOCLO_SERVICE,
-        detail: `The server at ${server} did not answer like a Reoclo service (HTTP ${res.status}, ${type}${proxy})${excerpt ? `: "${excerpt}"` : "."}`,
-        requestId: res.headers.get(HEADERS.requestId) ?? undefined,
-        retryAfterMs,
-    });
-}
-/** The api_url the request went to: its URL up to the API's base path (or its origin). */
-function serverOf(res) {
-    const at = res.url.indexOf(API_BASE_PATH);
-    if (at > 0)
-        return res.url.slice(0, at);
-    try {
-        return new URL(res.url).origin;
-    }
-    catch {
-        return "this URL"; // a Response built by hand (tests) has no URL
-    }
-}
-const ENTITIES = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: " " };
-/**
- * A few words of a body for a message: the text of an HTML page (without its head, scripts and
- * styles), whitespace collapsed, control characters dropped, an automation key masked, and cut.
- */
-function bodyExcerpt(body) {
-    const text = body
-        .replace(/<(head|script|style)\b[\s\S]*?<\/\1\s*>/gi, " ")
-        .replace(/<!--[\s\S]*?-->/g, " ")
-        .replace(/<[^>]*>/g, " ")
-        .replace(/&(#\d{1,7}|[a-z]+);/gi, (m, name) => {
-        if (!name.startsWith("#"))
-            return ENTITIES[name.toLowerCase()] ?? m;
-        const point = Number(name.slice(1));
-        return point > 0 && point <= 0x10ffff ? String.fromCodePoint(point) : " ";
-    })
-        .replace(/rca_[0-9A-Za-z]+/g, "rca_***")
-        .replace(/[\p{Cc}\s]+/gu, " ")
-        .trim();
-    return text.length > EXCERPT_MAX_CHARS ? `${text.slice(0, EXCERPT_MAX_CHARS - 1).trimEnd()}…` : text;
-}
-/**
- * The final `error` event of an event stream (e.g. `key_revoked`: the stream ends, the operation
- * goes on). It came in a 200 answer, so the status is the one the code always has (401 for
- * `key_revoked`); a code this client does not know keeps the answer's status.
- */
-function errorFromEvent(res, data) {
-    const headerRequestId = res.headers.get(HEADERS.requestId) ?? undefined;
-    let json;
-    try {
-        json = JSON.parse(data);
-    }
-    catch {
-        json = undefined;
-    }
-    const envelope = errorEnvelopeSchema.safeParse(json);
-    if (!envelope.success) {
-        return new errors_ReocloApiError({
-            status: res.status,
-            code: "unexpected_response",
-            detail: "The event stream ended with an error event the client cannot read.",
-            requestId: headerRequestId,
-        });
-    }
-    const code = envelope.data.error;
-    return new errors_ReocloApiError({
-        status: isErrorCode(code) ? errorStatus(code) : res.status,
-        code,
-        detail: envelope.data.detail,
-        requestId: envelope.data.request_id || headerRequestId,
-        fields: envelope.data.fields,
-    });
-}
-/** A 2xx answer whose JSON body is not what the protocol says (see notReocloService for one that is not JSON). */
-function unexpectedResponse(res, why) {
-    return new errors_ReocloApiError({
-        status: res.status,
-        code: "unexpected_response",
-        detail: `The API answered ${res.status} with ${why}.`,
-        requestId: res.headers.get(HEADERS.requestId) ?? undefined,
-    });
-}
-/**
- * Every attempt failed before its request left this machine (the connection was refused, or the
- * host name does not resolve): the service cannot have seen any of them, so nothing was started.
- */
-class ReocloUnreachableError extends Error {
-    name = "ReocloUnreachableError";
-    /** Always true: callers (an action's post step) may rely on no request having reached the service. */
-    nothingSent = true;
-    reason;
-    attempts;
-    constructor(init) {
-        const url = new URL(init.url);
-        super(init.reason === "connection_refused"
-            ? `the connection to ${url.host} was refused on every attempt (ECONNREFUSED): nothing listens there; check the API URL (api_url) and that the service runs. No request reached the service.`
-            : `the host name ${url.hostname} does not resolve (ENOTFOUND): check the API URL (api_url). No request reached the service.`, { cause: init.cause });
-        this.reason = init.reason;
-        this.attempts = init.attempts;
-    }
-}
-
-;// CONCATENATED MODULE: ../../packages/client/src/retry.ts
-// Backoff arithmetic and abortable waiting, kept pure so they can be tested without a clock.
-/**
- * `Retry-After` (RFC 9110 §10.2.3) in milliseconds from `now`: either delay-seconds or an
- * HTTP date. Undefined when absent or unreadable, so the caller falls back to its backoff.
- * A date in the past means "now" (0).
- */
-function parseRetryAfter(value, now = Date.now()) {
-    if (value === null)
-        return undefined;
-    const text = value.trim();
-    if (text === "")
-        return undefined;
-    if (/^\d+$/.test(text))
-        return Number(text) * 1000;
-    // Only a date-shaped value is read as a date: Date.parse accepts odd strings like "1.5".
-    if (!/[a-z]/i.test(text))
-        return undefined;
-    const at = Date.parse(text);
-    if (Number.isNaN(at))
-        return undefined;
-    return Math.max(0, at - now);
-}
-/**
- * Exponential backoff with "full jitter" (a uniform draw in [0, min(max, base·2^attempt)]),
- * which spreads retries of many clients hit by the same outage instead of synchronising them.
- * `attempt` counts from 0 for the first retry.
- */
-function backoffDelay(attempt, base, max, random = Math.random) {
-    const ceiling = Math.min(max, base * 2 ** Math.max(0, attempt));
-    return Math.floor(random() * ceiling);
-}
-/** The error an aborted call rejects with, named "AbortError" as fetch's own. */
-function abortError(signal) {
-    const reason = signal?.reason;
-    if (reason instanceof Error && reason.name === "AbortError")
-        return reason;
-    return new DOMException("The operation was aborted.", "AbortError");
-}
-function retry_isAbortError(err) {
-    return err instanceof Error && err.name === "AbortError";
-}
-/** Waits `ms`, or rejects with an AbortError as soon as `signal` aborts. */
-function sleep(ms, signal) {
-    return new Promise((resolve, reject) => {
-        if (signal?.aborted)
-            return reject(abortError(signal));
-        const done = () => {
-            signal?.removeEventListener("abort", onAbort);
-            resolve();
-        };
-        const onAbort = () => {
-            clearTimeout(timer);
-            reject(abortError(signal));
-        };
-        const timer = setTimeout(done, ms);
-        signal?.addEventListener("abort", onAbort, { once: true });
-    });
-}
-/**
- * While every attempt was refused at connect, nothing reached the service: the retries come soon
- * and stop soon, a wrong URL fails within seconds, and a service that is just starting is still
- * met. Their delays add up to at most REFUSED_WINDOW_MS.
- */
-const REFUSED_WINDOW_MS = 5_000;
-/** Delay before retry `retry` (from 0) of a refused connection: 250, 500, then 750 ms. */
-function refusedDelay(retry) {
-    return Math.min(750, 250 * (Math.max(0, retry) + 1));
-}
-
-;// CONCATENATED MODULE: ../../packages/client/src/http.ts
-// One HTTP exchange with the API, retried when that is safe: network errors, 5xx, 408 and
-// 429 (honouring Retry-After), and 409 `idempotency_in_progress`. Every POST this client
-// sends is idempotent (an Idempotency-Key, or cancel which the spec makes idempotent), so a
-// retry can never run a command twice. An answer without the API's error envelope is not the
-// service's: it is not retried, except a proxy's 502/503/504 (briefly) and a 429 with
-// Retry-After. Connections refused on every attempt fail within seconds (issue 14).
-
-
-
-/** Retries of a proxy's own 502/503/504 (no envelope), each waiting at most PROXY_MAX_DELAY_MS. */
-const PROXY_RETRIES = 3;
-const PROXY_MAX_DELAY_MS = 2_000;
-const PROXY_STATUSES = new Set([502, 503, 504]);
-/**
- * 409 is retried only for `idempotency_in_progress`: the first request with this key is
- * still being created (e.g. our own earlier attempt whose answer was lost), and once it
- * is, the retry gets its replay. Every other 4xx is the caller's to fix. An answer without
- * the envelope is retried only when a proxy may have answered for a service that is down
- * (502/503/504), or when it asks to come back later (429 with Retry-After).
- */
-function isRetryable(err) {
-    const s = err.status;
-    if (err.code === NOT_REOCLO_SERVICE)
-        return PROXY_STATUSES.has(s) || (s === 429 && err.retryAfterMs !== undefined);
-    return s >= 500 || s === 429 || s === 408 || (s === 409 && err.code === "idempotency_in_progress");
-}
-/** The socket errors of a fetch that failed before its request left this machine. */
-function socketErrorCodes(err) {
-    const codes = [];
-    for (const e of [err, err?.cause]) {
-        if (e === null || typeof e !== "object")
-            continue;
-        const code = e.code;
-        if (typeof code === "string")
-            codes.push(code);
-        // Node tries each address of a name in turn (happy eyeballs) and reports them together.
-        const each = e.errors;
-        if (Array.isArray(each))
-            codes.push(...each.flatMap(socketErrorCodes));
-    }
-    return codes;
-}
-/** Why a failed fetch cannot have sent anything, or undefined when its request may have arrived. */
-function neverSentReason(err) {
-    if (err instanceof errors_ReocloApiError)
-        return undefined;
-    const codes = socketErrorCodes(err);
-    if (codes.includes("ENOTFOUND"))
-        return "unknown_host";
-    if (codes.length > 0 && codes.every((c) => c === "ECONNREFUSED"))
-        return "connection_refused";
-    return undefined;
-}
-function isEventStream(res) {
-    return (res.headers.get("content-type") ?? "").toLowerCase().startsWith(CONTENT_TYPE_EVENT_STREAM);
-}
-function http_describe(err) {
-    if (err instanceof errors_ReocloApiError)
-        return `HTTP ${err.status} ${err.code}`;
-    if (err instanceof Error) {
-        const cause = err.cause;
-        const code = cause && typeof cause === "object" && "code" in cause ? ` (${String(cause.code)})` : "";
-        return `${err.message}${code}`;
-    }
-    return String(err);
-}
-function urlOf(settings, path) {
-    const rel = path.startsWith(API_BASE_PATH) ? path.slice(API_BASE_PATH.length) : path;
-    return settings.baseUrl + rel;
-}
-/** One attempt: the answer, or the network error (an abort rejects as such). */
-async function attempt(settings, url, init, signal) {
-    try {
-        return await settings.fetch(url, init);
-    }
-    catch (err) {
-        if (signal?.aborted)
-            throw abortError(signal);
-        return { failed: err };
-    }
-}
-/** Sends `req`, retrying as described above; resolves with a 2xx response (body unread). */
-async function send(settings, req) {
-    const { signal } = req;
-    const headers = {
-        [HEADERS.authorization]: `Bearer ${settings.apiKey}`,
-        [HEADERS.userAgent]: settings.userAgent,
-        Accept: "application/json",
-        ...req.headers,
-    };
-    // Serialised once so every attempt sends byte-identical bodies (the replay compares them).
-    const body = req.body === undefined ? undefined : JSON.stringify(req.body);
-    if (body !== undefined)
-        headers["Content-Type"] = "application/json";
-    const url = urlOf(settings, req.path);
-    const what = `${req.method} ${req.path}`;
-    /** Set while no attempt can have reached the service; cleared by the first that may have. */
-    let neverSent;
-    let waitedWhileRefused = 0;
-    let proxyRetries = 0;
-    for (let tries = 1;; tries++) {
-        if (signal?.aborted)
-            throw abortError(signal);
-        const got = await attempt(settings, url, { method: req.method, headers, body, signal }, signal);
-        let failure;
-        let delay;
-        if (got instanceof Response) {
-            if (got.ok)
-                return got;
-            neverSent = undefined;
-            const err = await errorFromResponse(got, parseRetryAfter(got.headers.get(HEADERS.retryAfter)));
-            const proxy = err.code === NOT_REOCLO_SERVICE && PROXY_STATUSES.has(err.status);
-            if (!isRetryable(err) || (proxy && ++proxyRetries > PROXY_RETRIES))
-                throw err;
-            failure = err;
-            // The server's Retry-After wins over our own guess; it knows when it will be back.
-            delay = err.retryAfterMs ?? backoffDelay(tries - 1, settings.baseDelayMs, settings.maxDelayMs);
-            if (proxy)
-                delay = Math.min(delay, PROXY_MAX_DELAY_MS);
-        }
-        else {
-            failure = got.failed; // a network error: the request may or may not have arrived
-            const reason = neverSentReason(got.failed);
-            neverSent = tries === 1 || neverSent ? reason : undefined;
-            // Never longer than the backoff's own ceiling: a client configured to retry fast stays fast.
-            const ceiling = Math.min(settings.maxDelayMs, settings.baseDelayMs * 2 ** (tries - 1));
-            delay = neverSent
-                ? Math.min(refusedDelay(tries - 1), ceiling)
-                : backoffDelay(tries - 1, settings.baseDelayMs, settings.maxDelayMs);
-        }
-        const windowSpent = neverSent !== undefined && waitedWhileRefused + delay > REFUSED_WINDOW_MS;
-        if (tries >= settings.attempts || windowSpent) {
-            if (neverSent)
-                throw new ReocloUnreachableError({ url, reason: neverSent, attempts: tries, cause: failure });
-            throw failure;
-        }
-        if (neverSent)
-            waitedWhileRefused += delay;
-        settings.log(`${what}: ${http_describe(failure)}; retry ${tries} of ${settings.attempts - 1} in ${delay} ms`);
-        await sleep(delay, signal);
-    }
-}
-/** Reads a JSON body and checks it against a protocol schema (which ignores unknown fields). */
-async function readJson(res, schema) {
-    let text;
-    try {
-        text = await res.text();
-    }
-    catch {
-        throw unexpectedResponse(res, "a body that broke off");
-    }
-    let json;
-    try {
-        json = JSON.parse(text);
-    }
-    catch {
-        // A web page or another API at this URL (a 200 to anything), not the service.
-        throw notReocloService(res, text);
-    }
-    const parsed = schema.safeParse(json);
-    if (!parsed.success) {
-        const first = parsed.error.issues[0];
-        const where = first ? `${first.path.map(String).join(".") || "body"}: ${first.message}` : "invalid";
-        throw unexpectedResponse(res, `an unexpected body (${where})`);
-    }
-    return parsed.data;
-}
-/** send() then readJson(). */
-async function sendJson(settings, req, schema) {
-    return readJson(await send(settings, req), schema);
-}
-
-;// CONCATENATED MODULE: ../../packages/client/src/sse.ts
-// An incremental Server-Sent Events parser following the WHATWG HTML "event stream
-// interpretation" rules. It is fed text in arbitrary chunks (network reads split anywhere,
-// even between the \r and \n of one line ending), so it keeps the unfinished line between
-// pushes and decides about a trailing \r only once the next character is known.
-function parseSse(onMessage) {
-    let pending = "";
-    let first = true;
-    let data = [];
-    let event = "";
-    // The standard keeps the id being read apart from the one committed by a blank line, so a
-    // half-received event never moves the position a reconnect resumes from.
-    let idBuffer = "";
-    let lastEventId = "";
-    let retryMs;
-    let ended = false;
-    const dispatch = () => {
-        lastEventId = idBuffer;
-        const lines = data;
-        const type = event;
-        data = [];
-        event = "";
-        // An event with no data line only updates the id, it is not dispatched.
-        if (lines.length === 0)
-            return;
-        onMessage({ event: type === "" ? "message" : type, data: lines.join("\n"), id: lastEventId });
-    };
-    const line = (text) => {
-        if (text === "")
-            return dispatch();
-        if (text.startsWith(":"))
-            return; // a comment, used by servers as a keep-alive
-        const colon = text.indexOf(":");
-        const field = colon === -1 ? text : text.slice(0, colon);
-        let value = colon === -1 ? "" : text.slice(colon + 1);
-        if (value.startsWith(" "))
-            value = value.slice(1);
-        switch (field) {
-            case "data":
-                data.push(value);
-                break;
-            case "event":
-                event = value;
-                break;
-            case "id":
-                // An id containing NUL is ignored by the standard, so a reconnect never sends one.
-                if (!value.includes("\u0000"))
-                    idBuffer = value;
-                break;
-            case "retry":
-                if (/^\d+$/.test(value))
-                    retryMs = Number(value);
-                break;
-            default:
-                break; // unknown fields are ignored
-        }
-    };
-    return {
-        push(chunk) {
-            if (ended)
-                throw new Error("parseSse: push after end");
-            pending += chunk;
-            if (first && pending.length > 0) {
-                if (pending.startsWith("\uFEFF"))
-                    pending = pending.slice(1);
-                first = false;
-            }
-            let start = 0;
-            for (let i = 0; i < pending.length; i++) {
-                const ch = pending[i];
-                if (ch === "\n") {
-                    line(pending.slice(start, i));
-                    start = i + 1;
-                }
-                else if (ch === "\r") {
-                    // A \r as the very last character may be the first half of \r\n: wait for more.
-                    if (i === pending.length - 1)
-                        break;
-                    line(pending.slice(start, i));
-                    if (pending[i + 1] === "\n")
-                        i++;
-                    start = i + 1;
-                }
-            }
-            pending = pending.slice(start);
-        },
-        end() {
-            if (ended)
-                return;
-            ended = true;
-            // A trailing \r was a whole line ending after all (a blank one dispatches the event);
-            // whatever is left after that is a partial event and is dropped.
-            if (pending.endsWith("\r"))
-                line(pending.slice(0, -1));
-            pending = "";
-            data = [];
-            event = "";
-        },
-        get lastEventId() {
-            return lastEventId;
-        },
-        get retryMs() {
-            return retryMs;
-        },
-    };
-}
-
-;// CONCATENATED MODULE: ../../packages/client/src/stream.ts
-// Reading one operation event stream (spec §6): `output`, `status`, then `end`, or a final
-// `error` (the envelope) when the service ends the stream early, e.g. because its key was revoked.
-
-
-
-
-/**
- * Reads one event stream until `end` (or a final `error`), handing each known event's JSON to
- * `onEvent`. A broken connection, an early close or an unreadable event is a "dropped" outcome
- * (the caller resumes); an abort rejects; an exception thrown by `onEvent`'s caller code
- * (onOutput) propagates.
- */
-async function consume(res, signal, onEvent, idleMs) {
-    if (!res.body)
-        return { kind: "dropped", why: "no body" };
-    // Typed loosely by the DOM lib; fetch bodies are bytes.
-    const reader = res.body.getReader();
-    const decoder = new TextDecoder();
-    let result;
-    let ended;
-    let failure;
-    let bad;
-    const parser = parseSse((msg) => {
-        if (result !== undefined || failure !== undefined || bad !== undefined)
-            return;
-        if (msg.event === "error") {
-            failure = errorFromEvent(res, msg.data);
-            return;
-        }
-        if (msg.event !== "output" && msg.event !== "status" && msg.event !== "end")
-            return;
-        let data;
-        try {
-            data = JSON.parse(msg.data);
-        }
-        catch {
-            bad = `unreadable ${msg.event} event ${msg.id}`;
-            return;
-        }
-        if (msg.event === "end") {
-            const parsed = endEventSchema.safeParse(data);
-            // An older service put the end in the `status` event before `end` only.
-            if (parsed.success)
-                result = {
-                    ...parsed.data,
-                    outcome: parsed.data.outcome ?? ended ?? outcomeOfExitCode(parsed.data.exit_code),
-                };
-            else
-                bad = `unexpected end event`;
-            return;
-        }
-        if (msg.event === "output") {
-            const parsed = outputEventSchema.safeParse(data);
-            if (parsed.success)
-                onEvent({ event: "output", data: parsed.data, id: msg.id });
-            else
-                bad = `unexpected output event ${msg.id}`;
-        }
-        else {
-            const parsed = statusEventSchema.safeParse(data);
-            if (parsed.success) {
-                if (isTerminalOutcome(parsed.data.outcome))
-                    ended = parsed.data.outcome;
-                onEvent({ event: "status", data: parsed.data, id: msg.id });
-            }
-            else
-                bad = `unexpected status event ${msg.id}`;
-        }
-    });
-    try {
-        for (;;) {
-            let chunk;
-            try {
-                chunk = await readWithin(reader, idleMs);
-            }
-            catch (err) {
-                if (signal.aborted)
-                    throw abortError(signal);
-                return { kind: "dropped", why: err instanceof Error ? err.message : String(err) };
-            }
-            // The service sends a comment every 15 s; silence this long means a dead connection.
-            if (chunk === "idle")
-                return { kind: "dropped", why: `no data for ${Math.round(idleMs / 1000)} s` };
-            if (chunk.done)
-                break;
-            parser.push(decoder.decode(chunk.value, { stream: true }));
-            if (result !== undefined)
-                return { kind: "end", result };
-            if (failure !== undefined)
-                return { kind: "error", error: failure };
-            if (bad !== undefined)
-                return { kind: "dropped", why: bad };
-        }
-        parser.push(decoder.decode());
-        parser.end();
-        if (result !== undefined)
-            return { kind: "end", result };
-        if (failure !== undefined)
-            return { kind: "error", error: failure };
-        return { kind: "dropped", why: bad ?? "the stream closed before its end event" };
-    }
-    finally {
-        // Releases the connection when we stop early (end seen, abort, bad event).
-        reader.cancel().catch(() => undefined);
-    }
-}
-/** A foreign service's end without any outcome: the exit codes of spec §4 say it. */
-function outcomeOfExitCode(exitCode) {
-    if (exitCode === EXIT_CODE_TIMEOUT)
-        return "timeout";
-    if (exitCode === EXIT_CODE_CANCELLED)
-        return "cancelled";
-    if (exitCode === EXIT_CODE_FAILED)
-        return "failed";
-    return "completed";
-}
-/** One read, or "idle" when nothing arrives within `ms` (the caller then cancels the reader). */
-function readWithin(reader, ms) {
-    return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => resolve("idle"), ms);
-        reader.read().then((r) => {
-            clearTimeout(timer);
-            resolve(r);
-        }, (err) => {
-            clearTimeout(timer);
-            reject(err instanceof Error ? err : new Error(String(err)));
-        });
-    });
-}
-
-;// CONCATENATED MODULE: ../../packages/client/src/exec.ts
-// `exec`: start a command once, follow its output live, and return its final result.
-//
-// 1. POST /exec with `Accept: text/event-stream` and an Idempotency-Key; retries re-send
-//    the same key, so however often the request is repeated the command runs once.
-// 2. The event stream carries output and status but not the operation id, which we need to
-//    resume a dropped stream, to poll, to report it (onOperation, for cancelling) and to
-//    fill the result. The service names it in the `X-Operation-Id` header of the answer,
-//    before any event. A service that does not (an older one) is asked by re-POSTing the
-//    same body with the same Idempotency-Key without the SSE Accept header: a replay
-//    (`Idempotent-Replayed: true`) that runs nothing and answers `{operation_id, status}`.
-// 3. When the stream drops before `end`, it resumes from GET /operations/{id}/events with
-//    `Last-Event-ID`, so onOutput sees every chunk once, without gap or duplicate.
-// 4. When streaming is unavailable (a JSON answer, or the stream failing repeatedly) it
-//    polls GET /operations/{id}, and at the end hands onOutput what it had not seen yet.
-// 5. A final `error` event (the key was revoked or expired while the stream was open; the
-//    command goes on) ends it: no resume and no polling with that key; it rejects with a
-//    ReocloApiError of the event's code and detail.
-
-
-
-
-
-/**
- * Stream failures in a row without new output after which polling takes over: the stream
- * path is then not working. A drop after progress starts the count again, so a proxy that
- * cuts long connections now and then does not cost the live output of a long command.
- */
-const MAX_STREAM_FAILURES = 5;
-async function runExec(http, req, opts) {
-    const { signal } = opts;
-    let announced;
-    const announce = (id) => {
-        if (announced !== undefined)
-            return;
-        announced = id;
-        opts.onOperation?.(id);
-    };
-    // Characters handed to onOutput per stream, to complete the output from a polled result.
-    const delivered = { stdout: 0, stderr: 0 };
-    const emit = (stream, data) => {
-        delivered[stream] += data.length;
-        if (data !== "")
-            opts.onOutput?.({ stream, data });
-    };
-    let lastEventId = "";
-    let lastSeq = -1;
-    let finalStatus;
-    const onEvent = (e) => {
-        if (e.event === "output") {
-            // Ids are the server's output sequence: never hand the same chunk over twice.
-            const seq = /^\d+$/.test(e.id) ? Number(e.id) : undefined;
-            if (seq !== undefined && seq <= lastSeq)
-                return;
-            if (seq !== undefined)
-                lastSeq = seq;
-            emit(e.data.stream, e.data.data);
-        }
-        else if (isTerminalStatus(e.data.status)) {
-            finalStatus = e.data.status;
-        }
-        if (e.id !== "")
-            lastEventId = e.id;
-    };
-    const openEvents = (id) => send(http, {
-        method: "GET",
-        path: operationPath(id, "/events"),
-        headers: {
-            Accept: CONTENT_TYPE_EVENT_STREAM,
-            ...(lastEventId ? { [HEADERS.lastEventId]: lastEventId } : {}),
-        },
-        signal,
-    });
-    const post = (stream) => send(http, {
-        method: "POST",
-        path: ROUTES.exec,
-        body: req,
-        headers: {
-            [HEADERS.idempotencyKey]: opts.idempotencyKey,
-            Accept: stream ? CONTENT_TYPE_EVENT_STREAM : "application/json",
-        },
-        signal,
-    });
-    const poll = async (id) => {
-        for (;;) {
-            const op = await sendJson(http, { method: "GET", path: operationPath(id), signal }, operationSchema);
-            if (op.status !== "running" && op.result) {
-                if (lastSeq >= 0 && (await catchUpFinished(id)))
-                    return finish(id, op.status, op.result, false);
-                return finish(id, op.status, op.result, true);
-            }
-            await sleep(http.pollIntervalMs, signal);
-        }
-    };
-    /**
-     * After streaming broke off, the stored events of the finished operation give exactly what
-     * onOutput missed (the polled tail cannot say where it starts). One try; false if it fails.
-     */
-    const catchUpFinished = async (id) => {
-        try {
-            const res = await openEvents(id);
-            if (!isEventStream(res)) {
-                await res.body?.cancel().catch(() => undefined);
-                return false;
-            }
-            return (await consume(res, signal, onEvent, http.streamIdleMs)).kind === "end";
-        }
-        catch {
-            if (signal.aborted)
-                throw abortError(signal);
-            return false;
-        }
-    };
-    const finish = (id, status, result, complete) => {
-        // The polled result holds the last 64 KiB of each stream: hand over the part onOutput has
-        // not seen. A tail shorter than that is the whole stream, so the unseen part is exact;
-        // a full one may start anywhere, so it is handed over whole after a note (some lines may
-        // repeat) rather than risk losing the end.
-        for (const stream of ["stdout", "stderr"]) {
-            const text = result[stream];
-            const seen = delivered[stream];
-            if (!complete || text === "")
-                continue;
-            const whole = !result[`${stream}_truncated`] && Buffer.byteLength(text) < OUTPUT_TAIL_BYTES;
-            if (seen === 0)
-                emit(stream, text);
-            else if (whole)
-                emit(stream, text.slice(seen));
-            else {
-                http.log(`exec ${id}: live ${stream} was interrupted; its last ${OUTPUT_TAIL_BYTES / 1024} KiB follow`);
-                emit(stream, text);
-            }
-        }
-        return { operation_id: id, status, ...result };
-    };
-    const first = await post(true);
-    if (!isEventStream(first)) {
-        const answer = await readJson(first, exec_execResponseSchema);
-        announce(answer.operation_id);
-        if (answer.status === "running")
-            return poll(answer.operation_id);
-        const { operation_id, status, ...result } = answer;
-        return finish(operation_id, status, result, true);
-    }
-    const headerId = first.headers.get(HEADERS.operationId);
-    const replay = headerId
-        ? Promise.resolve({ operation_id: headerId, status: "running" })
-        : post(false).then((res) => readJson(res, exec_execResponseSchema));
-    void replay.then((answer) => announce(answer.operation_id)).catch(() => undefined); // awaited below
-    let res = first;
-    let failures = 0;
-    for (;;) {
-        const seqBefore = lastSeq;
-        const outcome = await consume(res, signal, onEvent, http.streamIdleMs);
-        if (outcome.kind === "end") {
-            const answer = await replay;
-            const status = finalStatus ?? (answer.status === "running" ? undefined : answer.status);
-            if (status === undefined)
-                return poll(answer.operation_id);
-            return finish(answer.operation_id, status, outcome.result, false);
-        }
-        if (outcome.kind === "error")
-            throw outcome.error;
-        failures = lastSeq > seqBefore ? 1 : failures + 1;
-        const { operation_id: id } = await replay;
-        if (failures >= MAX_STREAM_FAILURES) {
-            http.log(`exec ${id}: event stream failed ${failures} times (${outcome.why}); polling instead`);
-            return poll(id);
-        }
-        const delay = backoffDelay(failures - 1, http.baseDelayMs, http.maxDelayMs);
-        http.log(`exec ${id}: event stream dropped (${outcome.why}); resuming after event ${lastEventId || "0"}`);
-        await sleep(delay, signal);
-        try {
-            res = await openEvents(id);
-        }
-        catch (err) {
-            if (signal.aborted)
-                throw abortError(signal);
-            // No events route (an older service) or retries used up: polling still finds the result.
-            const why = err instanceof errors_ReocloApiError && !isRetryable(err) ? err.code : String(err);
-            http.log(`exec ${id}: cannot resume the event stream (${why}); polling instead`);
-            return poll(id);
-        }
-        if (!isEventStream(res)) {
-            await res.body?.cancel().catch(() => undefined);
-            http.log(`exec ${id}: the events route answered ${res.headers.get("content-type")}; polling instead`);
-            return poll(id);
-        }
-    }
-}
-
-;// CONCATENATED MODULE: ../../packages/client/src/client.ts
-// The typed client of the automation API (spec §3, §6).
-
-
-
-
-
-/** The API root of `apiUrl`: tolerates a trailing slash and an apiUrl that already ends in the base path. */
-function apiBaseUrl(apiUrl) {
-    const origin = apiUrl.trim().replace(/\/+$/, "");
-    return origin.endsWith(API_BASE_PATH) ? origin : origin + API_BASE_PATH;
-}
-function positive(value, fallback, name) {
-    if (value === undefined)
-        return fallback;
-    if (!Number.isFinite(value) || value < 0)
-        throw new RangeError(`${name} must be a non-negative number.`);
-    return value;
-}
-class ReocloClient {
-    #http;
-    #signal;
-    constructor(opts) {
-        if (!opts.apiUrl)
-            throw new TypeError("apiUrl is required.");
-        if (!opts.apiKey)
-            throw new TypeError("apiKey is required.");
-        const attempts = Math.floor(positive(opts.retry?.attempts, 6, "retry.attempts"));
-        this.#http = {
-            baseUrl: apiBaseUrl(opts.apiUrl),
-            apiKey: opts.apiKey,
-            userAgent: opts.userAgent ?? "reoclo-client",
-            fetch: opts.fetch ?? globalThis.fetch.bind(globalThis),
-            attempts: Math.max(1, attempts),
-            baseDelayMs: positive(opts.retry?.baseDelayMs, 500, "retry.baseDelayMs"),
-            maxDelayMs: positive(opts.retry?.maxDelayMs, 15_000, "retry.maxDelayMs"),
-            pollIntervalMs: positive(opts.pollIntervalMs, 2000, "pollIntervalMs"),
-            streamIdleMs: positive(opts.streamIdleMs, 60_000, "streamIdleMs"),
-            log: opts.log ?? (() => undefined),
-        };
-        this.#signal = opts.signal;
-    }
-    /**
-     * Runs a command once and resolves with its final result, streaming its output to
-     * onOutput. See exec.ts for how it streams, resumes, learns the operation id and falls
-     * back to polling. Rejects with a ReocloApiError (the envelope, also when the service ends
-     * the stream with an `error` event such as `key_revoked`: the command goes on), a network
-     * error once the retries are used up, or an AbortError.
-     */
-    async exec(req, opts = {}) {
-        // Our own controller also stops the background id lookup once exec settles.
-        const done = new AbortController();
-        const signals = [done.signal, this.#signal, opts.signal].filter((s) => s !== undefined);
-        try {
-            return await runExec(this.#http, req, {
-                idempotencyKey: opts.idempotencyKey ?? (0,external_node_crypto_.randomUUID)(),
-                onOutput: opts.onOutput,
-                onOperation: opts.onOperation,
-                signal: AbortSignal.any(signals),
-            });
-        }
-        finally {
-            done.abort();
-        }
-    }
-    getOperation(id, signal) {
-        return sendJson(this.#http, { method: "GET", path: operationPath(id), signal: this.#with(signal) }, operationSchema);
-    }
-    /** Cancels a running operation; idempotent, so it is retried like a read. */
-    cancel(id, signal) {
-        return sendJson(this.#http, { method: "POST", path: operationPath(id, "/cancel"), signal: this.#with(signal) }, cancelOperationResponseSchema);
-    }
-    /** One page of the operations of a CI run, newest first; pass `next_cursor` back for the next. */
-    listOperations(runId, page = {}) {
-        const query = new URLSearchParams({ run_id: runId });
-        if (page.cursor !== undefined)
-            query.set("cursor", page.cursor);
-        if (page.limit !== undefined)
-            query.set("limit", String(page.limit));
-        return sendJson(this.#http, { method: "GET", path: `${ROUTES.operations}?${query.toString()}`, signal: this.#with(page.signal) }, operationListResponseSchema);
-    }
-    /**
-     * The operation this API key started with `idempotencyKey`, if the service got that far:
-     * for a caller that lost the answer (it was stopped mid-request) and must cancel what it
-     * may have started.
-     */
-    async findOperationByIdempotencyKey(idempotencyKey, signal) {
-        const query = new URLSearchParams({ idempotency_key: idempotencyKey });
-        const page = await sendJson(this.#http, { method: "GET", path: `${ROUTES.operations}?${query.toString()}`, signal: this.#with(signal) }, operationListResponseSchema);
-        return page.items[0];
-    }
-    /** POST /registry-auth/login (202): starts the login operation; retried under one Idempotency-Key. */
-    registryLogin(body, opts = {}) {
-        return sendJson(this.#http, {
-            method: "POST",
-            path: ROUTES.registryLogin,
-            body,
-            headers: { [HEADERS.idempotencyKey]: opts.idempotencyKey ?? (0,external_node_crypto_.randomUUID)() },
-            signal: this.#with(opts.signal),
-        }, registryLoginResponseSchema);
-    }
-    /** POST /registry-auth/logout (200): the answer is final, or `running` after the sync window. */
-    registryLogout(body, opts = {}) {
-        return sendJson(this.#http, {
-            method: "POST",
-            path: ROUTES.registryLogout,
-            body,
-            headers: { [HEADERS.idempotencyKey]: opts.idempotencyKey ?? (0,external_node_crypto_.randomUUID)() },
-            signal: this.#with(opts.signal),
-        }, registryLogoutResponseSchema);
-    }
-    /** Polls an operation until it is final (every pollIntervalMs). */
-    async waitForOperation(id, signal) {
-        for (;;) {
-            const op = await this.getOperation(id, signal);
-            if (op.status !== "running")
-                return op;
-            await sleep(this.#http.pollIntervalMs, this.#with(signal));
-        }
-    }
-    #with(signal) {
-        const signals = [this.#signal, signal].filter((s) => s !== undefined);
-        return signals.length > 1 ? AbortSignal.any(signals) : signals[0];
-    }
-}
-
-;// CONCATENATED MODULE: ../../packages/client/src/index.ts
-// @reoclo/client: the typed HTTP client of the automation API. Node's fetch and the
-// protocol package only, so actions can bundle it without native dependencies.
-
-
-
-
-
-
-
-;// CONCATENATED MODULE: ../../packages/action-kit/src/state.ts
-// State passed from a main step to its post step, keys declared once. Never a secret: the post
-// step reads the api_key input again.
-const state_STATE = {
-    /** Saved before the first request: lets the post step find an operation whose id main never learned. */
-    idempotencyKey: "idempotency_key",
-    /** Saved as soon as the operation id is known. */
-    operationId: "operation_id",
-    /** "true" once main saw a final answer (the operation's end, or a refusal): nothing to cancel. */
-    finished: "finished",
-    /**
-     * "true" while every request of main failed before it left the runner (connection refused,
-     * unknown host): the service never saw one, so the post step has nothing to look up.
-     */
-    nothingSent: "nothing_sent",
-};
-
-;// CONCATENATED MODULE: ../../packages/action-kit/src/client.ts
-// The API client every action step builds: masks the key, logs retries in the job log, and
-// records in the state whether any request can have reached the service (for the post step).
-
-
-
-/** Enough to ride out a service restart of about a minute (1, 2, 4, 8, 15, 15, 15 s ceilings, full jitter). */
-const ACTION_RETRY = { attempts: 8, baseDelayMs: 1_000, maxDelayMs: 15_000 };
-function actionClient(settings, userAgent, { recordSent = true, ...options } = {}) {
-    core_setSecret(settings.apiKey);
-    return new ReocloClient({
-        apiUrl: settings.apiUrl,
-        apiKey: settings.apiKey,
-        userAgent,
-        retry: ACTION_RETRY,
-        log: (msg) => info(`[reoclo] ${msg}`),
-        ...(recordSent ? { fetch: recordingNothingSent(globalThis.fetch.bind(globalThis)) } : {}),
-        ...options,
-    });
-}
-/** A fetch that failed before its request left the runner (refused, or a name that does not resolve). */
-const leftNothing = (err) => neverSentReason(err) !== undefined;
-/**
- * `fetch` that keeps STATE.nothingSent "true" exactly while no request of this step can have
- * reached the service. It is cleared before a request leaves, so a step killed mid-request
- * leaves it unset and the post step looks the operation up, as it always did.
- */
-function recordingNothingSent(inner) {
-    let mayHaveArrived = false;
-    let inFlight = 0;
-    let recorded = false;
-    const record = (nothingSent) => {
-        if (recorded === nothingSent)
-            return;
-        saveState(state_STATE.nothingSent, nothingSent ? "true" : "");
-        recorded = nothingSent;
-    };
-    return async (input, init) => {
-        record(false);
-        inFlight++;
-        try {
-            const res = await inner(input, init);
-            mayHaveArrived = true;
-            return res;
-        }
-        catch (err) {
-            if (!leftNothing(err))
-                mayHaveArrived = true;
-            throw err;
-        }
-        finally {
-            inFlight--;
-            if (!mayHaveArrived && inFlight === 0)
-                record(true);
-        }
-    };
-}
-
-;// CONCATENATED MODULE: ../../packages/action-kit/src/inputs.ts
-
-// Input helpers every action shares. Each action builds its one settings object in its own
-// inputs.ts; these keep the common inputs (api_url, api_key) read the same way everywhere.
-class InputError extends Error {
-}
-/** `api_url`, else the REOCLO_API_URL variable; an http(s) URL without a trailing slash. */
-function readApiUrl(getInput, environment) {
-    const apiUrl = (getInput("api_url").trim() || environment.REOCLO_API_URL?.trim() || "").replace(/\/+$/, "");
-    if (!apiUrl)
-        throw new InputError(`Input "api_url" (or the REOCLO_API_URL environment variable) is required: the URL of your Reoclo service.`);
-    if (!/^https?:\/\/[^\s/]+/.test(apiUrl))
-        throw new InputError(`Input "api_url" must be an http(s) URL.`);
-    return apiUrl;
-}
-function readPostSettings(getInput, environment) {
-    const apiKey = getInput("api_key").trim();
-    if (!apiKey)
-        throw new InputError(`Input "api_key" is required.`);
-    return { apiKey, apiUrl: readApiUrl(getInput, environment) };
-}
-/** The CI run's context as the published actions send it (stored as claimed, spec §3). */
-function runContextFrom(environment) {
-    const g = (name) => environment[name] ?? "";
-    return {
-        provider: "github_actions",
-        repository: g("GITHUB_REPOSITORY"),
-        workflow: g("GITHUB_WORKFLOW"),
-        trigger: g("GITHUB_EVENT_NAME"),
-        actor: g("GITHUB_ACTOR"),
-        sha: g("GITHUB_SHA"),
-        ref: g("GITHUB_REF"),
-    };
-}
-/**
- * An Idempotency-Key for one step's request: the same for every retry of this step, different
- * for another step, attempt or run. Matrix legs share run, attempt, job and step ids; the
- * runner's per-step file-command path (…/_runner_file_commands/set_output_<uuid>) tells them
- * apart. `parts` adds what the request is about (server, credential…).
- */
-function stepIdempotencyKey(prefix, environment, ...parts) {
-    const g = (name) => environment[name] ?? "";
-    const step = [
-        g("GITHUB_RUN_ID"),
-        g("GITHUB_RUN_ATTEMPT"),
-        g("GITHUB_JOB"),
-        g("GITHUB_ACTION"),
-        g("GITHUB_OUTPUT"),
-        ...parts,
-    ].join("\0");
-    return `${prefix}-${createHash("sha256").update(step).digest("hex").slice(0, 48)}`;
-}
-
-;// CONCATENATED MODULE: ../../packages/action-kit/src/live-log.ts
-// The command's output in the job log, line by line as it arrives. Partial lines wait for
-// their newline (or the end) so stdout and stderr never interleave inside one line.
-
-/** A partial line this long is written without waiting for its newline, so memory stays bounded. */
-const MAX_PENDING_CHARS = (/* unused pure expression or super */ null && (64 * 1024));
-class live_log_LiveLog {
-    #sink;
-    #pending = { stdout: "", stderr: "" };
-    /**
-     * Remote output must never be read by the runner as a workflow command (`::error::`,
-     * `::add-mask::`, `::set-output`…): `::stop-commands::` turns command processing off
-     * until the same random token is echoed back.
-     */
-    #token = randomUUID();
-    #open = false;
-    constructor(sink) {
-        this.#sink = sink;
-    }
-    write(stream, data) {
-        let text = this.#pending[stream] + data;
-        const cut = text.lastIndexOf("\n");
-        if (cut !== -1) {
-            this.#emit(text.slice(0, cut + 1));
-            text = text.slice(cut + 1);
-        }
-        if (text.length >= MAX_PENDING_CHARS) {
-            this.#emit(text + "\n");
-            text = "";
-        }
-        this.#pending[stream] = text;
-    }
-    /** Writes what is left of each stream and turns workflow commands back on. */
-    close() {
-        for (const stream of ["stdout", "stderr"]) {
-            if (this.#pending[stream])
-                this.#emit(this.#pending[stream] + "\n");
-            this.#pending[stream] = "";
-        }
-        if (this.#open)
-            this.#sink.write(`::${this.#token}::\n`);
-        this.#open = false;
-    }
-    #emit(text) {
-        if (!this.#open) {
-            this.#sink.write(`::stop-commands::${this.#token}\n`);
-            this.#open = true;
-        }
-        this.#sink.write(text);
-    }
-}
-
-;// CONCATENATED MODULE: ../../packages/action-kit/src/report.ts
-/** The annotation keeps the last lines of output; GitHub shows short annotations best. */
-const TAIL_LINES = 30;
-const TAIL_CHARS = 4000;
-function tail(text) {
-    const lines = text.replace(/\s+$/, "").split("\n");
-    let out = lines.slice(-TAIL_LINES).join("\n");
-    if (out.length > TAIL_CHARS)
-        out = "…" + out.slice(-TAIL_CHARS);
-    return out;
-}
-function report_duration(ms) {
-    return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
-}
-/** Undefined when the step succeeded: the command completed with exit code 0. */
-function failureOf(r, timeoutSeconds) {
-    if (r.outcome === "completed" && r.exit_code === 0)
-        return undefined;
-    const output = tail(r.stderr) || tail(r.stdout);
-    const exitCode = r.exit_code >= 1 && r.exit_code <= 255 ? r.exit_code : 1;
-    // The wire status says cancelled and lost as `failed` (spec §4); the outcome tells them apart.
-    switch (r.outcome) {
-        case "completed":
-            return {
-                title: `The command exited with code ${r.exit_code}`,
-                message: output ||
-                    `It printed nothing on stdout or stderr. Add \`set -x\` at the top of the command to see which line failed.`,
-                exitCode,
-            };
-        case "timeout":
-            return {
-                title: `The command timed out after ${timeoutSeconds} s and was killed (exit code 124)`,
-                message: (output ? output + "\n\n" : "") +
-                    `Raise the \`timeout\` input (up to the service's limit) if the command needs longer.`,
-                exitCode,
-            };
-        case "cancelled":
-            return {
-                title: `The command was cancelled (exit code 130)`,
-                message: output || r.reason || "It was stopped before it finished.",
-                exitCode,
-            };
-        case "failed":
-            return {
-                title: `The command could not be run (exit code 255)`,
-                message: output || "The service could not start the command on the server.",
-                exitCode,
-            };
-        case "lost":
-            return {
-                title: `The connection to the server was lost while the command ran (exit code 255)`,
-                message: (output ? output + "\n\n" : "") +
-                    "Its outcome is unknown and it was not run again; check the server before re-running the job.",
-                exitCode,
-            };
-    }
-}
-function summaryTable(row) {
-    return [
-        [
-            { data: "Server", header: true },
-            { data: "Operation", header: true },
-            { data: "Status", header: true },
-            { data: "Exit code", header: true },
-            { data: "Duration", header: true },
-        ],
-        [
-            { data: row.server },
-            { data: row.operationId },
-            { data: row.status },
-            { data: String(row.exitCode) },
-            { data: report_duration(row.durationMs) },
-        ],
-    ];
-}
-/** What the user should do about an API refusal, by envelope code. */
-const ADVICE = {
-    unauthorized: "Check the `api_key` secret: it must be an active key of this service (not revoked or expired).",
-    ip_not_allowed: "This runner's address is not in the key's IP allowlist; `GET /api/automation/v1/key` with the key shows the address the service saw.",
-    operation_not_allowed: "The key does not allow this operation; create a key whose `--operations` include it.",
-    server_not_in_scope: "The key is not scoped to this server; add it with `reoclo-admin keys create --servers …`.",
-    not_found: "No such server in the key's organisation: check the `server_id` input.",
-    rate_limited: "The key's rate limit stayed exhausted through every retry; raise it or spread the calls.",
-    secrets_unavailable: "The service has no master key to decrypt the server's SSH key (REOCLO_MASTER_KEY).",
-    route_not_found: "The service has no such route at this URL: check the `api_url` input. It is the service's root URL (e.g. https://reoclo.example.com); the action adds /api/automation/v1.",
-    not_reoclo_service: "Check the `api_url` input: it must be the URL of your Reoclo service (or of a proxy that reaches it).",
-    key_revoked: "The key was revoked while the command ran: the command goes on on the host, but this step can no longer follow it. Its end is in the service's audit log and operations.",
-    key_expired: "The key expired while the command ran: the command goes on on the host, but this step can no longer follow it. Use a key that outlives the job.",
-};
-/** Codes that end a step that had started, rather than refuse one: said as such. */
-const ENDED = new Set(["key_revoked", "key_expired"]);
-/** Answers that did not come from a Reoclo service at all. */
-const FOREIGN = new Set(["not_reoclo_service"]);
-function report_refusalMessage(e) {
-    const fields = e.fields
-        ? Object.entries(e.fields)
-            .map(([field, problems]) => `\n  ${field}: ${problems.join("; ")}`)
-            .join("")
-        : "";
-    const advice = ADVICE[e.code];
-    const request = e.requestId ? ` (request ${e.requestId})` : "";
-    const advice2 = advice ? `\n${advice}` : "";
-    if (FOREIGN.has(e.code))
-        return `${e.detail}${advice2}`;
-    const what = ENDED.has(e.code) ? "stopped following the command" : "refused the command";
-    return `The Reoclo API ${what}: ${e.code} (HTTP ${e.status}): ${e.detail}${fields}${request}${advice2}`;
-}
-
-;// CONCATENATED MODULE: ../../packages/action-kit/src/operation-step.ts
-// One operation as a workflow step: start it once, show its output live, follow a cancelled
-// workflow, and say how it ended. The actions wrap this with their own inputs and outputs.
-
-
-
-
-
-
-const say = (msg) => core.info(`[reoclo] ${msg}`);
-/**
- * Runs the operation as the step. Resolves with its result once final (whatever its exit code);
- * otherwise the step has already been failed with the reason (exit 130 when it was stopped by a
- * signal) and it resolves with undefined.
- */
-async function runOperationStep(opts) {
-    const { client, idempotencyKey } = opts;
-    // Before the first request: if the answer never arrives, the post step can still find it.
-    core.saveState(STATE.idempotencyKey, idempotencyKey);
-    const log = new LiveLog(opts.sink ?? process.stdout);
-    const cancel = new CancelOnSignal(client, say);
-    let operationId;
-    let outcome;
-    try {
-        const result = await client.exec(opts.request, {
-            idempotencyKey,
-            onOperation: (id) => {
-                operationId = id;
-                core.saveState(STATE.operationId, id);
-                say(`operation ${id} on server ${opts.request.server_id}`);
-                cancel.operationKnown(id);
-                opts.onOperation?.(id);
-            },
-            onOutput: (e) => log.write(e.stream, e.data),
-            signal: cancel.signal,
-        });
-        core.saveState(STATE.finished, "true");
-        outcome = { kind: "finished", result };
-    }
-    catch (err) {
-        if (isAbortError(err)) {
-            outcome = { kind: "stopped", message: await stopped(client, cancel, idempotencyKey, operationId) };
-        }
-        else if (err instanceof ReocloApiError) {
-            core.saveState(STATE.finished, "true"); // a definite answer: nothing was left running by us
-            outcome = { kind: "refused", message: refusalMessage(err), error: err };
-        }
-        else {
-            const why = err instanceof Error ? err.message : String(err);
-            outcome = {
-                kind: "unreachable",
-                message: `Could not reach the Reoclo API at ${opts.apiUrl} after ${opts.attempts} attempts: ${why}`,
-            };
-        }
-    }
-    finally {
-        log.close();
-        cancel.dispose();
-    }
-    await cancel.settled();
-    for (const w of cancel.warnings)
-        core.warning(w);
-    if (outcome.kind === "finished")
-        return outcome.result;
-    core.setFailed(outcome.message);
-    if (outcome.kind === "stopped")
-        process.exitCode = 130;
-    return undefined;
-}
-/** After a signal: make sure whatever the request may have started is asked to stop. */
-async function stopped(client, cancel, idempotencyKey, operationId) {
-    if (!cancel.requested)
-        return "Stopped waiting for the command.";
-    if (operationId !== undefined) {
-        return `The workflow was cancelled; operation ${operationId} was asked to stop (the post step makes sure).`;
-    }
-    // The request may have reached the service without its answer reaching us.
-    try {
-        const op = await client.findOperationByIdempotencyKey(idempotencyKey, AbortSignal.timeout(4_000));
-        if (!op)
-            return "The workflow was cancelled before the command started (the post step checks again).";
-        core.saveState(STATE.operationId, op.operation_id);
-        if (op.status !== "running")
-            return `The workflow was cancelled; operation ${op.operation_id} had already ended (${op.outcome}).`;
-        const now = await client.cancel(op.operation_id, AbortSignal.timeout(4_000));
-        return `The workflow was cancelled; operation ${op.operation_id} was cancelled (${now.outcome}).`;
-    }
-    catch (err) {
-        const why = err instanceof Error ? err.message : String(err);
-        return `The workflow was cancelled before the operation was known, and the service could not be asked about it (${why}); the post step tries again.`;
-    }
-}
-
-;// CONCATENATED MODULE: ../../packages/action-kit/src/post-step.ts
-// The post step of an action that started an operation: when main stopped before the
-// operation ended (the runner killed it, or it gave up waiting), cancel it so nothing keeps
-// running on the server. Best effort: it only ever warns.
-
-
-
-
-const post_step_say = (msg) => info(`[reoclo] ${msg}`);
-async function cancelLeftOperation(userAgent) {
-    const saved = getState(state_STATE.operationId);
-    const idempotencyKey = getState(state_STATE.idempotencyKey);
-    if (getState(state_STATE.finished) === "true" || (!saved && !idempotencyKey)) {
-        return post_step_say("nothing left running");
-    }
-    // Every request of main was refused at connect (or its host unknown): no operation can exist.
-    if (!saved && getState(state_STATE.nothingSent) === "true") {
-        return post_step_say("nothing left running: no request of the main step reached the service");
-    }
-    try {
-        const settings = readPostSettings((name) => getInput(name), process.env);
-        const client = actionClient(settings, userAgent, {
-            retry: { attempts: 4, baseDelayMs: 500, maxDelayMs: 4_000 },
-            recordSent: false,
-        });
-        const signal = AbortSignal.timeout(20_000);
-        const id = saved || (await client.findOperationByIdempotencyKey(idempotencyKey, signal))?.operation_id;
-        if (!id)
-            return post_step_say("the main step's request never started an operation");
-        const op = await client.cancel(id, signal);
-        post_step_say(`operation ${id} was left running by the main step: cancel sent (status ${op.status})`);
-    }
-    catch (err) {
-        warning(`Could not cancel the operation left by the main step: ${err instanceof Error ? err.message : String(err)}`);
-    }
-}
-
-;// CONCATENATED MODULE: ../../packages/action-kit/src/index.ts
-// @reoclo/action-kit: what the Reoclo GitHub Actions share. Bundled into each action by ncc.
 
 
 
