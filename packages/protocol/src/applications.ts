@@ -1,12 +1,12 @@
-// `POST /deploy`, `/restart` and `/reboot` (spec §5): they answer like `/exec` and are polled the same way.
+// `POST /deploy`, `/restart` and `/reboot` (spec §5): they answer like `/exec` (execResponseSchema:
+// HTTP 200 with a finished result or `{"operation_id", "status": "running"}`) and are polled the same way.
 import { z } from "zod";
 import { requestBody, requiredString, runIdSchema, uuidField } from "./common.js";
-import { execResponseSchema } from "./exec.js";
 import { COMMIT_REF_MAX_CHARS } from "./limits.js";
 import { optionalRunContextSchema } from "./operations.js";
 
 /** An abbreviated or full commit id: SHA-1 is 40 hex digits, SHA-256 64; git accepts 4 or more. */
-export const COMMIT_SHA_PATTERN = /^[0-9a-fA-F]{4,64}$/;
+const COMMIT_SHA_PATTERN = /^[0-9a-fA-F]{4,64}$/;
 
 /**
  * Characters a ref may use here: a subset of what `git check-ref-format` allows. Deploy
@@ -52,7 +52,7 @@ export function isValidGitRef(ref: string): boolean {
 }
 
 /** Schema for a ref field; messages start with the field's name. */
-export function gitRefSchema(name: string) {
+function gitRefSchema(name: string) {
   return z.string({ error: requiredString(name) }).superRefine((ref, ctx) => {
     const problem = gitRefProblem(ref);
     if (problem !== undefined) ctx.addIssue({ code: "custom", message: `${name} ${problem}` });
@@ -71,26 +71,15 @@ export const deployRequestSchema = requestBody({
   run_id: runIdSchema,
   run_context: optionalRunContextSchema,
 });
-export type DeployRequest = z.output<typeof deployRequestSchema>;
-export type DeployRequestInput = z.input<typeof deployRequestSchema>;
 
 export const restartRequestSchema = requestBody({
   application_id: uuidField("application_id"),
   run_id: runIdSchema,
   run_context: optionalRunContextSchema,
 });
-export type RestartRequest = z.output<typeof restartRequestSchema>;
-export type RestartRequestInput = z.input<typeof restartRequestSchema>;
 
 export const rebootRequestSchema = requestBody({
   server_id: uuidField("server_id"),
   run_id: runIdSchema,
   run_context: optionalRunContextSchema,
 });
-export type RebootRequest = z.output<typeof rebootRequestSchema>;
-export type RebootRequestInput = z.input<typeof rebootRequestSchema>;
-
-/** All three answer HTTP 200 with a finished result or `{"operation_id", "status": "running"}`. */
-export const deployResponseSchema = execResponseSchema;
-export const restartResponseSchema = execResponseSchema;
-export const rebootResponseSchema = execResponseSchema;

@@ -36,7 +36,7 @@ export const ERROR_CODES = {
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
-export type ErrorStatus = (typeof ERROR_CODES)[ErrorCode];
+type ErrorStatus = (typeof ERROR_CODES)[ErrorCode];
 
 export const ERROR_CODE_LIST = Object.keys(ERROR_CODES) as ErrorCode[];
 
@@ -49,7 +49,7 @@ export function errorStatus(code: ErrorCode): ErrorStatus {
 }
 
 /** Problems per request field, e.g. `{"env.PATH": ["…"]}`; root problems are under "body". */
-export const fieldErrorsSchema = z.record(z.string(), z.array(z.string()));
+const fieldErrorsSchema = z.record(z.string(), z.array(z.string()));
 export type FieldErrors = z.infer<typeof fieldErrorsSchema>;
 
 /**
@@ -67,7 +67,7 @@ export type ErrorEnvelope = z.infer<typeof errorEnvelopeSchema>;
 export type ServiceErrorEnvelope = ErrorEnvelope & { error: ErrorCode };
 
 /** Key under which problems of the body as a whole are reported. */
-export const ROOT_FIELD = "body";
+const ROOT_FIELD = "body";
 
 /**
  * Turns zod issues into the envelope's `fields`. The messages are the schemas' own

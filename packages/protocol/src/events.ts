@@ -11,11 +11,10 @@ import {
 } from "./operations.js";
 
 export const SSE_EVENT_NAMES = ["output", "status", "end", "error"] as const;
-export const sseEventNameSchema = z.enum(SSE_EVENT_NAMES);
-export type SseEventName = z.infer<typeof sseEventNameSchema>;
+type SseEventName = (typeof SSE_EVENT_NAMES)[number];
 
-export const OUTPUT_STREAMS = ["stdout", "stderr"] as const;
-export const outputStreamSchema = z.enum(OUTPUT_STREAMS);
+const OUTPUT_STREAMS = ["stdout", "stderr"] as const;
+const outputStreamSchema = z.enum(OUTPUT_STREAMS);
 export type OutputStream = z.infer<typeof outputStreamSchema>;
 
 /** A chunk of output, already masked, in the order the host produced it. */
@@ -37,7 +36,7 @@ export type StatusEvent = z.output<typeof statusEventSchema>;
  * older service sent no `outcome` here: its `status` event before `end` said it.
  */
 export const endEventSchema = operationResultSchema.extend({ outcome: terminalOutcomeSchema.optional() });
-export type EndEvent = z.output<typeof endEventSchema>;
+type EndEvent = z.output<typeof endEventSchema>;
 
 /**
  * A last event instead of `end`: the stream stops although the operation goes on, e.g.
@@ -45,7 +44,7 @@ export type EndEvent = z.output<typeof endEventSchema>;
  * is the error envelope of spec §1; a client must not reconnect with the same key.
  */
 export const errorEventSchema = errorEnvelopeSchema;
-export type StreamErrorEvent = z.output<typeof errorEventSchema>;
+type StreamErrorEvent = z.output<typeof errorEventSchema>;
 
 /** Payload schema per event name, for a client that dispatches on the SSE `event:` field. */
 export const sseEventDataSchemas = {

@@ -33,7 +33,7 @@ function quoteName(name: string): string {
   return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
 }
 
-export const commandSchema = z.string({ error: requiredString("command") }).superRefine((command, ctx) => {
+const commandSchema = z.string({ error: requiredString("command") }).superRefine((command, ctx) => {
   const length = codePointLength(command);
   if (length === 0) ctx.addIssue({ code: "custom", message: "command must not be empty." });
   if (length > COMMAND_MAX_CHARS) {
@@ -47,7 +47,7 @@ export const commandSchema = z.string({ error: requiredString("command") }).supe
 });
 
 /** Optional directory the command starts in; an empty string means "the login directory". */
-export const workingDirectorySchema = nullAsAbsent(
+const workingDirectorySchema = nullAsAbsent(
   z
     .string({ error: "working_directory must be a string." })
     .refine((dir) => !hasNul(dir), { error: "working_directory must not contain a NUL character." })
@@ -62,7 +62,7 @@ export const workingDirectorySchema = nullAsAbsent(
  * NUL (they travel as C strings); at most ENV_MAX_KEYS names and ENV_MAX_BYTES of
  * names plus values (UTF-8).
  */
-export const envSchema = z
+const envSchema = z
   // Not z.record: it drops a "__proto__" key, and silently losing a variable is worse than refusing it.
   .custom<Record<string, string>>(
     (value) => typeof value === "object" && value !== null && !Array.isArray(value),
@@ -113,12 +113,12 @@ export const envSchema = z
     return Object.fromEntries(clean);
   });
 
-export type ExecRequestSchemaOptions = {
+type ExecRequestSchemaOptions = {
   /** `REOCLO_MAX_TIMEOUT_SECONDS`: the largest `timeout_seconds` accepted, at least 900. */
   readonly maxTimeoutSeconds: number;
 };
 
-export function timeoutSecondsSchema(maxTimeoutSeconds: number) {
+function timeoutSecondsSchema(maxTimeoutSeconds: number) {
   const error = `timeout_seconds must be a whole number of seconds from 1 to ${maxTimeoutSeconds}.`;
   return z
     .number({ error })
@@ -146,14 +146,12 @@ export function createExecRequestSchema(options: ExecRequestSchemaOptions) {
   });
 }
 
-export type ExecRequestSchema = ReturnType<typeof createExecRequestSchema>;
+type ExecRequestSchema = ReturnType<typeof createExecRequestSchema>;
 
 /** The `/exec` body schema with the default maximum timeout (21,600 s). */
 export const execRequestSchema: ExecRequestSchema = createExecRequestSchema({
   maxTimeoutSeconds: DEFAULT_MAX_TIMEOUT_SECONDS,
 });
-/** What the service works with after validation (defaults applied, nulls dropped). */
-export type ExecRequest = z.output<ExecRequestSchema>;
 /** What a client may send. */
 export type ExecRequestInput = z.input<ExecRequestSchema>;
 
@@ -171,7 +169,6 @@ export const execRunningResponseSchema = z.object({
   status: z.literal("running"),
   outcome: z.literal("running").default("running"),
 });
-export type ExecRunningResponse = z.output<typeof execRunningResponseSchema>;
 
 /** Always HTTP 200, whichever of the two (spec §7: a 201 or 202 fails the published step). */
 export const execResponseSchema = z.preprocess(

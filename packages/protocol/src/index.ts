@@ -3,7 +3,8 @@
 export * from "./limits.js";
 export * from "./http.js";
 export * from "./errors.js";
-export * from "./common.js";
+// common.ts holds the field builders of the schemas; of it only the id check is public.
+export { isUuid } from "./common.js";
 export * from "./operations.js";
 export * from "./exec.js";
 export * from "./registry.js";

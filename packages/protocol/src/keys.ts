@@ -18,9 +18,8 @@ export function isAutomationKeyShape(value: string): boolean {
   return automationKeyPattern.test(value);
 }
 
-export const KEY_STATUSES = ["active", "expired", "revoked"] as const;
-export const keyStatusSchema = z.enum(KEY_STATUSES);
-export type KeyStatus = z.infer<typeof keyStatusSchema>;
+/** A key's status (spec §2), as `reoclo-admin keys list` and `GET /key` say it. */
+export type KeyStatus = "active" | "expired" | "revoked";
 
 /** Expiry choices of `reoclo-admin keys create --expires`. */
 export const KEY_EXPIRY_CHOICES = ["30d", "90d", "1y", "never"] as const;

@@ -26,11 +26,12 @@ export const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const DEFAULT_TIMEOUT_SECONDS = 60;
-/** `REOCLO_MAX_TIMEOUT_SECONDS` may not be set below this (spec §3: "at least 900"). */
+/**
+ * `REOCLO_MAX_TIMEOUT_SECONDS` may not be set below this (spec §3: "at least 900"): the published
+ * v1 actions clamp `timeout_seconds` to 1..900 before sending (spec §7).
+ */
 export const MIN_MAX_TIMEOUT_SECONDS = 900;
 export const DEFAULT_MAX_TIMEOUT_SECONDS = 21600;
-/** The published v1 actions clamp `timeout_seconds` to 1..900 before sending (spec §7). */
-export const PUBLISHED_CLIENT_MAX_TIMEOUT_SECONDS = 900;
 /** The published v1 actions poll `GET /operations/{id}` this often, with no deadline. */
 export const PUBLISHED_CLIENT_POLL_INTERVAL_MS = 5000;
 
@@ -59,7 +60,7 @@ export const KEY_PREFIX = "rca_";
 export const INTEGRATION_KEY_PREFIX = "rk_t_";
 
 /** Idempotency keys are honoured for at least this long (spec §6). */
-export const IDEMPOTENCY_RETENTION_SECONDS = 24 * 60 * 60;
+const IDEMPOTENCY_RETENTION_SECONDS = 24 * 60 * 60;
 export const IDEMPOTENCY_RETENTION_MS = IDEMPOTENCY_RETENTION_SECONDS * 1000;
 /** Longest accepted `Idempotency-Key` header value. */
 export const IDEMPOTENCY_KEY_MAX_CHARS = 255;

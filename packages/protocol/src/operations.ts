@@ -17,7 +17,7 @@ export const OPERATION_TYPES = [
   "registry_login",
   "registry_logout",
 ] as const;
-export const operationTypeSchema = z.enum(OPERATION_TYPES);
+const operationTypeSchema = z.enum(OPERATION_TYPES);
 export type OperationType = z.infer<typeof operationTypeSchema>;
 
 /**
@@ -27,7 +27,7 @@ export type OperationType = z.infer<typeof operationTypeSchema>;
  */
 export const OPERATION_STATUSES = ["running", "completed", "failed", "timeout"] as const;
 export const operationStatusSchema = z.enum(OPERATION_STATUSES);
-export type OperationStatus = z.infer<typeof operationStatusSchema>;
+type OperationStatus = z.infer<typeof operationStatusSchema>;
 
 export const TERMINAL_STATUSES = ["completed", "failed", "timeout"] as const;
 export const terminalStatusSchema = z.enum(TERMINAL_STATUSES);
@@ -92,16 +92,8 @@ export const REGISTRY_TYPES = [
 export const registryTypeSchema = z.enum(REGISTRY_TYPES);
 export type RegistryType = z.infer<typeof registryTypeSchema>;
 
-export const RUN_CONTEXT_KEYS = [
-  "provider",
-  "repository",
-  "workflow",
-  "trigger",
-  "actor",
-  "sha",
-  "ref",
-] as const;
-export type RunContextKey = (typeof RUN_CONTEXT_KEYS)[number];
+const RUN_CONTEXT_KEYS = ["provider", "repository", "workflow", "trigger", "actor", "sha", "ref"] as const;
+type RunContextKey = (typeof RUN_CONTEXT_KEYS)[number];
 
 /**
  * One `run_context` value. It is only metadata for the audit log, so it bends rather than
@@ -142,7 +134,6 @@ export const runContextSchema = z
     return clean;
   });
 export type RunContext = z.output<typeof runContextSchema>;
-export type RunContextInput = z.input<typeof runContextSchema>;
 
 /** `run_context` of a request body: optional, null tolerated. */
 export const optionalRunContextSchema = nullAsAbsent(runContextSchema);
@@ -173,7 +164,7 @@ export type OperationResult = z.output<typeof operationResultSchema>;
 const isoTimestamp = z.iso.datetime({ offset: true });
 
 /** `GET /operations/{operation_id}` (spec §3); `result` is present once the status is terminal. */
-export const operationObjectSchema = z.object({
+const operationObjectSchema = z.object({
   operation_id: z.string(),
   operation_type: operationTypeSchema,
   server_id: z.string(),
@@ -196,7 +187,6 @@ export type Operation = z.output<typeof operationSchema>;
 
 /** `POST /operations/{operation_id}/cancel` answers the operation as it now stands; repeating it is harmless. */
 export const cancelOperationResponseSchema = operationSchema;
-export type CancelOperationResponse = Operation;
 
 /** `GET /operations?run_id=…&limit=…&cursor=…` query (spec §6); query values arrive as strings. */
 export const operationListQuerySchema = z.object({
@@ -218,7 +208,6 @@ export const operationListQuerySchema = z.object({
     .max(MAX_PAGE_SIZE, { error: `limit must be at most ${MAX_PAGE_SIZE}.` })
     .default(DEFAULT_PAGE_SIZE),
 });
-export type OperationListQuery = z.output<typeof operationListQuerySchema>;
 
 /** Newest first; `next_cursor` is opaque and null on the last page. */
 export const operationListResponseSchema = z.object({

@@ -10,26 +10,23 @@ import { optionalRunContextSchema, registryTypeSchema, withOutcome } from "./ope
  * It reaches `docker logout` as an argument, so it may not look like an option or hold
  * whitespace or control characters.
  */
-export const registryUrlSchema = z
-  .string({ error: requiredString("registry_url") })
-  .superRefine((url, ctx) => {
-    if (url.length === 0) ctx.addIssue({ code: "custom", message: "registry_url must not be empty." });
-    if (codePointLength(url) > REGISTRY_URL_MAX_CHARS) {
-      ctx.addIssue({
-        code: "custom",
-        message: `registry_url must be at most ${REGISTRY_URL_MAX_CHARS} characters long.`,
-      });
-    }
-    if (url.startsWith("-"))
-      ctx.addIssue({ code: "custom", message: 'registry_url must not start with "-".' });
-    // eslint-disable-next-line no-control-regex -- refusing control characters is the point
-    if (/[\s\u0000-\u001f\u007f]/.test(url)) {
-      ctx.addIssue({
-        code: "custom",
-        message: "registry_url must not contain spaces or control characters.",
-      });
-    }
-  });
+const registryUrlSchema = z.string({ error: requiredString("registry_url") }).superRefine((url, ctx) => {
+  if (url.length === 0) ctx.addIssue({ code: "custom", message: "registry_url must not be empty." });
+  if (codePointLength(url) > REGISTRY_URL_MAX_CHARS) {
+    ctx.addIssue({
+      code: "custom",
+      message: `registry_url must be at most ${REGISTRY_URL_MAX_CHARS} characters long.`,
+    });
+  }
+  if (url.startsWith("-")) ctx.addIssue({ code: "custom", message: 'registry_url must not start with "-".' });
+  // eslint-disable-next-line no-control-regex -- refusing control characters is the point
+  if (/[\s\u0000-\u001f\u007f]/.test(url)) {
+    ctx.addIssue({
+      code: "custom",
+      message: "registry_url must not contain spaces or control characters.",
+    });
+  }
+});
 
 export const registryLoginRequestSchema = requestBody({
   server_id: uuidField("server_id"),
@@ -37,7 +34,6 @@ export const registryLoginRequestSchema = requestBody({
   run_id: runIdSchema,
   run_context: optionalRunContextSchema,
 });
-export type RegistryLoginRequest = z.output<typeof registryLoginRequestSchema>;
 export type RegistryLoginRequestInput = z.input<typeof registryLoginRequestSchema>;
 
 /** Answered with HTTP 202; the `docker login` operation is then polled like any other. */
@@ -56,7 +52,6 @@ export const registryLogoutRequestSchema = requestBody({
   run_id: runIdSchema,
   run_context: optionalRunContextSchema,
 });
-export type RegistryLogoutRequest = z.output<typeof registryLogoutRequestSchema>;
 export type RegistryLogoutRequestInput = z.input<typeof registryLogoutRequestSchema>;
 
 /**

@@ -31363,11 +31363,12 @@ const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Ids (`server_id`, `credential_id`, `application_id`, operation ids): any 8-4-4-4-12 hex form, as PostgreSQL's `uuid`. */
 const limits_UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DEFAULT_TIMEOUT_SECONDS = 60;
-/** `REOCLO_MAX_TIMEOUT_SECONDS` may not be set below this (spec §3: "at least 900"). */
+/**
+ * `REOCLO_MAX_TIMEOUT_SECONDS` may not be set below this (spec §3: "at least 900"): the published
+ * v1 actions clamp `timeout_seconds` to 1..900 before sending (spec §7).
+ */
 const MIN_MAX_TIMEOUT_SECONDS = 900;
 const DEFAULT_MAX_TIMEOUT_SECONDS = 21600;
-/** The published v1 actions clamp `timeout_seconds` to 1..900 before sending (spec §7). */
-const PUBLISHED_CLIENT_MAX_TIMEOUT_SECONDS = 900;
 /** The published v1 actions poll `GET /operations/{id}` this often, with no deadline. */
 const PUBLISHED_CLIENT_POLL_INTERVAL_MS = 5000;
 /** Polling answers carry the last 64 KiB of each stream (spec §4). */
@@ -41248,15 +41249,7 @@ const REGISTRY_TYPES = [
     "generic",
 ];
 const registryTypeSchema = schemas_enum(REGISTRY_TYPES);
-const RUN_CONTEXT_KEYS = [
-    "provider",
-    "repository",
-    "workflow",
-    "trigger",
-    "actor",
-    "sha",
-    "ref",
-];
+const RUN_CONTEXT_KEYS = ["provider", "repository", "workflow", "trigger", "actor", "sha", "ref"];
 /**
  * One `run_context` value. It is only metadata for the audit log, so it bends rather than
  * refuses: null means absent, numbers and booleans become strings, long values are cut.
@@ -41477,7 +41470,7 @@ const execRunningResponseSchema = object({
     outcome: literal("running").default("running"),
 });
 /** Always HTTP 200, whichever of the two (spec §7: a 201 or 202 fails the published step). */
-const exec_execResponseSchema = preprocess(withOutcome, discriminatedUnion("status", [execFinishedResponseSchema, execRunningResponseSchema]));
+const execResponseSchema = preprocess(withOutcome, discriminatedUnion("status", [execFinishedResponseSchema, execRunningResponseSchema]));
 
 ;// CONCATENATED MODULE: ../../packages/protocol/src/registry.ts
 // `POST /registry-auth/login` and `/logout` (spec §3), as `reoclo/docker-auth@v1` calls them.
@@ -41491,8 +41484,7 @@ const exec_execResponseSchema = preprocess(withOutcome, discriminatedUnion("stat
  * It reaches `docker logout` as an argument, so it may not look like an option or hold
  * whitespace or control characters.
  */
-const registryUrlSchema = schemas_string({ error: requiredString("registry_url") })
-    .superRefine((url, ctx) => {
+const registryUrlSchema = schemas_string({ error: requiredString("registry_url") }).superRefine((url, ctx) => {
     if (url.length === 0)
         ctx.addIssue({ code: "custom", message: "registry_url must not be empty." });
     if (common_codePointLength(url) > REGISTRY_URL_MAX_CHARS) {
@@ -41541,8 +41533,8 @@ const registryLogoutResponseSchema = preprocess(withOutcome, discriminatedUnion(
 ]));
 
 ;// CONCATENATED MODULE: ../../packages/protocol/src/applications.ts
-// `POST /deploy`, `/restart` and `/reboot` (spec §5): they answer like `/exec` and are polled the same way.
-
+// `POST /deploy`, `/restart` and `/reboot` (spec §5): they answer like `/exec` (execResponseSchema:
+// HTTP 200 with a finished result or `{"operation_id", "status": "running"}`) and are polled the same way.
 
 
 
@@ -41628,10 +41620,6 @@ const rebootRequestSchema = requestBody({
     run_id: runIdSchema,
     run_context: optionalRunContextSchema,
 });
-/** All three answer HTTP 200 with a finished result or `{"operation_id", "status": "running"}`. */
-const deployResponseSchema = (/* unused pure expression or super */ null && (execResponseSchema));
-const restartResponseSchema = (/* unused pure expression or super */ null && (execResponseSchema));
-const rebootResponseSchema = (/* unused pure expression or super */ null && (execResponseSchema));
 
 ;// CONCATENATED MODULE: ../../packages/protocol/src/events.ts
 // Server-Sent Events of `GET /operations/{id}/events` and of `POST /exec` with
@@ -41639,8 +41627,7 @@ const rebootResponseSchema = (/* unused pure expression or super */ null && (exe
 
 
 
-const SSE_EVENT_NAMES = ["output", "status", "end", "error"];
-const sseEventNameSchema = schemas_enum(SSE_EVENT_NAMES);
+const SSE_EVENT_NAMES = (/* unused pure expression or super */ null && (["output", "status", "end", "error"]));
 const OUTPUT_STREAMS = ["stdout", "stderr"];
 const outputStreamSchema = schemas_enum(OUTPUT_STREAMS);
 /** A chunk of output, already masked, in the order the host produced it. */
@@ -41684,8 +41671,6 @@ const automationKeyPattern = new RegExp(`^${KEY_PREFIX}[0-9A-Za-z]{${KEY_RANDOM_
 function isAutomationKeyShape(value) {
     return automationKeyPattern.test(value);
 }
-const KEY_STATUSES = ["active", "expired", "revoked"];
-const keyStatusSchema = schemas_enum(KEY_STATUSES);
 /** Expiry choices of `reoclo-admin keys create --expires`. */
 const KEY_EXPIRY_CHOICES = ["30d", "90d", "1y", "never"];
 const keyExpirySchema = schemas_enum(KEY_EXPIRY_CHOICES);
@@ -41696,6 +41681,7 @@ const keyExpirySchema = schemas_enum(KEY_EXPIRY_CHOICES);
 
 
 
+// common.ts holds the field builders of the schemas; of it only the id check is public.
 
 
 
@@ -42497,7 +42483,7 @@ async function runExec(http, req, opts) {
     };
     const first = await post(true);
     if (!isEventStream(first)) {
-        const answer = await readJson(first, exec_execResponseSchema);
+        const answer = await readJson(first, execResponseSchema);
         announce(answer.operation_id);
         if (answer.status === "running")
             return poll(answer.operation_id);
@@ -42507,7 +42493,7 @@ async function runExec(http, req, opts) {
     const headerId = first.headers.get(HEADERS.operationId);
     const replay = headerId
         ? Promise.resolve({ operation_id: headerId, status: "running" })
-        : post(false).then((res) => readJson(res, exec_execResponseSchema));
+        : post(false).then((res) => readJson(res, execResponseSchema));
     void replay.then((answer) => announce(answer.operation_id)).catch(() => undefined); // awaited below
     let res = first;
     let failures = 0;

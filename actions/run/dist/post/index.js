@@ -32797,7 +32797,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   Nk: () => (/* reexport */ endEventSchema),
   e3: () => (/* reexport */ errorEnvelopeSchema),
   PO: () => (/* reexport */ errorStatus),
-  CK: () => (/* reexport */ exec_execResponseSchema),
+  CK: () => (/* reexport */ execResponseSchema),
   We: () => (/* reexport */ isErrorCode),
   bE: () => (/* reexport */ isTerminalOutcome),
   TQ: () => (/* reexport */ isTerminalStatus),
@@ -32810,7 +32810,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   Q: () => (/* reexport */ statusEventSchema)
 });
 
-// UNUSED EXPORTS: COMMAND_MAX_CHARS, COMMIT_REF_MAX_CHARS, COMMIT_SHA_PATTERN, CURSOR_MAX_CHARS, DEFAULT_MAX_TIMEOUT_SECONDS, DEFAULT_OUTPUT_CAP_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RATE_LIMIT_PER_HOUR, DEFAULT_RATE_LIMIT_PER_MINUTE, DEFAULT_SYNC_WAIT_SECONDS, DEFAULT_TIMEOUT_SECONDS, ENV_MAX_BYTES, ENV_MAX_KEYS, ENV_NAME_PATTERN, ERROR_CODES, ERROR_CODE_LIST, IDEMPOTENCY_KEY_MAX_CHARS, IDEMPOTENCY_RETENTION_MS, IDEMPOTENCY_RETENTION_SECONDS, INTEGRATION_KEY_PREFIX, KEY_CHECKSUM_LENGTH, KEY_EXPIRY_CHOICES, KEY_RANDOM_LENGTH, KEY_STATUSES, KEY_TOTAL_LENGTH, MASK_MIN_LENGTH, MAX_PAGE_SIZE, MIN_MAX_TIMEOUT_SECONDS, OPERATION_OUTCOMES, OPERATION_STATUSES, OPERATION_TYPES, OUTPUT_STREAMS, PUBLISHED_CLIENT_MAX_TIMEOUT_SECONDS, PUBLISHED_CLIENT_POLL_INTERVAL_MS, REGISTRY_TYPES, REGISTRY_URL_MAX_CHARS, ROOT_FIELD, RUN_CONTEXT_KEYS, RUN_CONTEXT_VALUE_MAX_CHARS, RUN_ID_MAX_CHARS, SSE_EVENT_NAMES, TERMINAL_OUTCOMES, TERMINAL_STATUSES, UUID_PATTERN, WORKING_DIRECTORY_MAX_CHARS, automationKeyPattern, codePointLength, commandSchema, createExecRequestSchema, deployRequestSchema, deployResponseSchema, envSchema, errorEventSchema, execFinishedResponseSchema, execRequestSchema, execRunningResponseSchema, fieldErrorsSchema, gitRefProblem, gitRefSchema, hasNul, idempotencyKeySchema, isAutomationKeyShape, isUuid, isValidGitRef, keyExpirySchema, keyStatusSchema, nullAsAbsent, operationListQuerySchema, operationObjectSchema, operationOutcomeSchema, operationResultSchema, operationStatusSchema, operationTypeSchema, optionalRunContextSchema, outputStreamSchema, rebootRequestSchema, rebootResponseSchema, registryLoginRequestSchema, registryLogoutRequestSchema, registryTypeSchema, registryUrlSchema, requestBody, requiredString, restartRequestSchema, restartResponseSchema, runContextSchema, runIdSchema, sseEventDataSchemas, sseEventNameSchema, statusOfOutcome, terminalOutcomeSchema, terminalStatusSchema, timeoutSecondsSchema, uuidField, validationDetail, withOutcome, workingDirectorySchema, zodIssuesToFields
+// UNUSED EXPORTS: COMMAND_MAX_CHARS, COMMIT_REF_MAX_CHARS, CURSOR_MAX_CHARS, DEFAULT_MAX_TIMEOUT_SECONDS, DEFAULT_OUTPUT_CAP_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RATE_LIMIT_PER_HOUR, DEFAULT_RATE_LIMIT_PER_MINUTE, DEFAULT_SYNC_WAIT_SECONDS, DEFAULT_TIMEOUT_SECONDS, ENV_MAX_BYTES, ENV_MAX_KEYS, ENV_NAME_PATTERN, ERROR_CODES, ERROR_CODE_LIST, IDEMPOTENCY_KEY_MAX_CHARS, IDEMPOTENCY_RETENTION_MS, INTEGRATION_KEY_PREFIX, KEY_CHECKSUM_LENGTH, KEY_EXPIRY_CHOICES, KEY_RANDOM_LENGTH, KEY_TOTAL_LENGTH, MASK_MIN_LENGTH, MAX_PAGE_SIZE, MIN_MAX_TIMEOUT_SECONDS, OPERATION_OUTCOMES, OPERATION_STATUSES, OPERATION_TYPES, PUBLISHED_CLIENT_POLL_INTERVAL_MS, REGISTRY_TYPES, REGISTRY_URL_MAX_CHARS, RUN_CONTEXT_VALUE_MAX_CHARS, RUN_ID_MAX_CHARS, SSE_EVENT_NAMES, TERMINAL_OUTCOMES, TERMINAL_STATUSES, UUID_PATTERN, WORKING_DIRECTORY_MAX_CHARS, automationKeyPattern, createExecRequestSchema, deployRequestSchema, errorEventSchema, execFinishedResponseSchema, execRequestSchema, execRunningResponseSchema, gitRefProblem, idempotencyKeySchema, isAutomationKeyShape, isUuid, isValidGitRef, keyExpirySchema, operationListQuerySchema, operationOutcomeSchema, operationResultSchema, operationStatusSchema, optionalRunContextSchema, rebootRequestSchema, registryLoginRequestSchema, registryLogoutRequestSchema, registryTypeSchema, restartRequestSchema, runContextSchema, sseEventDataSchemas, statusOfOutcome, terminalOutcomeSchema, terminalStatusSchema, validationDetail, withOutcome, zodIssuesToFields
 
 ;// CONCATENATED MODULE: ../../packages/protocol/src/limits.ts
 // Every number of the contract (spec §1–§9) in one place, so the service, the client and
@@ -32836,11 +32836,12 @@ const ENV_NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Ids (`server_id`, `credential_id`, `application_id`, operation ids): any 8-4-4-4-12 hex form, as PostgreSQL's `uuid`. */
 const limits_UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const DEFAULT_TIMEOUT_SECONDS = 60;
-/** `REOCLO_MAX_TIMEOUT_SECONDS` may not be set below this (spec §3: "at least 900"). */
+/**
+ * `REOCLO_MAX_TIMEOUT_SECONDS` may not be set below this (spec §3: "at least 900"): the published
+ * v1 actions clamp `timeout_seconds` to 1..900 before sending (spec §7).
+ */
 const MIN_MAX_TIMEOUT_SECONDS = 900;
 const DEFAULT_MAX_TIMEOUT_SECONDS = 21600;
-/** The published v1 actions clamp `timeout_seconds` to 1..900 before sending (spec §7). */
-const PUBLISHED_CLIENT_MAX_TIMEOUT_SECONDS = 900;
 /** The published v1 actions poll `GET /operations/{id}` this often, with no deadline. */
 const PUBLISHED_CLIENT_POLL_INTERVAL_MS = 5000;
 /** Polling answers carry the last 64 KiB of each stream (spec §4). */
@@ -42721,15 +42722,7 @@ const REGISTRY_TYPES = [
     "generic",
 ];
 const registryTypeSchema = schemas_enum(REGISTRY_TYPES);
-const RUN_CONTEXT_KEYS = [
-    "provider",
-    "repository",
-    "workflow",
-    "trigger",
-    "actor",
-    "sha",
-    "ref",
-];
+const RUN_CONTEXT_KEYS = ["provider", "repository", "workflow", "trigger", "actor", "sha", "ref"];
 /**
  * One `run_context` value. It is only metadata for the audit log, so it bends rather than
  * refuses: null means absent, numbers and booleans become strings, long values are cut.
@@ -42950,7 +42943,7 @@ const execRunningResponseSchema = object({
     outcome: literal("running").default("running"),
 });
 /** Always HTTP 200, whichever of the two (spec §7: a 201 or 202 fails the published step). */
-const exec_execResponseSchema = preprocess(withOutcome, discriminatedUnion("status", [execFinishedResponseSchema, execRunningResponseSchema]));
+const execResponseSchema = preprocess(withOutcome, discriminatedUnion("status", [execFinishedResponseSchema, execRunningResponseSchema]));
 
 ;// CONCATENATED MODULE: ../../packages/protocol/src/registry.ts
 // `POST /registry-auth/login` and `/logout` (spec §3), as `reoclo/docker-auth@v1` calls them.
@@ -42964,8 +42957,7 @@ const exec_execResponseSchema = preprocess(withOutcome, discriminatedUnion("stat
  * It reaches `docker logout` as an argument, so it may not look like an option or hold
  * whitespace or control characters.
  */
-const registryUrlSchema = schemas_string({ error: requiredString("registry_url") })
-    .superRefine((url, ctx) => {
+const registryUrlSchema = schemas_string({ error: requiredString("registry_url") }).superRefine((url, ctx) => {
     if (url.length === 0)
         ctx.addIssue({ code: "custom", message: "registry_url must not be empty." });
     if (common_codePointLength(url) > REGISTRY_URL_MAX_CHARS) {
@@ -43014,8 +43006,8 @@ const registryLogoutResponseSchema = preprocess(withOutcome, discriminatedUnion(
 ]));
 
 ;// CONCATENATED MODULE: ../../packages/protocol/src/applications.ts
-// `POST /deploy`, `/restart` and `/reboot` (spec §5): they answer like `/exec` and are polled the same way.
-
+// `POST /deploy`, `/restart` and `/reboot` (spec §5): they answer like `/exec` (execResponseSchema:
+// HTTP 200 with a finished result or `{"operation_id", "status": "running"}`) and are polled the same way.
 
 
 
@@ -43101,10 +43093,6 @@ const rebootRequestSchema = requestBody({
     run_id: runIdSchema,
     run_context: optionalRunContextSchema,
 });
-/** All three answer HTTP 200 with a finished result or `{"operation_id", "status": "running"}`. */
-const deployResponseSchema = (/* unused pure expression or super */ null && (execResponseSchema));
-const restartResponseSchema = (/* unused pure expression or super */ null && (execResponseSchema));
-const rebootResponseSchema = (/* unused pure expression or super */ null && (execResponseSchema));
 
 ;// CONCATENATED MODULE: ../../packages/protocol/src/events.ts
 // Server-Sent Events of `GET /operations/{id}/events` and of `POST /exec` with
@@ -43112,8 +43100,7 @@ const rebootResponseSchema = (/* unused pure expression or super */ null && (exe
 
 
 
-const SSE_EVENT_NAMES = ["output", "status", "end", "error"];
-const sseEventNameSchema = schemas_enum(SSE_EVENT_NAMES);
+const SSE_EVENT_NAMES = (/* unused pure expression or super */ null && (["output", "status", "end", "error"]));
 const OUTPUT_STREAMS = ["stdout", "stderr"];
 const outputStreamSchema = schemas_enum(OUTPUT_STREAMS);
 /** A chunk of output, already masked, in the order the host produced it. */
@@ -43157,8 +43144,6 @@ const automationKeyPattern = new RegExp(`^${KEY_PREFIX}[0-9A-Za-z]{${KEY_RANDOM_
 function isAutomationKeyShape(value) {
     return automationKeyPattern.test(value);
 }
-const KEY_STATUSES = ["active", "expired", "revoked"];
-const keyStatusSchema = schemas_enum(KEY_STATUSES);
 /** Expiry choices of `reoclo-admin keys create --expires`. */
 const KEY_EXPIRY_CHOICES = ["30d", "90d", "1y", "never"];
 const keyExpirySchema = schemas_enum(KEY_EXPIRY_CHOICES);
@@ -43169,6 +43154,7 @@ const keyExpirySchema = schemas_enum(KEY_EXPIRY_CHOICES);
 
 
 
+// common.ts holds the field builders of the schemas; of it only the id check is public.
 
 
 
