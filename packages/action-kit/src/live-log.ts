@@ -1,7 +1,7 @@
 // The command's output in the job log, line by line as it arrives. Partial lines wait for
 // their newline (or the end) so stdout and stderr never interleave inside one line.
 import { randomUUID } from "node:crypto";
-import type { OutputStream } from "@reoclo/protocol";
+import { OUTPUT_STREAMS, type OutputStream } from "@reoclo/protocol";
 
 /** A partial line this long is written without waiting for its newline, so memory stays bounded. */
 const MAX_PENDING_CHARS = 64 * 1024;
@@ -41,7 +41,7 @@ export class LiveLog {
 
   /** Writes what is left of each stream and turns workflow commands back on. */
   close(): void {
-    for (const stream of ["stdout", "stderr"] as const) {
+    for (const stream of OUTPUT_STREAMS) {
       if (this.#pending[stream]) this.#emit(this.#pending[stream] + "\n");
       this.#pending[stream] = "";
     }

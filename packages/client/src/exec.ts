@@ -24,6 +24,7 @@ import {
   OUTPUT_TAIL_BYTES,
   operationPath,
   operationSchema,
+  OUTPUT_STREAMS,
   ROUTES,
   type ExecFinishedResponse,
   type ExecRequestInput,
@@ -142,7 +143,7 @@ export async function runExec(
     // not seen. A tail shorter than that is the whole stream, so the unseen part is exact;
     // a full one may start anywhere, so it is handed over whole after a note (some lines may
     // repeat) rather than risk losing the end.
-    for (const stream of ["stdout", "stderr"] as const) {
+    for (const stream of OUTPUT_STREAMS) {
       const text = result[stream];
       const seen = delivered[stream];
       if (!complete || text === "") continue;

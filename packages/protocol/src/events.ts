@@ -13,7 +13,7 @@ import {
 export const SSE_EVENT_NAMES = ["output", "status", "end", "error"] as const;
 type SseEventName = (typeof SSE_EVENT_NAMES)[number];
 
-const OUTPUT_STREAMS = ["stdout", "stderr"] as const;
+export const OUTPUT_STREAMS = ["stdout", "stderr"] as const;
 const outputStreamSchema = z.enum(OUTPUT_STREAMS);
 export type OutputStream = z.infer<typeof outputStreamSchema>;
 

@@ -42451,7 +42451,7 @@ async function runExec(http, req, opts) {
         // not seen. A tail shorter than that is the whole stream, so the unseen part is exact;
         // a full one may start anywhere, so it is handed over whole after a note (some lines may
         // repeat) rather than risk losing the end.
-        for (const stream of ["stdout", "stderr"]) {
+        for (const stream of OUTPUT_STREAMS) {
             const text = result[stream];
             const seen = delivered[stream];
             if (!complete || text === "")
@@ -42792,6 +42792,7 @@ function stepIdempotencyKey(prefix, environment, ...parts) {
 // The command's output in the job log, line by line as it arrives. Partial lines wait for
 // their newline (or the end) so stdout and stderr never interleave inside one line.
 
+
 /** A partial line this long is written without waiting for its newline, so memory stays bounded. */
 const MAX_PENDING_CHARS = 64 * 1024;
 class LiveLog {
@@ -42822,7 +42823,7 @@ class LiveLog {
     }
     /** Writes what is left of each stream and turns workflow commands back on. */
     close() {
-        for (const stream of ["stdout", "stderr"]) {
+        for (const stream of OUTPUT_STREAMS) {
             if (this.#pending[stream])
                 this.#emit(this.#pending[stream] + "\n");
             this.#pending[stream] = "";

@@ -41615,8 +41615,8 @@ const rebootRequestSchema = requestBody({
 
 
 const SSE_EVENT_NAMES = (/* unused pure expression or super */ null && (["output", "status", "end", "error"]));
-const OUTPUT_STREAMS = ["stdout", "stderr"];
-const outputStreamSchema = schemas_enum(OUTPUT_STREAMS);
+const events_OUTPUT_STREAMS = ["stdout", "stderr"];
+const outputStreamSchema = schemas_enum(events_OUTPUT_STREAMS);
 /** A chunk of output, already masked, in the order the host produced it. */
 const outputEventSchema = object({
     stream: outputStreamSchema,
@@ -42451,7 +42451,7 @@ async function runExec(http, req, opts) {
         // not seen. A tail shorter than that is the whole stream, so the unseen part is exact;
         // a full one may start anywhere, so it is handed over whole after a note (some lines may
         // repeat) rather than risk losing the end.
-        for (const stream of ["stdout", "stderr"]) {
+        for (const stream of events_OUTPUT_STREAMS) {
             const text = result[stream];
             const seen = delivered[stream];
             if (!complete || text === "")
@@ -42792,6 +42792,7 @@ function stepIdempotencyKey(prefix, environment, ...parts) {
 // The command's output in the job log, line by line as it arrives. Partial lines wait for
 // their newline (or the end) so stdout and stderr never interleave inside one line.
 
+
 /** A partial line this long is written without waiting for its newline, so memory stays bounded. */
 const MAX_PENDING_CHARS = (/* unused pure expression or super */ null && (64 * 1024));
 class live_log_LiveLog {
@@ -42822,7 +42823,7 @@ class live_log_LiveLog {
     }
     /** Writes what is left of each stream and turns workflow commands back on. */
     close() {
-        for (const stream of ["stdout", "stderr"]) {
+        for (const stream of OUTPUT_STREAMS) {
             if (this.#pending[stream])
                 this.#emit(this.#pending[stream] + "\n");
             this.#pending[stream] = "";

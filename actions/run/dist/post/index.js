@@ -32133,7 +32133,7 @@ async function runExec(http, req, opts) {
         // not seen. A tail shorter than that is the whole stream, so the unseen part is exact;
         // a full one may start anywhere, so it is handed over whole after a note (some lines may
         // repeat) rather than risk losing the end.
-        for (const stream of ["stdout", "stderr"]) {
+        for (const stream of src/* OUTPUT_STREAMS */.M2) {
             const text = result[stream];
             const seen = delivered[stream];
             if (!complete || text === "")
@@ -32474,6 +32474,7 @@ function stepIdempotencyKey(prefix, environment, ...parts) {
 // The command's output in the job log, line by line as it arrives. Partial lines wait for
 // their newline (or the end) so stdout and stderr never interleave inside one line.
 
+
 /** A partial line this long is written without waiting for its newline, so memory stays bounded. */
 const MAX_PENDING_CHARS = (/* unused pure expression or super */ null && (64 * 1024));
 class live_log_LiveLog {
@@ -32504,7 +32505,7 @@ class live_log_LiveLog {
     }
     /** Writes what is left of each stream and turns workflow commands back on. */
     close() {
-        for (const stream of ["stdout", "stderr"]) {
+        for (const stream of OUTPUT_STREAMS) {
             if (this.#pending[stream])
                 this.#emit(this.#pending[stream] + "\n");
             this.#pending[stream] = "";
@@ -32790,6 +32791,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   d0: () => (/* reexport */ HEADERS),
   nF: () => (/* reexport */ KEY_PREFIX),
   v5: () => (/* reexport */ MASK),
+  M2: () => (/* reexport */ OUTPUT_STREAMS),
   v6: () => (/* reexport */ OUTPUT_TAIL_BYTES),
   Qv: () => (/* reexport */ PUBLISHED_USER_AGENTS),
   bw: () => (/* reexport */ ROUTES),
