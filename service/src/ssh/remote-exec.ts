@@ -1,6 +1,6 @@
 // Runs one command on a host through the fixed wrapper (wrapper.ts) and reports exactly one outcome.
 import { constants as osConstants } from "node:os";
-import { ENV_NAME_PATTERN } from "@reoclo/protocol";
+import { ENV_NAME_PATTERN, UUID_PATTERN } from "@reoclo/protocol";
 import type { ClientChannel } from "ssh2";
 import { SshError } from "./connect.js";
 import type { PoolTarget, SshPool } from "./pool.js";
@@ -47,11 +47,11 @@ const DEFAULT_GRACE_SECONDS = 5;
 const TRAILING_OUTPUT_MS = 2_500;
 /** After asking the host to kill, how long beyond the grace to wait for its exit status before giving up. */
 const KILL_CONFIRM_MARGIN_MS = 10_000;
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Rejects requests the wrapper could not carry safely; undefined when the request is fine. */
 function invalidRequest(req: RemoteExecRequest, grace: number): string | undefined {
-  if (!UUID_RE.test(req.operationId)) return "operationId must be a lower-case uuid";
+  if (!UUID_PATTERN.test(req.operationId) || req.operationId !== req.operationId.toLowerCase())
+    return "operationId must be a lower-case uuid";
   if (!Number.isInteger(req.timeoutSeconds) || req.timeoutSeconds < 1)
     return "timeoutSeconds must be a positive integer";
   if (!Number.isInteger(grace) || grace < 0) return "killGraceSeconds must be a non-negative integer";
