@@ -4,7 +4,7 @@ import { classifyDatabaseError, describeDatabaseError } from "../db/errors";
 import type { Logger } from "../logger";
 import { OutputMasker, type StreamMasker } from "./masking";
 import { retryDelayMs, sleep } from "./retry";
-import { insertOutput, type StoredEvent } from "./store";
+import { insertOutput, type OutputTotals, type StoredEvent } from "./store";
 
 // The output of one running operation: masked, numbered (the number is the SSE event id), kept
 // in a tail per stream for the polling answers, stored in batches up to the cap, and fanned out
@@ -35,16 +35,6 @@ class Tail {
     const all = Buffer.concat(this.chunks);
     return all.length > OUTPUT_TAIL_BYTES ? all.subarray(all.length - OUTPUT_TAIL_BYTES) : all;
   }
-}
-
-export interface OutputTotals {
-  stdoutTail: Buffer;
-  stderrTail: Buffer;
-  stdoutBytes: number;
-  stderrBytes: number;
-  stdoutTruncated: boolean;
-  stderrTruncated: boolean;
-  lastSeq: number;
 }
 
 export class OutputRecorder {
