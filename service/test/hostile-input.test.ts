@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { API_BASE_PATH } from "@reoclo/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { jsonDepthExceeds } from "../src/access/pipeline";
-import { parseLastEventId } from "../src/api/operations";
+import { parseLastEventId } from "../src/api/answer";
 import { storableJson, storableText } from "../src/db/storable";
 import { AppError } from "../src/errors";
 import { decodeCursor, encodeCursor } from "../src/operations/cursor";
