@@ -56,12 +56,12 @@ export class OutputRecorder {
   constructor(
     private readonly db: Database,
     private readonly operationId: string,
-    secrets: readonly string[],
+    maskValues: readonly string[],
     private readonly capBytes: number,
     private readonly logger: Logger,
     private readonly flow: { pause(): void; resume(): void },
   ) {
-    this.maskers = { stdout: new OutputMasker(secrets), stderr: new OutputMasker(secrets) };
+    this.maskers = { stdout: new OutputMasker(maskValues), stderr: new OutputMasker(maskValues) };
   }
 
   get lastSeq(): number {

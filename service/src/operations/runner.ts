@@ -11,7 +11,7 @@ import {
   type RemoteExecution,
 } from "../ssh/remote-exec";
 import { waitForTurn } from "./deploy-queue";
-import { redactCommandText, secretsToMask, maskText } from "./masking";
+import { redactCommandText, valuesToMask, maskText } from "./masking";
 import { finalStatusOf } from "./outcome";
 import type { OutputEvent } from "./output";
 import { retryDelayMs, sleep } from "./retry";
@@ -45,11 +45,11 @@ export interface StartRequest {
   row: Omit<NewOperation, "id" | "status" | "command" | "runnerId" | "heartbeatAt" | "startedAt">;
   target: PoolTarget;
   command: string;
-  /** Secrets: values of 8+ characters are masked in everything stored, streamed or returned. */
+  /** Secrets: values of 8+ characters are maskValues in everything stored, streamed or returned. */
   env: Readonly<Record<string, string>>;
   /** Masked in output whatever their length (a registry username). */
   maskAlso?: readonly string[] | undefined;
-  /** Not secrets (REOCLO_COMMIT_REF…): passed the same way, never masked. */
+  /** Not secrets (REOCLO_COMMIT_REF…): passed the same way, never maskValues. */
   publicEnv?: Readonly<Record<string, string>> | undefined;
   /** Deploys: wait for the application's earlier deploys, on any instance, before running. */
   queue?: { applicationId: string; wait: boolean } | undefined;
@@ -110,7 +110,7 @@ export class OperationRunner {
    * the row as created, or the operation an earlier request with the same Idempotency-Key created.
    */
   async start(req: StartRequest): Promise<Created> {
-    const masked = secretsToMask(req.env, req.maskAlso);
+    const maskValues = valuesToMask(req.env, req.maskAlso);
     const now = this.now();
     const created = await createOperation(
       this.db,
@@ -118,7 +118,7 @@ export class OperationRunner {
         ...req.row,
         id: randomUUID(),
         status: "running",
-        command: redactCommandText(req.command, masked),
+        command: redactCommandText(req.command, maskValues),
         runnerId: this.instanceId,
         heartbeatAt: now,
         startedAt: now,
@@ -127,7 +127,7 @@ export class OperationRunner {
     );
     if (created.kind === "replay") return created;
     const row = created.row;
-    const op = new RunningOperation(this.db, row.id, masked, this.opts.outputCapBytes, this.logger);
+    const op = new RunningOperation(this.db, row.id, maskValues, this.opts.outputCapBytes, this.logger);
     this.running.set(row.id, op);
     const handlers: RemoteExecHandlers = {
       onStdout: (b) => op.recorder.write("stdout", b),
@@ -155,7 +155,7 @@ export class OperationRunner {
       return op.attach(execution);
     };
     const settled = run()
-      .then((outcome) => this.settle(row, op, outcome, masked))
+      .then((outcome) => this.settle(row, op, outcome, maskValues))
       .catch((err: unknown) => {
         // Stop heart-beating it: the reconciler settles it (lost) instead of it staying running forever.
         this.running.delete(row.id);
@@ -268,7 +268,7 @@ export class OperationRunner {
     row: OperationRow,
     op: RunningOperation,
     outcome: RemoteExecOutcome,
-    masked: string[],
+    maskValues: string[],
   ) {
     const final = finalStatusOf(outcome, {
       neverStarted: !op.started,
@@ -276,13 +276,13 @@ export class OperationRunner {
       timeoutSeconds: row.timeoutSeconds,
     });
     if (final.message)
-      op.recorder.write("stderr", Buffer.from(`reoclo: ${maskText(final.message, masked)}\n`));
+      op.recorder.write("stderr", Buffer.from(`reoclo: ${maskText(final.message, maskValues)}\n`));
     const totals = op.recorder.finish();
     const state: FinalState = {
       status: final.status,
       exitCode: final.exitCode,
       durationMs: final.durationMs,
-      error: final.message ? maskText(final.message, masked) : null,
+      error: final.message ? maskText(final.message, maskValues) : null,
       downtimeMs: outcome.kind === "exited" ? (outcome.downtimeMs ?? null) : null,
       ...totals,
     };

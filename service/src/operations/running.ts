@@ -19,9 +19,15 @@ export class RunningOperation {
   /** The final row as it will be stored, once the outcome is known (stored or not yet). */
   outcome: OperationRow | undefined;
 
-  constructor(db: Database, id: string, masked: readonly string[], outputCapBytes: number, logger: Logger) {
+  constructor(
+    db: Database,
+    id: string,
+    maskValues: readonly string[],
+    outputCapBytes: number,
+    logger: Logger,
+  ) {
     // The recorder pauses the channel when storage falls behind; the channel exists only later.
-    this.recorder = new OutputRecorder(db, id, masked, outputCapBytes, logger, {
+    this.recorder = new OutputRecorder(db, id, maskValues, outputCapBytes, logger, {
       pause: () => this.execution?.pause(),
       resume: () => this.execution?.resume(),
     });
