@@ -12,29 +12,11 @@ import type { ServiceContext } from "../context";
 import { applications, servers } from "../db/schema";
 import { AppError } from "../errors";
 import { runReboot } from "../operations/reboot";
+import { withDeployLock } from "../operations/scripts";
 import { appEnvSecretContext } from "../secrets/rotate";
 import { startOperation, type OperationApiDeps } from "./operations";
 
 type AppRow = typeof applications.$inferSelect;
-
-/**
- * The deploy script inside a host-side lock per application (util-linux flock): a deploy whose
- * connection was lost keeps running on the host until its watchdog ends it, and the next deploy
- * waits for it there. The script runs in a subshell without the lock's descriptor, so nothing it
- * leaves behind can hold the lock.
- */
-export function withDeployLock(applicationId: string, script: string): string {
-  return [
-    `reoclo_lock="\${TMPDIR:-/tmp}/reoclo-deploy-${applicationId}.lock"`,
-    `if command -v flock >/dev/null 2>&1 && exec 9>>"$reoclo_lock"; then`,
-    `  flock -n 9 || { echo "reoclo: an earlier deploy of this application is still running on this host; waiting for it to end" >&2; flock 9; }`,
-    `fi`,
-    `(`,
-    script,
-    `) 9>&-`,
-    "",
-  ].join("\n");
-}
 
 /** The application the pipeline already found in scope; its env decrypted. */
 async function loadApplication(ctx: ServiceContext, orgId: string, id: string) {
