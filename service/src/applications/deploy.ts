@@ -3,6 +3,7 @@ import { and, eq } from "drizzle-orm";
 import type { ServiceContext } from "../context";
 import { applications } from "../db/schema";
 import { AppError } from "../errors";
+import { withDeployLock } from "../operations/scripts";
 import {
   startOperation,
   type KeyCaller,
@@ -17,25 +18,6 @@ import { appEnvSecretContext } from "../secrets/rotate";
 // under a lock per application (withDeployLock).
 
 type ApplicationRow = typeof applications.$inferSelect;
-
-/**
- * The deploy script inside a host-side lock per application (util-linux flock): a deploy whose
- * connection was lost keeps running on the host until its watchdog ends it, and the next deploy
- * waits for it there. The script runs in a subshell without the lock's descriptor, so nothing it
- * leaves behind can hold the lock.
- */
-export function withDeployLock(applicationId: string, script: string): string {
-  return [
-    `reoclo_lock="\${TMPDIR:-/tmp}/reoclo-deploy-${applicationId}.lock"`,
-    `if command -v flock >/dev/null 2>&1 && exec 9>>"$reoclo_lock"; then`,
-    `  flock -n 9 || { echo "reoclo: an earlier deploy of this application is still running on this host; waiting for it to end" >&2; flock 9; }`,
-    `fi`,
-    `(`,
-    script,
-    `) 9>&-`,
-    "",
-  ].join("\n");
-}
 
 /** The application (the access pipeline already found it in the key's scope), its env decrypted. */
 async function loadApplication(ctx: ServiceContext, orgId: string, id: string) {

@@ -5,6 +5,7 @@ import { and, eq } from "drizzle-orm";
 import type { ServiceContext } from "../context";
 import { registryCredentials, servers } from "../db/schema";
 import { AppError } from "../errors";
+import { REGISTRY_SCRIPT } from "../operations/scripts";
 import {
   startOperation,
   type KeyCaller,
@@ -18,27 +19,6 @@ const MASK_USERNAME_MIN = 3;
 const LOGIN_TIMEOUT_SECONDS = 120;
 
 const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
-
-/**
- * The fixed command of both operations: the CLI and the registry arrive base64-encoded as env
- * values, the username and password as env values of their own (masked in output); the
- * password reaches the CLI on standard input, never in an argument.
- */
-export const REGISTRY_SCRIPT = String.raw`arg() { printf '%s' "$1" | base64 -d; }
-cli=$(arg "$REOCLO_REGISTRY_CLI"); registry=$(arg "$REOCLO_REGISTRY"); action=$(arg "$REOCLO_REGISTRY_ACTION")
-case "$cli" in docker | podman) ;; *) echo "reoclo: unsupported container CLI $cli" >&2; exit 2 ;; esac
-case "$registry" in '' | -*) echo "reoclo: invalid registry" >&2; exit 2 ;; esac
-command -v "$cli" >/dev/null 2>&1 || { echo "reoclo: $cli is not installed on this server (the server's container CLI setting says $cli)" >&2; exit 127; }
-if [ "$action" = login ]; then
-  printf '%s' "$REOCLO_REGISTRY_PASSWORD" | "$cli" login --username "$REOCLO_REGISTRY_USERNAME" --password-stdin -- "$registry"
-  exit $?
-fi
-out=$("$cli" logout -- "$registry" 2>&1); code=$?
-printf '%s\n' "$out"
-# Already logged out is what was asked for.
-case "$out" in *"ot logged in"*) exit 0 ;; esac
-exit $code
-`;
 
 async function containerCliOf(ctx: ServiceContext, serverId: string) {
   const [server] = await ctx.db
