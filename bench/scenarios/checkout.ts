@@ -8,7 +8,7 @@ import {
   PUBLISHED_USER_AGENTS,
   operationPath,
 } from "@reoclo/protocol";
-import { startGitServer, type GitServer } from "../../actions/testing/git-server";
+import { startGitServer, type GitServer } from "@reoclo/testbed/git-server";
 import { actionDir, Workspace } from "../../actions/testing/runner";
 import { note, summarise, type Row, type Scenario } from "../lib";
 import { startTestBed, type Service } from "../testbed";

@@ -8,8 +8,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateKeyPair } from "@reoclo/testbed/keys";
 import { createPostgresDatabase } from "./fixtures/db";
-import { generateKeyPair } from "./fixtures/keys";
 import { runAdminCli, startService, type AdminResult, type RunningService } from "./fixtures/processes";
 import { startTestHost, type TestHost } from "./fixtures/sshd";
 

@@ -8,6 +8,7 @@ import { API_BASE_PATH } from "@reoclo/protocol";
 import { eq } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startPrivatePostgres, type PrivatePostgres } from "@reoclo/testbed/private-postgres";
 import type { ServiceContext } from "../src/context";
 import { openDatabase, type DatabaseHandle } from "../src/db/database";
 import { operationOutput } from "../src/db/schema";
@@ -18,7 +19,6 @@ import { createTestApp, type TestApp } from "./fixtures/app";
 import { createTestDatabase, testConfig, type TestDatabase } from "./fixtures/db";
 import { seedKey } from "./fixtures/entities";
 import { readEvents } from "./fixtures/exec-env";
-import { startPrivatePostgres, type PrivatePostgres } from "./fixtures/private-postgres";
 import { startService, type RunningService } from "./fixtures/processes";
 import { startTestHost, type TestHost } from "./fixtures/sshd";
 

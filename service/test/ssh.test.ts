@@ -6,6 +6,7 @@ import net from "node:net";
 import ssh2 from "ssh2";
 import type { ClientChannel } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateKeyPair } from "@reoclo/testbed/keys";
 import {
   closeSsh,
   connectSsh,
@@ -24,7 +25,6 @@ import {
   type SshImplementation,
   type TestHost,
 } from "./fixtures/sshd.js";
-import { generateKeyPair } from "./fixtures/keys";
 
 function targetFor(host: TestHost, overrides: Partial<SshTarget> = {}): SshTarget {
   return {

@@ -5,9 +5,9 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startGitServer, type GitServer } from "@reoclo/testbed/git-server";
 import { dumpAllTables } from "../../../service/test/fixtures/db";
 import { startExecEnv, type ExecEnv } from "../../../service/test/fixtures/exec-env";
-import { startGitServer, type GitServer } from "../../testing/git-server";
 import { actionDir, Workspace, type ActionRun } from "../../testing/runner";
 
 const psArgs = () => execFileSync("ps", ["-ewwo", "args"], { encoding: "utf8" });

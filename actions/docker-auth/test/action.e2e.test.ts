@@ -4,11 +4,11 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { eq } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { podmanLoggedInAs, startRegistry, type TestRegistry } from "@reoclo/testbed/registry";
 import { addCredential } from "../../../service/src/credentials/credentials";
 import { servers } from "../../../service/src/db/schema";
 import { seedKey } from "../../../service/test/fixtures/entities";
 import { startExecEnv, type ExecEnv } from "../../../service/test/fixtures/exec-env";
-import { podmanLoggedInAs, startRegistry, type TestRegistry } from "../../../service/test/fixtures/registry";
 import { actionDir, Workspace } from "../../testing/runner";
 
 let env: ExecEnv;

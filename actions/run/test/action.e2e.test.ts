@@ -7,8 +7,8 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startFaultProxy, type FaultProxy } from "@reoclo/testbed/fault-proxy";
 import { startExecEnv, type ExecEnv } from "../../../service/test/fixtures/exec-env";
-import { startFaultProxy, type FaultProxy } from "../../testing/fault-proxy";
 import { actionDir, Workspace } from "../../testing/runner";
 
 const pgrep = (pattern: string) => {
