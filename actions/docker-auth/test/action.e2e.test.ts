@@ -4,12 +4,12 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { eq } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { actionDir, Workspace } from "@reoclo/testbed/runner";
 import { podmanLoggedInAs, startRegistry, type TestRegistry } from "@reoclo/testbed/registry";
 import { addCredential } from "../../../service/src/credentials/credentials";
 import { servers } from "../../../service/src/db/schema";
 import { seedKey } from "../../../service/test/fixtures/entities";
 import { startExecEnv, type ExecEnv } from "../../../service/test/fixtures/exec-env";
-import { actionDir, Workspace } from "../../testing/runner";
 
 let env: ExecEnv;
 let registry: TestRegistry;
