@@ -8,6 +8,13 @@ import type { ClientChannel } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKeyPair } from "@reoclo/testbed/keys";
 import {
+  sshImplementation,
+  startTestHost,
+  type StartTestHostOptions,
+  type SshImplementation,
+  type TestHost,
+} from "@reoclo/testbed/sshd";
+import {
   closeSsh,
   connectSsh,
   fetchHostKeyFingerprint,
@@ -18,13 +25,6 @@ import {
   type SshTarget,
 } from "../src/ssh/connect.js";
 import { fingerprintOf, fingerprintsEqual, isFingerprint } from "../src/ssh/fingerprint.js";
-import {
-  sshImplementation,
-  startTestHost,
-  type StartTestHostOptions,
-  type SshImplementation,
-  type TestHost,
-} from "./fixtures/sshd.js";
 
 function targetFor(host: TestHost, overrides: Partial<SshTarget> = {}): SshTarget {
   return {
