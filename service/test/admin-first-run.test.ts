@@ -8,9 +8,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPostgresDatabase } from "@reoclo/testbed/postgres-database";
 import { generateKeyPair } from "@reoclo/testbed/keys";
 import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
-import { createPostgresDatabase } from "./fixtures/db";
 import { runAdminCli, startService, type AdminResult, type RunningService } from "./fixtures/processes";
 
 // Issue 14, "a first run that works as written": reoclo-admin finds the service's storage or says

@@ -1,8 +1,8 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import { publishedV2Exec, V2Refused, type V2Options } from "@reoclo/testbed/published-v2-client";
-import { DRIVERS } from "./fixtures/db";
 import { seedKey } from "./fixtures/entities";
 import { startExecEnv, type ExecEnv } from "./fixtures/exec-env";
 import { addServer } from "../src/servers/servers";
