@@ -5,6 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import type { Client } from "ssh2";
+import { testConfig } from "@reoclo/service/testing";
 import { createPostgresDatabase } from "@reoclo/testbed/postgres-database";
 import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
 import { openDatabase } from "../service/src/db/database";
@@ -12,7 +13,6 @@ import { automationKeys } from "../service/src/db/schema";
 import { createKey } from "../service/src/keys/keys";
 import { SecretBox } from "../service/src/secrets/secret-box";
 import { addServer } from "../service/src/servers/servers";
-import { testConfig } from "../service/test/fixtures/db";
 
 // The test bed shared by the scenarios that run commands on hosts (exec-*, first-output, sse,
 // concurrency, run-action, checkout): real OpenSSH sshd hosts on loopback, their client keys in

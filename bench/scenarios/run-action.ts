@@ -3,8 +3,8 @@ import { randomInt } from "node:crypto";
 import { access, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import type { TestHost } from "@reoclo/testbed/sshd";
 import { parseFileCommands } from "@reoclo/testbed/runner";
+import type { TestHost } from "@reoclo/testbed/sshd";
 import { note, summarise, type Row, type Scenario } from "../lib";
 import { opensshArgs, startTestBed } from "../testbed";
 

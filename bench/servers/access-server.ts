@@ -3,6 +3,7 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { Hono } from "hono";
+import { testConfig } from "@reoclo/service/testing";
 import { createAccessState, createApp } from "../../service/src/app";
 import { openDatabase } from "../../service/src/db/database";
 import { automationKeys } from "../../service/src/db/schema";
@@ -12,7 +13,6 @@ import { silentLogger } from "../../service/src/logger";
 import { OperationRunner } from "../../service/src/operations/runner";
 import { SshPool } from "../../service/src/ssh/pool";
 import { SecretBox } from "../../service/src/secrets/secret-box";
-import { testConfig } from "../../service/test/fixtures/db";
 
 const databaseUrl = process.argv[2] || undefined;
 const database = await openDatabase({ databaseUrl, maxConnections: 10 });

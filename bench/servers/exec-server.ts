@@ -10,6 +10,7 @@
 import { createServer, type Server } from "node:http";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { AddressInfo } from "node:net";
+import { testConfig } from "@reoclo/service/testing";
 import { createAccessState, createApp } from "../../service/src/app";
 import { openDatabase } from "../../service/src/db/database";
 import { createHttpServer, listen } from "../../service/src/http/server";
@@ -17,7 +18,6 @@ import { jsonLogger, type Logger } from "../../service/src/logger";
 import { OperationRunner } from "../../service/src/operations/runner";
 import { SshPool } from "../../service/src/ssh/pool";
 import { SecretBox } from "../../service/src/secrets/secret-box";
-import { testConfig } from "../../service/test/fixtures/db";
 
 const settings = Object.fromEntries(
   ["DATABASE_URL", "REOCLO_MASTER_KEY", "REOCLO_OUTPUT_CAP_BYTES", "REOCLO_SYNC_WAIT_SECONDS"].flatMap(

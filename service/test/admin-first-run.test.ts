@@ -8,8 +8,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createPostgresDatabase } from "@reoclo/testbed/postgres-database";
 import { generateKeyPair } from "@reoclo/testbed/keys";
+import { createPostgresDatabase } from "@reoclo/testbed/postgres-database";
 import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
 import { runAdminCli, startService, type AdminResult, type RunningService } from "./fixtures/processes";
 
