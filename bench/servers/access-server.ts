@@ -3,6 +3,7 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { Hono } from "hono";
+import { testConfig } from "@reoclo/service/testing";
 import { openDatabase } from "../../service/src/db/database";
 import { automationKeys } from "../../service/src/db/schema";
 import { createHttpServer, listen } from "../../service/src/http/server";
@@ -10,7 +11,6 @@ import { createKey } from "../../service/src/keys/keys";
 import { silentLogger } from "../../service/src/logger";
 import { SecretBox } from "../../service/src/secrets/secret-box";
 import { createService } from "../../service/src/service";
-import { testConfig } from "../../service/test/fixtures/db";
 
 const databaseUrl = process.argv[2] || undefined;
 const database = await openDatabase({ databaseUrl, maxConnections: 10 });

@@ -10,12 +10,12 @@
 import { createServer, type Server } from "node:http";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { AddressInfo } from "node:net";
+import { testConfig } from "@reoclo/service/testing";
 import { openDatabase } from "../../service/src/db/database";
 import { createHttpServer, listen } from "../../service/src/http/server";
 import { jsonLogger, type Logger } from "../../service/src/logger";
 import { SecretBox } from "../../service/src/secrets/secret-box";
 import { createService } from "../../service/src/service";
-import { testConfig } from "../../service/test/fixtures/db";
 
 const settings = Object.fromEntries(
   ["DATABASE_URL", "REOCLO_MASTER_KEY", "REOCLO_OUTPUT_CAP_BYTES", "REOCLO_SYNC_WAIT_SECONDS"].flatMap(

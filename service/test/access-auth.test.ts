@@ -1,6 +1,7 @@
 import { API_BASE_PATH, execRequestSchema } from "@reoclo/protocol";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import { automationAccess } from "../src/access/pipeline";
 import { addApplication } from "../src/applications/applications";
 import { listAudit } from "../src/audit/audit";
@@ -9,7 +10,7 @@ import { automationKeys } from "../src/db/schema";
 import { generateAutomationKey } from "../src/keys/key-format";
 import { revokeKey } from "../src/keys/keys";
 import { createAccessDeps, createTestApp, fromPeer, type TestApp } from "./fixtures/app";
-import { createTestDatabase, DRIVERS, testContext, type TestDatabase } from "./fixtures/db";
+import { createTestDatabase, testContext, type TestDatabase } from "./fixtures/db";
 import { seedCredential, seedKey, seedOrg, seedServer } from "./fixtures/entities";
 
 const KEY_URL = `${API_BASE_PATH}/key`;

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
-import { createTestDatabase, DRIVERS, dumpAllTables, testContext, type TestDatabase } from "./fixtures/db";
-import { startTestHost, type TestHost } from "./fixtures/sshd";
+import { DRIVERS } from "@reoclo/testbed/postgres-database";
+import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
+import { createTestDatabase, dumpAllTables, testContext, type TestDatabase } from "./fixtures/db";
 import type { ServiceContext } from "../src/context";
 import { addServer, listServers, testServer } from "../src/servers/servers";
 import { createKey, listKeys, revokeKey } from "../src/keys/keys";
