@@ -3,7 +3,7 @@ import { readFile, mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import { promisify } from "node:util";
 import postgres from "postgres";
-import { TEST_POSTGRES_URL } from "../service/test/fixtures/db";
+import { TEST_POSTGRES_URL } from "@reoclo/testbed/postgres-database";
 import { notes, printTable, type Row, type Scenario } from "./lib";
 import { access } from "./scenarios/access";
 import { checkout } from "./scenarios/checkout";

@@ -5,13 +5,14 @@ import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import type { Client } from "ssh2";
+import { testConfig } from "@reoclo/service/testing";
+import { createPostgresDatabase } from "@reoclo/testbed/postgres-database";
+import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
 import { openDatabase } from "../service/src/db/database";
 import { automationKeys } from "../service/src/db/schema";
 import { createKey } from "../service/src/keys/keys";
 import { SecretBox } from "../service/src/secrets/secret-box";
 import { addServer } from "../service/src/servers/servers";
-import { createPostgresDatabase, testConfig } from "../service/test/fixtures/db";
-import { startTestHost, type TestHost } from "../service/test/fixtures/sshd";
 
 // The test bed shared by the scenarios that run commands on hosts (exec-*, first-output, sse,
 // concurrency, run-action, checkout): real OpenSSH sshd hosts on loopback, their client keys in

@@ -3,13 +3,13 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { actionDir } from "@reoclo/testbed/runner";
 import {
   parseActionYaml,
   prettierOptionsFor,
   renderReadme,
   type ActionMetadata,
 } from "../scripts/action-docs";
-import { actionDir } from "./runner";
 
 /** Declares the shared tests for actions/<name>; returns action.yml as parsed, for the action's own checks. */
 export function describeActionContract(name: string): ActionMetadata {

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import autocannon from "autocannon";
-import { createPostgresDatabase } from "../../service/test/fixtures/db";
+import { createPostgresDatabase } from "@reoclo/testbed/postgres-database";
 import { note, summarise, type Row, type Scenario } from "../lib";
 
 // Requests/s through the whole access pipeline (key lookup, rate limit, audit row) and of

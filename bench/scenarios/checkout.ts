@@ -8,8 +8,8 @@ import {
   PUBLISHED_USER_AGENTS,
   operationPath,
 } from "@reoclo/protocol";
-import { startGitServer, type GitServer } from "../../actions/testing/git-server";
-import { actionDir, Workspace } from "../../actions/testing/runner";
+import { startGitServer, type GitServer } from "@reoclo/testbed/git-server";
+import { actionDir, Workspace } from "@reoclo/testbed/runner";
 import { note, summarise, type Row, type Scenario } from "../lib";
 import { startTestBed, type Service } from "../testbed";
 

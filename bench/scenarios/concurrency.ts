@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { text } from "node:stream/consumers";
-import type { TestHost } from "../../service/test/fixtures/sshd";
+import type { TestHost } from "@reoclo/testbed/sshd";
 import { agent, execToFinal, serverStats } from "../http";
 import { ms, note, percentile, summarise, type Figure, type Row, type Scenario } from "../lib";
 import { opensshArgs, startTestBed, type Service } from "../testbed";

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { Client } from "ssh2";
+import type { TestHost } from "@reoclo/testbed/sshd";
 import { closeSsh, connectSsh } from "../../service/src/ssh/connect";
 import { EXEC_REQUEST, encodeHeader } from "../../service/src/ssh/wrapper";
-import type { TestHost } from "../../service/test/fixtures/sshd";
 import { agent, execToFinal } from "../http";
 import { ms, note, percentile, summarise, type Row, type Scenario } from "../lib";
 import { openssh, rawExec, startTestBed, type Service } from "../testbed";

@@ -1,11 +1,12 @@
 import { eq } from "drizzle-orm";
+import { testConfig } from "@reoclo/service/testing";
+import { createPostgresDatabase } from "@reoclo/testbed/postgres-database";
 import { openDatabase, type DatabaseHandle } from "../../service/src/db/database";
 import { automationKeys } from "../../service/src/db/schema";
 import { hashAutomationKey } from "../../service/src/keys/key-format";
 import { createKey } from "../../service/src/keys/keys";
 import { findKeyByHash } from "../../service/src/keys/lookup";
 import { SecretBox } from "../../service/src/secrets/secret-box";
-import { createPostgresDatabase, testConfig } from "../../service/test/fixtures/db";
 import { summarise, throughput, type Row, type Scenario } from "../lib";
 
 // The per-request key lookup as a named prepared statement, next to the same query sent

@@ -3,10 +3,10 @@ import { randomInt } from "node:crypto";
 import { access, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import type { TestHost } from "../../service/test/fixtures/sshd";
+import { parseFileCommands } from "@reoclo/testbed/runner";
+import type { TestHost } from "@reoclo/testbed/sshd";
 import { note, summarise, type Row, type Scenario } from "../lib";
 import { opensshArgs, startTestBed } from "../testbed";
-import { parseFileCommands } from "../../actions/testing/runner";
 
 // Wall time of one step of the bundled reoclo/run action, from process start to exit, run as
 // the GitHub runner runs it (`node actions/run/dist/main/index.js` with INPUT_* and GITHUB_*

@@ -1,6 +1,6 @@
 import type { Client } from "ssh2";
+import type { TestHost } from "@reoclo/testbed/sshd";
 import { closeSsh, connectSsh } from "../../service/src/ssh/connect";
-import type { TestHost } from "../../service/test/fixtures/sshd";
 import { serverStats, SseCutOff, sseExec, waitForOperation, type SseResult } from "../http";
 import { ms, note, summarise, type Row, type Scenario } from "../lib";
 import { rawExec, startTestBed, type Service } from "../testbed";

@@ -3,16 +3,14 @@
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { Hono } from "hono";
-import { createAccessState, createApp } from "../../service/src/app";
+import { testConfig } from "@reoclo/service/testing";
 import { openDatabase } from "../../service/src/db/database";
 import { automationKeys } from "../../service/src/db/schema";
 import { createHttpServer, listen } from "../../service/src/http/server";
 import { createKey } from "../../service/src/keys/keys";
 import { silentLogger } from "../../service/src/logger";
-import { OperationRunner } from "../../service/src/operations/runner";
-import { SshPool } from "../../service/src/ssh/pool";
 import { SecretBox } from "../../service/src/secrets/secret-box";
-import { testConfig } from "../../service/test/fixtures/db";
+import { createService } from "../../service/src/service";
 
 const databaseUrl = process.argv[2] || undefined;
 const database = await openDatabase({ databaseUrl, maxConnections: 10 });
@@ -29,24 +27,21 @@ const { key } = await createKey(ctx, {
 });
 // Far above what the bench can send, so every authenticated request takes the full allowed path.
 await database.db.update(automationKeys).set({ rateLimitPerMinute: 1e9, rateLimitPerHour: 1e9 });
-const state = createAccessState(database, silentLogger);
-const runner = new OperationRunner(database.db, new SshPool(), silentLogger, {
-  outputCapBytes: config.outputCapBytes,
+const service = createService(config, { database, secrets, close: () => database.close() }, silentLogger, {
+  shutdownGraceMs: 0,
 });
-const app = createApp({ config, database, secrets, logger: silentLogger, runner, ...state });
+const app = service.app;
 const bare = new Hono().get("/noop", (c) => c.json({ ok: true }));
 
 const listenOn = async (server: Server) => {
   await listen(server, 0, "127.0.0.1");
   return (server.address() as AddressInfo).port;
 };
-const ours = await listenOn(createHttpServer(app.fetch));
+const oursServer = createHttpServer(app.fetch);
+service.attach(oursServer, "api");
+const ours = await listenOn(oursServer);
 const bareServer = await listenOn(createHttpServer(bare.fetch));
 process.stdout.write(JSON.stringify({ ours, bare: bareServer, key }) + "\n");
 process.on("SIGTERM", () => {
-  void state.keyWatch
-    .close()
-    .then(() => state.audit.close())
-    .then(() => database.close())
-    .then(() => process.exit(0));
+  void service.close().then(() => process.exit(0));
 });

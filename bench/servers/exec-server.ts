@@ -1,5 +1,5 @@
 // A child process for the exec bench: the real service app (access pipeline, operation runner,
-// SSH pool) on PostgreSQL, built like service/test/fixtures/app.ts and served by the service's
+// SSH pool) on PostgreSQL, built by the service's createService and served by the service's
 // HTTP server. The parent has already migrated the database and registered the servers and the
 // key; the master key comes in REOCLO_MASTER_KEY. Settings are read from the same variables as
 // the service: DATABASE_URL, REOCLO_MASTER_KEY, REOCLO_OUTPUT_CAP_BYTES, REOCLO_SYNC_WAIT_SECONDS;
@@ -10,14 +10,12 @@
 import { createServer, type Server } from "node:http";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { AddressInfo } from "node:net";
-import { createAccessState, createApp } from "../../service/src/app";
+import { testConfig } from "@reoclo/service/testing";
 import { openDatabase } from "../../service/src/db/database";
 import { createHttpServer, listen } from "../../service/src/http/server";
 import { jsonLogger, type Logger } from "../../service/src/logger";
-import { OperationRunner } from "../../service/src/operations/runner";
-import { SshPool } from "../../service/src/ssh/pool";
 import { SecretBox } from "../../service/src/secrets/secret-box";
-import { testConfig } from "../../service/test/fixtures/db";
+import { createService } from "../../service/src/service";
 
 const settings = Object.fromEntries(
   ["DATABASE_URL", "REOCLO_MASTER_KEY", "REOCLO_OUTPUT_CAP_BYTES", "REOCLO_SYNC_WAIT_SECONDS"].flatMap(
@@ -37,18 +35,17 @@ const logger: Logger = {
 };
 const database = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir });
 const secrets = new SecretBox(config.masterKey);
-const state = createAccessState(database, logger);
-const pool = new SshPool();
-const runner = new OperationRunner(database.db, pool, logger, {
-  outputCapBytes: config.outputCapBytes,
+const service = createService(config, { database, secrets, close: () => database.close() }, logger, {
+  shutdownGraceMs: 0,
 });
-const app = createApp({ config, database, secrets, logger: logger, runner, ...state });
+const { app, pool } = service;
 
 const listenOn = async (server: Server) => {
   await listen(server, 0, "127.0.0.1");
   return (server.address() as AddressInfo).port;
 };
 const server = createHttpServer(app.fetch);
+service.attach(server, "api");
 // The longest the event loop was blocked since the last stats read: a stall shows here.
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
@@ -75,18 +72,10 @@ let stopping = false;
 process.on("SIGTERM", () => {
   if (stopping) return;
   stopping = true;
-  const closed = new Promise((resolve) => server.close(resolve));
   server.closeAllConnections();
   stats.close();
-  void (async () => {
-    await runner.shutdown(0);
-    await closed;
-    state.limiter.close();
-    await state.keyWatch.close();
-    await state.audit.close();
-    await pool.close();
-    await database.close();
-  })()
+  service
+    .close()
     .catch((err: unknown) => {
       process.stderr.write(`exec-server: shutdown failed: ${String(err)}\n`);
       process.exitCode = 1;

@@ -3,11 +3,11 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { RequestIdVariables } from "hono/request-id";
 import { assignRequestId } from "./http/request-id";
-import { AuditWriter } from "./access/audit-writer";
+import type { AuditWriter } from "./access/audit-writer";
 import { parseCidrs } from "./access/client-ip";
-import { KeyWatch } from "./access/key-watch";
+import type { KeyWatch } from "./access/key-watch";
 import type { AccessDeps } from "./access/pipeline";
-import { AuthFailureLimiter, KeyRateLimiter } from "./access/rate-limit";
+import type { AuthFailureLimiter, KeyRateLimiter } from "./access/rate-limit";
 import { keyRoutes } from "./api/key";
 import { applicationRoutes } from "./api/applications";
 import { operationRoutes } from "./api/operations";
@@ -28,10 +28,10 @@ export interface AppDeps {
   readonly audit: AuditWriter;
   /** Ends the event streams of keys revoked or expired while they are open. */
   readonly keyWatch: KeyWatch;
-  readonly authFailures?: AuthFailureLimiter;
+  readonly authFailures: AuthFailureLimiter;
   /** Runs operations on hosts; shared by every route that starts one. */
   readonly runner: OperationRunner;
-  readonly now?: () => Date;
+  readonly now: () => Date;
 }
 
 export type AppEnv = { Variables: RequestIdVariables };
@@ -40,37 +40,20 @@ export type AppEnv = { Variables: RequestIdVariables };
 export const MAX_BODY_BYTES = 256 * 1024;
 const READY_TIMEOUT_MS = 2_000;
 
-/**
- * The shared state of the access pipeline: rate-limit counters in the database when several
- * instances may share it (postgres), in process memory for the single embedded instance; the
- * watch over the keys of open event streams. Whoever creates it closes `keyWatch` and `audit`.
- */
-export function createAccessState(
-  database: DatabaseHandle,
-  logger: Logger,
-  opts: { auditFlushMs?: number; keyWatchMs?: number; now?: () => Date } = {},
-) {
-  return {
-    limiter: new KeyRateLimiter(database, database.driver === "postgres" ? "database" : "memory"),
-    audit: new AuditWriter(database, logger, opts.auditFlushMs),
-    keyWatch: new KeyWatch(database, logger, { intervalMs: opts.keyWatchMs, now: opts.now }),
-  };
-}
-
 export function createAccessDeps(deps: AppDeps): AccessDeps {
   return {
     db: deps.database.db,
     limiter: deps.limiter,
     audit: deps.audit,
     keyWatch: deps.keyWatch,
-    authFailures: deps.authFailures ?? new AuthFailureLimiter(),
+    authFailures: deps.authFailures,
     trustedProxies: parseCidrs(deps.config.trustedProxies),
-    now: deps.now ?? (() => new Date()),
+    now: deps.now,
     logger: deps.logger,
   };
 }
 
-/** Builds the HTTP app from its dependencies; main.ts only parses config, builds deps and listens. */
+/** Builds the HTTP app from its dependencies (createService in service.ts builds those). */
 export function createApp(deps: AppDeps) {
   const access = createAccessDeps(deps);
   const app = new Hono<AppEnv>();
@@ -113,10 +96,13 @@ export function createApp(deps: AppDeps) {
   // GET and HEAD carry no body; skipping them keeps the adapter's lightweight request object.
   api.use((c, next) => (c.req.method === "GET" || c.req.method === "HEAD" ? next() : limitBody(c, next)));
   api.route("/", keyRoutes(access));
-  const ctx = { config: deps.config, db: deps.database.db, secrets: deps.secrets, now: access.now };
-  api.route("/", operationRoutes({ access, ctx, runner: deps.runner }));
-  api.route("/", applicationRoutes({ access, ctx, runner: deps.runner }));
-  api.route("/", registryRoutes({ access, ctx, runner: deps.runner }));
+  const svc = {
+    ctx: { config: deps.config, db: deps.database.db, secrets: deps.secrets, now: access.now },
+    runner: deps.runner,
+  };
+  api.route("/", operationRoutes({ access, svc }));
+  api.route("/", applicationRoutes({ access, svc }));
+  api.route("/", registryRoutes({ access, svc }));
   app.route(API_BASE_PATH, api);
   return app;
 }

@@ -3,10 +3,6 @@ import type { Server } from "node:http";
 import { createAdaptorServer } from "@hono/node-server";
 import { HEADERS } from "@reoclo/protocol";
 import { createHttpServer, listen } from "./http/server";
-import { OperationRunner } from "./operations/runner";
-import { SshPool } from "./ssh/pool";
-import { createAdminSocketApp } from "./admin/socket-api";
-import { createAccessState, createApp } from "./app";
 import {
   ConfigError,
   databaseProblem,
@@ -18,11 +14,11 @@ import {
 import { adminSocketPath, socketIsLive } from "./db/data-dir";
 import { AppError } from "./errors";
 import { jsonLogger as logger } from "./logger";
-import { openRuntime } from "./runtime";
+import { createService } from "./service";
+import { openStorage } from "./storage";
 
-// Parses config, builds the dependencies, listens; everything else lives in createApp().
-
-const RESPONSE_DRAIN_MS = 3_000;
+// Parses config, listens, opens storage, builds the service (createService) and stops it on a
+// signal; everything else lives in the service.
 
 type Fetch = Parameters<typeof createHttpServer>[0];
 
@@ -106,53 +102,28 @@ async function main(): Promise<void> {
           ),
   }) as Server;
 
-  let runtime;
+  let storage;
   try {
-    runtime = await openRuntime(config, { role: "reoclo service", lockServer: adminServer, logger });
+    storage = await openStorage(config, { role: "reoclo service", lockServer: adminServer, logger });
   } catch (err) {
     await closeServer(server);
     process.stderr.write(`reoclo: ${startupProblem(err, config)}\n`);
     process.exitCode = 1;
     return;
   }
-  const accessState = createAccessState(runtime.database, logger);
-  const pool = new SshPool();
-  const runner = new OperationRunner(runtime.database.db, pool, logger, {
-    outputCapBytes: config.outputCapBytes,
-  });
-  const app = createApp({
-    config,
-    database: runtime.database,
-    secrets: runtime.secrets,
-    logger,
-    runner,
-    ...accessState,
-  });
-  admin.fetch = createAdminSocketApp(
-    { config, db: runtime.database.db, secrets: runtime.secrets, now: () => new Date() },
-    logger,
-  ).fetch;
+  const service = createService(config, storage, logger);
+  service.attach(server, "api");
+  service.attach(adminServer, "admin");
+  admin.fetch = service.adminApp.fetch;
+  serve = (req, env) => service.app.fetch(req, env);
 
-  serve = (req, env) => app.fetch(req, env);
   // SIGTERM: stop accepting, let running operations finish within the grace, settle the rest.
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info("shutting down", { signal, grace_seconds: config.shutdownGraceSeconds });
-    const closed = new Promise((resolve) => server.close(resolve));
-    server.closeIdleConnections();
-    await runner.shutdown(config.shutdownGraceSeconds * 1000);
-    // Answers about the operations just settled still go out; then whatever is left is cut.
-    await Promise.race([closed, new Promise((r) => setTimeout(r, RESPONSE_DRAIN_MS).unref())]);
-    server.closeAllConnections();
-    await closed;
-    adminServer.closeAllConnections();
-    accessState.limiter.close();
-    await accessState.keyWatch.close();
-    await accessState.audit.close();
-    await pool.close();
-    await runtime.close();
+    await service.close();
     logger.info("stopped");
   };
   const onSignal = (signal: string) => {
@@ -169,7 +140,7 @@ async function main(): Promise<void> {
   const port = typeof address === "object" && address ? address.port : config.port;
   logger.info("listening", {
     url: `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`,
-    database: runtime.database.driver === "pglite" ? `embedded (${config.dataDir})` : "postgres",
+    database: storage.database.driver === "pglite" ? `embedded (${config.dataDir})` : "postgres",
   });
 }
 

@@ -1,15 +1,16 @@
 import { API_BASE_PATH, execRequestSchema } from "@reoclo/protocol";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import { automationAccess } from "../src/access/pipeline";
-import { addApp } from "../src/apps/apps";
+import { addApplication } from "../src/applications/applications";
 import { listAudit } from "../src/audit/audit";
 import type { ServiceContext } from "../src/context";
 import { automationKeys } from "../src/db/schema";
 import { generateAutomationKey } from "../src/keys/key-format";
 import { revokeKey } from "../src/keys/keys";
 import { createAccessDeps, createTestApp, fromPeer, type TestApp } from "./fixtures/app";
-import { createTestDatabase, DRIVERS, testContext, type TestDatabase } from "./fixtures/db";
+import { createTestDatabase, testContext, type TestDatabase } from "./fixtures/db";
 import { seedCredential, seedKey, seedOrg, seedServer } from "./fixtures/entities";
 
 const KEY_URL = `${API_BASE_PATH}/key`;
@@ -315,7 +316,7 @@ describe.each(DRIVERS)("access pipeline on %s", (driver) => {
     });
 
     it("checks an application through its server, and hides other organisations' applications and credentials", async () => {
-      const appA = await addApp(ctx, {
+      const appA = await addApplication(ctx, {
         name: `app-${serverA.slice(0, 6)}`,
         server: serverA,
         working_directory: "/srv/a",
@@ -323,7 +324,7 @@ describe.each(DRIVERS)("access pipeline on %s", (driver) => {
       });
       const other = await seedOrg(ctx);
       const foreignServer = await seedServer(ctx, other.name);
-      const foreignApp = await addApp(ctx, {
+      const foreignApp = await addApplication(ctx, {
         org: other.name,
         name: "x",
         server: foreignServer.id,

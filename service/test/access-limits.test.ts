@@ -3,12 +3,13 @@ import net from "node:net";
 import type { Server } from "node:http";
 import { API_BASE_PATH } from "@reoclo/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import type { ServiceContext } from "../src/context";
 import { openDatabase, type DatabaseHandle } from "../src/db/database";
 import { createHttpServer } from "../src/http/server";
 import { revokeKey } from "../src/keys/keys";
 import { createTestApp, fromPeer, type TestApp } from "./fixtures/app";
-import { createTestDatabase, DRIVERS, testContext, type TestDatabase } from "./fixtures/db";
+import { createTestDatabase, testContext, type TestDatabase } from "./fixtures/db";
 import { seedKey } from "./fixtures/entities";
 
 const KEY_URL = `${API_BASE_PATH}/key`;

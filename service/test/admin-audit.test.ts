@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DRIVERS } from "@reoclo/testbed/postgres-database";
+import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
 import { adminCommands } from "../src/admin/commands";
 import { listAudit, type AuditView } from "../src/audit/audit";
 import type { ServiceContext } from "../src/context";
-import { createTestDatabase, DRIVERS, dumpAllTables, testContext, type TestDatabase } from "./fixtures/db";
-import { startTestHost, type TestHost } from "./fixtures/sshd";
+import { createTestDatabase, dumpAllTables, testContext, type TestDatabase } from "./fixtures/db";
 
 // Every change an operator makes is an audit row next to the API's decisions: actor `admin-cli`,
 // the target, what changed, and never a secret (issue 13, item 13; spec §11 "Audit").

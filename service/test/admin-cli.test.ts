@@ -3,10 +3,10 @@ import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createPostgresDatabase } from "@reoclo/testbed/postgres-database";
+import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
 import { openDatabase } from "../src/db/database";
-import { createPostgresDatabase } from "./fixtures/db";
 import { runAdminCli, runServiceToExit, startService, type RunningService } from "./fixtures/processes";
-import { startTestHost, type TestHost } from "./fixtures/sshd";
 
 const parse = <T>(text: string): T => JSON.parse(text) as T;
 /** With --json an error is one JSON line on stderr (warnings may precede it). */

@@ -8,10 +8,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createPostgresDatabase } from "./fixtures/db";
-import { generateKeyPair } from "./fixtures/keys";
+import { generateKeyPair } from "@reoclo/testbed/keys";
+import { createPostgresDatabase } from "@reoclo/testbed/postgres-database";
+import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
 import { runAdminCli, startService, type AdminResult, type RunningService } from "./fixtures/processes";
-import { startTestHost, type TestHost } from "./fixtures/sshd";
 
 // Issue 14, "a first run that works as written": reoclo-admin finds the service's storage or says
 // where it looked (and creates none), `servers add` checks the key file and the fingerprint it is

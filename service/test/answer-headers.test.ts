@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import { generateAutomationKey } from "../src/keys/key-format";
-import { DRIVERS } from "./fixtures/db";
 import { readEvents, startExecEnv, type ExecEnv } from "./fixtures/exec-env";
 
 // Spec §1: every answer carries X-Request-Id, every authenticated one the RateLimit-* headers,

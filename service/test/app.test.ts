@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import { createTestApp, type TestApp } from "./fixtures/app";
 import { SecretBox } from "../src/secrets/secret-box";
-import { createTestDatabase, DRIVERS, type TestDatabase } from "./fixtures/db";
+import { createTestDatabase, type TestDatabase } from "./fixtures/db";
 
 describe.each(DRIVERS)("service app on %s", (driver) => {
   let database: TestDatabase;

@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { API_BASE_PATH } from "@reoclo/protocol";
 import { count, eq } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { addApp, removeApp } from "../src/apps/apps";
+import { addApplication, removeApplication } from "../src/applications/applications";
 import { openDatabase, type DatabaseHandle } from "../src/db/database";
 import { operations, servers } from "../src/db/schema";
 import { createHttpServer } from "../src/http/server";
@@ -89,7 +89,7 @@ describe("deploy and restart, across two instances sharing PostgreSQL", () => {
     }));
     onA = client(a.base, key);
     onB = client(bBase, key);
-    const app = await addApp(a.ctx, {
+    const app = await addApplication(a.ctx, {
       name: `web-${randomBytes(3).toString("hex")}`,
       server: a.serverId,
       working_directory: "/tmp",
@@ -99,7 +99,7 @@ describe("deploy and restart, across two instances sharing PostgreSQL", () => {
       env: { LOG: log },
     });
     appId = app.id;
-    const gated = await addApp(a.ctx, {
+    const gated = await addApplication(a.ctx, {
       name: `gated-${randomBytes(3).toString("hex")}`,
       server: a.serverId,
       working_directory: "/tmp",
@@ -175,7 +175,7 @@ describe("deploy and restart, across two instances sharing PostgreSQL", () => {
   it("never runs a queued deploy once it left the queue (its application was removed meanwhile)", async () => {
     rmSync(log, { force: true });
     rmSync(release, { force: true });
-    const app = await addApp(a.ctx, {
+    const app = await addApplication(a.ctx, {
       name: `short-lived-${randomBytes(3).toString("hex")}`,
       server: a.serverId,
       working_directory: "/tmp",
@@ -193,7 +193,7 @@ describe("deploy and restart, across two instances sharing PostgreSQL", () => {
       await onB.post("/deploy", { application_id: app.id, commit_ref: "two" })
     ).json()) as Answer;
     expect(second.status).toBe("running");
-    await removeApp(a.ctx, app.id);
+    await removeApplication(a.ctx, app.id);
     const gone = await onB.settle(second.operation_id);
     expect(gone).toMatchObject({ status: "failed", outcome: "failed", result: { exit_code: 255 } });
     expect(gone.reason).toBe(

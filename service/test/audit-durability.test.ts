@@ -1,11 +1,11 @@
 import { API_BASE_PATH } from "@reoclo/protocol";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startPrivatePostgres, type PrivatePostgres } from "@reoclo/testbed/private-postgres";
 import type { AuditEvent } from "../src/access/audit-writer";
 import { openDatabase, type DatabaseHandle } from "../src/db/database";
 import { createTestApp, fromPeer, type TestApp } from "./fixtures/app";
 import { rowsOf } from "./fixtures/db";
-import { startPrivatePostgres, type PrivatePostgres } from "./fixtures/private-postgres";
 
 // Refusals are folded in memory and written every few seconds (issue 13, item 8): a flush that
 // meets a stopped database keeps them for the next one, and one row the database refuses does not

@@ -1,10 +1,10 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DRIVERS } from "./fixtures/db";
+import { DRIVERS } from "@reoclo/testbed/postgres-database";
+import { publishedV2Exec, V2Refused, type V2Options } from "@reoclo/testbed/published-v2-client";
 import { seedKey } from "./fixtures/entities";
 import { startExecEnv, type ExecEnv } from "./fixtures/exec-env";
-import { publishedV2Exec, V2Refused, type V2Options } from "./fixtures/published-v2-client";
 import { addServer } from "../src/servers/servers";
 
 // The published v2 actions run the `reoclo` CLI (spec §7b): it knows only completed, failed and

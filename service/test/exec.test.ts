@@ -3,7 +3,8 @@ import { randomBytes, randomInt } from "node:crypto";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DRIVERS, dumpAllTables, rowsOf } from "./fixtures/db";
+import { DRIVERS } from "@reoclo/testbed/postgres-database";
+import { dumpAllTables, rowsOf } from "./fixtures/db";
 import { readEvents, startExecEnv, type ExecEnv } from "./fixtures/exec-env";
 
 type ExecAnswer = {

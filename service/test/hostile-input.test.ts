@@ -2,12 +2,13 @@ import { randomBytes } from "node:crypto";
 import fc from "fast-check";
 import { API_BASE_PATH } from "@reoclo/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import { jsonDepthExceeds } from "../src/access/pipeline";
-import { parseLastEventId } from "../src/api/operations";
+import { parseLastEventId } from "../src/api/answer";
 import { storableJson, storableText } from "../src/db/storable";
 import { AppError } from "../src/errors";
 import { decodeCursor, encodeCursor } from "../src/operations/cursor";
-import { dumpAllTables, DRIVERS } from "./fixtures/db";
+import { dumpAllTables } from "./fixtures/db";
 import { readEvents, startExecEnv, type ExecEnv } from "./fixtures/exec-env";
 
 // Bad input gets a 4xx in the one envelope, never a 500, and every decision about it is in the

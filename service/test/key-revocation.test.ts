@@ -3,13 +3,14 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { API_BASE_PATH, type ErrorEnvelope } from "@reoclo/protocol";
 import { eq } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import { keyEndedEnvelope, KeyWatch, type KeyEnd } from "../src/access/key-watch";
 import { openDatabase, type DatabaseHandle } from "../src/db/database";
 import { automationKeys } from "../src/db/schema";
 import { revokeKey } from "../src/keys/keys";
 import { silentLogger } from "../src/logger";
 import { createTestApp, type TestApp } from "./fixtures/app";
-import { createTestDatabase, DRIVERS, testContext } from "./fixtures/db";
+import { createTestDatabase, testContext } from "./fixtures/db";
 import { seedKey } from "./fixtures/entities";
 import { readEvents, startExecEnv, type ExecEnv, type SseEvent } from "./fixtures/exec-env";
 

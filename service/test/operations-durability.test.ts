@@ -8,6 +8,8 @@ import { API_BASE_PATH } from "@reoclo/protocol";
 import { eq } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startPrivatePostgres, type PrivatePostgres } from "@reoclo/testbed/private-postgres";
+import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
 import type { ServiceContext } from "../src/context";
 import { openDatabase, type DatabaseHandle } from "../src/db/database";
 import { operationOutput } from "../src/db/schema";
@@ -18,9 +20,7 @@ import { createTestApp, type TestApp } from "./fixtures/app";
 import { createTestDatabase, testConfig, type TestDatabase } from "./fixtures/db";
 import { seedKey } from "./fixtures/entities";
 import { readEvents } from "./fixtures/exec-env";
-import { startPrivatePostgres, type PrivatePostgres } from "./fixtures/private-postgres";
 import { startService, type RunningService } from "./fixtures/processes";
-import { startTestHost, type TestHost } from "./fixtures/sshd";
 
 // What an operation survives on the service side (issue 13, items 1–3): an instance that dies
 // half-way through creating one, a PostgreSQL restart while one runs, and an instance that dies

@@ -2,12 +2,12 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { count, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { podmanLoggedInAs, startRegistry, type TestRegistry } from "@reoclo/testbed/registry";
 import { addCredential } from "../src/credentials/credentials";
 import { operations, servers } from "../src/db/schema";
 import { dumpAllTables } from "./fixtures/db";
 import { seedKey } from "./fixtures/entities";
 import { startExecEnv, type ExecEnv } from "./fixtures/exec-env";
-import { podmanLoggedInAs, startRegistry, type TestRegistry } from "./fixtures/registry";
 
 // Registry login and logout (spec §3) against a real registry (docker-registry with htpasswd
 // and TLS) and a real sshd host whose container CLI is podman.

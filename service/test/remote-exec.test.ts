@@ -3,9 +3,9 @@ import { execFileSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { chmodSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
 import { SshPool, type PoolTarget } from "../src/ssh/pool.js";
 import { runRemote, type RemoteExecOutcome, type RemoteExecRequest } from "../src/ssh/remote-exec.js";
-import { startTestHost, type TestHost } from "./fixtures/sshd.js";
 
 let host: TestHost;
 let pool: SshPool;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { operationEventStream } from "../src/api/sse";
+import { operationEventStream } from "../src/operations/events";
 import { getOperation } from "../src/operations/store";
 import { startExecEnv, type ExecEnv } from "./fixtures/exec-env";
 
@@ -24,7 +24,7 @@ describe("operation event stream keep-alive", () => {
     const { operation_id: id, status } = (await res.json()) as { operation_id: string; status: string };
     expect(status).toBe("running");
     const row = await getOperation(env.ctx.db, id);
-    const stream = operationEventStream(env.ctx.db, env.t.runner, row!, 0, { keepaliveMs: 50 });
+    const stream = operationEventStream({ ctx: env.ctx, runner: env.t.runner }, row!, 0, { keepaliveMs: 50 });
     const reader = stream.getReader();
     const decoder = new TextDecoder();
     let text = "";

@@ -4,11 +4,11 @@ import { existsSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import type { ClientChannel } from "ssh2";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { generateKeyPair } from "@reoclo/testbed/keys";
+import { sshImplementation, startTestHost, type TestHost } from "@reoclo/testbed/sshd";
 import { SshError } from "../src/ssh/connect.js";
 import { channelExit, SshPool, type PoolTarget } from "../src/ssh/pool.js";
 import { runRemote, type RemoteExecOutcome } from "../src/ssh/remote-exec.js";
-import { sshImplementation, startTestHost, type TestHost } from "./fixtures/sshd.js";
-import { generateKeyPair } from "./fixtures/keys";
 
 let host: TestHost;
 const pools: SshPool[] = [];

@@ -6,6 +6,14 @@ import net from "node:net";
 import ssh2 from "ssh2";
 import type { ClientChannel } from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateKeyPair } from "@reoclo/testbed/keys";
+import {
+  sshImplementation,
+  startTestHost,
+  type StartTestHostOptions,
+  type SshImplementation,
+  type TestHost,
+} from "@reoclo/testbed/sshd";
 import {
   closeSsh,
   connectSsh,
@@ -17,14 +25,6 @@ import {
   type SshTarget,
 } from "../src/ssh/connect.js";
 import { fingerprintOf, fingerprintsEqual, isFingerprint } from "../src/ssh/fingerprint.js";
-import {
-  sshImplementation,
-  startTestHost,
-  type StartTestHostOptions,
-  type SshImplementation,
-  type TestHost,
-} from "./fixtures/sshd.js";
-import { generateKeyPair } from "./fixtures/keys";
 
 function targetFor(host: TestHost, overrides: Partial<SshTarget> = {}): SshTarget {
   return {

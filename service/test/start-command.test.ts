@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
 import { runAdminCli } from "./fixtures/processes";
-import { startTestHost, type TestHost } from "./fixtures/sshd";
 
 // `npm start` is what the README tells people (and `docker stop`, systemd, supervisors) to run and
 // signal: SIGTERM to that very process must drain the service and exit 0 only after it stopped.

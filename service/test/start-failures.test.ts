@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { TEST_POSTGRES_URL } from "./fixtures/db";
+import { TEST_POSTGRES_URL } from "@reoclo/testbed/postgres-database";
 import { runServiceToExit, startService } from "./fixtures/processes";
 
 const MASTER_KEY = "ab".repeat(32);

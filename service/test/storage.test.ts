@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
-import { createTestDatabase, DRIVERS, dumpAllTables, testContext, type TestDatabase } from "./fixtures/db";
-import { startTestHost, type TestHost } from "./fixtures/sshd";
+import { DRIVERS } from "@reoclo/testbed/postgres-database";
+import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
+import { createTestDatabase, dumpAllTables, testContext, type TestDatabase } from "./fixtures/db";
 import type { ServiceContext } from "../src/context";
 import { addServer, listServers, testServer } from "../src/servers/servers";
 import { createKey, listKeys, revokeKey } from "../src/keys/keys";
 import { listOrgs, createOrg } from "../src/orgs/orgs";
-import { addApp, listApps } from "../src/apps/apps";
+import { addApplication, listApplications } from "../src/applications/applications";
 import { addCredential } from "../src/credentials/credentials";
 import { rotateSecrets } from "../src/secrets/rotate";
 import { SecretBox } from "../src/secrets/secret-box";
@@ -117,14 +118,14 @@ describe.each(DRIVERS)("storage on %s", (driver) => {
       createKey(noKey, { name: "k", operations: ["exec"], servers: [server!.id] }),
     ).resolves.toBeTruthy();
     await expect(
-      addApp(noKey, {
+      addApplication(noKey, {
         name: "app",
         server: server!.id,
         working_directory: "/srv/app",
         deploy_script: "true",
       }),
     ).resolves.toBeTruthy();
-    expect((await listApps(noKey)).map((a) => a.name)).toContain("app");
+    expect((await listApplications(noKey)).map((a) => a.name)).toContain("app");
     const err = await addServer(noKey, {
       name: "web-2",
       host: host.host,

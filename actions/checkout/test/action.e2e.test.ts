@@ -5,10 +5,9 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { dumpAllTables } from "../../../service/test/fixtures/db";
-import { startExecEnv, type ExecEnv } from "../../../service/test/fixtures/exec-env";
-import { startGitServer, type GitServer } from "../../testing/git-server";
-import { actionDir, Workspace, type ActionRun } from "../../testing/runner";
+import { dumpAllTables, startExecEnv, type ExecEnv } from "@reoclo/service/testing";
+import { startGitServer, type GitServer } from "@reoclo/testbed/git-server";
+import { actionDir, Workspace, type ActionRun } from "@reoclo/testbed/runner";
 
 const psArgs = () => execFileSync("ps", ["-ewwo", "args"], { encoding: "utf8" });
 /** git as the host user sees it, on the checkout the action made. */

@@ -1,4 +1,4 @@
-// The git HTTP server fixture (actions/testing/git-server.ts) checked with the real git CLI, as
+// The git HTTP server fixture (@reoclo/testbed/git-server, packages/testbed/src/git-server.ts) checked with the real git CLI, as
 // the checkout action will use it: the token goes in `http.extraheader` (on the command line,
 // or through GIT_CONFIG_* so it reaches submodule fetches too), never in a URL.
 import { spawn } from "node:child_process";
@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startGitServer, type GitServer } from "../../testing/git-server";
+import { startGitServer, type GitServer } from "@reoclo/testbed/git-server";
 
 interface GitResult {
   code: number | null;

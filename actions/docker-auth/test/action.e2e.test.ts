@@ -4,12 +4,9 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { eq } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { addCredential } from "../../../service/src/credentials/credentials";
-import { servers } from "../../../service/src/db/schema";
-import { seedKey } from "../../../service/test/fixtures/entities";
-import { startExecEnv, type ExecEnv } from "../../../service/test/fixtures/exec-env";
-import { podmanLoggedInAs, startRegistry, type TestRegistry } from "../../../service/test/fixtures/registry";
-import { actionDir, Workspace } from "../../testing/runner";
+import { addCredential, seedKey, servers, startExecEnv, type ExecEnv } from "@reoclo/service/testing";
+import { podmanLoggedInAs, startRegistry, type TestRegistry } from "@reoclo/testbed/registry";
+import { actionDir, Workspace } from "@reoclo/testbed/runner";
 
 let env: ExecEnv;
 let registry: TestRegistry;

@@ -7,9 +7,9 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startExecEnv, type ExecEnv } from "../../../service/test/fixtures/exec-env";
-import { startFaultProxy, type FaultProxy } from "../../testing/fault-proxy";
-import { actionDir, Workspace } from "../../testing/runner";
+import { startExecEnv, type ExecEnv } from "@reoclo/service/testing";
+import { startFaultProxy, type FaultProxy } from "@reoclo/testbed/fault-proxy";
+import { actionDir, Workspace } from "@reoclo/testbed/runner";
 
 const pgrep = (pattern: string) => {
   try {

@@ -6,8 +6,8 @@ import { writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createTcpServer, type AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { startExecEnv, type ExecEnv } from "../../../service/test/fixtures/exec-env";
-import { actionDir, Workspace } from "../../testing/runner";
+import { startExecEnv, type ExecEnv } from "@reoclo/service/testing";
+import { actionDir, Workspace } from "@reoclo/testbed/runner";
 
 const KEY = "rca_testkeytestkeytestkeytestkey123456";
 const SERVER_ID = "6f1c2d3e-0000-4000-8000-000000000001";

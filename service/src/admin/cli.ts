@@ -3,7 +3,7 @@ import { ConfigError, parseConfig } from "../config";
 import { adminSocketPath, socketIsLive } from "../db/data-dir";
 import { AppError } from "../errors";
 import { silentLogger, type Logger } from "../logger";
-import { openRuntime } from "../runtime";
+import { openStorage } from "../storage";
 import { parseCommand, usage, UsageError } from "./argv";
 import { adminCommands } from "./commands";
 import { formatHuman } from "./format";
@@ -75,7 +75,7 @@ async function execute(
   }
   // No service answers: open the storage the service created, and never create any (issue 14).
   const lockServer = net.createServer((s) => s.end());
-  const runtime = await openRuntime(config, {
+  const storage = await openStorage(config, {
     role: "reoclo-admin",
     lockServer,
     logger: stderrLogger(io),
@@ -83,11 +83,11 @@ async function execute(
   });
   try {
     return await run(
-      { config, db: runtime.database.db, secrets: runtime.secrets, now: () => new Date() },
+      { config, db: storage.database.db, secrets: storage.secrets, now: () => new Date() },
       params,
     );
   } finally {
-    await runtime.close();
+    await storage.close();
   }
 }
 

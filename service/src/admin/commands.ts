@@ -1,5 +1,10 @@
 import { z } from "zod";
-import { addApp, listApps, removeApp, type AddAppInput } from "../apps/apps";
+import {
+  addApplication,
+  listApplications,
+  removeApplication,
+  type AddApplicationInput,
+} from "../applications/applications";
 import { listAudit, type ListAuditInput } from "../audit/audit";
 import type { ServiceContext } from "../context";
 import {
@@ -56,9 +61,9 @@ export const adminCommands: Record<string, Command> = {
   "credentials.add": (ctx, p) => addCredential(ctx, p as AddCredentialInput),
   "credentials.list": byOrg(listCredentials),
   "credentials.remove": byId(removeCredential),
-  "apps.add": (ctx, p) => addApp(ctx, p as AddAppInput),
-  "apps.list": byOrg(listApps),
-  "apps.remove": byId(removeApp),
+  "apps.add": (ctx, p) => addApplication(ctx, p as AddApplicationInput),
+  "apps.list": byOrg(listApplications),
+  "apps.remove": byId(removeApplication),
   "audit.list": (ctx, p) => listAudit(ctx, p as ListAuditInput),
   "secrets.rotate": (ctx) => rotateSecrets(ctx),
 };

@@ -1,72 +1,13 @@
 // /deploy, /restart and /reboot (spec §5): operations started like /exec, answered like /exec.
-import {
-  deployRequestSchema,
-  rebootRequestSchema,
-  restartRequestSchema,
-  type RunContext,
-} from "@reoclo/protocol";
-import { and, eq } from "drizzle-orm";
+import { deployRequestSchema, rebootRequestSchema, restartRequestSchema } from "@reoclo/protocol";
 import { Hono } from "hono";
 import { automationAccess } from "../access/pipeline";
-import type { ServiceContext } from "../context";
-import { applications, servers } from "../db/schema";
-import { AppError } from "../errors";
-import { runReboot } from "../operations/reboot";
-import { appEnvSecretContext } from "../secrets/rotate";
-import { startOperation, type OperationApiDeps } from "./operations";
+import { deployApplication, restartApplication } from "../applications/deploy";
+import { rebootServer } from "../servers/reboot";
+import { answerStarted, requestFacts, type ApiDeps } from "./answer";
 
-type AppRow = typeof applications.$inferSelect;
-
-/**
- * The deploy script inside a host-side lock per application (util-linux flock): a deploy whose
- * connection was lost keeps running on the host until its watchdog ends it, and the next deploy
- * waits for it there. The script runs in a subshell without the lock's descriptor, so nothing it
- * leaves behind can hold the lock.
- */
-export function withDeployLock(applicationId: string, script: string): string {
-  return [
-    `reoclo_lock="\${TMPDIR:-/tmp}/reoclo-deploy-${applicationId}.lock"`,
-    `if command -v flock >/dev/null 2>&1 && exec 9>>"$reoclo_lock"; then`,
-    `  flock -n 9 || { echo "reoclo: an earlier deploy of this application is still running on this host; waiting for it to end" >&2; flock 9; }`,
-    `fi`,
-    `(`,
-    script,
-    `) 9>&-`,
-    "",
-  ].join("\n");
-}
-
-/** The application the pipeline already found in scope; its env decrypted. */
-async function loadApplication(ctx: ServiceContext, orgId: string, id: string) {
-  const [app] = await ctx.db
-    .select()
-    .from(applications)
-    .where(and(eq(applications.id, id), eq(applications.orgId, orgId)))
-    .limit(1);
-  if (!app) throw new AppError("not_found", "Application not found.");
-  return { app, env: appEnv(ctx, app) };
-}
-
-function appEnv(ctx: ServiceContext, app: AppRow): Record<string, string> {
-  if (!app.envEnc) return {};
-  if (!ctx.secrets.available)
-    throw new AppError(
-      "secrets_unavailable",
-      "This application's environment is encrypted and the service has no master key (REOCLO_MASTER_KEY).",
-    );
-  return JSON.parse(ctx.secrets.decrypt(app.envEnc, appEnvSecretContext(app.id))) as Record<string, string>;
-}
-
-const runInfo = (input: {
-  run_id?: string | null | undefined;
-  run_context?: RunContext | null | undefined;
-}) => ({
-  runId: input.run_id ?? undefined,
-  runContext: input.run_context ?? undefined,
-});
-
-export function applicationRoutes(deps: OperationApiDeps) {
-  const { ctx } = deps;
+export function applicationRoutes(deps: ApiDeps) {
+  const { svc } = deps;
   return new Hono()
     .post(
       "/deploy",
@@ -74,20 +15,12 @@ export function applicationRoutes(deps: OperationApiDeps) {
       async (c) => {
         const input = c.get("input");
         const access = c.get("access");
-        const { app, env } = await loadApplication(ctx, access.key.orgId, input.application_id.toLowerCase());
-        return startOperation(c, deps, access, input, {
-          type: "deploy",
-          serverId: app.serverId,
-          applicationId: app.id,
-          command: withDeployLock(app.id, app.deployScript),
-          env,
-          // The ref is data for the script (validated: no shell or option syntax), not a secret.
-          publicEnv: { REOCLO_COMMIT_REF: input.commit_ref, REOCLO_APPLICATION: app.name },
-          workingDirectory: app.workingDirectory,
-          timeoutSeconds: ctx.config.deployTimeoutSeconds,
-          queue: { applicationId: app.id, wait: input.wait },
-          ...runInfo(input),
-        });
+        return answerStarted(
+          c,
+          deps,
+          access,
+          await deployApplication(svc, access, input, requestFacts(c, input)),
+        );
       },
     )
     .post(
@@ -96,24 +29,12 @@ export function applicationRoutes(deps: OperationApiDeps) {
       async (c) => {
         const input = c.get("input");
         const access = c.get("access");
-        const { app, env } = await loadApplication(ctx, access.key.orgId, input.application_id.toLowerCase());
-        if (app.restartScript === null)
-          throw new AppError(
-            "validation",
-            `Application ${app.name} has no restart script; add one with reoclo-admin apps add --restart-script-file.`,
-            { application_id: ["has no restart script"] },
-          );
-        return startOperation(c, deps, access, input, {
-          type: "restart",
-          serverId: app.serverId,
-          applicationId: app.id,
-          command: app.restartScript,
-          env,
-          publicEnv: { REOCLO_APPLICATION: app.name },
-          workingDirectory: app.workingDirectory,
-          timeoutSeconds: ctx.config.deployTimeoutSeconds,
-          ...runInfo(input),
-        });
+        return answerStarted(
+          c,
+          deps,
+          access,
+          await restartApplication(svc, access, input, requestFacts(c, input)),
+        );
       },
     )
     .post(
@@ -122,28 +43,7 @@ export function applicationRoutes(deps: OperationApiDeps) {
       async (c) => {
         const input = c.get("input");
         const access = c.get("access");
-        const [server] = await ctx.db
-          .select({ rebootCommand: servers.rebootCommand })
-          .from(servers)
-          .where(eq(servers.id, input.server_id.toLowerCase()))
-          .limit(1);
-        if (!server) throw new AppError("not_found", "Server not found.");
-        const boundMs = ctx.config.rebootTimeoutSeconds * 1000;
-        return startOperation(c, deps, access, input, {
-          type: "reboot",
-          serverId: input.server_id.toLowerCase(),
-          command: server.rebootCommand,
-          env: {},
-          timeoutSeconds: ctx.config.rebootTimeoutSeconds,
-          execute: (target) => (handlers, operationId) =>
-            runReboot(
-              deps.runner.pool,
-              target,
-              { command: server.rebootCommand, operationId, boundMs },
-              handlers,
-            ),
-          ...runInfo(input),
-        });
+        return answerStarted(c, deps, access, await rebootServer(svc, access, input, requestFacts(c, input)));
       },
     );
 }

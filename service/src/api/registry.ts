@@ -1,52 +1,12 @@
-// Registry login and logout on a host (spec §3): the host's container CLI (docker or podman, a
-// server setting) logs in with a stored credential, the password on standard input.
+// /registry-auth/login and /logout (spec §3): parse, call the verb, answer.
 import { registryLoginRequestSchema, registryLogoutRequestSchema } from "@reoclo/protocol";
-import { and, eq } from "drizzle-orm";
 import { Hono } from "hono";
 import { automationAccess } from "../access/pipeline";
-import { credentialSecretContext } from "../credentials/credentials";
-import { registryCredentials, servers } from "../db/schema";
-import { AppError } from "../errors";
-import { startOperation, type OperationApiDeps } from "./operations";
+import { registryLogin, registryLogout } from "../credentials/registry-auth";
+import { answerStarted, requestFacts, type ApiDeps } from "./answer";
 
-/** Usernames shorter than this are not masked in output (they would garble every word they occur in). */
-const MASK_USERNAME_MIN = 3;
-const LOGIN_TIMEOUT_SECONDS = 120;
-
-const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
-
-/**
- * The fixed command of both operations: the CLI and the registry arrive base64-encoded as env
- * values, the username and password as env values of their own (masked in output); the
- * password reaches the CLI on standard input, never in an argument.
- */
-export const REGISTRY_SCRIPT = String.raw`arg() { printf '%s' "$1" | base64 -d; }
-cli=$(arg "$REOCLO_REGISTRY_CLI"); registry=$(arg "$REOCLO_REGISTRY"); action=$(arg "$REOCLO_REGISTRY_ACTION")
-case "$cli" in docker | podman) ;; *) echo "reoclo: unsupported container CLI $cli" >&2; exit 2 ;; esac
-case "$registry" in '' | -*) echo "reoclo: invalid registry" >&2; exit 2 ;; esac
-command -v "$cli" >/dev/null 2>&1 || { echo "reoclo: $cli is not installed on this server (the server's container CLI setting says $cli)" >&2; exit 127; }
-if [ "$action" = login ]; then
-  printf '%s' "$REOCLO_REGISTRY_PASSWORD" | "$cli" login --username "$REOCLO_REGISTRY_USERNAME" --password-stdin -- "$registry"
-  exit $?
-fi
-out=$("$cli" logout -- "$registry" 2>&1); code=$?
-printf '%s\n' "$out"
-# Already logged out is what was asked for.
-case "$out" in *"ot logged in"*) exit 0 ;; esac
-exit $code
-`;
-
-export function registryRoutes(deps: OperationApiDeps) {
-  const { ctx } = deps;
-  const cliOf = async (serverId: string) => {
-    const [server] = await ctx.db
-      .select({ cli: servers.containerCli })
-      .from(servers)
-      .where(eq(servers.id, serverId))
-      .limit(1);
-    if (!server) throw new AppError("not_found", "Server not found.");
-    return server.cli;
-  };
+export function registryRoutes(deps: ApiDeps) {
+  const { svc } = deps;
   return new Hono()
     .post(
       "/registry-auth/login",
@@ -54,43 +14,11 @@ export function registryRoutes(deps: OperationApiDeps) {
       async (c) => {
         const input = c.get("input");
         const access = c.get("access");
-        const serverId = input.server_id.toLowerCase();
-        const [cred] = await ctx.db
-          .select()
-          .from(registryCredentials)
-          .where(
-            and(
-              eq(registryCredentials.id, input.credential_id.toLowerCase()),
-              eq(registryCredentials.orgId, access.key.orgId),
-            ),
-          )
-          .limit(1);
-        if (!cred) throw new AppError("not_found", "Registry credential not found.");
-        if (!ctx.secrets.available)
-          throw new AppError(
-            "secrets_unavailable",
-            "The registry password is encrypted and the service has no master key (REOCLO_MASTER_KEY).",
-          );
-        const password = ctx.secrets.decrypt(cred.passwordEnc, credentialSecretContext(cred.id));
-        return startOperation(c, deps, access, input, {
-          type: "registry_login",
-          serverId,
-          credentialId: cred.id,
-          command: REGISTRY_SCRIPT,
-          env: { REOCLO_REGISTRY_PASSWORD: password, REOCLO_REGISTRY_USERNAME: cred.username },
-          maskAlso: [password, ...(cred.username.length >= MASK_USERNAME_MIN ? [cred.username] : [])],
-          publicEnv: {
-            REOCLO_REGISTRY_CLI: b64(await cliOf(serverId)),
-            REOCLO_REGISTRY: b64(cred.registryUrl),
-            REOCLO_REGISTRY_ACTION: b64("login"),
-          },
-          timeoutSeconds: LOGIN_TIMEOUT_SECONDS,
-          runId: input.run_id ?? undefined,
-          runContext: input.run_context ?? undefined,
-          answer: {
-            accepted: true,
-            extra: { registry_url: cred.registryUrl, registry_type: cred.registryType },
-          },
+        const started = await registryLogin(svc, access, input, requestFacts(c, input));
+        // 202 at once: the action follows the operation (spec §3).
+        return answerStarted(c, deps, access, started, {
+          accepted: true,
+          extra: { registry_url: started.registryUrl, registry_type: started.registryType },
         });
       },
     )
@@ -100,22 +28,8 @@ export function registryRoutes(deps: OperationApiDeps) {
       async (c) => {
         const input = c.get("input");
         const access = c.get("access");
-        const serverId = input.server_id.toLowerCase();
-        return startOperation(c, deps, access, input, {
-          type: "registry_logout",
-          serverId,
-          command: REGISTRY_SCRIPT,
-          env: {},
-          publicEnv: {
-            REOCLO_REGISTRY_CLI: b64(await cliOf(serverId)),
-            REOCLO_REGISTRY: b64(input.registry_url),
-            REOCLO_REGISTRY_ACTION: b64("logout"),
-          },
-          timeoutSeconds: LOGIN_TIMEOUT_SECONDS,
-          runId: input.run_id ?? undefined,
-          runContext: input.run_context ?? undefined,
-          answer: { extra: { registry_url: input.registry_url } },
-        });
+        const started = await registryLogout(svc, access, input, requestFacts(c, input));
+        return answerStarted(c, deps, access, started, { extra: { registry_url: input.registry_url } });
       },
     );
 }

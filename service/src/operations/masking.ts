@@ -15,7 +15,7 @@ const MASK_BYTES = Buffer.from(MASK);
 const EMPTY = Buffer.alloc(0);
 
 /** The env values that must be masked, longest first so a value containing another wins. */
-export function secretsToMask(
+export function valuesToMask(
   env: Readonly<Record<string, string>> | undefined,
   also: readonly string[] = [],
 ): string[] {
@@ -33,8 +33,8 @@ export class StreamMasker {
   private readonly needles: Buffer[];
   private carry = Buffer.alloc(0);
 
-  constructor(secrets: readonly string[]) {
-    this.needles = secrets.map((s) => Buffer.from(s, "utf8"));
+  constructor(maskValues: readonly string[]) {
+    this.needles = maskValues.map((s) => Buffer.from(s, "utf8"));
   }
 
   push(chunk: Buffer): Buffer {
@@ -99,8 +99,8 @@ export class StreamMasker {
 }
 
 /** Env values in a complete text, masked as `StreamMasker` does: leftmost first, ties to the first listed. */
-export function maskSecrets(text: string, secrets: readonly string[]): string {
-  const needles = secrets.filter((s) => s !== "");
+export function maskSecrets(text: string, maskValues: readonly string[]): string {
+  const needles = maskValues.filter((s) => s !== "");
   let out = "";
   let pos = 0;
   for (;;) {
@@ -214,13 +214,13 @@ export function maskTokens(text: string): string {
 }
 
 /** Masks a complete text (error messages): env values, then token-shaped strings and URL passwords. */
-export function maskText(text: string, secrets: readonly string[]): string {
-  return maskTokens(maskSecrets(text, secrets));
+export function maskText(text: string, maskValues: readonly string[]): string {
+  return maskTokens(maskSecrets(text, maskValues));
 }
 
 /** The command text as stored: the same rules as output, so `https://alice:***@host`. */
-export function redactCommandText(command: string, secrets: readonly string[]): string {
-  return maskText(command, secrets);
+export function redactCommandText(command: string, maskValues: readonly string[]): string {
+  return maskText(command, maskValues);
 }
 
 // The byte side of the rules, for the stream.

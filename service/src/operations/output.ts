@@ -4,7 +4,7 @@ import { classifyDatabaseError, describeDatabaseError } from "../db/errors";
 import type { Logger } from "../logger";
 import { OutputMasker, type StreamMasker } from "./masking";
 import { retryDelayMs, sleep } from "./retry";
-import { insertOutput, type StoredEvent } from "./store";
+import { insertOutput, type OutputTotals, type StoredEvent } from "./store";
 
 // The output of one running operation: masked, numbered (the number is the SSE event id), kept
 // in a tail per stream for the polling answers, stored in batches up to the cap, and fanned out
@@ -37,16 +37,6 @@ class Tail {
   }
 }
 
-export interface OutputTotals {
-  stdoutTail: Buffer;
-  stderrTail: Buffer;
-  stdoutBytes: number;
-  stderrBytes: number;
-  stdoutTruncated: boolean;
-  stderrTruncated: boolean;
-  lastSeq: number;
-}
-
 export class OutputRecorder {
   private seq = 0;
   private readonly maskers: Record<Stream, StreamMasker>;
@@ -66,12 +56,12 @@ export class OutputRecorder {
   constructor(
     private readonly db: Database,
     private readonly operationId: string,
-    secrets: readonly string[],
+    maskValues: readonly string[],
     private readonly capBytes: number,
     private readonly logger: Logger,
     private readonly flow: { pause(): void; resume(): void },
   ) {
-    this.maskers = { stdout: new OutputMasker(secrets), stderr: new OutputMasker(secrets) };
+    this.maskers = { stdout: new OutputMasker(maskValues), stderr: new OutputMasker(maskValues) };
   }
 
   get lastSeq(): number {

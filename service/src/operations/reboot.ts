@@ -10,7 +10,7 @@ import {
   type RemoteExecution,
 } from "../ssh/remote-exec";
 
-export interface RebootRequest {
+export interface RebootPlan {
   command: string;
   operationId: string;
   /** From the command to the host answering again. */
@@ -38,7 +38,7 @@ async function probe(target: PoolTarget): Promise<Probe> {
 export function runReboot(
   pool: SshPool,
   target: PoolTarget,
-  req: RebootRequest,
+  req: RebootPlan,
   handlers: RemoteExecHandlers,
 ): RemoteExecution {
   const started = performance.now();

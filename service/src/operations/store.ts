@@ -11,7 +11,6 @@ import {
 } from "../db/schema";
 import { AppError } from "../errors";
 import type { ListPosition } from "./cursor";
-import type { OutputTotals } from "./output";
 
 // Operation rows and their stored output. Every status change goes through here.
 
@@ -188,6 +187,17 @@ export async function cancelRequested(db: Database, id: string): Promise<string 
     .where(eq(operations.id, id))
     .limit(1);
   return row?.at ? (row.by ?? "a cancel request") : undefined;
+}
+
+/** What an operation's recorded output amounts to, stored with its end. */
+export interface OutputTotals {
+  stdoutTail: Buffer;
+  stderrTail: Buffer;
+  stdoutBytes: number;
+  stderrBytes: number;
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  lastSeq: number;
 }
 
 export interface FinalState extends OutputTotals {

@@ -229,6 +229,16 @@ export function sshTargetOf(ctx: ServiceContext, row: ServerRow): SshTarget {
   };
 }
 
+/** The server's SSH target (its secrets decrypted), keyed by its id for the pool; not_found when it is gone. */
+export async function sshTargetFor(
+  ctx: ServiceContext,
+  id: string,
+): Promise<SshTarget & { serverId: string }> {
+  const [row] = await ctx.db.select().from(servers).where(eq(servers.id, id)).limit(1);
+  if (!row) throw new AppError("not_found", "Server not found.");
+  return { ...sshTargetOf(ctx, row), serverId: row.id };
+}
+
 export interface ServerTestView {
   server_id: string;
   ok: true;

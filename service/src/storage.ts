@@ -7,13 +7,13 @@ import type { Logger } from "./logger";
 import { masterKeyFile, resolveMasterKey } from "./secrets/master-key";
 import { SecretBox } from "./secrets/secret-box";
 
-export interface Runtime {
+export interface Storage {
   readonly database: DatabaseHandle;
   readonly secrets: SecretBox;
   close(): Promise<void>;
 }
 
-export interface OpenRuntimeOptions {
+export interface OpenStorageOptions {
   role: string;
   lockServer: net.Server;
   logger: Logger;
@@ -29,7 +29,7 @@ export interface OpenRuntimeOptions {
  * Opens storage for the service or the admin command line. On the embedded database it first
  * claims the data directory (the admin socket is the lock), so no second process opens it.
  */
-export async function openRuntime(config: Config, opts: OpenRuntimeOptions): Promise<Runtime> {
+export async function openStorage(config: Config, opts: OpenStorageOptions): Promise<Storage> {
   const embedded = config.databaseUrl === undefined;
   const existingOnly = opts.existingOnly ?? false;
   let owner: DataDirOwner | undefined;

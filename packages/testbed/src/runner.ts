@@ -9,11 +9,12 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
 
-const REPO_ROOT = fileURLToPath(new URL("../../", import.meta.url));
+/** The repository's root: this workspace is packages/testbed in it. */
+const REPO_ROOT = join(fileURLToPath(new URL("..", import.meta.url)), "..", "..", "/");
 
 /** An action of this repository by its folder name (actions/<name>). */
 export function actionDir(name: string): string {
-  return fileURLToPath(new URL(`../${name}/`, import.meta.url));
+  return join(REPO_ROOT, "actions", name, "/");
 }
 
 /**

@@ -10,7 +10,7 @@ import { resolveOrg } from "../orgs/orgs";
 import { appEnvSecretContext } from "../secrets/rotate";
 import { parseOrThrow } from "../validation";
 
-export const addAppInput = z.object({
+export const addApplicationInput = z.object({
   org: z.string().optional(),
   name: z.string().trim().min(1).max(100),
   server: z.uuid("must be a server id"),
@@ -24,11 +24,11 @@ export const addAppInput = z.object({
   /** Given to the scripts as environment; stored encrypted, masked in their output. */
   env: z.record(z.string().regex(ENV_NAME_PATTERN, "names are letters, digits and _"), z.string()).optional(),
 });
-export type AddAppInput = z.input<typeof addAppInput>;
+export type AddApplicationInput = z.input<typeof addApplicationInput>;
 
-type AppRow = typeof applications.$inferSelect;
+type ApplicationRow = typeof applications.$inferSelect;
 
-export interface AppView {
+export interface ApplicationView {
   id: string;
   org_id: string;
   name: string;
@@ -40,7 +40,7 @@ export interface AppView {
   created_at: string;
 }
 
-const view = (a: AppRow): AppView => ({
+const view = (a: ApplicationRow): ApplicationView => ({
   id: a.id,
   org_id: a.orgId,
   name: a.name,
@@ -51,8 +51,11 @@ const view = (a: AppRow): AppView => ({
   created_at: a.createdAt.toISOString(),
 });
 
-export async function addApp(ctx: ServiceContext, raw: AddAppInput): Promise<AppView> {
-  const input = parseOrThrow(addAppInput, raw);
+export async function addApplication(
+  ctx: ServiceContext,
+  raw: AddApplicationInput,
+): Promise<ApplicationView> {
+  const input = parseOrThrow(addApplicationInput, raw);
   const org = await resolveOrg(ctx, input.org);
   const [server] = await ctx.db
     .select({ id: servers.id })
@@ -100,7 +103,7 @@ export async function addApp(ctx: ServiceContext, raw: AddAppInput): Promise<App
   });
 }
 
-export async function listApps(ctx: ServiceContext, orgName?: string): Promise<AppView[]> {
+export async function listApplications(ctx: ServiceContext, orgName?: string): Promise<ApplicationView[]> {
   const org = await resolveOrg(ctx, orgName);
   const rows = await ctx.db
     .select()
@@ -110,7 +113,11 @@ export async function listApps(ctx: ServiceContext, orgName?: string): Promise<A
   return rows.map(view);
 }
 
-export async function removeApp(ctx: ServiceContext, id: string, orgName?: string): Promise<AppView> {
+export async function removeApplication(
+  ctx: ServiceContext,
+  id: string,
+  orgName?: string,
+): Promise<ApplicationView> {
   const org = await resolveOrg(ctx, orgName);
   if (!z.uuid().safeParse(id).success) throw new AppError("not_found", `Application ${id} not found.`);
   return ctx.db.transaction(async (tx) => {

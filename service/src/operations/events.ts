@@ -1,10 +1,9 @@
 import { StringDecoder } from "node:string_decoder";
 import type { ErrorEnvelope } from "@reoclo/protocol";
-import type { OperationRunner } from "../operations/runner";
-import type { OutputEvent } from "../operations/output";
-import { getOperation, readOutput, type OperationRow } from "../operations/store";
-import { resultOf, statusEventOf } from "../operations/view";
-import type { Database } from "../db/database";
+import type { OutputEvent } from "./output";
+import type { OperationServices } from "./start";
+import { getOperation, readOutput, type OperationRow } from "./store";
+import { resultOf, statusEventOf } from "./view";
 
 // Server-Sent Events of one operation (spec §6): `status`, `output` (id = event sequence) and a
 // final `end`, or a final `error` when the stream is ended early (its key was revoked) while the
@@ -31,19 +30,20 @@ export interface EventStreamOptions {
 }
 
 export function operationEventStream(
-  db: Database,
-  runner: OperationRunner,
+  svc: OperationServices,
   op: OperationRow,
   afterSeq: number,
   opts: EventStreamOptions = {},
 ) {
+  const { db } = svc.ctx;
+  const runner = svc.runner;
   const encoder = new TextEncoder();
   let closed = false;
   let cleanup: (() => void) | undefined;
   let stopEndEarly: (() => void) | undefined;
   let keepalive: NodeJS.Timeout | undefined;
   /** Whatever way the stream ends, it stops its timers and subscriptions here. */
-  const release = () => {
+  const detach = () => {
     closed = true;
     clearInterval(keepalive);
     cleanup?.();
@@ -62,7 +62,7 @@ export function operationEventStream(
           if (buffer && !closed) controller.enqueue(encoder.encode(buffer));
           buffer = "";
           if (!closed && (controller.desiredSize ?? 0) < -MAX_UNREAD_BYTES) {
-            release();
+            detach();
             controller.error(new Error("the client reads too slowly; reconnect with Last-Event-ID"));
           }
         };
@@ -94,7 +94,7 @@ export function operationEventStream(
           send("status", cursor, statusEventOf(row));
           send("end", Math.max(cursor, row.lastSeq) + 1, resultOf(row));
           flush();
-          release();
+          detach();
           controller.close();
         };
         // The error's id is the last output sent, so a resume (with another key) misses nothing.
@@ -102,7 +102,7 @@ export function operationEventStream(
           if (closed) return;
           send("error", cursor, error);
           flush();
-          release();
+          detach();
           controller.close();
         });
         try {
@@ -111,10 +111,10 @@ export function operationEventStream(
           let forward: ((e: OutputEvent) => void) | undefined;
           const live = runner.subscribe(op.id, (e) => (forward ? forward(e) : queued.push(e)));
           if (live) {
-            // Wakes on the runner's final (after the row is final in the database) or when the client goes.
+            // Wakes once the runner settled it (after the row is final in the database) or when the client goes.
             let wake!: () => void;
             const finished = new Promise<void>((resolve) => (wake = resolve));
-            const stopFinal = runner.onFinal(op.id, () => wake());
+            const stopFinal = runner.onSettled(op.id, () => wake());
             cleanup = () => {
               live.unsubscribe();
               stopFinal();
@@ -141,21 +141,14 @@ export function operationEventStream(
           }
         } catch {
           const failed = !closed;
-          release();
+          detach();
           if (failed) controller.error(new Error("event stream failed"));
         }
       },
       cancel() {
-        release();
+        detach();
       },
     },
     new ByteLengthQueuingStrategy({ highWaterMark: BATCH_BYTES }),
   );
 }
-
-export const SSE_HEADERS = {
-  "Content-Type": "text/event-stream; charset=utf-8",
-  "Cache-Control": "no-cache, no-transform",
-  Connection: "keep-alive",
-  "X-Accel-Buffering": "no",
-};

@@ -1,0 +1,72 @@
+// Process trees from /proc (Linux): finding and killing a process's descendants, as a power cut
+// would, so no sshd session outlives its host.
+import type { ChildProcess } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+
+const STOP_GRACE_MS = 3_000;
+
+/** Direct and indirect children of `pid`, from /proc (Linux); zombies are skipped because they are already dead. */
+export function descendantsOf(pid: number): number[] {
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc").filter((e) => /^\d+$/.test(e));
+  } catch {
+    return [];
+  }
+  const children = new Map<number, number[]>();
+  for (const entry of entries) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (state === "Z") continue;
+      const list = children.get(Number(ppid)) ?? [];
+      list.push(Number(entry));
+      children.set(Number(ppid), list);
+    } catch {
+      // the process ended while we were looking
+    }
+  }
+  const found: number[] = [];
+  const queue = [pid];
+  for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+    for (const child of children.get(next) ?? []) {
+      found.push(child);
+      queue.push(child);
+    }
+  }
+  return found;
+}
+
+export function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+/** Kills sshd's sessions (like a power cut would) and then the listener; resolves when the listener has exited. */
+export async function killTree(child: ChildProcess, exited: Promise<void>): Promise<void> {
+  const pid = child.pid;
+  if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return exited;
+  signal(pid, "SIGSTOP"); // freeze accept() so no session is forked while we collect them
+  for (
+    let round = 0, pids = descendantsOf(pid);
+    pids.length > 0 && round < 10;
+    round++, pids = descendantsOf(pid)
+  ) {
+    pids.forEach((p) => signal(p, "SIGKILL"));
+  }
+  signal(pid, "SIGTERM");
+  signal(pid, "SIGCONT");
+  let timer: NodeJS.Timeout | undefined;
+  const forced = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      signal(pid, "SIGKILL");
+      resolve();
+    }, STOP_GRACE_MS);
+  });
+  await Promise.race([exited, forced]);
+  clearTimeout(timer);
+  await exited;
+}

@@ -1,0 +1,95 @@
+import { HEADERS } from "@reoclo/protocol";
+import type { Context } from "hono";
+import type { AccessDeps, Access } from "../access/pipeline";
+import { keyEndedEnvelope } from "../access/key-watch";
+import { AppError } from "../errors";
+import { operationEventStream } from "../operations/events";
+import { validIdempotencyKey } from "../operations/idempotency";
+import { settledWithin, type OperationServices, type RequestFacts, type Started } from "../operations/start";
+import type { OperationRow } from "../operations/store";
+import { execAnswer } from "../operations/view";
+
+// How the automation API answers for an operation: its event stream, 202 at once, or the result
+// once known (spec §3, §6). Shared by every route that starts or streams an operation.
+
+/** What the automation API routes are built from. */
+export interface ApiDeps {
+  readonly access: AccessDeps;
+  readonly svc: OperationServices;
+}
+
+export const SSE_HEADERS = {
+  "Content-Type": "text/event-stream; charset=utf-8",
+  "Cache-Control": "no-cache, no-transform",
+  Connection: "keep-alive",
+  "X-Accel-Buffering": "no",
+};
+
+/** The request's idempotency and user agent, for a verb; a malformed Idempotency-Key is a 422. */
+export function requestFacts(c: Context, input: unknown): RequestFacts {
+  const idempotencyKey = c.req.header("idempotency-key");
+  if (idempotencyKey !== undefined && !validIdempotencyKey(idempotencyKey)) {
+    throw new AppError("validation", "Idempotency-Key must be 1–255 visible ASCII characters.", {
+      "Idempotency-Key": ["must be 1–255 visible ASCII characters"],
+    });
+  }
+  return { route: c.req.path, input, idempotencyKey, userAgent: c.req.header("user-agent") };
+}
+
+export interface AnswerOptions {
+  /** Answer 202 `{operation_id, status: "running", …extra}` at once instead of waiting (spec §3 login). */
+  accepted?: boolean;
+  extra?: Record<string, unknown>;
+}
+
+const wantsEvents = (c: Context) => (c.req.header("accept") ?? "").includes("text/event-stream");
+
+/** Answers for an operation just started (or replayed): its events, 202, or the result once known. */
+export async function answerStarted(
+  c: Context,
+  deps: ApiDeps,
+  access: Access,
+  started: Started,
+  opts: AnswerOptions = {},
+) {
+  const { op } = started;
+  if (started.replayed) c.header(HEADERS.idempotentReplayed, "true");
+  // The id is known before any event: a streaming client can cancel or resume at once.
+  c.header(HEADERS.operationId, op.id);
+  if (wantsEvents(c)) return answerEvents(c, deps, access, op, 0);
+  if (opts.accepted)
+    return c.json({ operation_id: op.id, status: "running", outcome: "running", ...opts.extra }, 202);
+  const final = await settledWithin(deps.svc, op, deps.svc.ctx.config.syncWaitSeconds * 1000);
+  return c.json({ ...execAnswer(final), ...opts.extra }, 200);
+}
+
+/**
+ * The operation's event stream. The key was checked once, for this request: if it is revoked or
+ * expires while the stream is open, the stream ends with an `error` event and the operation goes on.
+ */
+export function answerEvents(c: Context, deps: ApiDeps, access: Access, op: OperationRow, after: number) {
+  const requestId = (c.get("requestId") as string | undefined) ?? "";
+  const stream = operationEventStream(deps.svc, op, after, {
+    endEarly: (end) =>
+      deps.access.keyWatch.watch(access.key.id, (why) => end(keyEndedEnvelope(why, requestId))),
+  });
+  // c.body keeps what the pipeline already set (X-Request-Id, RateLimit-*, Idempotent-Replayed).
+  return c.body(stream, 200, SSE_HEADERS);
+}
+
+/** Event ids are output sequence numbers (32-bit); an id past any stream's end means "nothing new". */
+const MAX_EVENT_ID = 2 ** 31 - 1;
+
+/**
+ * `Last-Event-ID` (or `?last_event_id=`): absent or empty means from the start; a number past the
+ * end is clamped (nothing new, not an error); anything else was never an id of ours.
+ */
+export function parseLastEventId(value: string | undefined): number {
+  const text = value?.trim() ?? "";
+  if (text === "") return 0;
+  if (!/^\d{1,30}$/.test(text))
+    throw new AppError("validation", "Last-Event-ID must be the id of an event of this stream.", {
+      "Last-Event-ID": ["is not an event id"],
+    });
+  return Math.min(Number(text), MAX_EVENT_ID);
+}

@@ -1,0 +1,48 @@
+import type { Database } from "../db/database";
+import type { RunningOperation } from "./running";
+import { sleep } from "./retry";
+import { cancelRequested, deployQueueHead, getOperation } from "./store";
+
+// Deploys of one application run one at a time, in arrival order, whichever instance holds them:
+// a deploy waits here until it is the oldest running deploy of its application.
+
+/** How often a waiting deploy looks whether its turn has come (or a cancel from another instance). */
+const QUEUE_POLL_MS = 250;
+
+/** True once it is this deploy's turn; false when it was cancelled or left the queue while waiting. */
+export async function waitForTurn(
+  db: Database,
+  id: string,
+  applicationId: string,
+  ahead: number,
+  op: RunningOperation,
+): Promise<boolean> {
+  let said = false;
+  for (;;) {
+    const requestedBy = op.isCancelled ? undefined : await cancelRequested(db, id);
+    if (requestedBy !== undefined) op.cancel(requestedBy);
+    if (op.isCancelled) return false;
+    const [head, own] = await Promise.all([deployQueueHead(db, applicationId), getOperation(db, id)]);
+    // Settled meanwhile (the reconciler called it lost) or its application was removed: it
+    // never runs, so it can never overlap a later deploy.
+    if (own?.status !== "running" || head === undefined) {
+      op.neverRan =
+        own?.status !== "running"
+          ? "It left the deploy queue without running: it was settled while it waited."
+          : "It left the deploy queue without running: its application was removed while it waited.";
+      return false;
+    }
+    if (head === id) {
+      if (said) op.recorder.write("stderr", Buffer.from("reoclo: its turn came; deploying\n"));
+      return true;
+    }
+    if (!said && ahead > 0) {
+      said = true;
+      op.recorder.write(
+        "stderr",
+        Buffer.from(`reoclo: waiting for ${ahead} earlier deploy(s) of this application (now ${head})\n`),
+      );
+    }
+    await sleep(QUEUE_POLL_MS);
+  }
+}

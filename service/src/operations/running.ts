@@ -1,0 +1,58 @@
+import type { Database } from "../db/database";
+import type { Logger } from "../logger";
+import type { RemoteExecOutcome, RemoteExecution } from "../ssh/remote-exec";
+import { OutputRecorder } from "./output";
+import type { OperationRow } from "./store";
+
+// One operation running on this instance: its execution on the host (once it has one), its
+// output recorder, and whether (and by whom) it was cancelled. The one place a cancel is applied.
+
+export class RunningOperation {
+  /** Undefined while the operation waits for its turn. */
+  private execution: RemoteExecution | undefined;
+  readonly recorder: OutputRecorder;
+  private cancelled = false;
+  /** Who or what cancelled it, for its reason: `automation key "deploy" (rca_3kTm9x)`, a shutdown. */
+  cancelledBy: string | undefined;
+  /** Set when it ended before running for another reason than a cancel (it left the deploy queue). */
+  neverRan: string | undefined;
+  /** The final row as it will be stored, once the outcome is known (stored or not yet). */
+  outcome: OperationRow | undefined;
+
+  constructor(
+    db: Database,
+    id: string,
+    maskValues: readonly string[],
+    outputCapBytes: number,
+    logger: Logger,
+  ) {
+    // The recorder pauses the channel when storage falls behind; the channel exists only later.
+    this.recorder = new OutputRecorder(db, id, maskValues, outputCapBytes, logger, {
+      pause: () => this.execution?.pause(),
+      resume: () => this.execution?.resume(),
+    });
+  }
+
+  get isCancelled(): boolean {
+    return this.cancelled;
+  }
+
+  get started(): boolean {
+    return this.execution !== undefined;
+  }
+
+  /** Cancels it once, wherever it is: waiting for its turn, or running on the host. */
+  cancel(by: string): void {
+    if (this.cancelled) return;
+    this.cancelled = true;
+    this.cancelledBy = by;
+    this.execution?.cancel();
+  }
+
+  /** Hands it its execution on the host; one cancelled meanwhile is cancelled there at once. */
+  attach(execution: RemoteExecution): Promise<RemoteExecOutcome> {
+    this.execution = execution;
+    if (this.cancelled) execution.cancel();
+    return execution.done;
+  }
+}
