@@ -83,3 +83,8 @@ export const rebootRequestSchema = requestBody({
   run_id: runIdSchema,
   run_context: optionalRunContextSchema,
 });
+
+/** Parsed bodies, as the service's verbs take them. */
+export type DeployRequest = z.output<typeof deployRequestSchema>;
+export type RestartRequest = z.output<typeof restartRequestSchema>;
+export type RebootRequest = z.output<typeof rebootRequestSchema>;

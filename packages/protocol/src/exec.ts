@@ -154,6 +154,8 @@ export const execRequestSchema: ExecRequestSchema = createExecRequestSchema({
 });
 /** What a client may send. */
 export type ExecRequestInput = z.input<ExecRequestSchema>;
+/** A parsed /exec body, as the service's verbs take it. */
+export type ExecRequest = z.output<ExecRequestSchema>;
 
 /** Finished within the synchronous window: the result, flat (spec §3, §7). */
 export const execFinishedResponseSchema = z.object({

@@ -35,6 +35,8 @@ export const registryLoginRequestSchema = requestBody({
   run_context: optionalRunContextSchema,
 });
 export type RegistryLoginRequestInput = z.input<typeof registryLoginRequestSchema>;
+/** The parsed body, as the service's verb takes it. */
+export type RegistryLoginRequest = z.output<typeof registryLoginRequestSchema>;
 
 /** Answered with HTTP 202; the `docker login` operation is then polled like any other. */
 export const registryLoginResponseSchema = z.object({
@@ -53,6 +55,8 @@ export const registryLogoutRequestSchema = requestBody({
   run_context: optionalRunContextSchema,
 });
 export type RegistryLogoutRequestInput = z.input<typeof registryLogoutRequestSchema>;
+/** The parsed body, as the service's verb takes it. */
+export type RegistryLogoutRequest = z.output<typeof registryLogoutRequestSchema>;
 
 /**
  * Answered with exactly HTTP 200 (a 204 breaks the published post step), shaped like an
