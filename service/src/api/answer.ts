@@ -1,4 +1,4 @@
-import { HEADERS } from "@reoclo/protocol";
+import { CONTENT_TYPE_EVENT_STREAM, HEADERS, IDEMPOTENCY_KEY_MAX_CHARS } from "@reoclo/protocol";
 import type { Context } from "hono";
 import type { AccessDeps, Access } from "../access/pipeline";
 import { keyEndedEnvelope } from "../access/key-watch";
@@ -6,7 +6,7 @@ import { AppError } from "../errors";
 import { operationEventStream } from "../operations/events";
 import { validIdempotencyKey } from "../operations/idempotency";
 import { settledWithin, type OperationServices, type RequestFacts, type Started } from "../operations/start";
-import type { OperationRow } from "../operations/store";
+import { MAX_SEQ, type OperationRow } from "../operations/store";
 import { execAnswer } from "../operations/view";
 
 // How the automation API answers for an operation: its event stream, 202 at once, or the result
@@ -19,7 +19,7 @@ export interface ApiDeps {
 }
 
 export const SSE_HEADERS = {
-  "Content-Type": "text/event-stream; charset=utf-8",
+  [HEADERS.contentType]: `${CONTENT_TYPE_EVENT_STREAM}; charset=utf-8`,
   "Cache-Control": "no-cache, no-transform",
   Connection: "keep-alive",
   "X-Accel-Buffering": "no",
@@ -27,13 +27,14 @@ export const SSE_HEADERS = {
 
 /** The request's idempotency and user agent, for a verb; a malformed Idempotency-Key is a 422. */
 export function requestFacts(c: Context, input: unknown): RequestFacts {
-  const idempotencyKey = c.req.header("idempotency-key");
+  const idempotencyKey = c.req.header(HEADERS.idempotencyKey);
   if (idempotencyKey !== undefined && !validIdempotencyKey(idempotencyKey)) {
-    throw new AppError("validation", "Idempotency-Key must be 1–255 visible ASCII characters.", {
-      "Idempotency-Key": ["must be 1–255 visible ASCII characters"],
+    const rule = `must be 1–${IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters`;
+    throw new AppError("validation", `${HEADERS.idempotencyKey} ${rule}.`, {
+      [HEADERS.idempotencyKey]: [rule],
     });
   }
-  return { route: c.req.path, input, idempotencyKey, userAgent: c.req.header("user-agent") };
+  return { route: c.req.path, input, idempotencyKey, userAgent: c.req.header(HEADERS.userAgent) };
 }
 
 export interface AnswerOptions {
@@ -42,7 +43,7 @@ export interface AnswerOptions {
   extra?: Record<string, unknown>;
 }
 
-const wantsEvents = (c: Context) => (c.req.header("accept") ?? "").includes("text/event-stream");
+const wantsEvents = (c: Context) => (c.req.header(HEADERS.accept) ?? "").includes(CONTENT_TYPE_EVENT_STREAM);
 
 /** Answers for an operation just started (or replayed): its events, 202, or the result once known. */
 export async function answerStarted(
@@ -77,9 +78,6 @@ export function answerEvents(c: Context, deps: ApiDeps, access: Access, op: Oper
   return c.body(stream, 200, SSE_HEADERS);
 }
 
-/** Event ids are output sequence numbers (32-bit); an id past any stream's end means "nothing new". */
-const MAX_EVENT_ID = 2 ** 31 - 1;
-
 /**
  * `Last-Event-ID` (or `?last_event_id=`): absent or empty means from the start; a number past the
  * end is clamped (nothing new, not an error); anything else was never an id of ours.
@@ -88,8 +86,9 @@ export function parseLastEventId(value: string | undefined): number {
   const text = value?.trim() ?? "";
   if (text === "") return 0;
   if (!/^\d{1,30}$/.test(text))
-    throw new AppError("validation", "Last-Event-ID must be the id of an event of this stream.", {
-      "Last-Event-ID": ["is not an event id"],
+    throw new AppError("validation", `${HEADERS.lastEventId} must be the id of an event of this stream.`, {
+      [HEADERS.lastEventId]: ["is not an event id"],
     });
-  return Math.min(Number(text), MAX_EVENT_ID);
+  // Event ids are output sequence numbers; an id past any stream's end means "nothing new".
+  return Math.min(Number(text), MAX_SEQ);
 }

@@ -1,4 +1,9 @@
-import { createExecRequestSchema, idempotencyKeySchema, operationListQuerySchema } from "@reoclo/protocol";
+import {
+  createExecRequestSchema,
+  HEADERS,
+  idempotencyKeySchema,
+  operationListQuerySchema,
+} from "@reoclo/protocol";
 import { Hono } from "hono";
 import { automationAccess } from "../access/pipeline";
 import { cancelOperationAs, listOperationsForKey, operationForKey } from "../operations/queries";
@@ -38,7 +43,7 @@ export function operationRoutes(deps: ApiDeps) {
     .get("/operations/:id/events", automationAccess(deps.access, { operation: null }), async (c) => {
       const access = c.get("access");
       const found = await operationForKey(svc, access, c.req.param("id"));
-      const after = parseLastEventId(c.req.header("last-event-id") ?? c.req.query("last_event_id"));
+      const after = parseLastEventId(c.req.header(HEADERS.lastEventId) ?? c.req.query("last_event_id"));
       return answerEvents(c, deps, access, found.op, after);
     })
     .post("/operations/:id/cancel", automationAccess(deps.access, { operation: null }), async (c) => {

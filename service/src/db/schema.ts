@@ -1,9 +1,11 @@
 import {
   DEFAULT_RATE_LIMIT_PER_HOUR,
   DEFAULT_RATE_LIMIT_PER_MINUTE,
+  type OperationOutcome,
   type OperationType,
   type OutputStream,
   type RegistryType,
+  type RunContext,
 } from "@reoclo/protocol";
 import { sql } from "drizzle-orm";
 import {
@@ -150,7 +152,8 @@ export const operations = pgTable(
     applicationId: uuid("application_id").references(() => applications.id, { onDelete: "set null" }),
     credentialId: uuid("credential_id").references(() => registryCredentials.id, { onDelete: "set null" }),
     operationType: text("operation_type").$type<OperationType>().notNull(),
-    status: text("status").notNull().default("running"),
+    /** The precise outcome (spec §4); answers also say it in the published status vocabulary. */
+    status: text("status").$type<OperationOutcome>().notNull().default("running"),
     /** Command text with token-shaped strings and env values redacted. */
     command: text("command"),
     workingDirectory: text("working_directory"),
@@ -175,7 +178,7 @@ export const operations = pgTable(
     /** Reboots: from the host going down to it answering SSH again with the same host key. */
     downtimeMs: integer("downtime_ms"),
     runId: text("run_id"),
-    runContext: jsonb("run_context"),
+    runContext: jsonb("run_context").$type<RunContext>(),
     userAgent: text("user_agent"),
     /** Instance that runs it, and its heartbeat: the reconciler settles operations whose runner vanished. */
     runnerId: text("runner_id"),

@@ -1,5 +1,5 @@
 import { StringDecoder } from "node:string_decoder";
-import type { ErrorEnvelope } from "@reoclo/protocol";
+import type { ErrorEnvelope, OutputStream } from "@reoclo/protocol";
 import type { OutputEvent } from "./output";
 import type { OperationServices } from "./start";
 import { getOperation, readOutput, type OperationRow } from "./store";
@@ -72,7 +72,7 @@ export function operationEventStream(
           if (buffer.length >= BATCH_BYTES) flush();
           else timer ??= setTimeout(flush, BATCH_MS);
         };
-        const output = (e: { seq: number; stream: "stdout" | "stderr"; data: Buffer }) => {
+        const output = (e: { seq: number; stream: OutputStream; data: Buffer }) => {
           if (e.seq <= cursor) return;
           cursor = e.seq;
           send("output", e.seq, { stream: e.stream, data: decoders[e.stream].write(e.data) });

@@ -1,4 +1,4 @@
-import { OUTPUT_TAIL_BYTES } from "@reoclo/protocol";
+import { OUTPUT_STREAMS, OUTPUT_TAIL_BYTES, type OutputStream } from "@reoclo/protocol";
 import type { Database } from "../db/database";
 import { classifyDatabaseError, describeDatabaseError } from "../db/errors";
 import type { Logger } from "../logger";
@@ -10,10 +10,9 @@ import { insertOutput, type OutputTotals, type StoredEvent } from "./store";
 // in a tail per stream for the polling answers, stored in batches up to the cap, and fanned out
 // live to subscribers. Memory stays bounded whatever the command prints.
 
-export type Stream = "stdout" | "stderr";
 export interface OutputEvent {
   seq: number;
-  stream: Stream;
+  stream: OutputStream;
   data: Buffer;
 }
 
@@ -39,7 +38,7 @@ class Tail {
 
 export class OutputRecorder {
   private seq = 0;
-  private readonly maskers: Record<Stream, StreamMasker>;
+  private readonly maskers: Record<OutputStream, StreamMasker>;
   private readonly tails = { stdout: new Tail(), stderr: new Tail() };
   private readonly bytes = { stdout: 0, stderr: 0 };
   private readonly storedBytes = { stdout: 0, stderr: 0 };
@@ -73,7 +72,7 @@ export class OutputRecorder {
     return () => this.listeners.delete(fn);
   }
 
-  write(stream: Stream, raw: Buffer): void {
+  write(stream: OutputStream, raw: Buffer): void {
     this.emit(stream, this.maskers[stream].push(raw));
   }
 
@@ -88,7 +87,7 @@ export class OutputRecorder {
    * final at once; `stored()` tells when the database has all of it.
    */
   finish(): OutputTotals {
-    for (const s of ["stdout", "stderr"] as const) this.emit(s, this.maskers[s].end());
+    for (const s of OUTPUT_STREAMS) this.emit(s, this.maskers[s].end());
     this.flush();
     return {
       stdoutTail: this.tails.stdout.value,
@@ -101,7 +100,7 @@ export class OutputRecorder {
     };
   }
 
-  private emit(stream: Stream, data: Buffer): void {
+  private emit(stream: OutputStream, data: Buffer): void {
     if (data.length === 0) return;
     const event = { seq: ++this.seq, stream, data };
     this.bytes[stream] += data.length;

@@ -117,7 +117,7 @@ export class OperationRunner {
       {
         ...req.row,
         id: randomUUID(),
-        status: "running",
+        status: "running" as const,
         command: redactCommandText(req.command, maskValues),
         runnerId: this.instanceId,
         heartbeatAt: now,

@@ -1,4 +1,9 @@
-import { IDEMPOTENCY_RETENTION_MS, type ExecRequest, type OperationType } from "@reoclo/protocol";
+import {
+  IDEMPOTENCY_RETENTION_MS,
+  type ExecRequest,
+  type OperationType,
+  type RunContext,
+} from "@reoclo/protocol";
 import type { ServiceContext } from "../context";
 import { AppError } from "../errors";
 import type { AutomationKeyRow } from "../keys/lookup";
@@ -41,7 +46,7 @@ export interface OperationSpec {
   workingDirectory?: string | undefined;
   timeoutSeconds: number;
   runId?: string | null | undefined;
-  runContext?: unknown;
+  runContext?: RunContext | null | undefined;
   applicationId?: string | undefined;
   credentialId?: string | undefined;
   maskAlso?: StartRequest["maskAlso"];

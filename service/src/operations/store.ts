@@ -1,5 +1,10 @@
 import { and, asc, count, desc, eq, gt, inArray, isNull, lt, or, sql } from "drizzle-orm";
-import { OUTPUT_TAIL_BYTES } from "@reoclo/protocol";
+import {
+  EXIT_CODE_FAILED,
+  OUTPUT_TAIL_BYTES,
+  type OutputStream,
+  type TerminalOutcome,
+} from "@reoclo/protocol";
 import type { Database } from "../db/database";
 import {
   auditEvents,
@@ -13,6 +18,9 @@ import { AppError } from "../errors";
 import type { ListPosition } from "./cursor";
 
 // Operation rows and their stored output. Every status change goes through here.
+
+/** Output sequence numbers (the SSE event ids) are a 32-bit column. */
+export const MAX_SEQ = 2 ** 31 - 1;
 
 export type OperationRow = typeof operations.$inferSelect;
 export type NewOperation = typeof operations.$inferInsert;
@@ -201,7 +209,7 @@ export interface OutputTotals {
 }
 
 export interface FinalState extends OutputTotals {
-  status: "completed" | "timeout" | "cancelled" | "failed" | "lost";
+  status: TerminalOutcome;
   exitCode: number;
   durationMs: number | null;
   error?: string | null;
@@ -293,7 +301,7 @@ export async function findByIdempotencyKey(db: Database, keyId: string, idempote
 
 export interface StoredEvent {
   seq: number;
-  stream: "stdout" | "stderr";
+  stream: OutputStream;
   data: Buffer;
 }
 
@@ -318,7 +326,7 @@ export async function readOutput(
     .where(and(eq(operationOutput.operationId, operationId), gt(operationOutput.seq, afterSeq)))
     .orderBy(asc(operationOutput.seq))
     .limit(limit);
-  return rows.map((r) => ({ seq: r.seq, stream: r.stream === "stderr" ? "stderr" : "stdout", data: r.data }));
+  return rows.map((r) => ({ seq: r.seq, stream: r.stream, data: r.data }));
 }
 
 /** Heartbeat of this instance's running operations; returns those someone asked to cancel, and who. */
@@ -409,7 +417,7 @@ async function settleLost(
       .update(operations)
       .set({
         status: "lost",
-        exitCode: 255,
+        exitCode: EXIT_CODE_FAILED,
         completedAt: now,
         settledBy: "reconciler",
         error: reason,
@@ -430,7 +438,7 @@ async function settleLost(
 async function storedTail(
   db: Database,
   operationId: string,
-  stream: "stdout" | "stderr",
+  stream: OutputStream,
 ): Promise<{ tail: Buffer; bytes: number }> {
   const where = and(eq(operationOutput.operationId, operationId), eq(operationOutput.stream, stream));
   const [total] = await db
@@ -444,7 +452,7 @@ async function storedTail(
     const rows = await db
       .select({ seq: operationOutput.seq, data: operationOutput.data })
       .from(operationOutput)
-      .where(and(where, lt(operationOutput.seq, Math.min(before, 2 ** 31 - 1))))
+      .where(and(where, lt(operationOutput.seq, Math.min(before, MAX_SEQ))))
       .orderBy(desc(operationOutput.seq))
       .limit(64);
     for (const r of rows) {

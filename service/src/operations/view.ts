@@ -57,7 +57,7 @@ export function operationAnswer(row: OperationRow, serverName: string): Operatio
     reason: outcome === "running" ? null : row.error,
     ...(outcome === "running" ? {} : { result: resultOf(row) }),
     run_id: row.runId,
-    run_context: (row.runContext as Operation["run_context"]) ?? null,
+    run_context: row.runContext ?? null,
     started_at: iso(row.startedAt ?? row.createdAt) ?? new Date(0).toISOString(),
     completed_at: iso(row.completedAt),
   };
