@@ -15,7 +15,7 @@ import { registryRoutes } from "./api/registry";
 import type { OperationRunner } from "./operations/runner";
 import type { Config } from "./config";
 import type { DatabaseHandle } from "./db/database";
-import { errorResponse, onAppError } from "./http/error-envelope";
+import { errorResponse, onServiceError } from "./http/error-envelope";
 import type { Logger } from "./logger";
 import type { SecretBox } from "./secrets/secret-box";
 
@@ -58,7 +58,7 @@ export function createApp(deps: AppDeps) {
   const access = createAccessDeps(deps);
   const app = new Hono<AppEnv>();
   app.use(assignRequestId);
-  app.onError(onAppError(deps.logger));
+  app.onError(onServiceError(deps.logger));
   // Its own code, so a wrong base URL is not mistaken for an unknown server or operation (issue 14).
   app.notFound((c) =>
     errorResponse(

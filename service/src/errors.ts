@@ -12,7 +12,7 @@ export type AdminErrorCode =
   | "database_not_initialised";
 
 /** A typed failure of a service function; mapped to the one error envelope in one place. */
-export class AppError extends Error {
+export class ServiceError extends Error {
   readonly status: number;
   constructor(
     readonly code: ErrorCode | AdminErrorCode,
@@ -24,7 +24,7 @@ export class AppError extends Error {
     Error.stackTraceLimit = 0;
     super(detail);
     Error.stackTraceLimit = limit;
-    this.name = "AppError";
+    this.name = "ServiceError";
     this.status = code in ERROR_CODES ? ERROR_CODES[code as ErrorCode] : 502;
   }
 }

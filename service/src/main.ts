@@ -12,7 +12,7 @@ import {
   type Config,
 } from "./config";
 import { adminSocketPath, socketIsLive } from "./db/data-dir";
-import { AppError } from "./errors";
+import { ServiceError } from "./errors";
 import { jsonLogger as logger } from "./logger";
 import { createService } from "./service";
 import { openStorage } from "./storage";
@@ -40,7 +40,7 @@ const answerWhileStarting: Fetch = (req: Request) => {
 
 /** One line for a failed start, naming the setting to change where there is one; never a password. */
 function startupProblem(err: unknown, config: Config): string {
-  if (err instanceof AppError) return err.detail;
+  if (err instanceof ServiceError) return err.detail;
   const described = config.databaseUrl ? databaseProblem(err, config.databaseUrl) : undefined;
   if (described) return described;
   const message = err instanceof Error ? err.message : String(err);

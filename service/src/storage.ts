@@ -2,7 +2,7 @@ import type net from "node:net";
 import type { Config } from "./config";
 import { openDatabase, type DatabaseHandle } from "./db/database";
 import { claimDataDir, pgliteDirOf, requireEmbeddedDatabase, type DataDirOwner } from "./db/data-dir";
-import { AppError } from "./errors";
+import { ServiceError } from "./errors";
 import type { Logger } from "./logger";
 import { masterKeyFile, resolveMasterKey } from "./secrets/master-key";
 import { SecretBox } from "./secrets/secret-box";
@@ -87,7 +87,7 @@ async function requireSchema(database: DatabaseHandle, config: Config): Promise<
   const where = config.databaseUrl
     ? "The database DATABASE_URL names has no Reoclo schema yet: the service has not been started on it. Start the service once with this DATABASE_URL (it creates the schema at its start)"
     : `${config.dataDir} holds no Reoclo schema yet: the service has not finished a first start on it. Start it once with this REOCLO_DATA_DIR`;
-  throw new AppError(
+  throw new ServiceError(
     "database_not_initialised",
     `${where}, then run reoclo-admin again. Nothing was changed.`,
   );

@@ -6,7 +6,7 @@ import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import { jsonDepthExceeds } from "../src/access/pipeline";
 import { parseLastEventId } from "../src/api/answer";
 import { storableJson, storableText } from "../src/db/storable";
-import { AppError } from "../src/errors";
+import { ServiceError } from "../src/errors";
 import { decodeCursor, encodeCursor } from "../src/operations/cursor";
 import { dumpAllTables } from "./fixtures/db";
 import { readEvents, startExecEnv, type ExecEnv } from "./fixtures/exec-env";
@@ -306,8 +306,8 @@ describe("the parsers themselves, fed hostile input (seeded property tests)", ()
           const n = parseLastEventId(s);
           expect(Number.isInteger(n) && n >= 0 && n <= 2 ** 31 - 1).toBe(true);
         } catch (err) {
-          expect(err).toBeInstanceOf(AppError);
-          expect((err as AppError).status).toBe(422);
+          expect(err).toBeInstanceOf(ServiceError);
+          expect((err as ServiceError).status).toBe(422);
         }
       }),
       { seed: SEED, numRuns: 2_000 },
@@ -323,7 +323,7 @@ describe("the parsers themselves, fed hostile input (seeded property tests)", ()
           expect(encodeCursor(p).length).toBeGreaterThan(0);
           expect(p.createdAt.getUTCFullYear()).toBeGreaterThanOrEqual(2000);
         } catch (err) {
-          expect((err as AppError).status).toBe(422);
+          expect((err as ServiceError).status).toBe(422);
         }
       }),
       { seed: SEED, numRuns: 2_000 },

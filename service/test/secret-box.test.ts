@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { AppError } from "../src/errors";
+import { ServiceError } from "../src/errors";
 import { masterKeyId, SecretBox } from "../src/secrets/secret-box";
 
 const SECRET = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-really\n-----END OPENSSH PRIVATE KEY-----";
@@ -23,7 +23,7 @@ describe("secrets at rest", () => {
   it("refuses a value moved to another row or column", () => {
     const box = new SecretBox(randomBytes(32));
     const sealed = box.encrypt(SECRET, "servers.private_key:1");
-    expect(() => box.decrypt(sealed, "servers.private_key:2")).toThrow(AppError);
+    expect(() => box.decrypt(sealed, "servers.private_key:2")).toThrow(ServiceError);
   });
 
   it("refuses a tampered value", () => {
@@ -45,9 +45,9 @@ describe("secrets at rest", () => {
         return e;
       }
     })();
-    expect(err).toBeInstanceOf(AppError);
-    expect((err as AppError).code).toBe("secrets_unavailable");
-    expect((err as AppError).status).toBe(503);
+    expect(err).toBeInstanceOf(ServiceError);
+    expect((err as ServiceError).code).toBe("secrets_unavailable");
+    expect((err as ServiceError).status).toBe(503);
   });
 
   it("decrypts values under a previous key and flags them for rotation", () => {

@@ -15,7 +15,7 @@ import { generateAutomationKey, hashAutomationKey } from "../src/keys/key-format
 import { findKeyByHash } from "../src/keys/lookup";
 import { automationKeys } from "../src/db/schema";
 import { eq } from "drizzle-orm";
-import { AppError } from "../src/errors";
+import { ServiceError } from "../src/errors";
 
 /** Every row of every table in the public schema, as text, for grepping. */
 describe.each(DRIVERS)("storage on %s", (driver) => {
@@ -134,8 +134,8 @@ describe.each(DRIVERS)("storage on %s", (driver) => {
       private_key: host.privateKey,
       host_key_fingerprint: host.hostKeyFingerprint,
     }).catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(AppError);
-    expect((err as AppError).code).toBe("secrets_unavailable");
+    expect(err).toBeInstanceOf(ServiceError);
+    expect((err as ServiceError).code).toBe("secrets_unavailable");
     expect((await listServers(ctx)).map((s) => s.name)).not.toContain("web-2");
   });
 

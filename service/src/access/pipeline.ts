@@ -5,7 +5,7 @@ import type { RequestIdVariables } from "hono/request-id";
 import type { z } from "zod";
 import type { Database } from "../db/database";
 import { automationKeys } from "../db/schema";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 import type { AutomationKeyRow } from "../keys/lookup";
 import type { Logger } from "../logger";
 import { describeDatabaseError } from "../db/errors";
@@ -78,7 +78,7 @@ export function automationAccess<T = undefined>(
     const bearer = parseBearer(c.req.header(HEADERS.authorization));
     if ("reason" in bearer) {
       deps.audit.recordDeferred({ ...event, reason: bearer.reason });
-      throw new AppError("unauthorized", UNAUTHORIZED);
+      throw new ServiceError("unauthorized", UNAUTHORIZED);
     }
     // Only well-formed keys cost a lookup, so only their failures are budgeted per address. The
     // budget is checked before the lookup and charged on failure: a burst can overdraw it by what
@@ -87,16 +87,16 @@ export function automationAccess<T = undefined>(
     if (blocked > 0) {
       deps.audit.recordDeferred({ ...event, reason: "auth_rate_limited" });
       c.header(HEADERS.retryAfter, String(blocked));
-      throw new AppError(
+      throw new ServiceError(
         "rate_limited",
         `Too many failed authentications from this address; retry in ${blocked} s.`,
       );
     }
-    const auth = await dependency(() => verifyAutomationKey(deps.db, bearer.key, deps.now()));
+    const auth = await orUnavailable(() => verifyAutomationKey(deps.db, bearer.key, deps.now()));
     if (!auth.ok) {
       await deps.authFailures.recordFailure(budgetKey);
       await denyAudited(deps, { ...event, reason: auth.reason, keyId: auth.key?.id, orgId: auth.key?.orgId });
-      throw new AppError("unauthorized", UNAUTHORIZED);
+      throw new ServiceError("unauthorized", UNAUTHORIZED);
     }
     const key = auth.key;
     Object.assign(event, { keyId: key.id, orgId: key.orgId });
@@ -105,15 +105,15 @@ export function automationAccess<T = undefined>(
     if (key.allowedCidrs.length > 0 && !ipInCidrs(address.client, parseCidrs(key.allowedCidrs))) {
       await deps.authFailures.recordFailure(budgetKey);
       await denyAudited(deps, { ...event, reason: "ip_not_allowed" });
-      throw new AppError(
+      throw new ServiceError(
         "ip_not_allowed",
         `Requests from ${clientIp ?? "this address"} are not allowed for this automation key.`,
       );
     }
 
     // Step 4: rate limit; the headers go on every authenticated answer from here on.
-    const rate = await dependency(() =>
-      deps.limiter.consume(key.id, { perMinute: key.rateLimitPerMinute, perHour: key.rateLimitPerHour }),
+    const rate = await orUnavailable(() =>
+      deps.limiter.countRequest(key.id, { perMinute: key.rateLimitPerMinute, perHour: key.rateLimitPerHour }),
     );
     c.header(HEADERS.rateLimitLimit, String(rate.limit));
     c.header(HEADERS.rateLimitRemaining, String(rate.remaining));
@@ -121,7 +121,7 @@ export function automationAccess<T = undefined>(
     if (!rate.allowed) {
       c.header(HEADERS.retryAfter, String(rate.resetSeconds));
       await denyAudited(deps, { ...event, reason: "rate_limited" });
-      throw new AppError(
+      throw new ServiceError(
         "rate_limited",
         `Rate limit of ${rate.limit} requests reached for this key; retry in ${rate.resetSeconds} s.`,
       );
@@ -130,7 +130,7 @@ export function automationAccess<T = undefined>(
     // Step 5: operation scope.
     if (rule.operation && !key.operations.includes(rule.operation)) {
       await denyAudited(deps, { ...event, reason: "operation_not_allowed" });
-      throw new AppError(
+      throw new ServiceError(
         "operation_not_allowed",
         `This automation key is not allowed to run "${rule.operation}".`,
       );
@@ -143,11 +143,11 @@ export function automationAccess<T = undefined>(
       const raw = await readJson(c);
       if (raw === MALFORMED) {
         await denyAudited(deps, { ...event, reason: "malformed_json" });
-        throw new AppError("malformed_json", "The request body is not valid JSON.");
+        throw new ServiceError("malformed_json", "The request body is not valid JSON.");
       }
       if (raw === TOO_DEEP) {
         await denyAudited(deps, { ...event, reason: "validation" });
-        throw new AppError(
+        throw new ServiceError(
           "validation",
           `The request body is nested more than ${MAX_JSON_DEPTH} levels deep; no field of this API needs that.`,
           { body: [`is nested more than ${MAX_JSON_DEPTH} levels deep`] },
@@ -162,20 +162,20 @@ export function automationAccess<T = undefined>(
         if (isUuid(body.server_id)) {
           const id = body.server_id.toLowerCase();
           event.serverId = serverId = id;
-          await dependency(() => requireServer(deps.db, key, id));
+          await orUnavailable(() => requireServer(deps.db, key, id));
         }
         if (isUuid(body.credential_id)) {
           const id = body.credential_id.toLowerCase();
           event.credentialId = id;
-          await dependency(() => requireCredential(deps.db, key, id));
+          await orUnavailable(() => requireCredential(deps.db, key, id));
         }
         if (isUuid(body.application_id)) {
           const id = body.application_id.toLowerCase();
           event.applicationId = id;
-          event.serverId = serverId = await dependency(() => requireApplication(deps.db, key, id));
+          event.serverId = serverId = await orUnavailable(() => requireApplication(deps.db, key, id));
         }
       } catch (err) {
-        if (err instanceof AppError) await denyAudited(deps, { ...event, reason: err.code });
+        if (err instanceof ServiceError) await denyAudited(deps, { ...event, reason: err.code });
         throw err;
       }
       const parsed = rule.body.safeParse(raw);
@@ -183,7 +183,7 @@ export function automationAccess<T = undefined>(
         await denyAudited(deps, { ...event, reason: "validation" });
         const fields = zodIssuesToFields(parsed.error);
         const [field, problems] = Object.entries(fields)[0] ?? ["body", ["is invalid"]];
-        throw new AppError("validation", `Invalid ${field}: ${problems[0] ?? "is invalid"}`, fields);
+        throw new ServiceError("validation", `Invalid ${field}: ${problems[0] ?? "is invalid"}`, fields);
       }
       input = parsed.data;
     }
@@ -199,7 +199,7 @@ export function automationAccess<T = undefined>(
       });
       // The refusal itself is recorded once the database answers again.
       await deps.audit.recordOrRetain({ ...event, reason: "audit_unavailable" });
-      throw new AppError(
+      throw new ServiceError(
         "audit_unavailable",
         "The audit log cannot be written, so nothing was run; retry shortly.",
       );
@@ -211,13 +211,13 @@ export function automationAccess<T = undefined>(
   };
 }
 
-/** A database that fails mid-request is a dependency down (503), never a 500. */
-async function dependency<R>(fn: () => Promise<R>): Promise<R> {
+/** A database that fails mid-request is a orUnavailable down (503), never a 500. */
+async function orUnavailable<R>(fn: () => Promise<R>): Promise<R> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof AppError) throw err;
-    throw new AppError("database_unavailable", "The database does not answer; retry shortly.");
+    if (err instanceof ServiceError) throw err;
+    throw new ServiceError("database_unavailable", "The database does not answer; retry shortly.");
   }
 }
 

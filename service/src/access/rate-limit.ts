@@ -91,7 +91,7 @@ export class KeyRateLimiter {
     this.store = kind === "database" ? new DatabaseCounters(database) : new MemoryCounters();
   }
 
-  async consume(keyId: string, limits: KeyLimits): Promise<RateDecision> {
+  async countRequest(keyId: string, limits: KeyLimits): Promise<RateDecision> {
     const [minute, hour] = await this.store.hit(keyId);
     const m = { ...minute, limit: limits.perMinute };
     const h = { ...hour, limit: limits.perHour };

@@ -2,7 +2,7 @@ import { isUuid } from "@reoclo/protocol";
 import { and, eq, sql } from "drizzle-orm";
 import type { Database } from "../db/database";
 import { applications, registryCredentials, servers } from "../db/schema";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 import type { AutomationKeyRow } from "../keys/lookup";
 
 // Step 6 of the pipeline: targets must exist in the key's organisation (else 404, exactly as
@@ -52,9 +52,9 @@ export const serverInScope = (key: AutomationKeyRow, serverId: string) =>
 
 export async function requireServer(db: Database, key: AutomationKeyRow, serverId: string): Promise<void> {
   const [row] = await statements(db).server.execute({ id: serverId, org: key.orgId });
-  if (!row) throw new AppError("not_found", "Server not found.");
+  if (!row) throw new ServiceError("not_found", "Server not found.");
   if (!serverInScope(key, row.id)) {
-    throw new AppError(
+    throw new ServiceError(
       "server_not_in_scope",
       "This automation key is not allowed to act on this server; add the server to the key's scope.",
     );
@@ -67,9 +67,9 @@ export async function requireCredential(
   credentialId: string,
 ): Promise<void> {
   const [row] = await statements(db).credential.execute({ id: credentialId, org: key.orgId });
-  if (!row) throw new AppError("not_found", "Registry credential not found.");
+  if (!row) throw new ServiceError("not_found", "Registry credential not found.");
   if (!key.allCredentials && !key.credentialIds.includes(row.id)) {
-    throw new AppError(
+    throw new ServiceError(
       "credential_not_in_scope",
       "This automation key is not allowed to use this registry credential.",
     );
@@ -83,9 +83,9 @@ export async function requireApplication(
   applicationId: string,
 ): Promise<string> {
   const [row] = await statements(db).application.execute({ id: applicationId, org: key.orgId });
-  if (!row) throw new AppError("not_found", "Application not found.");
+  if (!row) throw new ServiceError("not_found", "Application not found.");
   if (!serverInScope(key, row.serverId)) {
-    throw new AppError(
+    throw new ServiceError(
       "application_not_in_scope",
       "This automation key is not allowed to act on this application's server.",
     );

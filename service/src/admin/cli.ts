@@ -1,7 +1,7 @@
 import net from "node:net";
 import { ConfigError, parseConfig } from "../config";
 import { adminSocketPath, socketIsLive } from "../db/data-dir";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 import { silentLogger, type Logger } from "../logger";
 import { openStorage } from "../storage";
 import { parseCommand, usage, UsageError } from "./argv";
@@ -44,7 +44,7 @@ export async function runAdmin(argv: string[], io: AdminIo): Promise<number> {
       io.stderr(`reoclo-admin: ${err.message}\n`);
       return 1;
     }
-    if (err instanceof AppError) {
+    if (err instanceof ServiceError) {
       io.stderr(
         json
           ? JSON.stringify({

@@ -2,8 +2,8 @@ import http from "node:http";
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import type { ServiceContext } from "../context";
-import { AppError } from "../errors";
-import { errorResponse, onAppError } from "../http/error-envelope";
+import { ServiceError } from "../errors";
+import { errorResponse, onServiceError } from "../http/error-envelope";
 import type { Logger } from "../logger";
 import { adminCommands } from "./commands";
 
@@ -13,14 +13,14 @@ import { adminCommands } from "./commands";
 export function createAdminSocketApp(ctx: ServiceContext, logger: Logger) {
   const app = new Hono();
   app.use(requestId());
-  app.onError(onAppError(logger));
+  app.onError(onServiceError(logger));
   app.notFound((c) => errorResponse(c, 404, "not_found", "Unknown admin command."));
   app.post("/rpc/:command", async (c) => {
     const name = c.req.param("command");
     const run = Object.hasOwn(adminCommands, name) ? adminCommands[name] : undefined;
     if (!run) return errorResponse(c, 404, "not_found", `Unknown admin command ${c.req.param("command")}.`);
     const params: unknown = await c.req.json().catch(() => {
-      throw new AppError("malformed_json", "The admin request body is not JSON.");
+      throw new ServiceError("malformed_json", "The admin request body is not JSON.");
     });
     return c.json({ result: await run(ctx, params) });
   });
@@ -52,7 +52,7 @@ export function callAdminSocket(socketPath: string, command: string, params: unk
             if (res.statusCode === 200) resolve(parsed.result);
             else
               reject(
-                new AppError(
+                new ServiceError(
                   (parsed.error ?? "service_unavailable") as "service_unavailable",
                   parsed.detail ?? "The service refused the command.",
                   parsed.fields,
@@ -60,7 +60,7 @@ export function callAdminSocket(socketPath: string, command: string, params: unk
               );
           } catch {
             reject(
-              new AppError(
+              new ServiceError(
                 "service_unavailable",
                 `The service answered the admin socket with HTTP ${res.statusCode}.`,
               ),
@@ -71,7 +71,10 @@ export function callAdminSocket(socketPath: string, command: string, params: unk
     );
     req.on("error", (err) =>
       reject(
-        new AppError("service_unavailable", `Could not reach the service on ${socketPath}: ${err.message}.`),
+        new ServiceError(
+          "service_unavailable",
+          `Could not reach the service on ${socketPath}: ${err.message}.`,
+        ),
       ),
     );
     req.end(body);

@@ -2,7 +2,7 @@ import { CONTENT_TYPE_EVENT_STREAM, HEADERS, IDEMPOTENCY_KEY_MAX_CHARS } from "@
 import type { Context } from "hono";
 import type { AccessDeps, Access } from "../access/pipeline";
 import { keyEndedEnvelope } from "../access/key-watch";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 import { operationEventStream } from "../operations/events";
 import { validIdempotencyKey } from "../operations/idempotency";
 import { settledWithin, type OperationServices, type RequestFacts, type Started } from "../operations/start";
@@ -30,7 +30,7 @@ export function requestFacts(c: Context, input: unknown): RequestFacts {
   const idempotencyKey = c.req.header(HEADERS.idempotencyKey);
   if (idempotencyKey !== undefined && !validIdempotencyKey(idempotencyKey)) {
     const rule = `must be 1–${IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters`;
-    throw new AppError("validation", `${HEADERS.idempotencyKey} ${rule}.`, {
+    throw new ServiceError("validation", `${HEADERS.idempotencyKey} ${rule}.`, {
       [HEADERS.idempotencyKey]: [rule],
     });
   }
@@ -86,9 +86,13 @@ export function parseLastEventId(value: string | undefined): number {
   const text = value?.trim() ?? "";
   if (text === "") return 0;
   if (!/^\d{1,30}$/.test(text))
-    throw new AppError("validation", `${HEADERS.lastEventId} must be the id of an event of this stream.`, {
-      [HEADERS.lastEventId]: ["is not an event id"],
-    });
+    throw new ServiceError(
+      "validation",
+      `${HEADERS.lastEventId} must be the id of an event of this stream.`,
+      {
+        [HEADERS.lastEventId]: ["is not an event id"],
+      },
+    );
   // Event ids are output sequence numbers; an id past any stream's end means "nothing new".
   return Math.min(Number(text), MAX_SEQ);
 }

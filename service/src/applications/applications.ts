@@ -5,7 +5,7 @@ import { z } from "zod";
 import { recordChange } from "../audit/changes";
 import type { ServiceContext } from "../context";
 import { applications, servers } from "../db/schema";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 import { resolveOrg } from "../orgs/orgs";
 import { appEnvSecretContext } from "../secrets/rotate";
 import { parseOrThrow } from "../validation";
@@ -63,7 +63,7 @@ export async function addApplication(
     .where(and(eq(servers.id, input.server), eq(servers.orgId, org.id)))
     .limit(1);
   if (!server)
-    throw new AppError("not_found", `Server ${input.server} not found in organisation ${org.name}.`);
+    throw new ServiceError("not_found", `Server ${input.server} not found in organisation ${org.name}.`);
   const id = randomUUID();
   const env = input.env && Object.keys(input.env).length > 0 ? input.env : undefined;
   return ctx.db.transaction(async (tx) => {
@@ -82,7 +82,7 @@ export async function addApplication(
       .onConflictDoNothing()
       .returning();
     if (!row)
-      throw new AppError(
+      throw new ServiceError(
         "conflict",
         `An application named "${input.name}" already exists in organisation ${org.name}.`,
       );
@@ -119,13 +119,13 @@ export async function removeApplication(
   orgName?: string,
 ): Promise<ApplicationView> {
   const org = await resolveOrg(ctx, orgName);
-  if (!z.uuid().safeParse(id).success) throw new AppError("not_found", `Application ${id} not found.`);
+  if (!z.uuid().safeParse(id).success) throw new ServiceError("not_found", `Application ${id} not found.`);
   return ctx.db.transaction(async (tx) => {
     const [row] = await tx
       .delete(applications)
       .where(and(eq(applications.id, id), eq(applications.orgId, org.id)))
       .returning();
-    if (!row) throw new AppError("not_found", `Application ${id} not found in organisation ${org.name}.`);
+    if (!row) throw new ServiceError("not_found", `Application ${id} not found in organisation ${org.name}.`);
     await recordChange(ctx, tx, {
       action: "application.remove",
       orgId: org.id,

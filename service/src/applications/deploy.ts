@@ -2,7 +2,7 @@ import type { DeployRequest, RestartRequest, RunContext } from "@reoclo/protocol
 import { and, eq } from "drizzle-orm";
 import type { ServiceContext } from "../context";
 import { applications } from "../db/schema";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 import { withDeployLock } from "../operations/scripts";
 import {
   startOperation,
@@ -26,14 +26,14 @@ async function loadApplication(ctx: ServiceContext, orgId: string, id: string) {
     .from(applications)
     .where(and(eq(applications.id, id.toLowerCase()), eq(applications.orgId, orgId)))
     .limit(1);
-  if (!app) throw new AppError("not_found", "Application not found.");
+  if (!app) throw new ServiceError("not_found", "Application not found.");
   return { app, env: applicationEnv(ctx, app) };
 }
 
 function applicationEnv(ctx: ServiceContext, app: ApplicationRow): Record<string, string> {
   if (!app.envEnc) return {};
   if (!ctx.secrets.available)
-    throw new AppError(
+    throw new ServiceError(
       "secrets_unavailable",
       "This application's environment is encrypted and the service has no master key (REOCLO_MASTER_KEY).",
     );
@@ -85,7 +85,7 @@ export async function restartApplication(
 ) {
   const { app, env } = await loadApplication(svc.ctx, caller.key.orgId, input.application_id);
   if (app.restartScript === null)
-    throw new AppError(
+    throw new ServiceError(
       "validation",
       `Application ${app.name} has no restart script; add one with reoclo-admin apps add --restart-script-file.`,
       { application_id: ["has no restart script"] },

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { recordChange } from "../audit/changes";
 import type { ServiceContext } from "../context";
 import { registryCredentials } from "../db/schema";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 import { resolveOrg } from "../orgs/orgs";
 import { parseOrThrow } from "../validation";
 
@@ -70,7 +70,7 @@ export async function addCredential(ctx: ServiceContext, raw: AddCredentialInput
       .onConflictDoNothing()
       .returning();
     if (!row)
-      throw new AppError(
+      throw new ServiceError(
         "conflict",
         `A credential named "${input.name}" already exists in organisation ${org.name}.`,
       );
@@ -105,13 +105,13 @@ export async function removeCredential(
   orgName?: string,
 ): Promise<CredentialView> {
   const org = await resolveOrg(ctx, orgName);
-  if (!z.uuid().safeParse(id).success) throw new AppError("not_found", `Credential ${id} not found.`);
+  if (!z.uuid().safeParse(id).success) throw new ServiceError("not_found", `Credential ${id} not found.`);
   return ctx.db.transaction(async (tx) => {
     const [row] = await tx
       .delete(registryCredentials)
       .where(and(eq(registryCredentials.id, id), eq(registryCredentials.orgId, org.id)))
       .returning();
-    if (!row) throw new AppError("not_found", `Credential ${id} not found in organisation ${org.name}.`);
+    if (!row) throw new ServiceError("not_found", `Credential ${id} not found in organisation ${org.name}.`);
     await recordChange(ctx, tx, {
       action: "credential.remove",
       orgId: org.id,

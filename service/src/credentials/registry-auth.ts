@@ -4,7 +4,7 @@ import type { RegistryLoginRequest, RegistryLogoutRequest } from "@reoclo/protoc
 import { and, eq } from "drizzle-orm";
 import type { ServiceContext } from "../context";
 import { registryCredentials, servers } from "../db/schema";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 import { REGISTRY_SCRIPT } from "../operations/scripts";
 import {
   startOperation,
@@ -26,7 +26,7 @@ async function containerCliOf(ctx: ServiceContext, serverId: string) {
     .from(servers)
     .where(eq(servers.id, serverId))
     .limit(1);
-  if (!server) throw new AppError("not_found", "Server not found.");
+  if (!server) throw new ServiceError("not_found", "Server not found.");
   return server.cli;
 }
 
@@ -49,9 +49,9 @@ export async function registryLogin(
       ),
     )
     .limit(1);
-  if (!cred) throw new AppError("not_found", "Registry credential not found.");
+  if (!cred) throw new ServiceError("not_found", "Registry credential not found.");
   if (!ctx.secrets.available)
-    throw new AppError(
+    throw new ServiceError(
       "secrets_unavailable",
       "The registry password is encrypted and the service has no master key (REOCLO_MASTER_KEY).",
     );

@@ -1,7 +1,7 @@
 import { promises as fs } from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 
 // PGlite allows one process per data directory. Whoever opens it first listens on
 // `admin.sock` there: binding a Unix socket is atomic, so the socket is the lock, and the
@@ -37,14 +37,14 @@ const POINT_THE_ADMIN_CLI =
 export async function requireEmbeddedDatabase(dataDir: string): Promise<void> {
   const dir = await fs.stat(dataDir).catch(missingAsUndefined);
   if (!dir?.isDirectory()) {
-    throw new AppError(
+    throw new ServiceError(
       "data_dir_not_found",
       `No Reoclo data directory at ${dataDir} (reoclo-admin looks in REOCLO_DATA_DIR, default ./.reoclo from the current directory), and no service answers there: ${POINT_THE_ADMIN_CLI}. Nothing was created.`,
     );
   }
   const database = await fs.stat(path.join(pgliteDirOf(dataDir), "PG_VERSION")).catch(missingAsUndefined);
   if (!database) {
-    throw new AppError(
+    throw new ServiceError(
       "database_not_initialised",
       `${dataDir} holds no Reoclo database: the service creates it at its first start, and has not been started on this directory. Start it once with this REOCLO_DATA_DIR, or ${POINT_THE_ADMIN_CLI}. Nothing was created.`,
     );
@@ -110,7 +110,7 @@ export async function claimDataDir(
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE") throw err;
     if (await socketIsLive(socketPath)) {
-      throw new AppError(
+      throw new ServiceError(
         "data_dir_in_use",
         `The embedded database in ${dataDir} is in use by ${await describeOwner(dataDir)}; stop it first, or set DATABASE_URL to run several instances on PostgreSQL.`,
       );

@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { classifyDatabaseError, describeDatabaseError } from "../db/errors";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 import type { Logger } from "../logger";
 
 const STATUS_CODES: Partial<Record<number, ErrorCode>> = {
@@ -51,9 +51,9 @@ export function isClientAbort(err: unknown): boolean {
 }
 
 /** The one place typed errors become HTTP answers; nothing internal reaches the body. */
-export function onAppError(logger: Logger) {
+export function onServiceError(logger: Logger) {
   return function handleError(err: Error, c: Context) {
-    if (err instanceof AppError) return errorResponse(c, err.status, err.code, err.detail, err.fields);
+    if (err instanceof ServiceError) return errorResponse(c, err.status, err.code, err.detail, err.fields);
     if (err instanceof HTTPException) {
       const status = err.status;
       const code = STATUS_CODES[status] ?? (status >= 500 ? "service_unavailable" : "bad_request");

@@ -11,7 +11,7 @@ import { z } from "zod";
 import { recordChange } from "../audit/changes";
 import type { ServiceContext } from "../context";
 import { automationKeys, registryCredentials, servers } from "../db/schema";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 import { canonicalCidr } from "../net/cidr";
 import { resolveOrg } from "../orgs/orgs";
 import { parseOrThrow } from "../validation";
@@ -111,7 +111,7 @@ export async function createKey(
     else problems.push(r.problem);
   }
   if (problems.length)
-    throw new AppError("validation", `Invalid --allow-ip: ${problems[0]}.`, { allow_ip: problems });
+    throw new ServiceError("validation", `Invalid --allow-ip: ${problems[0]}.`, { allow_ip: problems });
   await requireAllInOrg(ctx, org.id, input.servers, "server");
   await requireAllInOrg(ctx, org.id, input.credentials, "credential");
   const days = EXPIRY_DAYS[input.expires];
@@ -137,7 +137,7 @@ export async function createKey(
         createdAt: now,
       })
       .returning();
-    if (!row) throw new AppError("internal_error", "The key could not be stored.");
+    if (!row) throw new ServiceError("internal_error", "The key could not be stored.");
     const created = view(row, now);
     await recordChange(ctx, tx, {
       action: "key.create",
@@ -174,7 +174,7 @@ async function requireAllInOrg(
   const known = new Set(found.map((r) => r.id));
   const missing = ids.filter((id) => !known.has(id));
   if (missing.length) {
-    throw new AppError(
+    throw new ServiceError(
       "not_found",
       `Unknown ${kind} id${missing.length > 1 ? "s" : ""} in this organisation: ${missing.join(", ")}.`,
     );
@@ -194,13 +194,13 @@ export async function listKeys(ctx: ServiceContext, orgName?: string): Promise<K
 
 async function findKey(ctx: ServiceContext, id: string, orgName?: string): Promise<KeyRow> {
   const org = await resolveOrg(ctx, orgName);
-  if (!z.uuid().safeParse(id).success) throw new AppError("not_found", `Key ${id} not found.`);
+  if (!z.uuid().safeParse(id).success) throw new ServiceError("not_found", `Key ${id} not found.`);
   const [row] = await ctx.db
     .select()
     .from(automationKeys)
     .where(and(eq(automationKeys.id, id), eq(automationKeys.orgId, org.id)))
     .limit(1);
-  if (!row) throw new AppError("not_found", `Key ${id} not found in organisation ${org.name}.`);
+  if (!row) throw new ServiceError("not_found", `Key ${id} not found in organisation ${org.name}.`);
   return row;
 }
 

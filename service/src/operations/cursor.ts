@@ -1,7 +1,7 @@
 // Page cursors of operation lists: opaque to clients, the (created_at, id) of the last row shown, so
 // rows created in the same millisecond are neither skipped nor repeated.
 import { CURSOR_MAX_CHARS, isUuid } from "@reoclo/protocol";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 
 export interface ListPosition {
   createdAt: Date;
@@ -17,9 +17,13 @@ export function encodeCursor(p: ListPosition): string {
 }
 
 const invalid = () =>
-  new AppError("validation", "cursor must be the next_cursor of a previous page, passed back unchanged.", {
-    cursor: ["is not a cursor this API gave out"],
-  });
+  new ServiceError(
+    "validation",
+    "cursor must be the next_cursor of a previous page, passed back unchanged.",
+    {
+      cursor: ["is not a cursor this API gave out"],
+    },
+  );
 
 export function decodeCursor(cursor: string): ListPosition {
   if (cursor.length > CURSOR_MAX_CHARS || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalid();

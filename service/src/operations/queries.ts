@@ -1,5 +1,5 @@
 import { isUuid, serverInScope } from "../access/scope";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 import { decodeCursor, encodeCursor } from "./cursor";
 import type { KeyCaller, OperationServices } from "./start";
 import { findByIdempotencyKey, getOperationWithServer, listByRunId, type OperationRow } from "./store";
@@ -19,7 +19,7 @@ export async function operationForKey(
   id: string,
 ): Promise<VisibleOperation> {
   const found = isUuid(id) ? await getOperationWithServer(svc.ctx.db, id.toLowerCase()) : undefined;
-  if (!found || !visibleTo(caller, found.op)) throw new AppError("not_found", "Operation not found");
+  if (!found || !visibleTo(caller, found.op)) throw new ServiceError("not_found", "Operation not found");
   return found;
 }
 
@@ -50,7 +50,9 @@ export async function listOperationsForKey(
     return { items: rows.filter((r) => visibleTo(caller, r.op)), nextCursor: null };
   }
   if (query.run_id === undefined)
-    throw new AppError("validation", "run_id (or idempotency_key) is required.", { run_id: ["is required"] });
+    throw new ServiceError("validation", "run_id (or idempotency_key) is required.", {
+      run_id: ["is required"],
+    });
   const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
   const rows = await listByRunId(svc.ctx.db, caller.key.orgId, query.run_id, query.limit + 1, after);
   const page = rows.filter((r) => serverInScope(caller.key, r.op.serverId)).slice(0, query.limit);
@@ -78,7 +80,7 @@ export async function cancelOperationAs(
 ): Promise<VisibleOperation> {
   const found = await operationForKey(svc, caller, id);
   if (!caller.key.operations.includes(found.op.operationType)) {
-    throw new AppError(
+    throw new ServiceError(
       "operation_not_allowed",
       `This automation key may not cancel "${found.op.operationType}" operations.`,
     );

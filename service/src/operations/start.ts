@@ -5,7 +5,7 @@ import {
   type RunContext,
 } from "@reoclo/protocol";
 import type { ServiceContext } from "../context";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 import type { AutomationKeyRow } from "../keys/lookup";
 import { sshTargetFor } from "../servers/servers";
 import { requestHash } from "./idempotency";
@@ -104,7 +104,7 @@ export async function startOperation(
   });
   if (created.kind === "created") return { op: created.row, replayed: false };
   const op = await getOperation(svc.ctx.db, created.operationId);
-  if (!op) throw new AppError("not_found", "Operation not found.");
+  if (!op) throw new ServiceError("not_found", "Operation not found.");
   return { op, replayed: true };
 }
 

@@ -14,7 +14,7 @@ import {
   operations,
   servers,
 } from "../db/schema";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 import type { ListPosition } from "./cursor";
 
 // Operation rows and their stored output. Every status change goes through here.
@@ -85,7 +85,7 @@ export async function createOperation(
           .where(and(eq(deployQueue.applicationId, applicationId), eq(operations.status, "running")));
         ahead = busy?.n ?? 0;
         if (!wait && ahead > 0)
-          throw new AppError(
+          throw new ServiceError(
             "application_busy",
             'Another deploy of this application is running or queued; retry later, or send "wait": true to queue behind it.',
           );
@@ -103,7 +103,7 @@ export async function createOperation(
       (err as { cause?: { code?: unknown } }).cause?.code === "55P03" ||
       (err as { code?: unknown }).code === "55P03"
     )
-      throw new AppError("idempotency_in_progress", IN_PROGRESS);
+      throw new ServiceError("idempotency_in_progress", IN_PROGRESS);
     throw err;
   }
 }
@@ -146,19 +146,19 @@ async function claimKey(
     const [seen] = await tx.select().from(idempotencyRecords).where(where).limit(1);
     if (seen && seen.expiresAt.getTime() > now.getTime()) {
       if (seen.requestHash !== claim.requestHash) {
-        throw new AppError(
+        throw new ServiceError(
           "idempotency_key_mismatch",
           "This Idempotency-Key was used with a different request body; use a new key for a new request.",
         );
       }
       // Claims made before operations were created with them may lack the id: still in progress.
-      if (!seen.operationId) throw new AppError("idempotency_in_progress", IN_PROGRESS);
+      if (!seen.operationId) throw new ServiceError("idempotency_in_progress", IN_PROGRESS);
       return { kind: "replay", operationId: seen.operationId };
     }
     // Expired (kept 24 h), or removed meanwhile: the key is free again.
     await tx.delete(idempotencyRecords).where(and(where, lt(idempotencyRecords.expiresAt, now)));
     claimed = await insert();
-    if (!claimed) throw new AppError("idempotency_in_progress", IN_PROGRESS);
+    if (!claimed) throw new ServiceError("idempotency_in_progress", IN_PROGRESS);
   }
   await tx.execute(sql`set local lock_timeout = 0`);
   return undefined;

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { recordChange } from "../audit/changes";
 import type { ServiceContext } from "../context";
 import { organisations } from "../db/schema";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 
 export const DEFAULT_ORG = "default";
 const orgName = z
@@ -26,14 +26,14 @@ const view = (o: typeof organisations.$inferSelect): OrgView => ({
 export async function createOrg(ctx: ServiceContext, name: string): Promise<OrgView> {
   const parsed = orgName.safeParse(name);
   if (!parsed.success)
-    throw new AppError("validation", `Invalid organisation name: ${parsed.error.issues[0]?.message}.`);
+    throw new ServiceError("validation", `Invalid organisation name: ${parsed.error.issues[0]?.message}.`);
   return ctx.db.transaction(async (tx) => {
     const [row] = await tx
       .insert(organisations)
       .values({ name: parsed.data })
       .onConflictDoNothing()
       .returning();
-    if (!row) throw new AppError("conflict", `An organisation named "${parsed.data}" already exists.`);
+    if (!row) throw new ServiceError("conflict", `An organisation named "${parsed.data}" already exists.`);
     await recordChange(ctx, tx, { action: "org.create", orgId: row.id, details: { name: row.name } });
     return view(row);
   });
@@ -53,7 +53,7 @@ export async function resolveOrg(ctx: ServiceContext, nameOrId: string | undefin
     .where(isUuid ? eq(organisations.id, key) : eq(organisations.name, key))
     .limit(1);
   if (!row)
-    throw new AppError(
+    throw new ServiceError(
       "not_found",
       `Organisation "${key}" not found; list them with "reoclo-admin orgs list".`,
     );

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 
 // AES-256-GCM envelopes: `v1.<key id>.<iv>.<ciphertext>.<tag>` (base64url). The key id lets the
 // master key be rotated: values under a previous key still decrypt until `secrets rotate` re-encrypts.
@@ -52,11 +52,14 @@ export class SecretBox {
     const parts = envelope.split(".");
     const [version, id, iv, ct, tag] = parts;
     if (parts.length !== 5 || version !== VERSION || !id || iv === undefined || ct === undefined || !tag) {
-      throw new AppError("secrets_unavailable", "A stored secret is not in a format this service can read.");
+      throw new ServiceError(
+        "secrets_unavailable",
+        "A stored secret is not in a format this service can read.",
+      );
     }
     const key = this.keys.get(id);
     if (!key) {
-      throw new AppError(
+      throw new ServiceError(
         "secrets_unavailable",
         `A stored secret was encrypted under master key ${id}, which is not configured; add it to REOCLO_PREVIOUS_MASTER_KEYS and run "reoclo-admin secrets rotate".`,
       );
@@ -74,7 +77,7 @@ export class SecretBox {
         "utf8",
       );
     } catch {
-      throw new AppError(
+      throw new ServiceError(
         "secrets_unavailable",
         "A stored secret failed its integrity check and was not used.",
       );
@@ -88,7 +91,7 @@ export class SecretBox {
 
   private requireCurrent(): string {
     if (!this.currentId) {
-      throw new AppError(
+      throw new ServiceError(
         "secrets_unavailable",
         "No master key is configured, so SSH keys and registry passwords cannot be used; set REOCLO_MASTER_KEY (32 bytes, hex or base64) and restart.",
       );

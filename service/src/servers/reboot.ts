@@ -1,7 +1,7 @@
 import type { RebootRequest } from "@reoclo/protocol";
 import { eq } from "drizzle-orm";
 import { servers } from "../db/schema";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 import { runReboot } from "../operations/reboot";
 import {
   startOperation,
@@ -23,7 +23,7 @@ export async function rebootServer(
     .from(servers)
     .where(eq(servers.id, serverId))
     .limit(1);
-  if (!server) throw new AppError("not_found", "Server not found.");
+  if (!server) throw new ServiceError("not_found", "Server not found.");
   const boundMs = svc.ctx.config.rebootTimeoutSeconds * 1000;
   return startOperation(
     svc,

@@ -6,7 +6,7 @@ import { z } from "zod";
 import type { ServiceContext } from "../context";
 import { recordChange } from "../audit/changes";
 import { applications, servers } from "../db/schema";
-import { AppError } from "../errors";
+import { ServiceError } from "../errors";
 import { resolveOrg } from "../orgs/orgs";
 import { parseOrThrow } from "../validation";
 import { fetchHostKeyFingerprint, SshError, testSshConnection, type SshTarget } from "../ssh/connect";
@@ -86,13 +86,13 @@ export async function addServer(ctx: ServiceContext, raw: AddServerInput): Promi
   const parsedKey = ssh2.utils.parseKey(input.private_key, input.passphrase);
   refusePublicKey(input.private_key, parsedKey instanceof Error ? undefined : parsedKey);
   if (parsedKey instanceof Error) {
-    throw new AppError("validation", `The private key could not be read: ${parsedKey.message}.`, {
+    throw new ServiceError("validation", `The private key could not be read: ${parsedKey.message}.`, {
       private_key: [parsedKey.message],
     });
   }
   const given = input.host_key_fingerprint;
   if (given !== undefined && !isFingerprint(given)) {
-    throw new AppError(
+    throw new ServiceError(
       "validation",
       'The host key fingerprint must look like "SHA256:" followed by 43 base64 characters (ssh-keygen -lf prints it).',
       {
@@ -126,7 +126,7 @@ export async function addServer(ctx: ServiceContext, raw: AddServerInput): Promi
       .onConflictDoNothing()
       .returning();
     if (!row)
-      throw new AppError(
+      throw new ServiceError(
         "conflict",
         `A server named "${input.name}" already exists in organisation ${org.name}.`,
       );
@@ -172,13 +172,13 @@ export async function listServers(ctx: ServiceContext, orgName?: string): Promis
 
 async function findServer(ctx: ServiceContext, id: string, orgName?: string): Promise<ServerRow> {
   const org = await resolveOrg(ctx, orgName);
-  if (!z.uuid().safeParse(id).success) throw new AppError("not_found", `Server ${id} not found.`);
+  if (!z.uuid().safeParse(id).success) throw new ServiceError("not_found", `Server ${id} not found.`);
   const [row] = await ctx.db
     .select()
     .from(servers)
     .where(and(eq(servers.id, id), eq(servers.orgId, org.id)))
     .limit(1);
-  if (!row) throw new AppError("not_found", `Server ${id} not found in organisation ${org.name}.`);
+  if (!row) throw new ServiceError("not_found", `Server ${id} not found in organisation ${org.name}.`);
   return row;
 }
 
@@ -194,7 +194,7 @@ export async function removeServer(ctx: ServiceContext, id: string, orgName?: st
     .where(eq(applications.serverId, id))
     .limit(1);
   if (app)
-    throw new AppError(
+    throw new ServiceError(
       "conflict",
       `Server ${row.name} is used by application "${app.name}"; remove the application first.`,
     );
@@ -235,7 +235,7 @@ export async function sshTargetFor(
   id: string,
 ): Promise<SshTarget & { serverId: string }> {
   const [row] = await ctx.db.select().from(servers).where(eq(servers.id, id)).limit(1);
-  if (!row) throw new AppError("not_found", "Server not found.");
+  if (!row) throw new ServiceError("not_found", "Server not found.");
   return { ...sshTargetOf(ctx, row), serverId: row.id };
 }
 
@@ -264,7 +264,7 @@ async function withSshErrors<T>(fn: () => Promise<T>, hint?: (err: SshError) => 
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof SshError) throw new AppError(err.code, err.message + (hint?.(err) ?? ""));
+    if (err instanceof SshError) throw new ServiceError(err.code, err.message + (hint?.(err) ?? ""));
     throw err;
   }
 }
@@ -284,7 +284,7 @@ async function presentedHostKey(
       : "";
   const presented = await withSshErrors(() => fetchHostKeyFingerprint(target.host, target.port), skipHint);
   if (given === undefined || fingerprintsEqual(presented, given)) return presented;
-  throw new AppError(
+  throw new ServiceError(
     "host_key_mismatch",
     `The SSH server at ${where} presents host key ${presented}, not ${given} as given with --host-key-fingerprint, so nothing was stored. Read the right one on the host itself with \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` (the ecdsa or rsa key's .pub if it has no ed25519 key), and check that ${where} is the host you meant.`,
     { host_key_fingerprint: [`the host presents ${presented}`] },
@@ -310,7 +310,7 @@ function refusePublicKey(text: string, parsed: ParsedKey | ParsedKey[] | undefin
   const kind = publicKeyKind(text, parsed);
   if (kind === undefined) return;
   const problem = `this is a public key (${kind}); give the private key file, not the .pub one`;
-  throw new AppError("validation", `The private key could not be used: ${problem}.`, {
+  throw new ServiceError("validation", `The private key could not be used: ${problem}.`, {
     private_key: [problem],
   });
 }
