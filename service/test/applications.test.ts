@@ -224,6 +224,28 @@ describe("deploy and restart, across two instances sharing PostgreSQL", () => {
     expect(readFileSync(log, "utf8")).toBe("restarted in /tmp\n");
   });
 
+  it("checks the application before the Idempotency-Key, and a malformed key runs nothing", async () => {
+    const bare = await addApplication(a.ctx, {
+      name: `bare-${randomBytes(3).toString("hex")}`,
+      server: a.serverId,
+      working_directory: "/tmp",
+      deploy_script: `echo "ran" >> "${log}"`,
+    });
+    const badKey = { "Idempotency-Key": "has spaces in it" };
+    const restart = await onA.post("/restart", { application_id: bare.id }, badKey);
+    expect(restart.status).toBe(422);
+    expect(((await restart.json()) as { fields: Record<string, unknown> }).fields).toHaveProperty(
+      "application_id",
+    );
+    rmSync(log, { force: true });
+    const deploy = await onA.post("/deploy", { application_id: bare.id, commit_ref: "main" }, badKey);
+    expect(deploy.status).toBe(422);
+    expect(((await deploy.json()) as { fields: Record<string, unknown> }).fields).toHaveProperty(
+      "Idempotency-Key",
+    );
+    expect(existsSync(log)).toBe(false);
+  });
+
   it("refuses a key without the operation (403) and leaves the host alone", async () => {
     const { key: execOnly } = await seedKey(a.ctx, { operations: ["exec"], all_servers: true });
     rmSync(log, { force: true });

@@ -1,10 +1,9 @@
-import { CONTENT_TYPE_EVENT_STREAM, HEADERS, IDEMPOTENCY_KEY_MAX_CHARS } from "@reoclo/protocol";
+import { CONTENT_TYPE_EVENT_STREAM, HEADERS } from "@reoclo/protocol";
 import type { Context } from "hono";
 import type { AccessDeps, Access } from "../access/pipeline";
 import { keyEndedEnvelope } from "../access/key-watch";
 import { ServiceError } from "../errors";
 import { operationEventStream } from "../operations/events";
-import { validIdempotencyKey } from "../operations/idempotency";
 import { settledWithin, type OperationServices, type RequestFacts, type Started } from "../operations/start";
 import { MAX_SEQ, type OperationRow } from "../operations/store";
 import { execAnswer } from "../operations/view";
@@ -25,16 +24,14 @@ export const SSE_HEADERS = {
   "X-Accel-Buffering": "no",
 };
 
-/** The request's idempotency and user agent, for a verb; a malformed Idempotency-Key is a 422. */
+/** The request's idempotency and user agent, for a verb (startOperation checks the key). */
 export function requestFacts(c: Context, input: unknown): RequestFacts {
-  const idempotencyKey = c.req.header(HEADERS.idempotencyKey);
-  if (idempotencyKey !== undefined && !validIdempotencyKey(idempotencyKey)) {
-    const rule = `must be 1–${IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters`;
-    throw new ServiceError("validation", `${HEADERS.idempotencyKey} ${rule}.`, {
-      [HEADERS.idempotencyKey]: [rule],
-    });
-  }
-  return { route: c.req.path, input, idempotencyKey, userAgent: c.req.header(HEADERS.userAgent) };
+  return {
+    route: c.req.path,
+    input,
+    idempotencyKey: c.req.header(HEADERS.idempotencyKey),
+    userAgent: c.req.header(HEADERS.userAgent),
+  };
 }
 
 export interface AnswerOptions {

@@ -1,4 +1,6 @@
 import {
+  HEADERS,
+  IDEMPOTENCY_KEY_MAX_CHARS,
   IDEMPOTENCY_RETENTION_MS,
   type ExecRequest,
   type OperationType,
@@ -8,7 +10,7 @@ import type { ServiceContext } from "../context";
 import { ServiceError } from "../errors";
 import type { AutomationKeyRow } from "../keys/lookup";
 import { sshTargetFor } from "../servers/servers";
-import { requestHash } from "./idempotency";
+import { requestHash, validIdempotencyKey } from "./idempotency";
 import type { OperationRunner, StartRequest } from "./runner";
 import { getOperation, type OperationRow } from "./store";
 
@@ -68,6 +70,14 @@ export async function startOperation(
   spec: OperationSpec,
   request: RequestFacts,
 ): Promise<Started> {
+  // After the verb's own checks (an application without a restart script is refused first) and
+  // before the server is looked up: the order the answers have always had.
+  if (request.idempotencyKey !== undefined && !validIdempotencyKey(request.idempotencyKey)) {
+    const rule = `must be 1–${IDEMPOTENCY_KEY_MAX_CHARS} visible ASCII characters`;
+    throw new ServiceError("validation", `${HEADERS.idempotencyKey} ${rule}.`, {
+      [HEADERS.idempotencyKey]: [rule],
+    });
+  }
   const target = await sshTargetFor(svc.ctx, spec.serverId);
   const now = svc.ctx.now();
   const created = await svc.runner.start({
