@@ -211,7 +211,7 @@ export function automationAccess<T = undefined>(
   };
 }
 
-/** A database that fails mid-request is a orUnavailable down (503), never a 500. */
+/** A database that fails mid-request is a dependency that is down (503), never a 500. */
 async function orUnavailable<R>(fn: () => Promise<R>): Promise<R> {
   try {
     return await fn();

@@ -45,11 +45,11 @@ export interface StartRequest {
   row: Omit<NewOperation, "id" | "status" | "command" | "runnerId" | "heartbeatAt" | "startedAt">;
   target: PoolTarget;
   command: string;
-  /** Secrets: values of 8+ characters are maskValues in everything stored, streamed or returned. */
+  /** Secrets: values of 8+ characters are masked in everything stored, streamed or returned. */
   env: Readonly<Record<string, string>>;
   /** Masked in output whatever their length (a registry username). */
   maskAlso?: readonly string[] | undefined;
-  /** Not secrets (REOCLO_COMMIT_REF…): passed the same way, never maskValues. */
+  /** Not secrets (REOCLO_COMMIT_REF…): passed the same way, never masked. */
   publicEnv?: Readonly<Record<string, string>> | undefined;
   /** Deploys: wait for the application's earlier deploys, on any instance, before running. */
   queue?: { applicationId: string; wait: boolean } | undefined;

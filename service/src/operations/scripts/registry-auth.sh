@@ -1,5 +1,5 @@
 # shellcheck shell=sh
-# Registry login and logout on a host (REGISTRY_SCRIPT in index.ts; service/src/api/registry.ts runs
+# Registry login and logout on a host (REGISTRY_SCRIPT in index.ts; credentials/registry-auth.ts runs
 # it), run by the host's bash or sh as the command of a registry_login or registry_logout operation.
 # Env, base64-encoded: REOCLO_REGISTRY_CLI (docker or podman), REOCLO_REGISTRY (the registry),
 # REOCLO_REGISTRY_ACTION (login or logout). Env as is, for login only: REOCLO_REGISTRY_USERNAME and
