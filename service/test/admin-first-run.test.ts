@@ -2,7 +2,6 @@ import { execFileSync, spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -12,6 +11,7 @@ import { generateKeyPair } from "@reoclo/testbed/keys";
 import { createPostgresDatabase } from "@reoclo/testbed/postgres-database";
 import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
 import { runAdminCli, startService, type AdminResult, type RunningService } from "./fixtures/processes";
+import { freePort } from "@reoclo/testbed/net";
 
 // Issue 14, "a first run that works as written": reoclo-admin finds the service's storage or says
 // where it looked (and creates none), `servers add` checks the key file and the fingerprint it is
@@ -129,15 +129,6 @@ describe("reoclo-admin opens the storage the service created, and never creates 
   });
 });
 
-/** A loopback port nothing listens on (taken, then released). */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 describe("servers add checks the key file and the host key fingerprint before storing anything", () => {
   let dir: string;
   let host: TestHost;
@@ -240,7 +231,7 @@ describe("servers add checks the key file and the host key fingerprint before st
 
   it("refuses a host that does not answer, naming --skip-host-key-check, and stores nothing", async () => {
     const r = await add("down-checked", ["--host-key-fingerprint", host.hostKeyFingerprint], {
-      port: await closedPort(),
+      port: await freePort(),
     });
     expect(r.code).toBe(1);
     const err = parse<{ error: string; detail: string }>(r.stderr.trim());
@@ -254,7 +245,7 @@ describe("servers add checks the key file and the host key fingerprint before st
       "down-skipped",
       ["--host-key-fingerprint", host.hostKeyFingerprint, "--skip-host-key-check"],
       {
-        port: await closedPort(),
+        port: await freePort(),
       },
     );
     expect(r.stderr).toBe("");

@@ -1,12 +1,12 @@
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startService, type RunningService } from "./fixtures/processes";
+import { freePort } from "@reoclo/testbed/net";
 
 // The README's "First run", pasted as written (scripts/readme-first-run.ts runs its shell blocks
 // top to bottom) next to a freshly started service with a fresh data directory and home: it makes
@@ -14,14 +14,6 @@ import { startService, type RunningService } from "./fixtures/processes";
 // refused from here, and cleans up.
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe("the README's First run, as written", () => {
   let dir: string;

@@ -9,6 +9,7 @@ import { sshImplementation, startTestHost, type TestHost } from "@reoclo/testbed
 import { SshError } from "../src/ssh/connect.js";
 import { channelExit, SshPool, type PoolTarget } from "../src/ssh/pool.js";
 import { runRemote, type RemoteExecOutcome } from "../src/ssh/remote-exec.js";
+import { freePort } from "@reoclo/testbed/net";
 
 let host: TestHost;
 const pools: SshPool[] = [];
@@ -76,14 +77,6 @@ async function countingListener(
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return { port: (server.address() as net.AddressInfo).port, count: () => count };
-}
-
-async function refusedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 async function sshErrorOf(promise: Promise<unknown>): Promise<SshError> {
@@ -187,7 +180,7 @@ describe("SshPool", () => {
 
   it("retries a refused connect twice and then fails cleanly with host_unreachable", async () => {
     const pool = newPool();
-    const port = await refusedPort();
+    const port = await freePort();
     const err = await sshErrorOf(pool.exec(targetFor(host, { port }), "true"));
     expect(err.code).toBe("host_unreachable");
     expect(err.message).toContain(`127.0.0.1:${port} refused the connection`);

@@ -25,6 +25,7 @@ import {
   type SshTarget,
 } from "../src/ssh/connect.js";
 import { fingerprintOf, fingerprintsEqual, isFingerprint } from "../src/ssh/fingerprint.js";
+import { freePort } from "@reoclo/testbed/net";
 
 function targetFor(host: TestHost, overrides: Partial<SshTarget> = {}): SshTarget {
   return {
@@ -80,15 +81,6 @@ async function expectCode(promise: Promise<unknown>, code: SshErrorCode): Promis
   const err = await sshErrorOf(promise);
   expect({ code: err.code, message: err.message }).toMatchObject({ code });
   return err;
-}
-
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
 }
 
 /** A loopback "tarpit": accepts TCP connections and never sends a byte, as a host behind a dropping firewall looks once connected. */
@@ -186,7 +178,7 @@ describe.each(implementations)("SSH to a pinned host: $label", ({ implementation
   });
 
   it("reports a port nothing listens on as unreachable", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     await expectCode(testSshConnection(targetFor(host, { port })), "host_unreachable");
     await expectCode(fetchHostKeyFingerprint("127.0.0.1", port), "host_unreachable");
   });

@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { TEST_POSTGRES_URL } from "@reoclo/testbed/postgres-database";
 import { runServiceToExit, startService } from "./fixtures/processes";
+import { freePort } from "@reoclo/testbed/net";
 
 const MASTER_KEY = "ab".repeat(32);
 const PASSWORD = "hunter2-not-for-logs";
@@ -44,14 +45,6 @@ async function tcpServer(onConnection: (s: net.Socket) => void = () => undefined
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return (server.address() as net.AddressInfo).port;
-}
-
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
 }
 
 /** One PostgreSQL backend message: type byte, int32 length (itself included), body. */
@@ -158,7 +151,7 @@ describe("npm start with a DATABASE_URL it cannot use", () => {
     runServiceToExit({ DATABASE_URL: databaseUrl, REOCLO_MASTER_KEY: MASTER_KEY, ...extra });
 
   it("says the connection was refused, with the URL's password masked, and creates nothing", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const data = dataDir();
     const { code, output } = await start(`postgres://app:${PASSWORD}@127.0.0.1:${port}/reoclo`, {
       REOCLO_DATA_DIR: data,
@@ -195,7 +188,7 @@ describe("npm start with a DATABASE_URL it cannot use", () => {
 
   it("answers 503 in the error envelope while it waits for the database, then says it did not answer in time", async () => {
     const silent = await tcpServer();
-    const port = await closedPort();
+    const port = await freePort();
     const exited = start(`postgres://app:${PASSWORD}@127.0.0.1:${silent}/reoclo`, { PORT: String(port) });
     // The HTTP port is bound before storage opens, so callers learn the service is starting.
     const status = async () =>

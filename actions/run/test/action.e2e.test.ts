@@ -5,11 +5,11 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startExecEnv, type ExecEnv } from "@reoclo/service/testing";
 import { startFaultProxy, type FaultProxy } from "@reoclo/testbed/fault-proxy";
 import { actionDir, Workspace } from "@reoclo/testbed/runner";
+import { freePort } from "@reoclo/testbed/net";
 
 const pgrep = (pattern: string) => {
   try {
@@ -23,14 +23,6 @@ const unique = () => randomBytes(4).toString("hex");
 const hostFile = (name: string) => `/tmp/reoclo-e2e-${name}-${unique()}`;
 const lines = (path: string) =>
   existsSync(path) ? readFileSync(path, "utf8").split("\n").filter(Boolean) : [];
-/** A port nothing listens on (yet). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-  const { port } = s.address() as { port: number };
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
 /** The operation's precise outcome (`running`, `cancelled`, …), not its wire status. */
 async function operationStatus(env: ExecEnv, id: string): Promise<string> {
   const res = await env.get(`/operations/${id}`);

@@ -3,11 +3,11 @@
 // shared packages as they are now; the committed bundle is rebuilt from the same source), as the
 // runner runs a step: INPUT_* variables, state and outputs files, the post step after main.
 import { writeFileSync } from "node:fs";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { createServer as createTcpServer, type AddressInfo } from "node:net";
+import type { Server } from "node:http";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startExecEnv, type ExecEnv } from "@reoclo/service/testing";
 import { actionDir, Workspace } from "@reoclo/testbed/runner";
+import { answeringServer, freePort } from "@reoclo/testbed/net";
 
 const KEY = "rca_testkeytestkeytestkeytestkey123456";
 const SERVER_ID = "6f1c2d3e-0000-4000-8000-000000000001";
@@ -35,28 +35,11 @@ const workspace = () => {
   return w;
 };
 
-/** A loopback HTTP server that answers every request with `answer`, and counts them. */
-async function httpServer(
-  answer: (req: IncomingMessage, res: ServerResponse) => void,
-  port = 0,
-): Promise<{ url: string; requests: string[] }> {
-  const requests: string[] = [];
-  const server = createServer((req, res) => {
-    requests.push(`${req.method} ${req.url}`);
-    req.resume();
-    req.on("end", () => answer(req, res));
-  });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
-}
-
-async function closedPort(): Promise<number> {
-  const s = createTcpServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
+/** An answering server (@reoclo/testbed/net), closed after each test. */
+async function httpServer(answer: Parameters<typeof answeringServer>[0], port = 0) {
+  const s = await answeringServer(answer, port);
+  servers.push(s.server);
+  return s;
 }
 
 const retriesLogged = (log: string) => log.match(/^\[reoclo\] POST \/exec: .*; retry \d+ of/gm) ?? [];
@@ -65,7 +48,7 @@ const delaysLogged = (log: string) =>
 
 describe("the run action with an api_url where nothing listens", () => {
   it("fails after a few quick attempts naming api_url, and its post step neither looks up nor warns", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const apiUrl = `http://127.0.0.1:${port}`;
     const inputs = { api_key: KEY, server_id: SERVER_ID, command: "echo hi", api_url: apiUrl };
     const w = workspace();

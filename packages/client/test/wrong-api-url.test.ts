@@ -1,11 +1,11 @@
 // The client pointed at something that is not the automation API (issue 14): a closed port, an
 // unknown host, a web server, a proxy without the service, a wrong path prefix. Each is a small
 // loopback server; the assertions count attempts (never a clock).
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { createServer as createTcpServer, type AddressInfo } from "node:net";
+import type { Server } from "node:http";
 import { afterEach, describe, expect, it } from "vitest";
 import { bodyExcerpt } from "../src/errors.js";
 import { ReocloApiError, ReocloClient, type ClientOptions } from "../src/index.js";
+import { answeringServer, freePort } from "@reoclo/testbed/net";
 
 const KEY = "rca_testkeytestkeytestkeytestkey123456";
 const SERVER_ID = "6f1c2d3e-0000-4000-8000-000000000001";
@@ -26,25 +26,11 @@ afterEach(async () => {
   );
 });
 
-/** A loopback HTTP server that answers every request with `answer`, and counts them. */
-async function httpServer(answer: (req: IncomingMessage, res: ServerResponse) => void) {
-  const requests: string[] = [];
-  const server = createServer((req, res) => {
-    requests.push(`${req.method} ${req.url}`);
-    req.resume();
-    req.on("end", () => answer(req, res));
-  });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
-}
-
-async function closedPort(): Promise<number> {
-  const s = createTcpServer();
-  await new Promise<void>((resolve) => s.listen(0, "127.0.0.1", resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
+/** An answering server (@reoclo/testbed/net), closed after each test. */
+async function httpServer(answer: Parameters<typeof answeringServer>[0]) {
+  const s = await answeringServer(answer);
+  servers.push(s.server);
+  return s;
 }
 
 /** A client whose every fetch is counted, and whose retry log is kept. */
@@ -72,7 +58,7 @@ const page = (title: string, tail = "") =>
 
 describe("a closed port or an unknown host", () => {
   it("gives up after the attempts, a few seconds of announced waits, saying nothing was sent", async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const t = client(`http://127.0.0.1:${port}`, ACTION_RETRY);
     const err = await t.exec();
     expect(err).toMatchObject({
