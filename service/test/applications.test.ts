@@ -1,15 +1,11 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { API_BASE_PATH } from "@reoclo/protocol";
 import { count, eq } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { addApplication, removeApplication } from "../src/applications/applications";
 import { openDatabase, type DatabaseHandle } from "../src/db/database";
 import { operations, servers } from "../src/db/schema";
-import { createHttpServer } from "../src/http/server";
-import { createTestApp, type TestApp } from "./fixtures/app";
+import { createTestApp, serveTestApp, type ServedApp, type TestApp } from "./fixtures/app";
 import { seedKey } from "./fixtures/entities";
 import { startExecEnv, type ExecEnv } from "./fixtures/exec-env";
 
@@ -64,7 +60,7 @@ describe("deploy and restart, across two instances sharing PostgreSQL", () => {
   let a: ExecEnv;
   let secondDb: DatabaseHandle;
   let b: TestApp;
-  let bServer: Server;
+  let bServed: ServedApp;
   let key: string;
   let onA: ReturnType<typeof client>;
   let onB: ReturnType<typeof client>;
@@ -77,9 +73,8 @@ describe("deploy and restart, across two instances sharing PostgreSQL", () => {
     a = await startExecEnv({ driver: "postgres", runner: { heartbeatMs: 300 } });
     secondDb = await openDatabase({ databaseUrl: a.db.url, maxConnections: 4 });
     b = createTestApp(secondDb, { secrets: a.secrets, env: { REOCLO_SYNC_WAIT_SECONDS: "1" } });
-    bServer = createHttpServer(b.app.fetch);
-    await new Promise<void>((resolve) => bServer.listen(0, "127.0.0.1", resolve));
-    const bBase = `http://127.0.0.1:${(bServer.address() as AddressInfo).port}${API_BASE_PATH}`;
+    bServed = await serveTestApp(b);
+    const bBase = bServed.base;
     ({ key } = await seedKey(a.ctx, {
       operations: ["deploy", "restart"],
       all_servers: false,
@@ -109,8 +104,7 @@ describe("deploy and restart, across two instances sharing PostgreSQL", () => {
     gatedAppId = gated.id;
   });
   afterAll(async () => {
-    bServer?.closeAllConnections();
-    await new Promise((resolve) => bServer?.close(resolve));
+    await bServed?.close();
     await b?.close();
     await secondDb?.close();
     await a?.close();
@@ -231,19 +225,24 @@ describe("deploy and restart, across two instances sharing PostgreSQL", () => {
       working_directory: "/tmp",
       deploy_script: `echo "ran" >> "${log}"`,
     });
+    rmSync(log, { force: true });
     const badKey = { "Idempotency-Key": "has spaces in it" };
     const restart = await onA.post("/restart", { application_id: bare.id }, badKey);
     expect(restart.status).toBe(422);
     expect(((await restart.json()) as { fields: Record<string, unknown> }).fields).toHaveProperty(
       "application_id",
     );
-    rmSync(log, { force: true });
     const deploy = await onA.post("/deploy", { application_id: bare.id, commit_ref: "main" }, badKey);
     expect(deploy.status).toBe(422);
     expect(((await deploy.json()) as { fields: Record<string, unknown> }).fields).toHaveProperty(
       "Idempotency-Key",
     );
     expect(existsSync(log)).toBe(false);
+    const [stored] = await a.db.db
+      .select({ n: count() })
+      .from(operations)
+      .where(eq(operations.applicationId, bare.id));
+    expect(stored?.n).toBe(0);
   });
 
   it("refuses a key without the operation (403) and leaves the host alone", async () => {

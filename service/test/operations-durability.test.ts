@@ -1,7 +1,5 @@
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import type { Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { API_BASE_PATH } from "@reoclo/protocol";
@@ -13,10 +11,9 @@ import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
 import type { ServiceContext } from "../src/context";
 import { openDatabase, type DatabaseHandle } from "../src/db/database";
 import { operationOutput } from "../src/db/schema";
-import { createHttpServer } from "../src/http/server";
 import { SecretBox } from "../src/secrets/secret-box";
 import { addServer } from "../src/servers/servers";
-import { createTestApp, type TestApp } from "./fixtures/app";
+import { createTestApp, serveTestApp, type ServedApp, type TestApp } from "./fixtures/app";
 import { createTestDatabase, testConfig, type TestDatabase } from "./fixtures/db";
 import { seedKey } from "./fixtures/entities";
 import { readEvents } from "./fixtures/exec-env";
@@ -39,18 +36,6 @@ function hostDir(): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), "reoclo-durable-"));
   chmodSync(dir, 0o777);
   return dir;
-}
-
-async function listen(app: TestApp): Promise<{ server: Server; base: string }> {
-  const server = createHttpServer(app.app.fetch);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return { server, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}${API_BASE_PATH}` };
-}
-
-async function closeServer(server: Server | undefined) {
-  if (!server) return;
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
 }
 
 function api(base: string, key: string) {
@@ -113,7 +98,7 @@ describe("operations and the instances running them, on PostgreSQL", () => {
     const a = await serviceProcess();
     const lock = postgres(db.url!, { max: 2, onnotice: () => undefined });
     let b: TestApp | undefined;
-    let bServer: Server | undefined;
+    let bServed: ServedApp | undefined;
     try {
       const body = { server_id: serverId, command: `echo ran >> ${dir}/ran`, timeout_seconds: 30 };
       const headers = { "Idempotency-Key": `deploy-${randomBytes(4).toString("hex")}` };
@@ -155,9 +140,8 @@ describe("operations and the instances running them, on PostgreSQL", () => {
         env: { REOCLO_SYNC_WAIT_SECONDS: "10" },
       });
       b = b1;
-      const listening = await listen(b1);
-      bServer = listening.server;
-      const onB = api(listening.base, key);
+      bServed = await serveTestApp(b1);
+      const onB = api(bServed.base, key);
       const retried = await onB.exec(body, headers);
       expect(retried.status).toBe(200);
       expect(await retried.json()).toMatchObject({ status: "completed", exit_code: 0 });
@@ -167,7 +151,7 @@ describe("operations and the instances running them, on PostgreSQL", () => {
       expect(readFileSync(`${dir}/ran`, "utf8")).toBe("ran\n");
     } finally {
       if (a.process.exitCode === null && a.process.signalCode === null) a.process.kill("SIGKILL");
-      await closeServer(bServer);
+      await bServed?.close();
       await b?.close();
       await b?.deps.database.close();
       await lock.end();
@@ -244,7 +228,7 @@ describe("a PostgreSQL restart while a command runs", () => {
   let database: DatabaseHandle;
   let host: TestHost;
   let t: TestApp;
-  let server: Server;
+  let served: ServedApp;
   let base: string;
   let key: string;
   let serverId: string;
@@ -274,10 +258,11 @@ describe("a PostgreSQL restart while a command runs", () => {
       env: { REOCLO_SYNC_WAIT_SECONDS: "20" },
       logger: { info: record("info"), warn: record("warn"), error: record("error") },
     });
-    ({ server, base } = await listen(t));
+    served = await serveTestApp(t);
+    base = served.base;
   });
   afterAll(async () => {
-    await closeServer(server);
+    await served?.close();
     await t?.close();
     await database?.close();
     await Promise.all([pg?.close(), host?.close()]);

@@ -1,12 +1,8 @@
 import { randomUUID } from "node:crypto";
-import type { AddressInfo } from "node:net";
-import type { Server } from "node:http";
-import { API_BASE_PATH } from "@reoclo/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase, type DatabaseHandle } from "../src/db/database";
 import { operations } from "../src/db/schema";
-import { createHttpServer } from "../src/http/server";
-import { createTestApp, type TestApp } from "./fixtures/app";
+import { createTestApp, serveTestApp, type ServedApp, type TestApp } from "./fixtures/app";
 import { readEvents, startExecEnv, type ExecEnv } from "./fixtures/exec-env";
 
 // Two service instances sharing one PostgreSQL: what one starts, the other can follow, cancel
@@ -16,7 +12,7 @@ describe("operations across two instances", () => {
   let a: ExecEnv;
   let secondDb: DatabaseHandle;
   let b: TestApp;
-  let bServer: Server;
+  let bServed: ServedApp;
   let bBase: string;
   const bGet = (path: string, headers: Record<string, string> = {}) =>
     fetch(`${bBase}${path}`, { headers: { Authorization: `Bearer ${a.key}`, ...headers } });
@@ -27,13 +23,11 @@ describe("operations across two instances", () => {
     a = await startExecEnv({ runner: { heartbeatMs: 300 } });
     secondDb = await openDatabase({ databaseUrl: a.db.url, maxConnections: 4 });
     b = createTestApp(secondDb, { secrets: a.secrets, runner: { heartbeatMs: 300, staleAfterMs: 1_000 } });
-    bServer = createHttpServer(b.app.fetch);
-    await new Promise<void>((resolve) => bServer.listen(0, "127.0.0.1", resolve));
-    bBase = `http://127.0.0.1:${(bServer.address() as AddressInfo).port}${API_BASE_PATH}`;
+    bServed = await serveTestApp(b);
+    bBase = bServed.base;
   });
   afterAll(async () => {
-    bServer?.closeAllConnections();
-    await new Promise((resolve) => bServer?.close(resolve));
+    await bServed?.close();
     await b?.close();
     await secondDb?.close();
     await a?.close();
