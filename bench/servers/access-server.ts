@@ -1,6 +1,5 @@
 // A child process for the access bench: the real app (real pipeline, real database) and a bare
 // Hono route, each on its own loopback port. Prints {"ours", "bare", "key"} once listening.
-import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { Hono } from "hono";
 import { testConfig } from "@reoclo/service/testing";
@@ -33,10 +32,7 @@ const service = createService(config, { database, secrets, close: () => database
 const app = service.app;
 const bare = new Hono().get("/noop", (c) => c.json({ ok: true }));
 
-const listenOn = async (server: Server) => {
-  await listen(server, 0, "127.0.0.1");
-  return (server.address() as AddressInfo).port;
-};
+const listenOn = (server: Server) => listen(server, 0, "127.0.0.1");
 const oursServer = createHttpServer(app.fetch);
 service.attach(oursServer, "api");
 const ours = await listenOn(oursServer);

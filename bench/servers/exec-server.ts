@@ -9,7 +9,6 @@
 // figures and the SSH pool's state as JSON (not part of what is measured).
 import { createServer, type Server } from "node:http";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import type { AddressInfo } from "node:net";
 import { testConfig } from "@reoclo/service/testing";
 import { openDatabase } from "../../service/src/db/database";
 import { createHttpServer, listen } from "../../service/src/http/server";
@@ -40,10 +39,7 @@ const service = createService(config, { database, secrets, close: () => database
 });
 const { app, pool } = service;
 
-const listenOn = async (server: Server) => {
-  await listen(server, 0, "127.0.0.1");
-  return (server.address() as AddressInfo).port;
-};
+const listenOn = (server: Server) => listen(server, 0, "127.0.0.1");
 const server = createHttpServer(app.fetch);
 service.attach(server, "api");
 // The longest the event loop was blocked since the last stats read: a stall shows here.

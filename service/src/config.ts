@@ -8,6 +8,7 @@ import {
 } from "@reoclo/protocol";
 import { z } from "zod";
 import { canonicalCidr } from "./net/cidr";
+import { causes } from "./db/errors";
 
 // Settings of spec §9, parsed once at start-up; nothing reads process.env after this.
 
@@ -189,7 +190,8 @@ export function decodeMasterKey(text: string): Buffer | undefined {
 
 // Start-up failures said as the setting to change, in one line (issue 14: a first run that works).
 
-const hostPort = (host: string, port: number) =>
+/** `host:port`, an IPv6 host in brackets. */
+export const hostPort = (host: string, port: number) =>
   host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 
 /** Why HOST:PORT cannot be listened on, naming the setting to change; undefined for other errors. */
@@ -254,11 +256,9 @@ const CONNECT_FAILURES: Record<string, string> = {
 /** Codes along the error and its causes (drizzle and the drivers wrap each other). */
 function errorCodes(err: unknown): { code: string; message: string }[] {
   const out: { code: string; message: string }[] = [];
-  let e: unknown = err;
-  for (let depth = 0; e !== null && typeof e === "object" && depth < 8; depth++) {
-    const code = (e as { code?: unknown }).code;
+  for (const e of causes(err)) {
+    const code = (e as { code?: unknown } | null)?.code;
     if (typeof code === "string") out.push({ code, message: e instanceof Error ? e.message : "" });
-    e = (e as { cause?: unknown }).cause;
   }
   return out;
 }

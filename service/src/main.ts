@@ -6,6 +6,7 @@ import { createHttpServer, listen } from "./http/server";
 import {
   ConfigError,
   databaseProblem,
+  hostPort,
   listenProblem,
   maskDatabaseUrl,
   parseConfig,
@@ -49,11 +50,10 @@ function startupProblem(err: unknown, config: Config): string {
     : message;
 }
 
-/** Listens on HOST:PORT; when it cannot, prints why as the setting to change and resolves false. */
-async function listenOrSayWhy(server: Server, config: Config): Promise<boolean> {
+/** Listens on HOST:PORT and resolves with the port; when it cannot, prints why as the setting to change. */
+async function listenOrSayWhy(server: Server, config: Config): Promise<number | undefined> {
   try {
-    await listen(server, config.port, config.host);
-    return true;
+    return await listen(server, config.port, config.host);
   } catch (err) {
     let problem = listenProblem(err, config) ?? `cannot listen: ${(err as Error).message}`;
     // `npm start` twice: say what holds the port, since that is what to stop.
@@ -61,7 +61,7 @@ async function listenOrSayWhy(server: Server, config: Config): Promise<boolean> 
       problem += `; a reoclo service already runs on the data directory ${config.dataDir}: stop it first`;
     }
     process.stderr.write(`reoclo: ${problem}\n`);
-    return false;
+    return undefined;
   }
 }
 
@@ -85,7 +85,8 @@ async function main(): Promise<void> {
   // The HTTP port before the data directory: a port in use stops the start with nothing created.
   let serve: Fetch = answerWhileStarting;
   const server = createHttpServer((req, env) => serve(req, env));
-  if (!(await listenOrSayWhy(server, config))) {
+  const port = await listenOrSayWhy(server, config);
+  if (port === undefined) {
     process.exitCode = 1;
     return;
   }
@@ -136,10 +137,8 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => onSignal("SIGINT"));
 
   // Only once a signal would be handled: a supervisor may send one as soon as it reads this line.
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : config.port;
   logger.info("listening", {
-    url: `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${port}`,
+    url: `http://${hostPort(config.host, port)}`,
     database: storage.database.driver === "pglite" ? `embedded (${config.dataDir})` : "postgres",
   });
 }

@@ -34,7 +34,6 @@ export interface Service {
   readonly runner: OperationRunner;
   readonly pool: SshPool;
   readonly deps: AppDeps;
-  readonly storage: Storage;
   /**
    * A server whose connections close() takes care of: an `api` server stops accepting first and
    * its answers about operations settled at shutdown still go out; an `admin` server's
@@ -108,7 +107,6 @@ export function createService(
     runner,
     pool,
     deps,
-    storage,
     attach: (server, role) => void servers.push({ server, role }),
     close: () => (closing ??= close()),
   };

@@ -1,13 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import {
-  maskText,
-  maskTokens,
-  OutputMasker,
-  redactCommandText,
-  StreamMasker,
-  TokenMasker,
-} from "../src/operations/masking";
+import { maskText, maskTokens, OutputMasker, StreamMasker, TokenMasker } from "../src/operations/masking";
 
 interface Masker {
   push(chunk: Buffer): Buffer;
@@ -184,7 +177,7 @@ describe("command text and error messages: one set of rules", () => {
     ["automation key", `REOCLO_API_KEY=${rca} ./ci.sh`, "REOCLO_API_KEY=*** ./ci.sh", rca],
     ["integration key", `curl -H "X-API-Key: ${rkt}"`, `curl -H "X-API-Key: ***"`, rkt],
   ])("%s is redacted, in command text and in output", (_rule, command, stored, secret) => {
-    const out = redactCommandText(command, []);
+    const out = maskText(command, []);
     expect(out).toBe(stored);
     expect(out).not.toContain(secret);
     expect(feed(new OutputMasker([]), [command]).join("")).toBe(stored);
@@ -206,7 +199,7 @@ describe("command text and error messages: one set of rules", () => {
     ["integration key of 35 characters", `echo rk_t_${alnum(35)}`],
     ["integration key of 37 characters", `echo rk_t_${alnum(37)}`],
   ])("%s is kept as is, in command text and in output", (_rule, command) => {
-    expect(redactCommandText(command, [])).toBe(command);
+    expect(maskText(command, [])).toBe(command);
     expect(feed(new OutputMasker([]), [command]).join("")).toBe(command);
   });
 
@@ -214,7 +207,7 @@ describe("command text and error messages: one set of rules", () => {
     const secret = "db-password-1234";
     const text = `pg_dump postgres://app:${secret}@db/x; echo ${ghp}; echo ${secret}; curl https://u:other-pw@h`;
     const expected = "pg_dump postgres://app:***@db/x; echo ***; echo ***; curl https://u:***@h";
-    expect(redactCommandText(text, [secret])).toBe(expected);
+    expect(maskText(text, [secret])).toBe(expected);
     expect(maskText(text, [secret])).toBe(expected);
   });
 

@@ -1,4 +1,4 @@
-import { HEADERS, RUN_ID_MAX_CHARS, zodIssuesToFields, type OperationType } from "@reoclo/protocol";
+import { HEADERS, isUuid, RUN_ID_MAX_CHARS, zodIssuesToFields, type OperationType } from "@reoclo/protocol";
 import { eq } from "drizzle-orm";
 import type { Context, MiddlewareHandler } from "hono";
 import type { RequestIdVariables } from "hono/request-id";
@@ -14,7 +14,7 @@ import { parseBearer, verifyAutomationKey } from "./authenticate";
 import { authBudgetKey, ipInCidrs, parseCidrs, resolveClientIp, type ParsedCidr } from "./client-ip";
 import type { KeyWatch } from "./key-watch";
 import type { AuthFailureLimiter, KeyRateLimiter } from "./rate-limit";
-import { isUuid, requireApplication, requireCredential, requireServer } from "./scope";
+import { requireApplication, requireCredential, requireServer } from "./scope";
 
 // The access pipeline of spec §2, in its order; the first failure answers, and every decision
 // is audited before any work starts.

@@ -1,4 +1,3 @@
-import { isUuid } from "@reoclo/protocol";
 import { and, eq, sql } from "drizzle-orm";
 import type { Database } from "../db/database";
 import { applications, registryCredentials, servers } from "../db/schema";
@@ -8,8 +7,6 @@ import type { AutomationKeyRow } from "../keys/lookup";
 // Step 6 of the pipeline: targets must exist in the key's organisation (else 404, exactly as
 // for unknown ids, so other organisations' ids reveal nothing) and be in the key's scope.
 // An empty scope list allows nothing.
-
-export { isUuid };
 
 const prepared = new WeakMap<Database, ReturnType<typeof build>>();
 const build = (db: Database) => ({

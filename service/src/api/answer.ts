@@ -17,7 +17,7 @@ export interface ApiDeps {
   readonly svc: OperationServices;
 }
 
-export const SSE_HEADERS = {
+const SSE_HEADERS = {
   [HEADERS.contentType]: `${CONTENT_TYPE_EVENT_STREAM}; charset=utf-8`,
   "Cache-Control": "no-cache, no-transform",
   Connection: "keep-alive",

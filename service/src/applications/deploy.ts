@@ -1,4 +1,4 @@
-import type { DeployRequest, RestartRequest, RunContext } from "@reoclo/protocol";
+import type { DeployRequest, RestartRequest } from "@reoclo/protocol";
 import { and, eq } from "drizzle-orm";
 import type { ServiceContext } from "../context";
 import { applications } from "../db/schema";
@@ -24,7 +24,7 @@ async function loadApplication(ctx: ServiceContext, orgId: string, id: string) {
   const [app] = await ctx.db
     .select()
     .from(applications)
-    .where(and(eq(applications.id, id.toLowerCase()), eq(applications.orgId, orgId)))
+    .where(and(eq(applications.id, id), eq(applications.orgId, orgId)))
     .limit(1);
   if (!app) throw new ServiceError("not_found", "Application not found.");
   return { app, env: applicationEnv(ctx, app) };
@@ -39,14 +39,6 @@ function applicationEnv(ctx: ServiceContext, app: ApplicationRow): Record<string
     );
   return JSON.parse(ctx.secrets.decrypt(app.envEnc, appEnvSecretContext(app.id))) as Record<string, string>;
 }
-
-const runInfo = (input: {
-  run_id?: string | null | undefined;
-  run_context?: RunContext | null | undefined;
-}) => ({
-  runId: input.run_id ?? undefined,
-  runContext: input.run_context ?? undefined,
-});
 
 /** POST /deploy: the application's deploy script, after its earlier deploys (or 409 with `wait: false`). */
 export async function deployApplication(
@@ -70,7 +62,8 @@ export async function deployApplication(
       workingDirectory: app.workingDirectory,
       timeoutSeconds: svc.ctx.config.deployTimeoutSeconds,
       queue: { applicationId: app.id, wait: input.wait },
-      ...runInfo(input),
+      runId: input.run_id,
+      runContext: input.run_context,
     },
     request,
   );
@@ -102,7 +95,8 @@ export async function restartApplication(
       publicEnv: { REOCLO_APPLICATION: app.name },
       workingDirectory: app.workingDirectory,
       timeoutSeconds: svc.ctx.config.deployTimeoutSeconds,
-      ...runInfo(input),
+      runId: input.run_id,
+      runContext: input.run_context,
     },
     request,
   );

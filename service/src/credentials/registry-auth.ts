@@ -6,6 +6,7 @@ import type { ServiceContext } from "../context";
 import { registryCredentials, servers } from "../db/schema";
 import { ServiceError } from "../errors";
 import { REGISTRY_SCRIPT } from "../operations/scripts";
+import { b64 } from "../ssh/wrapper";
 import {
   startOperation,
   type KeyCaller,
@@ -17,8 +18,6 @@ import { credentialSecretContext } from "./credentials";
 /** Usernames shorter than this are not masked in output (they would garble every word they occur in). */
 const MASK_USERNAME_MIN = 3;
 const LOGIN_TIMEOUT_SECONDS = 120;
-
-const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
 
 async function containerCliOf(ctx: ServiceContext, serverId: string) {
   const [server] = await ctx.db
@@ -38,15 +37,12 @@ export async function registryLogin(
   request: RequestFacts,
 ) {
   const { ctx } = svc;
-  const serverId = input.server_id.toLowerCase();
+  const serverId = input.server_id;
   const [cred] = await ctx.db
     .select()
     .from(registryCredentials)
     .where(
-      and(
-        eq(registryCredentials.id, input.credential_id.toLowerCase()),
-        eq(registryCredentials.orgId, caller.key.orgId),
-      ),
+      and(eq(registryCredentials.id, input.credential_id), eq(registryCredentials.orgId, caller.key.orgId)),
     )
     .limit(1);
   if (!cred) throw new ServiceError("not_found", "Registry credential not found.");
@@ -72,8 +68,8 @@ export async function registryLogin(
         REOCLO_REGISTRY_ACTION: b64("login"),
       },
       timeoutSeconds: LOGIN_TIMEOUT_SECONDS,
-      runId: input.run_id ?? undefined,
-      runContext: input.run_context ?? undefined,
+      runId: input.run_id,
+      runContext: input.run_context,
     },
     request,
   );
@@ -87,7 +83,7 @@ export async function registryLogout(
   input: RegistryLogoutRequest,
   request: RequestFacts,
 ) {
-  const serverId = input.server_id.toLowerCase();
+  const serverId = input.server_id;
   return startOperation(
     svc,
     caller,
@@ -102,8 +98,8 @@ export async function registryLogout(
         REOCLO_REGISTRY_ACTION: b64("logout"),
       },
       timeoutSeconds: LOGIN_TIMEOUT_SECONDS,
-      runId: input.run_id ?? undefined,
-      runContext: input.run_context ?? undefined,
+      runId: input.run_id,
+      runContext: input.run_context,
     },
     request,
   );

@@ -28,7 +28,8 @@ const DRIVER_CODES = new Set([
 const UNAVAILABLE_CLASSES = new Set(["08", "40", "53", "57", "58", "XX"]);
 const SQLSTATE = /^[0-9A-Z]{5}$/;
 
-function* causes(err: unknown): Generator<unknown> {
+/** The error and its causes, outermost first (drivers and drizzle wrap each other). */
+export function* causes(err: unknown): Generator<unknown> {
   let current: unknown = err;
   for (let depth = 0; current !== undefined && current !== null && depth < 8; depth++) {
     yield current;
@@ -41,6 +42,12 @@ const field = (e: unknown, name: string): string | undefined => {
   const value = (e as Record<string, unknown>)[name];
   return typeof value === "string" ? value : undefined;
 };
+
+/** Whether the error or one of its causes carries this SQLSTATE or driver code. */
+export function hasErrorCode(err: unknown, code: string): boolean {
+  for (const e of causes(err)) if (field(e, "code") === code) return true;
+  return false;
+}
 
 /** Undefined when the error does not come from the database at all. */
 export function classifyDatabaseError(err: unknown): DatabaseFailure | undefined {

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { createAdaptorServer } from "@hono/node-server";
 import { CONTENT_TYPE_JSON, HEADERS } from "@reoclo/protocol";
@@ -69,15 +70,18 @@ export function createHttpServer(fetch: Fetch, opts: HttpServerOptions = {}): Se
  * overflows when CI fans out a thousand requests at once (the bench does): the kernel then drops
  * handshakes and the clients' retransmissions arrive seconds later. Linux caps it at somaxconn.
  */
-export const LISTEN_BACKLOG = 4096;
+const LISTEN_BACKLOG = 4096;
 
-/** Listens on `host:port` with the service's backlog; rejects on EADDRINUSE and the like. */
-export function listen(server: Server, port: number, host: string): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
+/**
+ * Listens on `host:port` with the service's backlog and resolves with the bound port (`port` 0:
+ * any free one); rejects on EADDRINUSE and the like.
+ */
+export function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
     server.once("error", reject);
     server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => {
       server.off("error", reject);
-      resolve();
+      resolve((server.address() as AddressInfo).port);
     });
   });
 }

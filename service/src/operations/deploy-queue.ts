@@ -1,7 +1,7 @@
 import type { Database } from "../db/database";
 import type { RunningOperation } from "./running";
 import { sleep } from "./retry";
-import { cancelRequested, deployQueueHead, getOperation } from "./store";
+import { deployQueueHead, getOperation } from "./store";
 
 // Deploys of one application run one at a time, in arrival order, whichever instance holds them:
 // a deploy waits here until it is the oldest running deploy of its application.
@@ -19,10 +19,10 @@ export async function waitForTurn(
 ): Promise<boolean> {
   let said = false;
   for (;;) {
-    const requestedBy = op.isCancelled ? undefined : await cancelRequested(db, id);
-    if (requestedBy !== undefined) op.cancel(requestedBy);
-    if (op.isCancelled) return false;
     const [head, own] = await Promise.all([deployQueueHead(db, applicationId), getOperation(db, id)]);
+    // A cancel asked on any instance is on the row (a local one is already on `op`).
+    if (own?.cancelRequestedAt) op.cancel(own.cancelledBy ?? "a cancel request");
+    if (op.isCancelled) return false;
     // Settled meanwhile (the reconciler called it lost) or its application was removed: it
     // never runs, so it can never overlap a later deploy.
     if (own?.status !== "running" || head === undefined) {

@@ -218,11 +218,6 @@ export function maskText(text: string, maskValues: readonly string[]): string {
   return maskTokens(maskSecrets(text, maskValues));
 }
 
-/** The command text as stored: the same rules as output, so `https://alice:***@host`. */
-export function redactCommandText(command: string, maskValues: readonly string[]): string {
-  return maskText(command, maskValues);
-}
-
 // The byte side of the rules, for the stream.
 
 const byteClass = (cls: string) => {

@@ -1,8 +1,15 @@
-import { isUuid, serverInScope } from "../access/scope";
+import { isUuid } from "@reoclo/protocol";
+import { serverInScope } from "../access/scope";
 import { ServiceError } from "../errors";
 import { decodeCursor, encodeCursor } from "./cursor";
 import type { KeyCaller, OperationServices } from "./start";
-import { findByIdempotencyKey, getOperationWithServer, listByRunId, type OperationRow } from "./store";
+import {
+  findByIdempotencyKey,
+  getOperation,
+  getOperationWithServer,
+  listByRunId,
+  type OperationRow,
+} from "./store";
 
 // Reading and cancelling operations as a key: what it may see is its organisation's operations
 // on servers in its scope; anything else is "not found", exactly like an id that never existed.
@@ -85,10 +92,11 @@ export async function cancelOperationAs(
       `This automation key may not cancel "${found.op.operationType}" operations.`,
     );
   }
-  if (found.op.status === "running") {
-    await svc.runner.cancel(found.op.id, `automation key "${caller.key.name}" (${caller.key.prefix}…)`);
-    await svc.runner.waitUntilSettled(found.op.id, CANCEL_WAIT_MS);
-  }
-  const now = await getOperationWithServer(svc.ctx.db, found.op.id);
-  return { op: now?.op ?? found.op, serverName: found.serverName };
+  if (found.op.status !== "running") return found;
+  await svc.runner.cancel(found.op.id, `automation key "${caller.key.name}" (${caller.key.prefix}…)`);
+  // Still running after the wait (ending on another instance): the row as it is now.
+  const op =
+    (await svc.runner.waitUntilSettled(found.op.id, CANCEL_WAIT_MS)) ??
+    (await getOperation(svc.ctx.db, found.op.id));
+  return { op: op ?? found.op, serverName: found.serverName };
 }

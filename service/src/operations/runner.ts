@@ -11,7 +11,7 @@ import {
   type RemoteExecution,
 } from "../ssh/remote-exec";
 import { waitForTurn } from "./deploy-queue";
-import { redactCommandText, valuesToMask, maskText } from "./masking";
+import { valuesToMask, maskText } from "./masking";
 import { finalStatusOf } from "./outcome";
 import type { OutputEvent } from "./output";
 import { retryDelayMs, sleep } from "./retry";
@@ -118,7 +118,8 @@ export class OperationRunner {
         ...req.row,
         id: randomUUID(),
         status: "running" as const,
-        command: redactCommandText(req.command, maskValues),
+        // The command text as stored: the same rules as output, so `https://alice:***@host`.
+        command: maskText(req.command, maskValues),
         runnerId: this.instanceId,
         heartbeatAt: now,
         startedAt: now,
@@ -275,14 +276,14 @@ export class OperationRunner {
       cancelledBy: op.cancelledBy ?? "a cancel request",
       timeoutSeconds: row.timeoutSeconds,
     });
-    if (final.message)
-      op.recorder.write("stderr", Buffer.from(`reoclo: ${maskText(final.message, maskValues)}\n`));
+    const reason = final.message === undefined ? null : maskText(final.message, maskValues);
+    if (reason !== null) op.recorder.write("stderr", Buffer.from(`reoclo: ${reason}\n`));
     const totals = op.recorder.finish();
     const state: FinalState = {
       status: final.status,
       exitCode: final.exitCode,
       durationMs: final.durationMs,
-      error: final.message ? maskText(final.message, maskValues) : null,
+      error: reason,
       downtimeMs: outcome.kind === "exited" ? (outcome.downtimeMs ?? null) : null,
       ...totals,
     };

@@ -11,9 +11,11 @@ export class RunningOperation {
   /** Undefined while the operation waits for its turn. */
   private execution: RemoteExecution | undefined;
   readonly recorder: OutputRecorder;
-  private cancelled = false;
-  /** Who or what cancelled it, for its reason: `automation key "deploy" (rca_3kTm9x)`, a shutdown. */
-  cancelledBy: string | undefined;
+  /**
+   * Who or what cancelled it, for its reason: `automation key "deploy" (rca_3kTm9x)`, a shutdown;
+   * undefined while nobody has.
+   */
+  private by: string | undefined;
   /** Set when it ended before running for another reason than a cancel (it left the deploy queue). */
   neverRan: string | undefined;
   /** The final row as it will be stored, once the outcome is known (stored or not yet). */
@@ -34,7 +36,11 @@ export class RunningOperation {
   }
 
   get isCancelled(): boolean {
-    return this.cancelled;
+    return this.by !== undefined;
+  }
+
+  get cancelledBy(): string | undefined {
+    return this.by;
   }
 
   get started(): boolean {
@@ -43,16 +49,15 @@ export class RunningOperation {
 
   /** Cancels it once, wherever it is: waiting for its turn, or running on the host. */
   cancel(by: string): void {
-    if (this.cancelled) return;
-    this.cancelled = true;
-    this.cancelledBy = by;
+    if (this.by !== undefined) return;
+    this.by = by;
     this.execution?.cancel();
   }
 
   /** Hands it its execution on the host; one cancelled meanwhile is cancelled there at once. */
   attach(execution: RemoteExecution): Promise<RemoteExecOutcome> {
     this.execution = execution;
-    if (this.cancelled) execution.cancel();
+    if (this.isCancelled) execution.cancel();
     return execution.done;
   }
 }

@@ -14,6 +14,7 @@ import {
   operations,
   servers,
 } from "../db/schema";
+import { hasErrorCode } from "../db/errors";
 import { ServiceError } from "../errors";
 import type { ListPosition } from "./cursor";
 
@@ -99,11 +100,7 @@ export async function createOperation(
     });
   } catch (err) {
     // lock_timeout while waiting for the first request's claim (SQLSTATE 55P03).
-    if (
-      (err as { cause?: { code?: unknown } }).cause?.code === "55P03" ||
-      (err as { code?: unknown }).code === "55P03"
-    )
-      throw new ServiceError("idempotency_in_progress", IN_PROGRESS);
+    if (hasErrorCode(err, "55P03")) throw new ServiceError("idempotency_in_progress", IN_PROGRESS);
     throw err;
   }
 }
@@ -185,16 +182,6 @@ export async function pruneDeployQueue(db: Database): Promise<void> {
   await db.execute(
     sql`delete from deploy_queue q using operations o where o.id = q.operation_id and o.status <> 'running'`,
   );
-}
-
-/** Who asked to cancel it (from any instance), or undefined while nobody has. */
-export async function cancelRequested(db: Database, id: string): Promise<string | undefined> {
-  const [row] = await db
-    .select({ at: operations.cancelRequestedAt, by: operations.cancelledBy })
-    .from(operations)
-    .where(eq(operations.id, id))
-    .limit(1);
-  return row?.at ? (row.by ?? "a cancel request") : undefined;
 }
 
 /** What an operation's recorded output amounts to, stored with its end. */
@@ -382,8 +369,6 @@ export async function settleStale(
   return settled;
 }
 
-const iso = (d: Date | null) => (d ? d.toISOString() : "an unknown time");
-
 async function settleLost(
   db: Database,
   id: string,
@@ -400,7 +385,7 @@ async function settleLost(
       .for("update");
     const stillStale = op && (op.heartbeatAt ?? op.createdAt).getTime() < staleBefore.getTime();
     if (!op || !stillStale) return false;
-    const reason = `The service instance running this operation stopped heart-beating at ${iso(op.heartbeatAt)}; the command's end was not seen, so its outcome on the host is unknown.`;
+    const reason = `The service instance running this operation stopped heart-beating at ${op.heartbeatAt?.toISOString() ?? "an unknown time"}; the command's end was not seen, so its outcome on the host is unknown.`;
     const [last] = await tx
       .select({ seq: sql<number>`coalesce(max(${operationOutput.seq}), 0)::int` })
       .from(operationOutput)

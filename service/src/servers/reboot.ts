@@ -17,7 +17,7 @@ export async function rebootServer(
   input: RebootRequest,
   request: RequestFacts,
 ) {
-  const serverId = input.server_id.toLowerCase();
+  const serverId = input.server_id;
   const [server] = await svc.ctx.db
     .select({ rebootCommand: servers.rebootCommand })
     .from(servers)
@@ -36,8 +36,8 @@ export async function rebootServer(
       timeoutSeconds: svc.ctx.config.rebootTimeoutSeconds,
       execute: (pool, target, handlers, operationId) =>
         runReboot(pool, target, { command: server.rebootCommand, operationId, boundMs }, handlers),
-      runId: input.run_id ?? undefined,
-      runContext: input.run_context ?? undefined,
+      runId: input.run_id,
+      runContext: input.run_context,
     },
     request,
   );

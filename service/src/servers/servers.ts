@@ -216,7 +216,7 @@ export async function removeServer(ctx: ServiceContext, id: string, orgName?: st
 }
 
 /** Decrypts what SSH needs; the plaintext lives only in memory for the connection. */
-export function sshTargetOf(ctx: ServiceContext, row: ServerRow): SshTarget {
+function sshTargetOf(ctx: ServiceContext, row: ServerRow): SshTarget {
   return {
     host: row.host,
     port: row.port,

@@ -18,10 +18,12 @@ export const WATCHDOG_MARGIN_SECONDS = 10;
  *   base64(command)
  * Then control lines until EOF: `cancel`. The exit status is the command's own (128+signal when killed).
  */
-export const WRAPPER_SCRIPT = readFileSync(new URL("./wrapper.sh", import.meta.url), "utf8").replace(
-  /^(?:#.*\n|\n)*/,
-  "",
-);
+export const WRAPPER_SCRIPT = readShellScript(new URL("./wrapper.sh", import.meta.url));
+
+/** A .sh file of ours as it is sent to hosts: without its header comment, which is for its readers. */
+export function readShellScript(file: URL): string {
+  return readFileSync(file, "utf8").replace(/^(?:#.*\n|\n)*/, "");
+}
 
 /** POSIX single quoting: the only character that needs care inside '…' is the quote itself. */
 export function shellQuote(value: string): string {
@@ -40,7 +42,7 @@ export interface WrapperRequest {
   graceSeconds: number;
 }
 
-const b64 = (text: string): string => Buffer.from(text, "utf8").toString("base64");
+export const b64 = (text: string): string => Buffer.from(text, "utf8").toString("base64");
 
 /** The header the wrapper reads from stdin; env values are single-quoted inside a base64 field. */
 export function encodeHeader(req: WrapperRequest): string {

@@ -1,10 +1,8 @@
 // The fixed shell scripts the service runs on hosts, kept as .sh files (linted by shellcheck) and
 // read once at load. The header comment of each file is for its readers and is not sent.
-import { readFileSync } from "node:fs";
-import { shellQuote } from "../../ssh/wrapper";
+import { readShellScript, shellQuote } from "../../ssh/wrapper";
 
-const readScript = (name: string): string =>
-  readFileSync(new URL(`./${name}`, import.meta.url), "utf8").replace(/^(?:#.*\n|\n)*/, "");
+const readScript = (name: string): string => readShellScript(new URL(`./${name}`, import.meta.url));
 
 /**
  * The fixed command of registry login and logout: the CLI and the registry arrive base64-encoded as
