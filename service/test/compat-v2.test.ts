@@ -1,11 +1,13 @@
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { and, count, eq, isNotNull, sum } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import { publishedV2Exec, V2Refused, type V2Options } from "@reoclo/testbed/published-v2-client";
 import { seedKey } from "./fixtures/entities";
 import { startExecEnv, type ExecEnv } from "./fixtures/exec-env";
 import { addServer } from "../src/servers/servers";
+import { auditEvents, operations } from "../src/db/schema";
 
 // The published v2 actions run the `reoclo` CLI (spec §7b): it knows only completed, failed and
 // timeout as final, so a cancelled or lost operation must say `failed` on the wire (its precise end
@@ -70,10 +72,12 @@ describe.each(DRIVERS)("the published v2 CLI, on %s", (driver) => {
     expect(result).toMatchObject({ status: "completed", exitCode: 0, stdout: "value\n0\n" });
   });
 
-  it("still refuses an env name that is no comment and no variable name", async () => {
+  it("still refuses an env name that is no comment and no variable name, and runs nothing", async () => {
+    const before = await storedOperations(env);
     await expect(
       publishedV2Exec(v2, { serverId: env.serverId, command: "true", timeout: 60, envInput: "BAD-NAME=1" }),
     ).rejects.toMatchObject({ status: 422 });
+    expect(await storedOperations(env)).toBe(before);
   });
 
   it("probes /auth/me/capabilities after a 403, re-sends once, and shows the refusal", async () => {
@@ -93,6 +97,20 @@ describe.each(DRIVERS)("the published v2 CLI, on %s", (driver) => {
     expect((refused as V2Refused).status).toBe(403);
     expect((refused as V2Refused).body).toContain("server_not_in_scope");
     expect(requests).toEqual(["POST /exec", "GET /auth/me/capabilities", "POST /exec"]);
+    // Nothing ran on the other server, and both refusals are audited.
+    const [ran] = await env.db.db
+      .select({ n: count() })
+      .from(operations)
+      .where(eq(operations.serverId, other.id));
+    expect(ran?.n).toBe(0);
+    await env.t.deps.audit.flush();
+    const audited = await env.db.db
+      .select({ outcome: auditEvents.outcome, reason: auditEvents.reason, n: sum(auditEvents.repeatCount) })
+      .from(auditEvents)
+      // The requests' rows (an automation key's), not the admin change that added the server.
+      .where(and(eq(auditEvents.serverId, other.id), isNotNull(auditEvents.keyId)))
+      .groupBy(auditEvents.outcome, auditEvents.reason);
+    expect(audited).toEqual([{ outcome: "denied", reason: "server_not_in_scope", n: "2" }]);
     const caps = await env.get("/auth/me/capabilities");
     expect(caps.status).toBe(200);
     expect(await caps.json()).toMatchObject({
@@ -126,12 +144,18 @@ describe.each(DRIVERS)("the published v2 CLI, on %s", (driver) => {
       expect(result).toMatchObject({ status: "failed", exitCode: 255 });
       expect(result.answer).toMatchObject({ outcome: "lost" });
       expect(String(result.answer.reason)).toMatch(/^The connection to the host dropped mid-run/);
+      // The command went with its session: nothing is left running on the host.
+      await expect.poll(() => pgrep(`sleep ${marker}`), { timeout: 10_000 }).toBe("");
     } finally {
       await env.host.start();
       execFileSync("sh", ["-c", `rm -rf /tmp/reoclo-${id}.*`]);
     }
   }, 60_000);
 });
+
+async function storedOperations(env: ExecEnv): Promise<number | undefined> {
+  return (await env.db.db.select({ n: count() }).from(operations))[0]?.n;
+}
 
 function pgrep(pattern: string): string {
   try {

@@ -5,7 +5,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import { dumpAllTables, rowsOf } from "./fixtures/db";
-import { readEvents, startExecEnv, type ExecEnv } from "./fixtures/exec-env";
+import { outputText, readEvents, startExecEnv, type ExecEnv } from "./fixtures/exec-env";
 
 type ExecAnswer = {
   operation_id: string;
@@ -186,7 +186,7 @@ describe.each(DRIVERS)("POST /exec against a real sshd host, on %s", (driver) =>
     const ids = all.map((e) => Number(e.id));
     expect(new Set(ids).size).toBe(ids.length);
     expect([...ids].sort((x, y) => x - y)).toEqual(ids);
-    expect(all.map((e) => (JSON.parse(e.data) as { data: string }).data).join("")).toBe("one\ntwo\nthree\n");
+    expect(outputText(all)).toBe("one\ntwo\nthree\n");
     const end = rest.find((e) => e.event === "end");
     expect(JSON.parse(end!.data)).toMatchObject({ exit_code: 0, stdout: "one\ntwo\nthree\n" });
   });

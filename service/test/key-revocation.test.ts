@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { API_BASE_PATH, type ErrorEnvelope } from "@reoclo/protocol";
+import type { ErrorEnvelope } from "@reoclo/protocol";
 import { eq } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { DRIVERS } from "@reoclo/testbed/postgres-database";
@@ -9,10 +9,10 @@ import { openDatabase, type DatabaseHandle } from "../src/db/database";
 import { automationKeys } from "../src/db/schema";
 import { revokeKey } from "../src/keys/keys";
 import { silentLogger } from "../src/logger";
-import { createTestApp, type TestApp } from "./fixtures/app";
+import { createTestApp, serveTestApp, type TestApp } from "./fixtures/app";
 import { createTestDatabase, testContext } from "./fixtures/db";
 import { seedKey } from "./fixtures/entities";
-import { readEvents, startExecEnv, type ExecEnv, type SseEvent } from "./fixtures/exec-env";
+import { outputText, readEvents, startExecEnv, type ExecEnv, type SseEvent } from "./fixtures/exec-env";
 
 // Issue 13, item 14: a key is checked once per request, but an event stream outlives its request.
 // Revoking (or expiry of) the key ends its open streams, on every instance, with a final `error`
@@ -24,11 +24,6 @@ const KEY_ENDED_DETAIL =
 
 /** Events without the keep-alive comments. */
 const named = (events: SseEvent[]) => events.filter((e) => e.event !== "message");
-const outputText = (events: SseEvent[]) =>
-  events
-    .filter((e) => e.event === "output")
-    .map((e) => (JSON.parse(e.data) as { data: string }).data)
-    .join("");
 
 describe("revoking a key with open event streams", () => {
   let env: ExecEnv;
@@ -150,25 +145,35 @@ describe("revoking a key with open event streams", () => {
     await expectCompletesOnHost(cmd, operationId, other.key);
   });
 
-  it("ends the stream when the key is revoked on another instance sharing the database", async () => {
+  it("ends a stream open on another instance sharing the database when the key is revoked here", async () => {
     const doomed = await newKey();
     const other = await newKey();
     const cmd = hostCommand();
-    const res = await execStream(doomed.key, cmd.command);
-    const operationId = res.headers.get("x-operation-id")!;
-    const secondCtx = { ...testContext(secondDb, env.secrets), db: second.deps.database.db };
+    // The stream is held by the second instance (its own key watch, its own connections).
+    const onSecond = await serveTestApp(second);
+    try {
+      const res = await fetch(`${onSecond.base}/exec`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${doomed.key}`, "Content-Type": "application/json", ...SSE },
+        body: JSON.stringify({ server_id: env.serverId, command: cmd.command, timeout_seconds: 300 }),
+      });
+      expect(res.status).toBe(200);
+      const operationId = res.headers.get("x-operation-id")!;
 
-    const events = await readActingOnceRunning(res, () => revokeKey(secondCtx, doomed.id));
+      const events = await readActingOnceRunning(res, () => revokeKey(env.ctx, doomed.id));
 
-    expect(events.map((e) => e.event)).toEqual(["status", "output", "error"]);
-    expect(JSON.parse(events.at(-1)!.data)).toMatchObject({ error: "key_revoked" });
-    // Refused on both instances from the next request on.
-    expect((await request(doomed.key, `/operations/${operationId}`)).status).toBe(401);
-    const onSecond = await second.app.request(`${API_BASE_PATH}/operations/${operationId}`, {
-      headers: { Authorization: `Bearer ${doomed.key}` },
-    });
-    expect(onSecond.status).toBe(401);
-    await expectCompletesOnHost(cmd, operationId, other.key);
+      expect(events.map((e) => e.event)).toEqual(["status", "output", "error"]);
+      expect(JSON.parse(events.at(-1)!.data)).toMatchObject({ error: "key_revoked" });
+      // Refused on both instances from the next request on.
+      expect((await request(doomed.key, `/operations/${operationId}`)).status).toBe(401);
+      const refused = await fetch(`${onSecond.base}/operations/${operationId}`, {
+        headers: { Authorization: `Bearer ${doomed.key}` },
+      });
+      expect(refused.status).toBe(401);
+      await expectCompletesOnHost(cmd, operationId, other.key);
+    } finally {
+      await onSecond.close();
+    }
   });
 
   it("keeps streaming to the end for another key following the same operation", async () => {

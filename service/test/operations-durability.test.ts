@@ -16,7 +16,7 @@ import { addServer } from "../src/servers/servers";
 import { createTestApp, serveTestApp, type ServedApp, type TestApp } from "./fixtures/app";
 import { createTestDatabase, testConfig, type TestDatabase } from "./fixtures/db";
 import { seedKey } from "./fixtures/entities";
-import { readEvents } from "./fixtures/exec-env";
+import { outputText, readEvents } from "./fixtures/exec-env";
 import { startService, type RunningService } from "./fixtures/processes";
 
 // What an operation survives on the service side (issue 13, items 1–3): an instance that dies
@@ -175,13 +175,12 @@ describe("operations and the instances running them, on PostgreSQL", () => {
       );
       const id = res.headers.get("x-operation-id")!;
       const seen = await readEvents(res, (_e, all) => {
-        const text = all
-          .filter((e) => e.event === "output")
-          .map((e) => (JSON.parse(e.data) as { data: string }).data)
-          .join("");
+        const text = outputText(all);
         return text.includes("second line") && text.includes("to stderr");
       });
-      expect(seen.length).toBeGreaterThan(0);
+      // readEvents also returns when the stream ends: the lines must really have come.
+      expect(outputText(seen, "stdout")).toBe("first line\nsecond line\n");
+      expect(outputText(seen, "stderr")).toBe("to stderr\n");
       // Output is stored in batches (every 50 ms): kill the instance once this one is in the database.
       await expect
         .poll(
@@ -321,13 +320,10 @@ describe("a PostgreSQL restart while a command runs", () => {
       // Every output event is stored once, in order: a stream from the start replays them all.
       const events = await readEvents(await client.get(`/operations/${body.operation_id}/events`));
       const outputs = events.filter((e) => e.event === "output");
-      const streamed = (stream: string) =>
-        outputs
-          .map((e) => JSON.parse(e.data) as { stream: string; data: string })
-          .filter((e) => e.stream === stream)
-          .map((e) => e.data)
-          .join("");
-      expect([streamed("stdout"), streamed("stderr")]).toEqual(["before\nafter\n", "done\n"]);
+      expect([outputText(outputs, "stdout"), outputText(outputs, "stderr")]).toEqual([
+        "before\nafter\n",
+        "done\n",
+      ]);
       expect(new Set(outputs.map((e) => e.id)).size).toBe(outputs.length);
       expect(logged.filter((l) => l.startsWith("error"))).toEqual([]);
     } finally {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase, type DatabaseHandle } from "../src/db/database";
 import { operations } from "../src/db/schema";
 import { createTestApp, serveTestApp, type ServedApp, type TestApp } from "./fixtures/app";
-import { readEvents, startExecEnv, type ExecEnv } from "./fixtures/exec-env";
+import { outputText, readEvents, startExecEnv, type ExecEnv } from "./fixtures/exec-env";
 
 // Two service instances sharing one PostgreSQL: what one starts, the other can follow, cancel
 // and settle.
@@ -47,9 +47,7 @@ describe("operations across two instances", () => {
     const outputs = [...first, ...rest.filter((e) => e.event === "output")];
     const ids = outputs.map((e) => Number(e.id));
     expect(new Set(ids).size).toBe(ids.length);
-    expect(outputs.map((e) => (JSON.parse(e.data) as { data: string }).data).join("")).toBe(
-      "one\ntwo\nthree\n",
-    );
+    expect(outputText(outputs)).toBe("one\ntwo\nthree\n");
     expect(rest.at(-1)?.event).toBe("end");
   });
 

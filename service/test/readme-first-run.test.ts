@@ -1,7 +1,8 @@
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import net from "node:net";
+import os, { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -27,11 +28,15 @@ describe("the README's First run, as written", () => {
   });
   afterAll(async () => {
     if (service?.process.exitCode === null) await service.stop();
+    // A run that failed half-way leaves the demo sshd running: stop it by its pid file.
+    const pidFile = path.join(dir, "home", "reoclo-demo", "sshd.pid");
+    if (existsSync(pidFile)) process.kill(Number(readFileSync(pidFile, "utf8").trim()), "SIGTERM");
     await rm(dir, { recursive: true, force: true });
   });
 
   it("adds a throwaway host, creates a key and runs a command through the API", async () => {
     const home = path.join(dir, "home");
+    const sshPort = await freePort();
     const { DATABASE_URL: _ignored, ...rest } = process.env;
     const child = spawn(process.execPath, ["--import", "tsx", "scripts/readme-first-run.ts"], {
       cwd: REPO,
@@ -40,7 +45,7 @@ describe("the README's First run, as written", () => {
         ...env,
         HOME: home,
         REOCLO_URL: service.url,
-        SSH_PORT: String(await freePort()),
+        SSH_PORT: String(sshPort),
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -50,7 +55,7 @@ describe("the README's First run, as written", () => {
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
     expect(code, out).toBe(0);
     // Step 1: the test connected as the account that ran it; step 3: uptime ran; step 4: refused.
-    expect(out).toMatch(/remote_user: \S+/);
+    expect(out).toContain(`remote_user: ${os.userInfo().username}\n`);
     expect(out).toMatch(
       /"status":"completed","outcome":"completed","reason":null,"exit_code":0,"stdout":"[^"]*load average/,
     );
@@ -58,7 +63,20 @@ describe("the README's First run, as written", () => {
     // The key printed once went to the shell, not the terminal; the demo host is gone.
     expect(out).not.toMatch(/rca_[0-9A-Za-z]{36}/);
     expect(existsSync(path.join(home, "reoclo-demo"))).toBe(false);
+    expect(await connectError(sshPort)).toBe("ECONNREFUSED");
     // The README says which script keeps it honest.
     expect(readFileSync(path.join(REPO, "README.md"), "utf8")).toContain("scripts/readme-first-run.ts");
   }, 90_000);
 });
+
+/** The error code of a TCP connect to a loopback port ("" when something accepts it). */
+function connectError(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve("");
+    });
+    socket.once("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+}

@@ -1,6 +1,8 @@
 // A request to a path the service has no route for gets its own code, route_not_found, apart from
 // not_found (an unknown id): a wrong api_url is then not mistaken for a wrong server_id (issue 14).
+import { count } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { operations } from "../src/db/schema";
 import { createTestApp, fromPeer, type TestApp } from "./fixtures/app";
 import { createTestDatabase, testContext, type TestDatabase } from "./fixtures/db";
 import { seedKey } from "./fixtures/entities";
@@ -30,6 +32,7 @@ describe("requests to a route the service does not have", () => {
       },
       fromPeer("127.0.0.1"),
     );
+  const storedOperations = async () => (await database.db.select({ n: count() }).from(operations))[0]?.n;
 
   it("answers route_not_found naming the path asked and where the automation API lives", async () => {
     const res = await post("/reoclo/api/automation/v1/exec");
@@ -41,11 +44,13 @@ describe("requests to a route the service does not have", () => {
         "No route for POST /reoclo/api/automation/v1/exec: the automation API lives under /api/automation/v1 (e.g. POST /api/automation/v1/exec).",
       request_id: requestId,
     });
+    expect(await storedOperations()).toBe(0);
   });
 
   it("keeps not_found for an unknown id on a route that exists", async () => {
     const res = await post("/api/automation/v1/exec");
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ error: "not_found" });
+    expect(await storedOperations()).toBe(0);
   });
 });

@@ -62,7 +62,9 @@ describe("the run action with an api_url where nothing listens", () => {
       ),
     );
     // A bound on attempts, and on the waits the client announced (not on a clock).
+    expect(retriesLogged(log).length).toBeGreaterThan(0);
     expect(retriesLogged(log).length).toBeLessThanOrEqual(MAX_RETRIES);
+    expect(delaysLogged(log)).toHaveLength(retriesLogged(log).length);
     expect(delaysLogged(log).reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(5_000);
     expect(w.state()).toMatchObject({ nothing_sent: "true" });
     expect(w.state().operation_id).toBeUndefined();
@@ -142,6 +144,7 @@ describe("the run action with an api_url that is not a Reoclo service", () => {
     );
     expect(proxy.requests.length).toBeGreaterThan(1);
     expect(proxy.requests.length).toBeLessThanOrEqual(4);
+    expect(delaysLogged(main.log())).toHaveLength(proxy.requests.length - 1);
     expect(delaysLogged(main.log()).every((d) => d <= 2_000)).toBe(true);
   });
 });

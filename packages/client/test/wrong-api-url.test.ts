@@ -48,7 +48,12 @@ function client(apiUrl: string, retry: ClientOptions["retry"] = FAST_RETRY) {
     },
   });
   const exec = () => c.exec({ server_id: SERVER_ID, command: "echo hi" }).catch((e: unknown) => e);
-  const announcedDelays = () => logs.map((l) => Number(/ in (\d+) ms$/.exec(l)?.[1] ?? NaN));
+  /** The waits the retry lines announced ("… in 730 ms"), one per retry. */
+  const announcedDelays = () =>
+    logs.flatMap((l) => {
+      const m = / in (\d+) ms$/.exec(l);
+      return m ? [Number(m[1])] : [];
+    });
   return { exec, logs, announcedDelays, fetches: () => fetches };
 }
 
@@ -72,6 +77,7 @@ describe("a closed port or an unknown host", () => {
     );
     expect(t.fetches()).toBe(ACTION_RETRY.attempts);
     // Enough tries to meet a service that is just starting, all within 5 s of waiting.
+    expect(t.announcedDelays()).toHaveLength(ACTION_RETRY.attempts - 1);
     expect(t.announcedDelays().reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(5_000);
   });
 
@@ -148,6 +154,7 @@ describe("a server that is not a Reoclo service", () => {
     });
     expect(t.fetches()).toBeGreaterThan(1);
     expect(t.fetches()).toBeLessThanOrEqual(4);
+    expect(t.announcedDelays()).toHaveLength(t.fetches() - 1);
     expect(t.announcedDelays().every((d) => d <= 2_000)).toBe(true);
   });
 
