@@ -1,4 +1,7 @@
 import { randomInt } from "node:crypto";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dumpAllTables } from "./fixtures/db";
 import { readEvents, startExecEnv, type ExecEnv, type SseEvent } from "./fixtures/exec-env";
@@ -35,20 +38,28 @@ describe("token-shaped output through the service, against a real sshd host", ()
   const commandPassword = `cmd-pw-${base62(12)}`;
   const secrets = [ghp, rca, rkt, pat, password, commandPassword];
 
-  /** Prints `label` and the first part of `secret`, then the rest 0.2 s later: two chunks. */
-  const printSplit = (label: string, secret: string, at: number, redirect = "") =>
-    `printf '%s%s' '${label}' '${secret.slice(0, at)}'${redirect}; sleep 0.2; ` +
+  /**
+   * Prints `label` and the first part of `secret`, then, once `gate` returns, the rest: two
+   * chunks. The gate is a pause, or (live) a file the test creates once it saw the first half.
+   */
+  const printSplit = (label: string, secret: string, at: number, gate: string, redirect = "") =>
+    `printf '%s%s' '${label}' '${secret.slice(0, at)}'${redirect}; ${gate}; ` +
     `printf '%s\\n' '${secret.slice(at)}'${redirect}`;
+  const splits = [
+    { label: "ghp=", secret: ghp, at: 10 },
+    { label: "rca=", secret: rca, at: 20 },
+    { label: "rk=", secret: rkt, at: 3 },
+    { label: "url=", secret: `https://user:${password}@example.com`, at: 20, shown: "url=https" },
+    { label: "pat=", secret: pat, at: 7, redirect: " >&2" },
+  ];
   // The shell joins the halves, so the command text never holds a whole token; the URL with a
   // password in the command text itself is a no-op (`:`) whose password must not be stored.
-  const command = [
-    `: https://deploy:${commandPassword}@git.example.com/r.git`,
-    printSplit("ghp=", ghp, 10),
-    printSplit("rca=", rca, 20),
-    printSplit("rk=", rkt, 3),
-    printSplit("url=", `https://user:${password}@example.com`, 20),
-    printSplit("pat=", pat, 7, " >&2"),
-  ].join("; ");
+  const commandWith = (gate: (i: number) => string) =>
+    [
+      `: https://deploy:${commandPassword}@git.example.com/r.git`,
+      ...splits.map((s, i) => printSplit(s.label, s.secret, s.at, gate(i), s.redirect)),
+    ].join("; ");
+  const command = commandWith(() => "sleep 0.2");
   const stdout = "ghp=***\nrca=***\nrk=***\nurl=https://user:***@example.com\n";
   const stderr = "pat=***\n";
 
@@ -83,22 +94,37 @@ describe("token-shaped output through the service, against a real sshd host", ()
     expectClean("the replayed events", JSON.stringify(replayed));
     expect(outputOf(replayed, "stdout").join("")).toBe(stdout);
 
-    // The events, live.
-    const live = await readEvents(
-      await env.post("/exec", { server_id: env.serverId, command }, { Accept: "text/event-stream" }),
-      (e) => e.event === "end",
-    );
-    expectClean("the live events", JSON.stringify(live));
-    const liveStdout = outputOf(live, "stdout");
-    expect(liveStdout.join("")).toBe(stdout);
-    expect(outputOf(live, "stderr").join("")).toBe(stderr);
-    // Each first half was held from the token's start on, until the rest came 0.2 s later.
-    for (const shown of ["ghp=", "rca=", "rk=", "url=https"])
-      expect(
-        liveStdout.some((d) => d.endsWith(shown)),
-        `an event ends with ${shown}`,
-      ).toBe(true);
-    expect(JSON.parse(live.find((e) => e.event === "end")!.data)).toMatchObject({ stdout, stderr });
+    // The events, live: each second half is printed only once the test saw an event ending with
+    // the first half's label, so the first half was sent on its own, held from the token's start.
+    const gates = mkdtempSync(path.join(tmpdir(), "reoclo-gates-"));
+    chmodSync(gates, 0o777);
+    try {
+      const gate = (i: number) => `while [ ! -e ${gates}/${i} ]; do sleep 0.02; done`;
+      let next = 0;
+      const live = await readEvents(
+        await env.post(
+          "/exec",
+          { server_id: env.serverId, command: commandWith(gate) },
+          { Accept: "text/event-stream" },
+        ),
+        (e) => {
+          const split = splits[next];
+          if (e.event === "output" && split) {
+            const data = (JSON.parse(e.data) as { data: string }).data;
+            if (data.endsWith(split.shown ?? split.label))
+              writeFileSync(path.join(gates, String(next++)), "");
+          }
+          return e.event === "end";
+        },
+      );
+      expect(next, "every first half came as an event of its own").toBe(splits.length);
+      expectClean("the live events", JSON.stringify(live));
+      expect(outputOf(live, "stdout").join("")).toBe(stdout);
+      expect(outputOf(live, "stderr").join("")).toBe(stderr);
+      expect(JSON.parse(live.find((e) => e.event === "end")!.data)).toMatchObject({ stdout, stderr });
+    } finally {
+      rmSync(gates, { recursive: true, force: true });
+    }
 
     // Every table: stored output, operation rows (tails, command text), audit.
     const dump = await dumpAllTables(env.db);
