@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -7,6 +6,7 @@ import { createPostgresDatabase } from "@reoclo/testbed/postgres-database";
 import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
 import { openDatabase } from "../src/db/database";
 import { runAdminCli, runServiceToExit, startService, type RunningService } from "./fixtures/processes";
+import { pgrepCount } from "@reoclo/testbed/process-tree";
 
 const parse = <T>(text: string): T => JSON.parse(text) as T;
 /** With --json an error is one JSON line on stderr (warnings may precede it). */
@@ -195,14 +195,6 @@ describe("reoclo-admin against a running service on the embedded database", () =
 function serversAdd(host: TestHost, keyFile: string, name: string, pin: string[]): string[] {
   const target = ["--host", host.host, "--port", String(host.port), "--user", host.username];
   return ["servers", "add", "--name", name, ...target, "--private-key-file", keyFile, ...pin, "--json"];
-}
-
-function pgrepCount(pattern: string): number {
-  try {
-    return execFileSync("pgrep", ["-f", pattern], { encoding: "utf8" }).trim().split("\n").length;
-  } catch {
-    return 0;
-  }
 }
 
 describe("reoclo-admin on PostgreSQL", () => {

@@ -8,6 +8,7 @@ import { seedKey } from "./fixtures/entities";
 import { startExecEnv, type ExecEnv } from "./fixtures/exec-env";
 import { addServer } from "../src/servers/servers";
 import { auditEvents, operations } from "../src/db/schema";
+import { pgrep } from "@reoclo/testbed/process-tree";
 
 // The published v2 actions run the `reoclo` CLI (spec §7b): it knows only completed, failed and
 // timeout as final, so a cancelled or lost operation must say `failed` on the wire (its precise end
@@ -155,14 +156,6 @@ describe.each(DRIVERS)("the published v2 CLI, on %s", (driver) => {
 
 async function storedOperations(env: ExecEnv): Promise<number | undefined> {
   return (await env.db.db.select({ n: count() }).from(operations))[0]?.n;
-}
-
-function pgrep(pattern: string): string {
-  try {
-    return execFileSync("pgrep", ["-f", pattern], { encoding: "utf8" }).trim();
-  } catch {
-    return "";
-  }
 }
 
 /** The operation running `sleep <marker>`, from the service's own list (the CLI does not say it yet). */

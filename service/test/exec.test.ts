@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import { dumpAllTables, rowsOf } from "./fixtures/db";
 import { outputText, readEvents, startExecEnv, type ExecEnv } from "./fixtures/exec-env";
+import { commandLines, pgrep } from "@reoclo/testbed/process-tree";
 
 type ExecAnswer = {
   operation_id: string;
@@ -18,14 +19,6 @@ type ExecAnswer = {
   stderr_truncated?: boolean;
 };
 
-const psArgs = () => execFileSync("ps", ["-ewwo", "args"], { encoding: "utf8" });
-const pgrep = (pattern: string) => {
-  try {
-    return execFileSync("pgrep", ["-f", pattern], { encoding: "utf8" }).trim();
-  } catch {
-    return ""; // pgrep exits 1 when nothing matches
-  }
-};
 const marker = () => `9${randomInt(100_000, 999_999)}`;
 
 describe.each(DRIVERS)("POST /exec against a real sshd host, on %s", (driver) => {
@@ -82,7 +75,7 @@ describe.each(DRIVERS)("POST /exec against a real sshd host, on %s", (driver) =>
     let done = false;
     void pending.finally(() => (done = true));
     while (!done) {
-      samples.push(psArgs());
+      samples.push(commandLines());
       await new Promise((r) => setTimeout(r, 50));
     }
     const r = await pending;

@@ -1,4 +1,3 @@
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { count, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,6 +7,7 @@ import { operations, servers } from "../src/db/schema";
 import { dumpAllTables } from "./fixtures/db";
 import { seedKey } from "./fixtures/entities";
 import { startExecEnv, type ExecEnv } from "./fixtures/exec-env";
+import { commandLines } from "@reoclo/testbed/process-tree";
 
 // Registry login and logout (spec §3) against a real registry (docker-registry with htpasswd
 // and TLS) and a real sshd host whose container CLI is podman.
@@ -16,8 +16,6 @@ interface OperationView {
   status: string;
   result?: { exit_code: number; stdout: string; stderr: string };
 }
-
-const psArgs = () => execFileSync("ps", ["-ewwo", "args"], { encoding: "utf8" });
 
 describe("registry login and logout with podman on the host", () => {
   let env: ExecEnv;
@@ -95,7 +93,7 @@ describe("registry login and logout with podman on the host", () => {
     let done = false;
     void pending.finally(() => (done = true));
     while (!done) {
-      samples.push(psArgs());
+      samples.push(commandLines());
       await new Promise((r) => setTimeout(r, 20));
     }
     const op = await pending;

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
 import { SshPool, type PoolTarget } from "../src/ssh/pool.js";
 import { runRemote, type RemoteExecOutcome, type RemoteExecRequest } from "../src/ssh/remote-exec.js";
+import { commandLines, pgrep } from "@reoclo/testbed/process-tree";
 
 let host: TestHost;
 let pool: SshPool;
@@ -57,15 +58,6 @@ const token = (): string => randomBytes(8).toString("hex");
 const uniqueSleep = (): string => `${600_000 + Math.floor(Math.random() * 399_999)}`;
 
 /** Processes on the host (this machine) whose command line contains `pattern`. */
-function pgrep(pattern: string): string {
-  try {
-    return execFileSync("pgrep", ["-af", pattern], { encoding: "utf8" }).trim();
-  } catch {
-    return ""; // pgrep exits 1 when nothing matches
-  }
-}
-
-const allCommandLines = (): string => execFileSync("ps", ["-eww", "-o", "args"], { encoding: "utf8" });
 
 function tempPath(label: string): string {
   const p = `/tmp/reoclo-test-${label}-${token()}`;
@@ -119,7 +111,7 @@ describe("runRemote", () => {
     let finished = false;
     void result.then(() => (finished = true));
     while (!finished) {
-      seen.push(allCommandLines());
+      seen.push(commandLines());
       // The env file (0600, in a 0700 directory) is deleted as soon as it is sourced, before the
       // command runs: from the command's first output on, no file on the host holds the value.
       if (running) {

@@ -8,8 +8,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { dumpAllTables, startExecEnv, type ExecEnv } from "@reoclo/service/testing";
 import { startGitServer, type GitServer } from "@reoclo/testbed/git-server";
 import { actionDir, Workspace, type ActionRun } from "@reoclo/testbed/runner";
+import { commandLines } from "@reoclo/testbed/process-tree";
 
-const psArgs = () => execFileSync("ps", ["-ewwo", "args"], { encoding: "utf8" });
 /** git as the host user sees it, on the checkout the action made. */
 const git = (dir: string, ...args: string[]) =>
   execFileSync("git", ["-c", `safe.directory=${dir}`, "-C", dir, ...args], { encoding: "utf8" }).trim();
@@ -52,7 +52,7 @@ async function checkout(inputs: Record<string, string>, w = newWorkspace()) {
   let done = false;
   void step.exited.then(() => (done = true));
   while (!done) {
-    samples.push(psArgs());
+    samples.push(commandLines());
     await new Promise((r) => setTimeout(r, 20));
   }
   const code = await step.exited;

@@ -2,7 +2,6 @@
 // against the real service and a real sshd host. Faults come from a proxy in front of the
 // service (fault-proxy.ts); everything observed is what a user would see: the job log, the
 // step's outputs and exit code, the summary, and the effect on the host.
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -10,14 +9,8 @@ import { startExecEnv, type ExecEnv } from "@reoclo/service/testing";
 import { startFaultProxy, type FaultProxy } from "@reoclo/testbed/fault-proxy";
 import { actionDir, Workspace } from "@reoclo/testbed/runner";
 import { freePort } from "@reoclo/testbed/net";
+import { pgrep } from "@reoclo/testbed/process-tree";
 
-const pgrep = (pattern: string) => {
-  try {
-    return execFileSync("pgrep", ["-f", pattern], { encoding: "utf8" }).trim();
-  } catch {
-    return ""; // pgrep exits 1 when nothing matches
-  }
-};
 const unique = () => randomBytes(4).toString("hex");
 /** A file on the host (the test host is this machine) that the remote user can write. */
 const hostFile = (name: string) => `/tmp/reoclo-e2e-${name}-${unique()}`;

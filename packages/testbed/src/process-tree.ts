@@ -1,9 +1,24 @@
 // Process trees from /proc (Linux): finding and killing a process's descendants, as a power cut
-// would, so no sshd session outlives its host.
-import type { ChildProcess } from "node:child_process";
+// would, so no sshd session outlives its host; and what tests ask of the process table.
+import { execFileSync, type ChildProcess } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 
 const STOP_GRACE_MS = 3_000;
+
+/** Pids, one per line, of the processes whose command line matches `pattern` (pgrep -f); "" when none. */
+export function pgrep(pattern: string): string {
+  try {
+    return execFileSync("pgrep", ["-f", pattern], { encoding: "utf8" }).trim();
+  } catch {
+    return ""; // pgrep exits 1 when nothing matches
+  }
+}
+
+/** How many processes' command lines match `pattern`. */
+export const pgrepCount = (pattern: string): number => pgrep(pattern).split("\n").filter(Boolean).length;
+
+/** Every process's whole command line (ps -eww -o args): to check a secret is in nobody's argv. */
+export const commandLines = (): string => execFileSync("ps", ["-eww", "-o", "args"], { encoding: "utf8" });
 
 /** Direct and indirect children of `pid`, from /proc (Linux); zombies are skipped because they are already dead. */
 export function descendantsOf(pid: number): number[] {
