@@ -41724,9 +41724,31 @@ class ReocloApiError extends Error {
             this.retryAfterMs = init.retryAfterMs;
     }
 }
+/** The error envelope in `text`, or undefined when it holds none. */
+function readEnvelope(text) {
+    let json;
+    try {
+        json = JSON.parse(text);
+    }
+    catch {
+        return undefined;
+    }
+    const envelope = errorEnvelopeSchema.safeParse(json);
+    return envelope.success ? envelope.data : undefined;
+}
+/** The error an envelope says; the request id from the answer's header when the body has none. */
+function fromEnvelope(res, envelope, status, retryAfterMs) {
+    return new ReocloApiError({
+        status,
+        code: envelope.error,
+        detail: envelope.detail,
+        requestId: envelope.request_id || (res.headers.get(HEADERS.requestId) ?? undefined),
+        fields: envelope.fields,
+        retryAfterMs,
+    });
+}
 /** Reads an error answer's body (consuming it) into a ReocloApiError. */
 async function errorFromResponse(res, retryAfterMs) {
-    const headerRequestId = res.headers.get(HEADERS.requestId) ?? undefined;
     let text = "";
     try {
         text = await res.text();
@@ -41734,24 +41756,9 @@ async function errorFromResponse(res, retryAfterMs) {
     catch {
         // The body broke off; the status still says enough.
     }
-    let json;
-    try {
-        json = JSON.parse(text);
-    }
-    catch {
-        json = undefined;
-    }
-    const envelope = errorEnvelopeSchema.safeParse(json);
-    if (envelope.success) {
-        return new ReocloApiError({
-            status: res.status,
-            code: envelope.data.error,
-            detail: envelope.data.detail,
-            requestId: envelope.data.request_id || headerRequestId,
-            fields: envelope.data.fields,
-            retryAfterMs,
-        });
-    }
+    const envelope = readEnvelope(text);
+    if (envelope)
+        return fromEnvelope(res, envelope, res.status, retryAfterMs);
     return notReocloService(res, text, retryAfterMs);
 }
 /** An answer that is not the API's: says where it came from and what it was, with a short excerpt. */
@@ -41810,31 +41817,17 @@ function bodyExcerpt(body) {
  * `key_revoked`); a code this client does not know keeps the answer's status.
  */
 function errorFromEvent(res, data) {
-    const headerRequestId = res.headers.get(HEADERS.requestId) ?? undefined;
-    let json;
-    try {
-        json = JSON.parse(data);
-    }
-    catch {
-        json = undefined;
-    }
-    const envelope = errorEnvelopeSchema.safeParse(json);
-    if (!envelope.success) {
+    const envelope = readEnvelope(data);
+    if (!envelope) {
         return new ReocloApiError({
             status: res.status,
             code: "unexpected_response",
             detail: "The event stream ended with an error event the client cannot read.",
-            requestId: headerRequestId,
+            requestId: res.headers.get(HEADERS.requestId) ?? undefined,
         });
     }
-    const code = envelope.data.error;
-    return new ReocloApiError({
-        status: isErrorCode(code) ? errorStatus(code) : res.status,
-        code,
-        detail: envelope.data.detail,
-        requestId: envelope.data.request_id || headerRequestId,
-        fields: envelope.data.fields,
-    });
+    const code = envelope.error;
+    return fromEnvelope(res, envelope, isErrorCode(code) ? errorStatus(code) : res.status);
 }
 /** A 2xx answer whose JSON body is not what the protocol says (see notReocloService for one that is not JSON). */
 function unexpectedResponse(res, why) {
