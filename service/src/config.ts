@@ -3,6 +3,7 @@ import {
   DEFAULT_MAX_TIMEOUT_SECONDS,
   DEFAULT_OUTPUT_CAP_BYTES,
   DEFAULT_SYNC_WAIT_SECONDS,
+  MASK,
   MIN_MAX_TIMEOUT_SECONDS,
   OUTPUT_TAIL_BYTES,
 } from "@reoclo/protocol";
@@ -224,9 +225,9 @@ export function maskDatabaseUrl(url: string): string {
   if (at !== -1) {
     const userinfo = rest.slice(0, at);
     const colon = userinfo.indexOf(":");
-    masked = scheme + (colon === -1 ? userinfo : `${userinfo.slice(0, colon)}:***`) + rest.slice(at);
+    masked = scheme + (colon === -1 ? userinfo : `${userinfo.slice(0, colon)}:${MASK}`) + rest.slice(at);
   }
-  return masked.replace(/([?&][^=&#]*(?:pass|secret|token|key)[^=&#]*=)[^&#]*/gi, "$1***");
+  return masked.replace(/([?&][^=&#]*(?:pass|secret|token|key)[^=&#]*=)[^&#]*/gi, `$1${MASK}`);
 }
 
 /** The user and database a postgres:// URL names, for messages (postgres.js's defaults otherwise). */

@@ -1,6 +1,6 @@
 // What a step tells the user when it ends: the failure annotation, the refusal message and the
 // step summary.
-import type { ExecFinishedResponse } from "@reoclo/client";
+import { NOT_REOCLO_SERVICE, type ExecFinishedResponse } from "@reoclo/client";
 import { API_BASE_PATH, EXIT_CODE_CANCELLED, EXIT_CODE_FAILED, EXIT_CODE_TIMEOUT } from "@reoclo/protocol";
 
 /** The annotation keeps the last lines of output; GitHub shows short annotations best. */
@@ -113,7 +113,7 @@ const ADVICE: Record<string, string> = {
   rate_limited: "The key's rate limit stayed exhausted through every retry; raise it or spread the calls.",
   secrets_unavailable: "The service has no master key to decrypt the server's SSH key (REOCLO_MASTER_KEY).",
   route_not_found: `The service has no such route at this URL: check the \`api_url\` input. It is the service's root URL (e.g. https://reoclo.example.com); the action adds ${API_BASE_PATH}.`,
-  not_reoclo_service:
+  [NOT_REOCLO_SERVICE]:
     "Check the `api_url` input: it must be the URL of your Reoclo service (or of a proxy that reaches it).",
   key_revoked:
     "The key was revoked while the command ran: the command goes on on the host, but this step can no longer follow it. Its end is in the service's audit log and operations.",
@@ -123,8 +123,6 @@ const ADVICE: Record<string, string> = {
 
 /** Codes that end a step that had started, rather than refuse one: said as such. */
 const ENDED = new Set(["key_revoked", "key_expired"]);
-/** Answers that did not come from a Reoclo service at all. */
-const FOREIGN = new Set(["not_reoclo_service"]);
 
 export interface ApiRefusal {
   code: string;
@@ -143,7 +141,8 @@ export function refusalMessage(e: ApiRefusal): string {
   const advice = ADVICE[e.code];
   const request = e.requestId ? ` (request ${e.requestId})` : "";
   const advice2 = advice ? `\n${advice}` : "";
-  if (FOREIGN.has(e.code)) return `${e.detail}${advice2}`;
+  // An answer that did not come from a Reoclo service at all: its detail says so already.
+  if (e.code === NOT_REOCLO_SERVICE) return `${e.detail}${advice2}`;
   const what = ENDED.has(e.code) ? "stopped following the command" : "refused the command";
   return `The Reoclo API ${what}: ${e.code} (HTTP ${e.status}): ${e.detail}${fields}${request}${advice2}`;
 }

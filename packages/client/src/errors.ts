@@ -177,7 +177,10 @@ export type NeverSentReason = "connection_refused" | "unknown_host";
  */
 export class ReocloUnreachableError extends Error {
   override readonly name = "ReocloUnreachableError";
-  /** Always true: callers (an action's post step) may rely on no request having reached the service. */
+  /**
+   * Always true, for callers that only see the error: no request reached the service. (The actions'
+   * post step keeps its own record of that, STATE.nothingSent, written by action-kit's fetch.)
+   */
   readonly nothingSent = true;
   readonly reason: NeverSentReason;
   readonly attempts: number;

@@ -41685,7 +41685,7 @@ const keyExpirySchema = schemas_enum(KEY_EXPIRY_CHOICES);
  * The code of an answer without the API's error envelope, or of a 2xx whose body is not JSON:
  * the URL does not lead to a Reoclo service (or a proxy in front of it could not reach it).
  */
-const NOT_REOCLO_SERVICE = "not_reoclo_service";
+const errors_NOT_REOCLO_SERVICE = "not_reoclo_service";
 /** Longest excerpt of such an answer's body kept in `detail` (a web page can be huge). */
 const EXCERPT_MAX_CHARS = 120;
 class errors_ReocloApiError extends Error {
@@ -41757,7 +41757,7 @@ function notReocloService(res, body, retryAfterMs) {
     const excerpt = bodyExcerpt(body);
     return new errors_ReocloApiError({
         status: res.status,
-        code: NOT_REOCLO_SERVICE,
+        code: errors_NOT_REOCLO_SERVICE,
         detail: `The server at ${server} did not answer like a Reoclo service (HTTP ${res.status}, ${type}${proxy})${excerpt ? `: "${excerpt}"` : "."}`,
         requestId: res.headers.get(HEADERS.requestId) ?? undefined,
         retryAfterMs,
@@ -41831,7 +41831,10 @@ function unexpectedResponse(res, why) {
  */
 class ReocloUnreachableError extends Error {
     name = "ReocloUnreachableError";
-    /** Always true: callers (an action's post step) may rely on no request having reached the service. */
+    /**
+     * Always true, for callers that only see the error: no request reached the service. (The actions'
+     * post step keeps its own record of that, STATE.nothingSent, written by action-kit's fetch.)
+     */
     nothingSent = true;
     reason;
     attempts;
@@ -41938,7 +41941,7 @@ const PROXY_STATUSES = new Set([502, 503, 504]);
  */
 function isRetryable(err) {
     const s = err.status;
-    if (err.code === NOT_REOCLO_SERVICE)
+    if (err.code === errors_NOT_REOCLO_SERVICE)
         return PROXY_STATUSES.has(s) || (s === 429 && err.retryAfterMs !== undefined);
     return s >= 500 || s === 429 || s === 408 || (s === 409 && err.code === "idempotency_in_progress");
 }
@@ -42027,7 +42030,7 @@ async function send(settings, req) {
                 return got;
             neverSent = undefined;
             const err = await errorFromResponse(got, parseRetryAfter(got.headers.get(HEADERS.retryAfter)));
-            const proxy = err.code === NOT_REOCLO_SERVICE && PROXY_STATUSES.has(err.status);
+            const proxy = err.code === errors_NOT_REOCLO_SERVICE && PROXY_STATUSES.has(err.status);
             if (!isRetryable(err) || (proxy && ++proxyRetries > PROXY_RETRIES))
                 throw err;
             failure = err;
@@ -42835,6 +42838,9 @@ class live_log_LiveLog {
 }
 
 ;// CONCATENATED MODULE: ../../packages/action-kit/src/report.ts
+// What a step tells the user when it ends: the failure annotation, the refusal message and the
+// step summary.
+
 
 /** The annotation keeps the last lines of output; GitHub shows short annotations best. */
 const TAIL_LINES = 30;
@@ -42920,14 +42926,12 @@ const ADVICE = {
     rate_limited: "The key's rate limit stayed exhausted through every retry; raise it or spread the calls.",
     secrets_unavailable: "The service has no master key to decrypt the server's SSH key (REOCLO_MASTER_KEY).",
     route_not_found: `The service has no such route at this URL: check the \`api_url\` input. It is the service's root URL (e.g. https://reoclo.example.com); the action adds ${API_BASE_PATH}.`,
-    not_reoclo_service: "Check the `api_url` input: it must be the URL of your Reoclo service (or of a proxy that reaches it).",
+    [errors_NOT_REOCLO_SERVICE]: "Check the `api_url` input: it must be the URL of your Reoclo service (or of a proxy that reaches it).",
     key_revoked: "The key was revoked while the command ran: the command goes on on the host, but this step can no longer follow it. Its end is in the service's audit log and operations.",
     key_expired: "The key expired while the command ran: the command goes on on the host, but this step can no longer follow it. Use a key that outlives the job.",
 };
 /** Codes that end a step that had started, rather than refuse one: said as such. */
 const ENDED = new Set(["key_revoked", "key_expired"]);
-/** Answers that did not come from a Reoclo service at all. */
-const FOREIGN = new Set(["not_reoclo_service"]);
 function report_refusalMessage(e) {
     const fields = e.fields
         ? Object.entries(e.fields)
@@ -42937,7 +42941,8 @@ function report_refusalMessage(e) {
     const advice = ADVICE[e.code];
     const request = e.requestId ? ` (request ${e.requestId})` : "";
     const advice2 = advice ? `\n${advice}` : "";
-    if (FOREIGN.has(e.code))
+    // An answer that did not come from a Reoclo service at all: its detail says so already.
+    if (e.code === NOT_REOCLO_SERVICE)
         return `${e.detail}${advice2}`;
     const what = ENDED.has(e.code) ? "stopped following the command" : "refused the command";
     return `The Reoclo API ${what}: ${e.code} (HTTP ${e.status}): ${e.detail}${fields}${request}${advice2}`;

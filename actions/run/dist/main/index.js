@@ -41844,7 +41844,10 @@ function unexpectedResponse(res, why) {
  */
 class ReocloUnreachableError extends Error {
     name = "ReocloUnreachableError";
-    /** Always true: callers (an action's post step) may rely on no request having reached the service. */
+    /**
+     * Always true, for callers that only see the error: no request reached the service. (The actions'
+     * post step keeps its own record of that, STATE.nothingSent, written by action-kit's fetch.)
+     */
     nothingSent = true;
     reason;
     attempts;
@@ -42914,6 +42917,9 @@ class CancelOnSignal {
 }
 
 ;// CONCATENATED MODULE: ../../packages/action-kit/src/report.ts
+// What a step tells the user when it ends: the failure annotation, the refusal message and the
+// step summary.
+
 
 /** The annotation keeps the last lines of output; GitHub shows short annotations best. */
 const TAIL_LINES = 30;
@@ -42999,14 +43005,12 @@ const ADVICE = {
     rate_limited: "The key's rate limit stayed exhausted through every retry; raise it or spread the calls.",
     secrets_unavailable: "The service has no master key to decrypt the server's SSH key (REOCLO_MASTER_KEY).",
     route_not_found: `The service has no such route at this URL: check the \`api_url\` input. It is the service's root URL (e.g. https://reoclo.example.com); the action adds ${API_BASE_PATH}.`,
-    not_reoclo_service: "Check the `api_url` input: it must be the URL of your Reoclo service (or of a proxy that reaches it).",
+    [NOT_REOCLO_SERVICE]: "Check the `api_url` input: it must be the URL of your Reoclo service (or of a proxy that reaches it).",
     key_revoked: "The key was revoked while the command ran: the command goes on on the host, but this step can no longer follow it. Its end is in the service's audit log and operations.",
     key_expired: "The key expired while the command ran: the command goes on on the host, but this step can no longer follow it. Use a key that outlives the job.",
 };
 /** Codes that end a step that had started, rather than refuse one: said as such. */
 const ENDED = new Set(["key_revoked", "key_expired"]);
-/** Answers that did not come from a Reoclo service at all. */
-const FOREIGN = new Set(["not_reoclo_service"]);
 function refusalMessage(e) {
     const fields = e.fields
         ? Object.entries(e.fields)
@@ -43016,7 +43020,8 @@ function refusalMessage(e) {
     const advice = ADVICE[e.code];
     const request = e.requestId ? ` (request ${e.requestId})` : "";
     const advice2 = advice ? `\n${advice}` : "";
-    if (FOREIGN.has(e.code))
+    // An answer that did not come from a Reoclo service at all: its detail says so already.
+    if (e.code === NOT_REOCLO_SERVICE)
         return `${e.detail}${advice2}`;
     const what = ENDED.has(e.code) ? "stopped following the command" : "refused the command";
     return `The Reoclo API ${what}: ${e.code} (HTTP ${e.status}): ${e.detail}${fields}${request}${advice2}`;
