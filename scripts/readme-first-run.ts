@@ -11,7 +11,7 @@ const REPO = fileURLToPath(new URL("..", import.meta.url));
 const SECTION = "## First run";
 
 /** The ```sh blocks between the section's heading and the next `## ` heading. */
-export function firstRunCommands(readme: string): string {
+function firstRunCommands(readme: string): string {
   const start = readme.indexOf(`\n${SECTION}\n`);
   if (start === -1) throw new Error(`README.md has no "${SECTION}" section`);
   const rest = readme.slice(start + SECTION.length + 2);

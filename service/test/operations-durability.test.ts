@@ -14,7 +14,7 @@ import { operationOutput } from "../src/db/schema";
 import { SecretBox } from "../src/secrets/secret-box";
 import { addServer } from "../src/servers/servers";
 import { createTestApp, serveTestApp, type ServedApp, type TestApp } from "./fixtures/app";
-import { createTestDatabase, testConfig, type TestDatabase } from "./fixtures/db";
+import { createTestDatabase, testContext, type TestDatabase } from "./fixtures/db";
 import { seedKey } from "./fixtures/entities";
 import { outputText, readEvents } from "./fixtures/exec-env";
 import { startService, type RunningService } from "./fixtures/processes";
@@ -62,7 +62,7 @@ describe("operations and the instances running them, on PostgreSQL", () => {
 
   beforeAll(async () => {
     [db, host] = await Promise.all([createTestDatabase("postgres"), startTestHost()]);
-    ctx = { config: testConfig(), db: db.db, secrets, now: () => new Date() };
+    ctx = testContext(db, secrets);
     const srv = await addServer(ctx, {
       name: "web",
       host: host.host,
@@ -81,16 +81,16 @@ describe("operations and the instances running them, on PostgreSQL", () => {
       })
     ).key;
   });
+  const dataDirs: string[] = [];
   afterAll(async () => {
     await Promise.all([db?.close(), host?.close()]);
+    for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
   });
 
   async function serviceProcess(): Promise<RunningService> {
-    return startService({
-      DATABASE_URL: db.url!,
-      REOCLO_MASTER_KEY: MASTER_KEY,
-      REOCLO_DATA_DIR: mkdtempSync(path.join(os.tmpdir(), "reoclo-instance-")),
-    });
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), "reoclo-instance-"));
+    dataDirs.push(dataDir);
+    return startService({ DATABASE_URL: db.url!, REOCLO_MASTER_KEY: MASTER_KEY, REOCLO_DATA_DIR: dataDir });
   }
 
   it("runs a command exactly once for a retried Idempotency-Key whose first instance died while creating it", async () => {
@@ -238,7 +238,7 @@ describe("a PostgreSQL restart while a command runs", () => {
     database = await openDatabase({ databaseUrl: pg.url, maxConnections: 4 });
     await database.migrate();
     const secrets = new SecretBox(randomBytes(32));
-    const ctx: ServiceContext = { config: testConfig(), db: database.db, secrets, now: () => new Date() };
+    const ctx = testContext(database, secrets);
     serverId = (
       await addServer(ctx, {
         name: "web",

@@ -17,7 +17,7 @@ const hostFile = (name: string) => `/tmp/reoclo-e2e-${name}-${unique()}`;
 const lines = (path: string) =>
   existsSync(path) ? readFileSync(path, "utf8").split("\n").filter(Boolean) : [];
 /** The operation's precise outcome (`running`, `cancelled`, …), not its wire status. */
-async function operationStatus(env: ExecEnv, id: string): Promise<string> {
+async function operationOutcome(env: ExecEnv, id: string): Promise<string> {
   const res = await env.get(`/operations/${id}`);
   return ((await res.json()) as { outcome: string }).outcome;
 }
@@ -121,7 +121,7 @@ describe("the run action, run as the runner runs it", () => {
     await step.waitForLog(/^first-line$/m);
     expect(step.log()).not.toContain("second-line");
     expect(step.child.exitCode).toBeNull();
-    expect(await operationStatus(env, w.state().operation_id ?? "")).toBe("running");
+    expect(await operationOutcome(env, w.state().operation_id ?? "")).toBe("running");
     writeFileSync(release, "");
     expect(await step.exited).toBe(0);
     expect(step.outputs().stdout).toBe("first-line\nsecond-line\n");
@@ -142,7 +142,7 @@ describe("the run action, run as the runner runs it", () => {
       expect(await step.exited).toBe(130);
       expect(pgrep(`sleep ${m}`)).toBe("");
       const id = w.state().operation_id ?? "";
-      expect(await operationStatus(env, id)).toBe("cancelled");
+      expect(await operationOutcome(env, id)).toBe("cancelled");
       expect(step.outputs().exit_code).toBe("130");
       expect(step.log()).toMatch(/::error title=The command was cancelled/);
       // Main saw the end, so the post step has nothing to do.
@@ -193,11 +193,11 @@ describe("the run action, run as the runner runs it", () => {
     step.child.kill("SIGKILL");
     await step.exited;
     const id = w.state().operation_id ?? "";
-    expect(await operationStatus(env, id)).toBe("running");
+    expect(await operationOutcome(env, id)).toBe("running");
     const post = w.start("post", inputs({ command: "unused" }));
     expect(await post.exited).toBe(0);
     expect(post.log()).toContain(`operation ${id} was left running by the main step: cancel sent`);
-    await expect.poll(() => operationStatus(env, id), { timeout: 15_000 }).toBe("cancelled");
+    await expect.poll(() => operationOutcome(env, id), { timeout: 15_000 }).toBe("cancelled");
     expect(pgrep(`sleep ${m}`)).toBe("");
   });
 
