@@ -5,7 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createPostgresDatabase } from "@reoclo/testbed/postgres-database";
 import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
 import { openDatabase } from "../src/db/database";
-import { runAdminCli, runServiceToExit, startService, type RunningService } from "./fixtures/processes";
+import {
+  runAdminCli,
+  runServiceToExit,
+  startServiceWithHost,
+  type RunningService,
+  type ServiceWithHost,
+} from "./fixtures/processes";
 import { pgrepCount } from "@reoclo/testbed/process-tree";
 
 const parse = <T>(text: string): T => JSON.parse(text) as T;
@@ -21,18 +27,13 @@ describe("reoclo-admin against a running service on the embedded database", () =
   let serverId: string;
   let plaintextKey: string;
 
+  let bed: ServiceWithHost;
   beforeAll(async () => {
-    dataDir = await mkdtemp(path.join(tmpdir(), "reoclo-cli-"));
-    env = { REOCLO_DATA_DIR: path.join(dataDir, "data"), REOCLO_SHUTDOWN_GRACE_SECONDS: "1" };
-    host = await startTestHost();
-    keyFile = path.join(dataDir, "id_test");
-    await writeFile(keyFile, host.privateKey, { mode: 0o600 });
-    service = await startService(env);
+    bed = await startServiceWithHost("reoclo-cli-");
+    ({ dir: dataDir, env, host, keyFile, service } = bed);
   });
   afterAll(async () => {
-    if (service?.process.exitCode === null) await service.stop();
-    await host?.close();
-    await rm(dataDir, { recursive: true, force: true });
+    await bed?.close();
   });
 
   it("answers /healthz and /readyz with nothing installed", async () => {

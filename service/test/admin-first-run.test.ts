@@ -1,39 +1,32 @@
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateKeyPair } from "@reoclo/testbed/keys";
 import { createPostgresDatabase } from "@reoclo/testbed/postgres-database";
-import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
-import { runAdminCli, startService, type AdminResult, type RunningService } from "./fixtures/processes";
+import type { TestHost } from "@reoclo/testbed/sshd";
+import {
+  runAdminCli,
+  startService,
+  startServiceWithHost,
+  type RunningService,
+  type ServiceWithHost,
+} from "./fixtures/processes";
 import { freePort } from "@reoclo/testbed/net";
 
 // Issue 14, "a first run that works as written": reoclo-admin finds the service's storage or says
 // where it looked (and creates none), `servers add` checks the key file and the fingerprint it is
 // given before storing anything, and `--env-file` is read as dotenv.
 
-const ADMIN_BIN = fileURLToPath(new URL("../bin/reoclo-admin.js", import.meta.url));
 const parse = <T>(text: string): T => JSON.parse(text) as T;
 
-/** reoclo-admin from `cwd`, with none of the test runner's storage settings unless given. */
-function runAdminIn(cwd: string, args: string[], env: Record<string, string> = {}): Promise<AdminResult> {
-  const { DATABASE_URL: _db, REOCLO_DATA_DIR: _dir, REOCLO_MASTER_KEY: _key, ...rest } = process.env;
-  const child = spawn(process.execPath, [ADMIN_BIN, ...args], {
-    cwd,
-    env: { ...rest, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-  return new Promise((resolve) => child.once("exit", (code) => resolve({ code, stdout, stderr })));
-}
+/** reoclo-admin from `cwd` (not the repository: nothing found there by accident). */
+const runAdminIn = (cwd: string, args: string[], env: Record<string, string> = {}) =>
+  runAdminCli(args, env, "", cwd);
 
 describe("reoclo-admin opens the storage the service created, and never creates any", () => {
   let dir: string;
@@ -136,18 +129,13 @@ describe("servers add checks the key file and the host key fingerprint before st
   let env: Record<string, string>;
   let keyFile: string;
 
+  let bed: ServiceWithHost;
   beforeAll(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), "reoclo-add-checks-"));
-    env = { REOCLO_DATA_DIR: path.join(dir, "data"), REOCLO_SHUTDOWN_GRACE_SECONDS: "1" };
-    host = await startTestHost();
-    keyFile = path.join(dir, "id_test");
-    await writeFile(keyFile, host.privateKey, { mode: 0o600 });
-    service = await startService(env);
+    bed = await startServiceWithHost("reoclo-add-checks-");
+    ({ dir: dir, env, host, keyFile, service } = bed);
   });
   afterAll(async () => {
-    if (service?.process.exitCode === null) await service.stop();
-    await host?.close();
-    await rm(dir, { recursive: true, force: true });
+    await bed?.close();
   });
 
   const add = (name: string, extra: string[], opts: { port?: number; key?: string } = {}) =>
