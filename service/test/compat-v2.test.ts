@@ -4,9 +4,8 @@ import { and, count, eq, isNotNull, sum } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import { publishedV2Exec, V2Refused, type V2Options } from "@reoclo/testbed/published-v2-client";
-import { seedKey } from "./fixtures/entities";
+import { addTestHost, seedKey } from "./fixtures/entities";
 import { startExecEnv, type ExecEnv } from "./fixtures/exec-env";
-import { addServer } from "../src/servers/servers";
 import { auditEvents, operations } from "../src/db/schema";
 import { pgrep } from "@reoclo/testbed/process-tree";
 
@@ -82,14 +81,7 @@ describe.each(DRIVERS)("the published v2 CLI, on %s", (driver) => {
   });
 
   it("probes /auth/me/capabilities after a 403, re-sends once, and shows the refusal", async () => {
-    const other = await addServer(env.ctx, {
-      name: `other-${randomBytes(3).toString("hex")}`,
-      host: env.host.host,
-      port: env.host.port,
-      user: env.host.username,
-      private_key: env.host.privateKey,
-      host_key_fingerprint: env.host.hostKeyFingerprint,
-    });
+    const other = await addTestHost(env.ctx, env.host, `other-${randomBytes(3).toString("hex")}`);
     requests.length = 0;
     const refused = await publishedV2Exec(v2, { serverId: other.id, command: "true", timeout: 60 }).catch(
       (err: unknown) => err,

@@ -12,10 +12,9 @@ import type { ServiceContext } from "../src/context";
 import { openDatabase, type DatabaseHandle } from "../src/db/database";
 import { operationOutput } from "../src/db/schema";
 import { SecretBox } from "../src/secrets/secret-box";
-import { addServer } from "../src/servers/servers";
 import { createTestApp, serveTestApp, type ServedApp, type TestApp } from "./fixtures/app";
 import { createTestDatabase, testContext, type TestDatabase } from "./fixtures/db";
-import { seedKey } from "./fixtures/entities";
+import { addTestHost, seedKey } from "./fixtures/entities";
 import { outputText, readEvents } from "./fixtures/exec-env";
 import { startService, type RunningService } from "./fixtures/processes";
 
@@ -63,14 +62,7 @@ describe("operations and the instances running them, on PostgreSQL", () => {
   beforeAll(async () => {
     [db, host] = await Promise.all([createTestDatabase("postgres"), startTestHost()]);
     ctx = testContext(db, secrets);
-    const srv = await addServer(ctx, {
-      name: "web",
-      host: host.host,
-      port: host.port,
-      user: host.username,
-      private_key: host.privateKey,
-      host_key_fingerprint: host.hostKeyFingerprint,
-    });
+    const srv = await addTestHost(ctx, host, "web");
     serverId = srv.id;
     key = (
       await seedKey(ctx, {
@@ -239,16 +231,7 @@ describe("a PostgreSQL restart while a command runs", () => {
     await database.migrate();
     const secrets = new SecretBox(randomBytes(32));
     const ctx = testContext(database, secrets);
-    serverId = (
-      await addServer(ctx, {
-        name: "web",
-        host: host.host,
-        port: host.port,
-        user: host.username,
-        private_key: host.privateKey,
-        host_key_fingerprint: host.hostKeyFingerprint,
-      })
-    ).id;
+    serverId = (await addTestHost(ctx, host, "web")).id;
     key = (await seedKey(ctx, { operations: ["exec"], servers: [serverId], all_servers: false })).key;
     const record = (level: string) => (msg: string, fields?: Record<string, unknown>) =>
       logged.push(`${level} ${msg} ${JSON.stringify(fields ?? {})}`);
