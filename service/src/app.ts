@@ -1,4 +1,4 @@
-import { API_BASE_PATH } from "@reoclo/protocol";
+import { API_BASE_PATH, MANAGEMENT_BASE_PATH } from "@reoclo/protocol";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { RequestIdVariables } from "hono/request-id";
@@ -12,6 +12,8 @@ import { keyRoutes } from "./api/key";
 import { applicationRoutes } from "./api/applications";
 import { operationRoutes } from "./api/operations";
 import { registryRoutes } from "./api/registry";
+import { MANAGEMENT_ROUTES } from "./api/management";
+import { managementRouter } from "./api/management/router";
 import type { OperationRunner } from "./operations/runner";
 import type { Config } from "./config";
 import type { DatabaseHandle } from "./db/database";
@@ -104,6 +106,17 @@ export function createApp(deps: AppDeps) {
   api.route("/", applicationRoutes({ access, svc }));
   api.route("/", registryRoutes({ access, svc }));
   app.route(API_BASE_PATH, api);
+
+  // The management API (spec §11): people and integration keys, through the same verbs.
+  const management = new Hono<AppEnv>();
+  management.use((c, next) =>
+    c.req.method === "GET" || c.req.method === "HEAD" ? next() : limitBody(c, next),
+  );
+  management.route(
+    "/",
+    managementRouter({ access: { ...access, config: deps.config }, svc }, MANAGEMENT_ROUTES),
+  );
+  app.route(MANAGEMENT_BASE_PATH, management);
   return app;
 }
 

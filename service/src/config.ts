@@ -122,6 +122,8 @@ const envSchema = z.object({
   REOCLO_SHUTDOWN_GRACE_SECONDS: intFromEnv("REOCLO_SHUTDOWN_GRACE_SECONDS", 30, 0, 3600),
   REOCLO_DEPLOY_TIMEOUT_SECONDS: intFromEnv("REOCLO_DEPLOY_TIMEOUT_SECONDS", 3600, 1, 7 * 24 * 3600),
   REOCLO_REBOOT_TIMEOUT_SECONDS: intFromEnv("REOCLO_REBOOT_TIMEOUT_SECONDS", 600, 1, 24 * 3600),
+  REOCLO_SESSION_IDLE_MINUTES: intFromEnv("REOCLO_SESSION_IDLE_MINUTES", 720, 1, 30 * 24 * 60),
+  REOCLO_SESSION_MAX_HOURS: intFromEnv("REOCLO_SESSION_MAX_HOURS", 168, 1, 90 * 24),
 });
 
 export interface Config {
@@ -141,6 +143,10 @@ export interface Config {
   readonly deployTimeoutSeconds: number;
   /** How long a reboot may take, from the command to the host answering SSH again. */
   readonly rebootTimeoutSeconds: number;
+  /** A dashboard session ends after this long without a request… */
+  readonly sessionIdleMinutes: number;
+  /** …and after this long whatever the activity. */
+  readonly sessionMaxHours: number;
 }
 
 export class ConfigError extends Error {
@@ -176,6 +182,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     shutdownGraceSeconds: e.REOCLO_SHUTDOWN_GRACE_SECONDS,
     deployTimeoutSeconds: e.REOCLO_DEPLOY_TIMEOUT_SECONDS,
     rebootTimeoutSeconds: e.REOCLO_REBOOT_TIMEOUT_SECONDS,
+    sessionIdleMinutes: e.REOCLO_SESSION_IDLE_MINUTES,
+    sessionMaxHours: e.REOCLO_SESSION_MAX_HOURS,
   };
 }
 

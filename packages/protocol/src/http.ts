@@ -22,7 +22,14 @@ export const HEADERS = {
   userAgent: "User-Agent",
   /** Believed only from the service's trusted proxies (spec §2). */
   forwardedFor: "X-Forwarded-For",
+  /** The management API also takes an integration key here (seed 000). */
+  apiKey: "X-API-Key",
+  origin: "Origin",
+  secFetchSite: "Sec-Fetch-Site",
 } as const;
+
+/** Prefix of the management API's routes (spec §11). */
+export const MANAGEMENT_BASE_PATH = "/api";
 
 export const CONTENT_TYPE_JSON = "application/json";
 export const CONTENT_TYPE_EVENT_STREAM = "text/event-stream";

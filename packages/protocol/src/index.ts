@@ -11,3 +11,4 @@ export * from "./registry.js";
 export * from "./applications.js";
 export * from "./events.js";
 export * from "./keys.js";
+export * from "./roles.js";

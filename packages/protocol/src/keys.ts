@@ -1,7 +1,7 @@
 // Shape of an automation key (spec §2). The CRC32 checksum itself is computed by the
 // service; this check lets any holder refuse an obviously mangled key without a round trip.
 import { z } from "zod";
-import { KEY_PREFIX } from "./limits.js";
+import { INTEGRATION_KEY_PREFIX, KEY_PREFIX } from "./limits.js";
 
 /** Base62 characters of randomness: 30 × log2(62) ≈ 178 bits, above the 160 the spec asks. */
 export const KEY_RANDOM_LENGTH = 30;
@@ -11,6 +11,11 @@ export const KEY_TOTAL_LENGTH = KEY_PREFIX.length + KEY_RANDOM_LENGTH + KEY_CHEC
 
 export const automationKeyPattern = new RegExp(
   `^${KEY_PREFIX}[0-9A-Za-z]{${KEY_RANDOM_LENGTH + KEY_CHECKSUM_LENGTH}}$`,
+);
+
+/** Integration keys (`rk_t_…`, spec §11) follow the same rules with their own prefix. */
+export const integrationKeyPattern = new RegExp(
+  `^${INTEGRATION_KEY_PREFIX}[0-9A-Za-z]{${KEY_RANDOM_LENGTH + KEY_CHECKSUM_LENGTH}}$`,
 );
 
 /** True when `value` has the shape of an automation key (prefix, length, base62). */

@@ -226,6 +226,25 @@ async function denyAudited(deps: AccessDeps, event: AuditEvent): Promise<void> {
   await deps.audit.recordOrRetain(event);
 }
 
+/** A JSON request body as an object (empty: `{}`), or the 400/422 a bad one deserves. */
+export async function readJsonObject(c: Context): Promise<Record<string, unknown>> {
+  const raw = await readJson(c);
+  if (raw === MALFORMED) throw new ServiceError("malformed_json", "The request body is not valid JSON.");
+  if (raw === TOO_DEEP)
+    throw new ServiceError(
+      "validation",
+      `The request body is nested more than ${MAX_JSON_DEPTH} levels deep.`,
+      {
+        body: [`is nested more than ${MAX_JSON_DEPTH} levels deep`],
+      },
+    );
+  if (!raw || typeof raw !== "object" || Array.isArray(raw))
+    throw new ServiceError("validation", "The request body must be a JSON object.", {
+      body: ["must be a JSON object"],
+    });
+  return raw as Record<string, unknown>;
+}
+
 const MALFORMED = Symbol("malformed");
 const TOO_DEEP = Symbol("too deep");
 /** Far deeper than any body of this API; deeper ones would only cost stack in whatever walks them. */

@@ -6,7 +6,8 @@ import { ServiceError } from "../errors";
 import { withDeployLock } from "../operations/scripts";
 import {
   startOperation,
-  type KeyCaller,
+  callerOrg,
+  type OperationCaller,
   type OperationServices,
   type RequestFacts,
 } from "../operations/start";
@@ -43,11 +44,11 @@ function applicationEnv(ctx: ServiceContext, app: ApplicationRow): Record<string
 /** POST /deploy: the application's deploy script, after its earlier deploys (or 409 with `wait: false`). */
 export async function deployApplication(
   svc: OperationServices,
-  caller: KeyCaller,
+  caller: OperationCaller,
   input: DeployRequest,
   request: RequestFacts,
 ) {
-  const { app, env } = await loadApplication(svc.ctx, caller.key.orgId, input.application_id);
+  const { app, env } = await loadApplication(svc.ctx, callerOrg(caller), input.application_id);
   return startOperation(
     svc,
     caller,
@@ -55,6 +56,7 @@ export async function deployApplication(
       type: "deploy",
       serverId: app.serverId,
       applicationId: app.id,
+      commitRef: input.commit_ref,
       command: withDeployLock(app.id, app.deployScript),
       env,
       // The ref is data for the script (validated: no shell or option syntax), not a secret.
@@ -72,11 +74,11 @@ export async function deployApplication(
 /** POST /restart: the application's restart script, if it has one. */
 export async function restartApplication(
   svc: OperationServices,
-  caller: KeyCaller,
+  caller: OperationCaller,
   input: RestartRequest,
   request: RequestFacts,
 ) {
-  const { app, env } = await loadApplication(svc.ctx, caller.key.orgId, input.application_id);
+  const { app, env } = await loadApplication(svc.ctx, callerOrg(caller), input.application_id);
   if (app.restartScript === null)
     throw new ServiceError(
       "validation",

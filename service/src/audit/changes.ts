@@ -13,13 +13,29 @@ export type ChangeAction =
   | "org.create"
   | "server.add"
   | "server.remove"
+  | "server.update"
   | "server.host_key.pin"
   | "key.create"
+  | "key.update"
   | "key.revoke"
+  | "integration_key.create"
+  | "integration_key.revoke"
   | "credential.add"
+  | "credential.update"
   | "credential.remove"
   | "application.add"
+  | "application.update"
   | "application.remove"
+  | "application.env.set"
+  | "user.add"
+  | "user.update"
+  | "user.remove"
+  | "user.password.change"
+  | "auth.login"
+  | "auth.login_failed"
+  | "auth.logout"
+  | "operation.start"
+  | "operation.cancel"
   | "secrets.rotate";
 
 export interface Change {
@@ -33,21 +49,25 @@ export interface Change {
   details: Record<string, unknown>;
 }
 
-/** Writes one change row; pass the transaction of the change itself, so both happen or neither. */
-export async function recordChange(ctx: ServiceContext, db: Database, change: Change): Promise<void> {
-  await db.insert(auditEvents).values(
-    storableEvent({
-      at: ctx.now(),
-      outcome: "allowed",
-      reason: change.action,
-      action: change.action,
-      actor: ctx.actor ?? ADMIN_CLI_ACTOR,
-      orgId: change.orgId ?? null,
-      keyId: change.keyId ?? null,
-      serverId: change.serverId ?? null,
-      credentialId: change.credentialId ?? null,
-      applicationId: change.applicationId ?? null,
-      details: change.details,
-    }),
-  );
+/** Writes one change row (its id is returned); pass the transaction of the change itself, so both happen or neither. */
+export async function recordChange(ctx: ServiceContext, db: Database, change: Change): Promise<number> {
+  const [row] = await db
+    .insert(auditEvents)
+    .values(
+      storableEvent({
+        at: ctx.now(),
+        outcome: "allowed",
+        reason: change.action,
+        action: change.action,
+        actor: ctx.actor ?? ADMIN_CLI_ACTOR,
+        orgId: change.orgId ?? null,
+        keyId: change.keyId ?? null,
+        serverId: change.serverId ?? null,
+        credentialId: change.credentialId ?? null,
+        applicationId: change.applicationId ?? null,
+        details: change.details,
+      }),
+    )
+    .returning({ id: auditEvents.id });
+  return row!.id;
 }

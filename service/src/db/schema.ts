@@ -3,8 +3,11 @@ import {
   DEFAULT_RATE_LIMIT_PER_MINUTE,
   type OperationOutcome,
   type OperationType,
+  type Acl,
+  type IntegrationKeyPreset,
   type OutputStream,
   type RegistryType,
+  type Role,
   type RunContext,
 } from "@reoclo/protocol";
 import { sql } from "drizzle-orm";
@@ -133,6 +136,8 @@ export const applications = pgTable(
     restartScript: text("restart_script"),
     /** Encrypted JSON object of environment values given to the scripts. */
     envEnc: text("env_enc"),
+    /** When each variable was last set (names only; the values are in env_enc). */
+    envUpdatedAt: jsonb("env_updated_at").$type<Record<string, string>>(),
     createdAt: createdAt(),
   },
   (t) => [uniqueIndex("applications_org_name_uq").on(t.orgId, t.name)],
@@ -180,6 +185,10 @@ export const operations = pgTable(
     runId: text("run_id"),
     runContext: jsonb("run_context").$type<RunContext>(),
     userAgent: text("user_agent"),
+    /** Who started it when no automation key did: `user:<id>` or `integration_key:<id>`. */
+    actor: text("actor"),
+    /** The commit ref a deploy was asked for (deployment history). */
+    commitRef: text("commit_ref"),
     /** Instance that runs it, and its heartbeat: the reconciler settles operations whose runner vanished. */
     runnerId: text("runner_id"),
     /** `runner` (the instance saw the end) or `reconciler` (settled `lost` because its instance went quiet). */
@@ -191,6 +200,7 @@ export const operations = pgTable(
   },
   (t) => [
     index("operations_org_run_idx").on(t.orgId, t.runId, t.createdAt),
+    index("operations_org_created_idx").on(t.orgId, t.createdAt, t.id),
     index("operations_running_idx")
       .on(t.status, t.heartbeatAt)
       .where(sql`status = 'running'`),
@@ -299,3 +309,74 @@ export const rateLimitCounters = pgTable("rate_limit_counters", {
   points: integer("points").notNull().default(0),
   expire: timestamp("expire", { withTimezone: true }),
 });
+
+/** People who sign in (spec §11): one organisation and one role each. */
+export const users = pgTable(
+  "users",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    orgId: uuid("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    /** Lower-cased; unique among people not removed. */
+    email: text("email").notNull(),
+    role: text("role").$type<Role>().notNull(),
+    /** `scrypt$N$r$p$salt$hash` (see people/passwords.ts). */
+    passwordHash: text("password_hash").notNull(),
+    /** Set for a one-time password until its owner chooses one. */
+    mustChangePassword: boolean("must_change_password").notNull().default(false),
+    createdAt: createdAt(),
+    /** Removed people keep their row (audit rows name them); they cannot sign in, and their keys stop. */
+    removedAt: timestamp("removed_at", { withTimezone: true }),
+  },
+  (t) => [
+    uniqueIndex("users_email_live_uq")
+      .on(t.email)
+      .where(sql`removed_at is null`),
+    index("users_org_idx").on(t.orgId),
+  ],
+);
+
+/** Signed-in browsers: the cookie holds a random token, the row its hash. */
+export const sessions = pgTable(
+  "sessions",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    tokenHash: bytea("token_hash").notNull().unique(),
+    userId: uuid("user_id")
+      .notNull()
+      .references(() => users.id, { onDelete: "cascade" }),
+    createdAt: createdAt(),
+    lastSeenAt: timestamp("last_seen_at", { withTimezone: true }).notNull().defaultNow(),
+    /** Absolute end, whatever the activity. */
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+    clientIp: text("client_ip"),
+    userAgent: text("user_agent"),
+  },
+  (t) => [index("sessions_user_idx").on(t.userId)],
+);
+
+/** `rk_t_` keys for scripts and tools (spec §11): an ACL, never more than their creator's role. */
+export const integrationKeys = pgTable(
+  "integration_keys",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    orgId: uuid("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    /** The person who made it; null when reoclo-admin made it for the organisation. */
+    createdBy: uuid("created_by").references(() => users.id, { onDelete: "cascade" }),
+    label: text("label").notNull(),
+    keyHash: bytea("key_hash").notNull().unique(),
+    prefix: text("prefix").notNull(),
+    preset: text("preset").$type<IntegrationKeyPreset>().notNull(),
+    permissions: jsonb("permissions").$type<Acl>().notNull(),
+    expiresAt: timestamp("expires_at", { withTimezone: true }),
+    createdAt: createdAt(),
+    lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
+    lastUsedIp: text("last_used_ip"),
+    revokedAt: timestamp("revoked_at", { withTimezone: true }),
+  },
+  (t) => [index("integration_keys_org_idx").on(t.orgId)],
+);

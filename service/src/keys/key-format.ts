@@ -1,6 +1,13 @@
 import { createHash, randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
-import { automationKeyPattern, KEY_CHECKSUM_LENGTH, KEY_PREFIX, KEY_RANDOM_LENGTH } from "@reoclo/protocol";
+import {
+  automationKeyPattern,
+  INTEGRATION_KEY_PREFIX,
+  integrationKeyPattern,
+  KEY_CHECKSUM_LENGTH,
+  KEY_PREFIX,
+  KEY_RANDOM_LENGTH,
+} from "@reoclo/protocol";
 
 // `rca_` + 30 base62 random characters (≈178 bits) + 6 base62 characters of CRC32 over the
 // random part, as GitHub's tokens do: a mistyped key is refused before any database work and
@@ -37,18 +44,26 @@ export interface GeneratedKey {
   hash: Buffer;
 }
 
-export function generateAutomationKey(): GeneratedKey {
+function generateKey(prefix: string): GeneratedKey {
   const random = randomBase62(KEY_RANDOM_LENGTH);
-  const key = `${KEY_PREFIX}${random}${checksumOf(random)}`;
-  return { key, prefix: displayPrefix(key), hash: hashAutomationKey(key) };
+  const key = `${prefix}${random}${checksumOf(random)}`;
+  return { key, prefix: key.slice(0, prefix.length + DISPLAY_LENGTH), hash: hashAutomationKey(key) };
+}
+
+export const generateAutomationKey = () => generateKey(KEY_PREFIX);
+/** `rk_t_…` (spec §11): the same format rules as automation keys, hashed the same way. */
+export const generateIntegrationKey = () => generateKey(INTEGRATION_KEY_PREFIX);
+
+function wellFormed(key: string, prefix: string, pattern: RegExp): boolean {
+  if (!pattern.test(key)) return false;
+  const random = key.slice(prefix.length, prefix.length + KEY_RANDOM_LENGTH);
+  return key.slice(prefix.length + KEY_RANDOM_LENGTH) === checksumOf(random);
 }
 
 /** Shape and checksum only: no I/O, so a bad key costs nothing. */
-export function isWellFormedAutomationKey(key: string): boolean {
-  if (!automationKeyPattern.test(key)) return false;
-  const random = key.slice(KEY_PREFIX.length, KEY_PREFIX.length + KEY_RANDOM_LENGTH);
-  return key.slice(KEY_PREFIX.length + KEY_RANDOM_LENGTH) === checksumOf(random);
-}
+export const isWellFormedAutomationKey = (key: string) => wellFormed(key, KEY_PREFIX, automationKeyPattern);
+export const isWellFormedIntegrationKey = (key: string) =>
+  wellFormed(key, INTEGRATION_KEY_PREFIX, integrationKeyPattern);
 
 export function hashAutomationKey(key: string): Buffer {
   return createHash("sha256").update(key, "utf8").digest();

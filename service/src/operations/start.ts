@@ -30,6 +30,21 @@ export interface KeyCaller {
   readonly auditId?: number | undefined;
 }
 
+/**
+ * Who starts an operation when it is not an automation key: a person or an integration key on the
+ * management API (`actor` is `user:<id>` / `integration_key:<id>`), with the audit row that allowed it.
+ */
+export interface PrincipalCaller {
+  readonly orgId: string;
+  readonly actor: string;
+  readonly auditId?: number | undefined;
+}
+
+export type OperationCaller = KeyCaller | PrincipalCaller;
+
+/** The organisation an operation is started in. */
+export const callerOrg = (caller: OperationCaller) => ("key" in caller ? caller.key.orgId : caller.orgId);
+
 /** Facts of the request that shape the operation: its idempotency and its user agent. */
 export interface RequestFacts {
   /** The route, part of the idempotency hash: one key used on two routes is two requests. */
@@ -51,6 +66,8 @@ export interface OperationSpec {
   runContext?: RunContext | null | undefined;
   applicationId?: string | undefined;
   credentialId?: string | undefined;
+  /** A deploy's commit ref, for the deployment history. */
+  commitRef?: string | undefined;
   maskAlso?: StartRequest["maskAlso"];
   /** Values passed like env but never masked (REOCLO_COMMIT_REF…). */
   publicEnv?: StartRequest["publicEnv"];
@@ -66,7 +83,7 @@ export interface Started {
 
 export async function startOperation(
   svc: OperationServices,
-  caller: KeyCaller,
+  caller: OperationCaller,
   spec: OperationSpec,
   request: RequestFacts,
 ): Promise<Started> {
@@ -89,21 +106,25 @@ export async function startOperation(
     queue: spec.queue,
     execute: spec.execute,
     auditId: caller.auditId,
-    claim: request.idempotencyKey
-      ? {
-          keyId: caller.key.id,
-          orgId: caller.key.orgId,
-          key: request.idempotencyKey,
-          requestHash: requestHash(request.route, request.input),
-          expiresAt: new Date(now.getTime() + IDEMPOTENCY_RETENTION_MS),
-        }
-      : undefined,
+    // Idempotency-Keys belong to an automation key (spec §6); other callers' requests are not replayed.
+    claim:
+      request.idempotencyKey && "key" in caller
+        ? {
+            keyId: caller.key.id,
+            orgId: caller.key.orgId,
+            key: request.idempotencyKey,
+            requestHash: requestHash(request.route, request.input),
+            expiresAt: new Date(now.getTime() + IDEMPOTENCY_RETENTION_MS),
+          }
+        : undefined,
     row: {
-      orgId: caller.key.orgId,
-      keyId: caller.key.id,
+      orgId: callerOrg(caller),
+      keyId: "key" in caller ? caller.key.id : null,
+      actor: "key" in caller ? null : caller.actor,
       serverId: target.serverId,
       applicationId: spec.applicationId,
       credentialId: spec.credentialId,
+      commitRef: spec.commitRef ?? null,
       operationType: spec.type,
       workingDirectory: spec.workingDirectory,
       timeoutSeconds: spec.timeoutSeconds,
@@ -121,7 +142,7 @@ export async function startOperation(
 /** POST /exec: a command on one server. */
 export function execCommand(
   svc: OperationServices,
-  caller: KeyCaller,
+  caller: OperationCaller,
   input: ExecRequest,
   request: RequestFacts,
 ) {

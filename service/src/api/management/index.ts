@@ -1,0 +1,5 @@
+import type { ManagementRoute } from "./router";
+
+// The management API's routes (spec §11), one table per area.
+
+export const MANAGEMENT_ROUTES: readonly ManagementRoute[] = [];

@@ -1,0 +1,10 @@
+import type { AnyVerb } from "./verb";
+
+// Every verb of the control plane, by name: the admin command line's commands, the admin socket's
+// and the remote mode's lookups, and the permission table test walk this list.
+
+export const VERBS: readonly AnyVerb[] = [];
+
+const byName = new Map(VERBS.map((v) => [v.name, v]));
+
+export const verbNamed = (name: string): AnyVerb | undefined => byName.get(name);
