@@ -435,7 +435,7 @@ describe.each(DRIVERS)("people, roles and sessions on %s", (driver) => {
       details: { email: person.email, reason: "rate_limited" },
     });
     expect(JSON.stringify(rows)).not.toContain("wrong-password-");
-  });
+  }, 120_000); // 32 scrypt hashes, on a machine that may be busy
 
   it("ends the session at sign-out, on the next request to another instance", async () => {
     const { browser: pb } = await signedIn("developer");
