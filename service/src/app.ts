@@ -7,7 +7,7 @@ import type { AuditWriter } from "./access/audit-writer";
 import { parseCidrs } from "./access/client-ip";
 import type { KeyWatch } from "./access/key-watch";
 import type { AccessDeps } from "./access/pipeline";
-import type { AuthFailureLimiter, KeyRateLimiter } from "./access/rate-limit";
+import type { AuthFailureLimiter, KeyRateLimiter, SignInLimiter } from "./access/rate-limit";
 import { keyRoutes } from "./api/key";
 import { applicationRoutes } from "./api/applications";
 import { operationRoutes } from "./api/operations";
@@ -31,6 +31,8 @@ export interface AppDeps {
   /** Ends the event streams of keys revoked or expired while they are open. */
   readonly keyWatch: KeyWatch;
   readonly authFailures: AuthFailureLimiter;
+  /** Sign-in attempts per client address (spec §11), shared by instances on one PostgreSQL. */
+  readonly signIn: SignInLimiter;
   /** Runs operations on hosts; shared by every route that starts one. */
   readonly runner: OperationRunner;
   readonly now: () => Date;
@@ -114,7 +116,10 @@ export function createApp(deps: AppDeps) {
   );
   management.route(
     "/",
-    managementRouter({ access: { ...access, config: deps.config }, svc }, MANAGEMENT_ROUTES),
+    managementRouter(
+      { access: { ...access, config: deps.config }, svc: { ...svc, signIn: deps.signIn } },
+      MANAGEMENT_ROUTES,
+    ),
   );
   app.route(MANAGEMENT_BASE_PATH, management);
   return app;

@@ -18,6 +18,8 @@ export class ServiceError extends Error {
     readonly code: ErrorCode | AdminErrorCode,
     readonly detail: string,
     readonly fields?: Record<string, string[]>,
+    /** For a 429: the seconds after which a retry may succeed, sent as `Retry-After`. */
+    readonly retryAfterSeconds?: number,
   ) {
     // Expected refusals need no stack trace, and capturing one dominates the cost of a denial.
     const limit = Error.stackTraceLimit;

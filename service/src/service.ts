@@ -2,7 +2,7 @@ import type { Server } from "node:http";
 import { createAdminSocketApp } from "./admin/socket-api";
 import { AuditWriter } from "./access/audit-writer";
 import { KeyWatch } from "./access/key-watch";
-import { AuthFailureLimiter, KeyRateLimiter } from "./access/rate-limit";
+import { AuthFailureLimiter, KeyRateLimiter, SignInLimiter } from "./access/rate-limit";
 import { createApp, type AppDeps } from "./app";
 import type { Config } from "./config";
 import type { Logger } from "./logger";
@@ -72,6 +72,7 @@ export function createService(
     audit: new AuditWriter(database, logger, opts.auditFlushMs),
     keyWatch: new KeyWatch(database, logger, { intervalMs: opts.keyWatchMs, now: opts.now }),
     authFailures: opts.authFailures ?? new AuthFailureLimiter(),
+    signIn: new SignInLimiter(database, database.driver === "postgres" ? "database" : "memory"),
     runner,
     now,
   };

@@ -22,6 +22,8 @@ export const HEADERS = {
   userAgent: "User-Agent",
   /** Believed only from the service's trusted proxies (spec §2). */
   forwardedFor: "X-Forwarded-For",
+  /** Believed only from trusted proxies: the session cookie is `Secure` behind https. */
+  forwardedProto: "X-Forwarded-Proto",
   /** The management API also takes an integration key here (seed 000). */
   apiKey: "X-API-Key",
   origin: "Origin",

@@ -1,4 +1,4 @@
-import { RateLimiterMemory, type RateLimiterRes } from "rate-limiter-flexible";
+import { RateLimiterMemory, RateLimiterRes } from "rate-limiter-flexible";
 import type { DatabaseHandle } from "../db/database";
 
 // Per-key limits (per minute and per hour, from each key's settings), fixed windows. With
@@ -133,5 +133,77 @@ export class AuthFailureLimiter {
 
   async recordFailure(address: string): Promise<void> {
     await this.limiter.penalty(address, 1);
+  }
+}
+
+/** Spec §11: 30 sign-in attempts per 5 minutes per client address (Cynchro's `/auth` limit). */
+export const SIGN_IN_ATTEMPTS = 30;
+export const SIGN_IN_WINDOW_SECONDS = 300;
+
+/** One sign-in attempt counted: refused past the limit, with the seconds until the window ends. */
+export interface SignInDecision {
+  readonly allowed: boolean;
+  /** This attempt's number in the window (the first refused one is limit + 1). */
+  readonly attempt: number;
+  readonly retryAfterSeconds: number;
+}
+
+const SIGN_IN_SQL = `
+insert into rate_limit_counters as c (key, points, expire)
+values ($1, 1, now() + make_interval(secs => $2))
+on conflict (key) do update set
+  points = case when c.expire <= now() then 1 else c.points + 1 end,
+  expire = case when c.expire <= now() then excluded.expire else c.expire end
+returning points, (extract(epoch from (expire - now())) * 1000)::float8 as ms`;
+
+/**
+ * Sign-in attempts per client address, a fixed window. With PostgreSQL the count is a
+ * `signin:<address>` row of `rate_limit_counters` (swept with the key counters), so every instance
+ * shares it; the embedded single instance counts in memory. Every attempt counts, not only
+ * failures: the limit is on guessing, and a right guess is one too.
+ */
+export class SignInLimiter {
+  private readonly memory: RateLimiterMemory | undefined;
+
+  constructor(
+    private readonly database: DatabaseHandle,
+    kind: "database" | "memory",
+    readonly attempts = SIGN_IN_ATTEMPTS,
+    readonly windowSeconds = SIGN_IN_WINDOW_SECONDS,
+  ) {
+    this.memory =
+      kind === "memory"
+        ? new RateLimiterMemory({ points: attempts, duration: windowSeconds, keyPrefix: "signin" })
+        : undefined;
+  }
+
+  async attempt(address: string): Promise<SignInDecision> {
+    const { consumed, msBeforeReset } = this.memory
+      ? await this.countInMemory(this.memory, address)
+      : await this.countInDatabase(address);
+    return {
+      allowed: consumed <= this.attempts,
+      attempt: consumed,
+      retryAfterSeconds: Math.max(1, Math.ceil(msBeforeReset / 1000)),
+    };
+  }
+
+  private async countInDatabase(address: string): Promise<WindowCount> {
+    const [row] = await this.database.query<{ points: number; ms: number }>(SIGN_IN_SQL, [
+      `signin:${address}`,
+      this.windowSeconds,
+    ]);
+    return { consumed: Number(row?.points ?? 1), msBeforeReset: Math.max(0, Number(row?.ms ?? 0)) };
+  }
+
+  private async countInMemory(limiter: RateLimiterMemory, address: string): Promise<WindowCount> {
+    try {
+      const r = await limiter.consume(address);
+      return { consumed: r.consumedPoints, msBeforeReset: r.msBeforeNext };
+    } catch (refused) {
+      // rate-limiter-flexible rejects with its result when the points are spent.
+      if (!(refused instanceof RateLimiterRes)) throw refused;
+      return { consumed: refused.consumedPoints, msBeforeReset: refused.msBeforeNext };
+    }
   }
 }

@@ -47,6 +47,14 @@ export interface Change {
   applicationId?: string | undefined;
   /** Names, scopes, fingerprints: what changed, never a password, key or env value. */
   details: Record<string, unknown>;
+  /** `denied` for what was refused (a failed sign-in); default `allowed`. */
+  outcome?: "allowed" | "denied";
+  /** Where the request came from, when there was one (sign-ins record it). */
+  client?: {
+    readonly ip?: string | undefined;
+    readonly userAgent?: string | undefined;
+    readonly requestId?: string | undefined;
+  };
 }
 
 /** Writes one change row (its id is returned); pass the transaction of the change itself, so both happen or neither. */
@@ -56,7 +64,7 @@ export async function recordChange(ctx: ServiceContext, db: Database, change: Ch
     .values(
       storableEvent({
         at: ctx.now(),
-        outcome: "allowed",
+        outcome: change.outcome ?? "allowed",
         reason: change.action,
         action: change.action,
         actor: ctx.actor ?? ADMIN_CLI_ACTOR,
@@ -66,6 +74,9 @@ export async function recordChange(ctx: ServiceContext, db: Database, change: Ch
         credentialId: change.credentialId ?? null,
         applicationId: change.applicationId ?? null,
         details: change.details,
+        clientIp: change.client?.ip ?? null,
+        userAgent: change.client?.userAgent ?? null,
+        requestId: change.client?.requestId ?? null,
       }),
     )
     .returning({ id: auditEvents.id });

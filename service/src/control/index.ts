@@ -1,9 +1,10 @@
+import { PEOPLE_VERBS } from "./people";
 import type { AnyVerb } from "./verb";
 
 // Every verb of the control plane, by name: the admin command line's commands, the admin socket's
 // and the remote mode's lookups, and the permission table test walk this list.
 
-export const VERBS: readonly AnyVerb[] = [];
+export const VERBS: readonly AnyVerb[] = [...PEOPLE_VERBS];
 
 const byName = new Map(VERBS.map((v) => [v.name, v]));
 

@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import type { ServiceContext } from "../context";
 import { actorOf, authorize, principalOrg, type Need, type Principal } from "../access/principal";
+import type { SignInLimiter } from "../access/rate-limit";
 import { ServiceError } from "../errors";
 import type { OperationServices } from "../operations/start";
 import { parseOrThrow } from "../validation";
@@ -20,8 +21,14 @@ export interface ClientFacts {
   readonly idempotencyKey?: string | undefined;
 }
 
+/** What verbs work with: the operation services, and what only some verbs need. */
+export interface VerbServices extends OperationServices {
+  /** Counts sign-in attempts per client address (spec §11); absent where nobody signs in (reoclo-admin). */
+  readonly signIn?: SignInLimiter | undefined;
+}
+
 export interface VerbCall {
-  readonly svc: OperationServices;
+  readonly svc: VerbServices;
   readonly principal: Principal;
   /** The organisation to act in: the caller's, or the one reoclo-admin named (default `default`). */
   readonly org: string | undefined;
@@ -50,7 +57,7 @@ export const defineVerb = <S extends z.ZodType, O>(verb: Verb<S, O>): Verb<S, O>
 /** Checks the caller's permission, validates the input, and runs the verb. */
 export async function invoke<S extends z.ZodType, O>(
   verb: Verb<S, O>,
-  svc: OperationServices,
+  svc: VerbServices,
   principal: Principal,
   raw: unknown,
   client: ClientFacts = {},

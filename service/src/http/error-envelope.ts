@@ -53,7 +53,10 @@ export function isClientAbort(err: unknown): boolean {
 /** The one place typed errors become HTTP answers; nothing internal reaches the body. */
 export function onServiceError(logger: Logger) {
   return function handleError(err: Error, c: Context) {
-    if (err instanceof ServiceError) return errorResponse(c, err.status, err.code, err.detail, err.fields);
+    if (err instanceof ServiceError) {
+      if (err.retryAfterSeconds !== undefined) c.header(HEADERS.retryAfter, String(err.retryAfterSeconds));
+      return errorResponse(c, err.status, err.code, err.detail, err.fields);
+    }
     if (err instanceof HTTPException) {
       const status = err.status;
       const code = STATUS_CODES[status] ?? (status >= 500 ? "service_unavailable" : "bad_request");

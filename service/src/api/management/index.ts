@@ -1,5 +1,6 @@
+import { PEOPLE_ROUTES } from "./people";
 import type { ManagementRoute } from "./router";
 
 // The management API's routes (spec §11), one table per area.
 
-export const MANAGEMENT_ROUTES: readonly ManagementRoute[] = [];
+export const MANAGEMENT_ROUTES: readonly ManagementRoute[] = [...PEOPLE_ROUTES];

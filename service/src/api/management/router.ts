@@ -10,8 +10,7 @@ import {
 } from "../../access/management";
 import { readJsonObject } from "../../access/pipeline";
 import { ANONYMOUS } from "../../access/principal";
-import { invoke, type AnyVerb, type ClientFacts } from "../../control/verb";
-import type { OperationServices } from "../../operations/start";
+import { invoke, type AnyVerb, type ClientFacts, type VerbServices } from "../../control/verb";
 
 // The management API (spec §11) is a table: each route names its verb, where the verb's input
 // comes from, and its status. The router, the OpenAPI document and the permission table test
@@ -19,7 +18,7 @@ import type { OperationServices } from "../../operations/start";
 
 export interface ManagementDeps {
   readonly access: ManagementAccessDeps;
-  readonly svc: OperationServices;
+  readonly svc: VerbServices;
 }
 
 export type HttpMethod = "get" | "post" | "patch" | "delete";
