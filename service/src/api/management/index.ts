@@ -1,5 +1,7 @@
+import { APPLICATION_ROUTES } from "./applications";
+import { CREDENTIAL_ROUTES } from "./credentials";
 import type { ManagementRoute } from "./router";
 
 // The management API's routes (spec §11), one table per area.
 
-export const MANAGEMENT_ROUTES: readonly ManagementRoute[] = [];
+export const MANAGEMENT_ROUTES: readonly ManagementRoute[] = [...APPLICATION_ROUTES, ...CREDENTIAL_ROUTES];
