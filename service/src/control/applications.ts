@@ -1,6 +1,7 @@
 import { deployRequestSchema, operationListQuerySchema } from "@reoclo/protocol";
 import { z } from "zod";
 import { need } from "../access/principal";
+import { ADMIN_CLI_ACTOR } from "../audit/changes";
 import {
   addApplication,
   addApplicationInput,
@@ -95,7 +96,7 @@ export const deployApp = defineVerb({
     const org = await tenantOrg(call, input.tenant_id);
     const { op } = await deployApplicationAs(
       call.svc,
-      { orgId: org.id, actor: call.ctx.actor ?? "admin-cli" },
+      { orgId: org.id, actor: call.ctx.actor ?? ADMIN_CLI_ACTOR },
       { application_id: input.application_id, commit_ref: input.commit_ref, wait: true },
       { route: call.client.route ?? "apps.deploy", input, userAgent: call.client.userAgent },
     );
