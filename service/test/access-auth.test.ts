@@ -318,7 +318,7 @@ describe.each(DRIVERS)("access pipeline on %s", (driver) => {
     it("checks an application through its server, and hides other organisations' applications and credentials", async () => {
       const appA = await addApplication(ctx, {
         name: `app-${serverA.slice(0, 6)}`,
-        server: serverA,
+        server_id: serverA,
         working_directory: "/srv/a",
         deploy_script: "true",
       });
@@ -327,7 +327,7 @@ describe.each(DRIVERS)("access pipeline on %s", (driver) => {
       const foreignApp = await addApplication(ctx, {
         org: other.name,
         name: "x",
-        server: foreignServer.id,
+        server_id: foreignServer.id,
         working_directory: "/srv/x",
         deploy_script: "true",
       });

@@ -62,7 +62,7 @@ describe.each(DRIVERS)("changes made with reoclo-admin are audited, on %s", (dri
     });
     const app = await run(ctx, "apps.add", {
       name: "site",
-      server: server.id,
+      server_id: server.id,
       working_directory: "/srv/site",
       deploy_script: "./deploy.sh",
       env: { DATABASE_PASSWORD: envSecret },

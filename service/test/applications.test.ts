@@ -86,7 +86,7 @@ describe("deploy and restart, across two instances sharing PostgreSQL", () => {
     onB = client(bBase, key);
     const app = await addApplication(a.ctx, {
       name: `web-${randomBytes(3).toString("hex")}`,
-      server: a.serverId,
+      server_id: a.serverId,
       working_directory: "/tmp",
       // Timestamps on the host, in nanoseconds, around a second of work.
       deploy_script: `echo "start $(date +%s%N) $REOCLO_COMMIT_REF" >> "$LOG"; sleep 1; echo "end $(date +%s%N) $REOCLO_COMMIT_REF" >> "$LOG"; echo "deployed $REOCLO_COMMIT_REF as $REOCLO_APPLICATION"`,
@@ -96,7 +96,7 @@ describe("deploy and restart, across two instances sharing PostgreSQL", () => {
     appId = app.id;
     const gated = await addApplication(a.ctx, {
       name: `gated-${randomBytes(3).toString("hex")}`,
-      server: a.serverId,
+      server_id: a.serverId,
       working_directory: "/tmp",
       deploy_script: `echo "ran $REOCLO_COMMIT_REF" >> "$LOG"; while [ ! -e "$RELEASE" ]; do sleep 0.05; done`,
       env: { LOG: log, RELEASE: release },
@@ -171,7 +171,7 @@ describe("deploy and restart, across two instances sharing PostgreSQL", () => {
     rmSync(release, { force: true });
     const app = await addApplication(a.ctx, {
       name: `short-lived-${randomBytes(3).toString("hex")}`,
-      server: a.serverId,
+      server_id: a.serverId,
       working_directory: "/tmp",
       deploy_script: `echo "ran $REOCLO_COMMIT_REF" >> "$LOG"; while [ ! -e "$RELEASE" ]; do sleep 0.05; done`,
       env: { LOG: log, RELEASE: release },
@@ -221,7 +221,7 @@ describe("deploy and restart, across two instances sharing PostgreSQL", () => {
   it("checks the application before the Idempotency-Key, and a malformed key runs nothing", async () => {
     const bare = await addApplication(a.ctx, {
       name: `bare-${randomBytes(3).toString("hex")}`,
-      server: a.serverId,
+      server_id: a.serverId,
       working_directory: "/tmp",
       deploy_script: `echo "ran" >> "${log}"`,
     });

@@ -120,7 +120,7 @@ describe.each(DRIVERS)("storage on %s", (driver) => {
     await expect(
       addApplication(noKey, {
         name: "app",
-        server: server!.id,
+        server_id: server!.id,
         working_directory: "/srv/app",
         deploy_script: "true",
       }),

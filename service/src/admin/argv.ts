@@ -214,7 +214,7 @@ export async function parseCommand(argv: string[], readStdin: () => Promise<stri
     case "apps.add":
       Object.assign(params, {
         name: v.name,
-        server: v.server,
+        server_id: v.server,
         working_directory: v["working-directory"],
         deploy_script: await readText(v["deploy-script-file"], "deploy-script-file"),
         restart_script: await readText(v["restart-script-file"], "restart-script-file"),

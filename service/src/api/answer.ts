@@ -40,6 +40,15 @@ export interface AnswerOptions {
   extra?: Record<string, unknown>;
 }
 
+/**
+ * 202 `{operation_id, status: "running", outcome: "running", …extra}`: the operation started and
+ * nobody waits for it (spec §3 registry login, §11 deploy). Needs no automation key.
+ */
+export function answerAccepted(c: Context, operationId: string, extra: Record<string, unknown> = {}) {
+  c.header(HEADERS.operationId, operationId);
+  return c.json({ operation_id: operationId, status: "running", outcome: "running", ...extra }, 202);
+}
+
 const wantsEvents = (c: Context) => (c.req.header(HEADERS.accept) ?? "").includes(CONTENT_TYPE_EVENT_STREAM);
 
 /** Answers for an operation just started (or replayed): its events, 202, or the result once known. */
@@ -55,8 +64,7 @@ export async function answerStarted(
   // The id is known before any event: a streaming client can cancel or resume at once.
   c.header(HEADERS.operationId, op.id);
   if (wantsEvents(c)) return answerEvents(c, deps, access, op, 0);
-  if (opts.accepted)
-    return c.json({ operation_id: op.id, status: "running", outcome: "running", ...opts.extra }, 202);
+  if (opts.accepted) return answerAccepted(c, op.id, opts.extra);
   const final = await settledWithin(deps.svc, op, deps.svc.ctx.config.syncWaitSeconds * 1000);
   return c.json({ ...execAnswer(final), ...opts.extra }, 200);
 }

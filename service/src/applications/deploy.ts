@@ -1,5 +1,6 @@
-import type { DeployRequest, RestartRequest } from "@reoclo/protocol";
+import { isUuid, type DeployRequest, type RestartRequest } from "@reoclo/protocol";
 import { and, eq } from "drizzle-orm";
+import { recordChange } from "../audit/changes";
 import type { ServiceContext } from "../context";
 import { applications } from "../db/schema";
 import { ServiceError } from "../errors";
@@ -9,9 +10,11 @@ import {
   callerOrg,
   type OperationCaller,
   type OperationServices,
+  type PrincipalCaller,
   type RequestFacts,
+  type Started,
 } from "../operations/start";
-import { appEnvSecretContext } from "../secrets/rotate";
+import { applicationEnv } from "./env";
 
 // Deploy and restart of an application (spec §5): operations started like /exec, on the
 // application's server, with its stored (encrypted) environment. Deploys of one application run
@@ -20,32 +23,34 @@ import { appEnvSecretContext } from "../secrets/rotate";
 
 type ApplicationRow = typeof applications.$inferSelect;
 
-/** The application (the access pipeline already found it in the key's scope), its env decrypted. */
-async function loadApplication(ctx: ServiceContext, orgId: string, id: string) {
-  const [app] = await ctx.db
-    .select()
-    .from(applications)
-    .where(and(eq(applications.id, id), eq(applications.orgId, orgId)))
-    .limit(1);
+/** The application of the organisation (for a key, the access pipeline already found it in scope). */
+async function applicationOf(ctx: ServiceContext, orgId: string, id: string): Promise<ApplicationRow> {
+  const [app] = isUuid(id)
+    ? await ctx.db
+        .select()
+        .from(applications)
+        .where(and(eq(applications.id, id.toLowerCase()), eq(applications.orgId, orgId)))
+        .limit(1)
+    : [];
   if (!app) throw new ServiceError("not_found", "Application not found.");
+  return app;
+}
+
+/** The application and its env, decrypted. */
+async function loadApplication(ctx: ServiceContext, orgId: string, id: string) {
+  const app = await applicationOf(ctx, orgId, id);
   return { app, env: applicationEnv(ctx, app) };
 }
 
-function applicationEnv(ctx: ServiceContext, app: ApplicationRow): Record<string, string> {
-  if (!app.envEnc) return {};
-  if (!ctx.secrets.available)
-    throw new ServiceError(
-      "secrets_unavailable",
-      "This application's environment is encrypted and the service has no master key (REOCLO_MASTER_KEY).",
-    );
-  return JSON.parse(ctx.secrets.decrypt(app.envEnc, appEnvSecretContext(app.id))) as Record<string, string>;
-}
+/** A deploy as asked: the automation API's body, or the management API's (whose commit_ref is optional). */
+export type DeployInput = Omit<DeployRequest, "commit_ref" | "run_id" | "run_context"> &
+  Partial<Pick<DeployRequest, "commit_ref" | "run_id" | "run_context">>;
 
 /** POST /deploy: the application's deploy script, after its earlier deploys (or 409 with `wait: false`). */
 export async function deployApplication(
   svc: OperationServices,
   caller: OperationCaller,
-  input: DeployRequest,
+  input: DeployInput,
   request: RequestFacts,
 ) {
   const { app, env } = await loadApplication(svc.ctx, callerOrg(caller), input.application_id);
@@ -60,7 +65,10 @@ export async function deployApplication(
       command: withDeployLock(app.id, app.deployScript),
       env,
       // The ref is data for the script (validated: no shell or option syntax), not a secret.
-      publicEnv: { REOCLO_COMMIT_REF: input.commit_ref, REOCLO_APPLICATION: app.name },
+      publicEnv: {
+        ...(input.commit_ref === undefined ? {} : { REOCLO_COMMIT_REF: input.commit_ref }),
+        REOCLO_APPLICATION: app.name,
+      },
       workingDirectory: app.workingDirectory,
       timeoutSeconds: svc.ctx.config.deployTimeoutSeconds,
       queue: { applicationId: app.id, wait: input.wait },
@@ -69,6 +77,27 @@ export async function deployApplication(
     },
     request,
   );
+}
+
+/**
+ * A deploy started by a person or an integration key (the management API, the admin command line):
+ * the `operation.start` change row says who asked, and the operation links to it.
+ */
+export async function deployApplicationAs(
+  svc: OperationServices,
+  caller: Omit<PrincipalCaller, "auditId">,
+  input: DeployInput,
+  request: RequestFacts,
+): Promise<Started> {
+  const app = await applicationOf(svc.ctx, caller.orgId, input.application_id);
+  const auditId = await recordChange({ ...svc.ctx, actor: caller.actor }, svc.ctx.db, {
+    action: "operation.start",
+    orgId: caller.orgId,
+    applicationId: app.id,
+    serverId: app.serverId,
+    details: { type: "deploy", application: app.name, commit_ref: input.commit_ref ?? null },
+  });
+  return deployApplication(svc, { ...caller, auditId }, input, request);
 }
 
 /** POST /restart: the application's restart script, if it has one. */
