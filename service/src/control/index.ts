@@ -1,9 +1,11 @@
+import { AUTOMATION_KEY_VERBS } from "./automation-keys";
+import { SERVER_VERBS } from "./servers";
 import type { AnyVerb } from "./verb";
 
 // Every verb of the control plane, by name: the admin command line's commands, the admin socket's
 // and the remote mode's lookups, and the permission table test walk this list.
 
-export const VERBS: readonly AnyVerb[] = [];
+export const VERBS: readonly AnyVerb[] = [...SERVER_VERBS, ...AUTOMATION_KEY_VERBS];
 
 const byName = new Map(VERBS.map((v) => [v.name, v]));
 
