@@ -203,7 +203,7 @@ describe.each(DRIVERS)("access pipeline on %s", (driver) => {
   describe("client IP and allowlists", () => {
     let key: string;
     beforeAll(async () => {
-      key = (await seedKey(ctx, { allow_ip: ["10.1.0.0/16", "2001:db8::/32"] })).key;
+      key = (await seedKey(ctx, { allowed_ips: ["10.1.0.0/16", "2001:db8::/32"] })).key;
     });
     const status = async (peer: string, xff?: string) =>
       (
@@ -267,7 +267,7 @@ describe.each(DRIVERS)("access pipeline on %s", (driver) => {
     });
 
     it("refuses an operation the key does not have, before looking at the body", async () => {
-      const k = await seedKey(ctx, { operations: ["deploy"], all_servers: false, servers: [serverA] });
+      const k = await seedKey(ctx, { operations: ["deploy"], all_servers: false, server_ids: [serverA] });
       const before = handled;
       const res = await post(EXEC_URL, k.key, { server_id: serverA, command: "true" });
       expect(res.status).toBe(403);
@@ -276,7 +276,7 @@ describe.each(DRIVERS)("access pipeline on %s", (driver) => {
     });
 
     it("refuses a server outside the key's scope with 403, and unknown or foreign ids with the same 404", async () => {
-      const k = await seedKey(ctx, { all_servers: false, servers: [serverA] });
+      const k = await seedKey(ctx, { all_servers: false, server_ids: [serverA] });
       expect((await post(EXEC_URL, k.key, { server_id: serverA, command: "true" })).status).toBe(200);
       const out = await post(EXEC_URL, k.key, { server_id: serverB, command: "true" });
       expect(out.status).toBe(403);
@@ -298,13 +298,13 @@ describe.each(DRIVERS)("access pipeline on %s", (driver) => {
     });
 
     it("allows nothing with an empty server list", async () => {
-      const k = await seedKey(ctx, { all_servers: false, servers: [serverA] });
+      const k = await seedKey(ctx, { all_servers: false, server_ids: [serverA] });
       await db.db.update(automationKeys).set({ serverIds: [] }).where(eq(automationKeys.id, k.id));
       expect((await post(EXEC_URL, k.key, { server_id: serverA, command: "true" })).status).toBe(403);
     });
 
     it("checks the registry credential scope", async () => {
-      const k = await seedKey(ctx, { operations: ["registry_login"], credentials: [credA] });
+      const k = await seedKey(ctx, { operations: ["registry_login"], credential_ids: [credA] });
       expect((await post(LOGIN_URL, k.key, { server_id: serverA, credential_id: credA })).status).toBe(200);
       const res = await post(LOGIN_URL, k.key, { server_id: serverA, credential_id: credB });
       expect(res.status).toBe(403);
@@ -335,7 +335,7 @@ describe.each(DRIVERS)("access pipeline on %s", (driver) => {
       const k = await seedKey(ctx, {
         operations: ["exec", "registry_login"],
         all_servers: false,
-        servers: [serverB],
+        server_ids: [serverB],
         all_credentials: true,
       });
       const own = await post(EXEC_URL, k.key, {
@@ -381,7 +381,7 @@ describe.each(DRIVERS)("access pipeline on %s", (driver) => {
   describe("audit", () => {
     it("writes allowed and denied decisions with reason, key, addresses, user agent and claimed run context", async () => {
       const server = await seedServer(ctx);
-      const k = await seedKey(ctx, { all_servers: false, servers: [server.id], operations: ["exec"] });
+      const k = await seedKey(ctx, { all_servers: false, server_ids: [server.id], operations: ["exec"] });
       const runContext = { provider: "github_actions", repository: "acme/web", actor: "octocat" };
       await request(
         EXEC_URL,

@@ -50,8 +50,8 @@ describe.each(DRIVERS)("changes made with reoclo-admin are audited, on %s", (dri
     const key = await run(ctx, "keys.create", {
       name: "deploy",
       operations: ["exec", "deploy"],
-      servers: [server.id],
-      allow_ip: ["192.0.2.0/24"],
+      server_ids: [server.id],
+      allowed_ips: ["192.0.2.0/24"],
     });
     const credential = await run(ctx, "credentials.add", {
       name: "ghcr",
@@ -100,7 +100,7 @@ describe.each(DRIVERS)("changes made with reoclo-admin are audited, on %s", (dri
         name: "deploy",
         prefix: key.prefix,
         operations: ["exec", "deploy"],
-        allow_ip: ["192.0.2.0/24"],
+        allowed_ips: ["192.0.2.0/24"],
       },
     });
     expect(only(rows, "key.revoke")).toMatchObject({ key_id: key.id, details: { name: "deploy" } });
@@ -142,7 +142,7 @@ describe.each(DRIVERS)("changes made with reoclo-admin are audited, on %s", (dri
   it("writes nothing for a change that was refused", async () => {
     const before = (await changes()).length;
     await expect(
-      run(ctx, "keys.create", { name: "x", operations: ["exec"], servers: [], all_servers: false }),
+      run(ctx, "keys.create", { name: "x", operations: ["exec"], server_ids: [], all_servers: false }),
     ).rejects.toMatchObject({ code: "validation" });
     await expect(
       run(ctx, "apps.remove", { id: "00000000-0000-4000-8000-000000000000" }),

@@ -78,7 +78,7 @@ describe("deploy and restart, across two instances sharing PostgreSQL", () => {
     ({ key } = await seedKey(a.ctx, {
       operations: ["deploy", "restart"],
       all_servers: false,
-      servers: [a.serverId],
+      server_ids: [a.serverId],
       rate_limit_per_minute: 100_000,
       rate_limit_per_hour: 1_000_000,
     }));

@@ -48,7 +48,7 @@ describe("revoking a key with open event streams", () => {
     const { id, key } = await seedKey(env.ctx, {
       operations: ["exec"],
       all_servers: false,
-      servers: [env.serverId],
+      server_ids: [env.serverId],
       rate_limit_per_minute: 100_000,
       rate_limit_per_hour: 1_000_000,
     });

@@ -67,7 +67,7 @@ describe("operations and the instances running them, on PostgreSQL", () => {
     key = (
       await seedKey(ctx, {
         operations: ["exec"],
-        servers: [serverId],
+        server_ids: [serverId],
         all_servers: false,
         rate_limit_per_minute: 100_000,
       })
@@ -232,7 +232,7 @@ describe("a PostgreSQL restart while a command runs", () => {
     const secrets = new SecretBox(randomBytes(32));
     const ctx = testContext(database, secrets);
     serverId = (await addTestHost(ctx, host, "web")).id;
-    key = (await seedKey(ctx, { operations: ["exec"], servers: [serverId], all_servers: false })).key;
+    key = (await seedKey(ctx, { operations: ["exec"], server_ids: [serverId], all_servers: false })).key;
     const record = (level: string) => (msg: string, fields?: Record<string, unknown>) =>
       logged.push(`${level} ${msg} ${JSON.stringify(fields ?? {})}`);
     t = createTestApp(database, {

@@ -68,8 +68,8 @@ describe("registry login and logout with podman on the host", () => {
     ({ key } = await seedKey(env.ctx, {
       operations: ["registry_login", "registry_logout"],
       all_servers: false,
-      servers: [env.serverId],
-      credentials: [cred.id, wrong.id],
+      server_ids: [env.serverId],
+      credential_ids: [cred.id, wrong.id],
     }));
   });
   afterAll(async () => {
@@ -152,7 +152,7 @@ describe("registry login and logout with podman on the host", () => {
     const { key: otherScope } = await seedKey(env.ctx, {
       operations: ["registry_login"],
       all_servers: true,
-      credentials: [wrongCredentialId],
+      credential_ids: [wrongCredentialId],
     });
     const r2 = await api(otherScope).post("/registry-auth/login", {
       server_id: env.serverId,

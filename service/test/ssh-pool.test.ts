@@ -266,6 +266,26 @@ describe("SshPool", () => {
     expect(pool.stats().connections).toBe(2);
   });
 
+  it("closes a server's connections made with its old settings, at once when idle, else when their channel closes", async () => {
+    const listener = await countingListener("forward");
+    const pool = newPool();
+    const before = targetFor(host);
+    await run(pool, before, "true");
+    const busy = await pool.exec(before, "cat");
+    const busyDone = collect(busy);
+    expect(pool.stats().connections).toBe(1);
+    // The same server, now reached another way (an update of its address): never the old connection.
+    const after = { ...before, port: listener.port };
+    expect((await run(pool, after, "true")).code).toBe(0);
+    expect(listener.count()).toBe(1);
+    expect(pool.stats()).toEqual({ connections: 2, channels: 1, waiting: 0 });
+    busy.end(); // cat ends with its input: the command that ran on the old connection finishes normally
+    expect((await busyDone).code).toBe(0);
+    await expect.poll(() => pool.stats().connections).toBe(1);
+    await run(pool, after, "true");
+    expect(listener.count()).toBe(1);
+  });
+
   it("close() ends open channels, rejects waiters and refuses new execs", async () => {
     const pool = new SshPool({ maxChannelsPerConnection: 1, maxConnectionsPerHost: 1 });
     const target = targetFor(host);

@@ -57,7 +57,7 @@ describe.each(DRIVERS)("storage on %s", (driver) => {
       username: "deployer",
       password,
     });
-    const key = await createKey(ctx, { name: "ci", operations: ["exec"], servers: [server.id] });
+    const key = await createKey(ctx, { name: "ci", operations: ["exec"], server_ids: [server.id] });
     expect(key.key).toMatch(/^rca_/);
 
     const { tables, text: dump } = await dumpAllTables(db);
@@ -79,7 +79,7 @@ describe.each(DRIVERS)("storage on %s", (driver) => {
     const created = await createKey(ctx, {
       name: "to-revoke",
       operations: ["exec", "deploy"],
-      servers: [server!.id],
+      server_ids: [server!.id],
     });
     const revoked = await revokeKey(ctx, created.id);
     expect(revoked.status).toBe("revoked");
@@ -97,7 +97,7 @@ describe.each(DRIVERS)("storage on %s", (driver) => {
     const other = await createOrg(ctx, `other-${randomBytes(3).toString("hex")}`);
     const [server] = await listServers(ctx);
     await expect(
-      createKey(ctx, { org: other.name, name: "x", operations: ["exec"], servers: [server!.id] }),
+      createKey(ctx, { org: other.name, name: "x", operations: ["exec"], server_ids: [server!.id] }),
     ).rejects.toMatchObject({ code: "not_found" });
   });
 
@@ -115,7 +115,7 @@ describe.each(DRIVERS)("storage on %s", (driver) => {
     const noKey = { ...ctx, secrets: new SecretBox(undefined) };
     const [server] = await listServers(noKey);
     await expect(
-      createKey(noKey, { name: "k", operations: ["exec"], servers: [server!.id] }),
+      createKey(noKey, { name: "k", operations: ["exec"], server_ids: [server!.id] }),
     ).resolves.toBeTruthy();
     await expect(
       addApplication(noKey, {

@@ -51,11 +51,17 @@ export function answerAccepted(c: Context, operationId: string, extra: Record<st
 
 const wantsEvents = (c: Context) => (c.req.header(HEADERS.accept) ?? "").includes(CONTENT_TYPE_EVENT_STREAM);
 
+/**
+ * Whose event streams end when their key does: the automation key that passed the access pipeline;
+ * undefined for the management API's callers (people and integration keys), whose streams are not watched.
+ */
+export type StreamWatch = Pick<Access, "key"> | undefined;
+
 /** Answers for an operation just started (or replayed): its events, 202, or the result once known. */
 export async function answerStarted(
   c: Context,
   deps: ApiDeps,
-  access: Access,
+  access: StreamWatch,
   started: Started,
   opts: AnswerOptions = {},
 ) {
@@ -70,15 +76,30 @@ export async function answerStarted(
 }
 
 /**
- * The operation's event stream. The key was checked once, for this request: if it is revoked or
- * expires while the stream is open, the stream ends with an `error` event and the operation goes on.
+ * The operation's event stream. An automation key was checked once, for this request: if it is
+ * revoked or expires while the stream is open, the stream ends with an `error` event and the
+ * operation goes on.
  */
-export function answerEvents(c: Context, deps: ApiDeps, access: Access, op: OperationRow, after: number) {
+export function answerEvents(
+  c: Context,
+  deps: ApiDeps,
+  access: StreamWatch,
+  op: OperationRow,
+  after: number,
+) {
   const requestId = (c.get("requestId") as string | undefined) ?? "";
-  const stream = operationEventStream(deps.svc, op, after, {
-    endEarly: (end) =>
-      deps.access.keyWatch.watch(access.key.id, (why) => end(keyEndedEnvelope(why, requestId))),
-  });
+  const keyId = access?.key.id;
+  const stream = operationEventStream(
+    deps.svc,
+    op,
+    after,
+    keyId === undefined
+      ? {}
+      : {
+          endEarly: (end) =>
+            deps.access.keyWatch.watch(keyId, (why) => end(keyEndedEnvelope(why, requestId))),
+        },
+  );
   // c.body keeps what the pipeline already set (X-Request-Id, RateLimit-*, Idempotent-Replayed).
   return c.body(stream, 200, SSE_HEADERS);
 }

@@ -1,12 +1,20 @@
-import { PEOPLE_VERBS } from "./people";
 import { APPLICATION_VERBS } from "./applications";
+import { AUTOMATION_KEY_VERBS } from "./automation-keys";
 import { CREDENTIAL_VERBS } from "./credentials";
+import { PEOPLE_VERBS } from "./people";
+import { SERVER_VERBS } from "./servers";
 import type { AnyVerb } from "./verb";
 
 // Every verb of the control plane, by name: the admin command line's commands, the admin socket's
 // and the remote mode's lookups, and the permission table test walk this list.
 
-export const VERBS: readonly AnyVerb[] = [...PEOPLE_VERBS, ...APPLICATION_VERBS, ...CREDENTIAL_VERBS];
+export const VERBS: readonly AnyVerb[] = [
+  ...PEOPLE_VERBS,
+  ...SERVER_VERBS,
+  ...AUTOMATION_KEY_VERBS,
+  ...APPLICATION_VERBS,
+  ...CREDENTIAL_VERBS,
+];
 
 const byName = new Map(VERBS.map((v) => [v.name, v]));
 

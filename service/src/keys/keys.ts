@@ -20,31 +20,45 @@ import { generateAutomationKey } from "./key-format";
 /** Days each expiry choice of spec §2 lasts; null: never. */
 const EXPIRY_DAYS: Record<KeyExpiry, number | null> = { "30d": 30, "90d": 90, "1y": 365, never: null };
 
+/** When a key made or changed now with this expiry choice expires. */
+function expiresAtFor(choice: KeyExpiry, now: Date): Date | null {
+  const days = EXPIRY_DAYS[choice];
+  return days === null ? null : new Date(now.getTime() + days * 86_400_000);
+}
+
+// The fields of a key, named as spec §11's POST /api/automation-keys and reoclo-admin name them.
+const keyName = z.string().trim().min(1).max(100);
+const keyOperations = z
+  .array(z.enum(OPERATION_TYPES, { error: `each operation must be one of ${OPERATION_TYPES.join(", ")}` }))
+  .min(1, "list at least one operation");
+const serverIds = z.array(z.uuid("each server must be a server id"));
+const credentialIds = z.array(z.uuid("each credential must be a credential id"));
+/** IPv4 and IPv6 CIDRs (a bare address is one host); empty means no restriction. */
+const allowedIps = z.array(z.string());
+const perMinute = z.number().int().min(1).max(100_000);
+const perHour = z.number().int().min(1).max(1_000_000);
+
 export const createKeyInput = z
   .object({
     org: z.string().optional(),
-    name: z.string().trim().min(1).max(100),
-    operations: z
-      .array(
-        z.enum(OPERATION_TYPES, { error: `each operation must be one of ${OPERATION_TYPES.join(", ")}` }),
-      )
-      .min(1, "list at least one operation"),
+    name: keyName,
+    operations: keyOperations,
     all_servers: z.boolean().default(false),
-    servers: z.array(z.uuid("each server must be a server id")).default([]),
+    server_ids: serverIds.default([]),
     all_credentials: z.boolean().default(false),
-    credentials: z.array(z.uuid("each credential must be a credential id")).default([]),
-    allow_ip: z.array(z.string()).default([]),
-    rate_limit_per_minute: z.number().int().min(1).max(100_000).default(DEFAULT_RATE_LIMIT_PER_MINUTE),
-    rate_limit_per_hour: z.number().int().min(1).max(1_000_000).default(DEFAULT_RATE_LIMIT_PER_HOUR),
+    credential_ids: credentialIds.default([]),
+    allowed_ips: allowedIps.default([]),
+    rate_limit_per_minute: perMinute.default(DEFAULT_RATE_LIMIT_PER_MINUTE),
+    rate_limit_per_hour: perHour.default(DEFAULT_RATE_LIMIT_PER_HOUR),
     expires: keyExpirySchema.default("never"),
   })
-  .refine((v) => v.all_servers !== v.servers.length > 0, {
-    message: "give exactly one of --servers <id,…> or --all-servers",
-    path: ["servers"],
+  .refine((v) => v.all_servers !== v.server_ids.length > 0, {
+    message: "give exactly one of server_ids (a list of server ids) or all_servers",
+    path: ["server_ids"],
   })
-  .refine((v) => !(v.all_credentials && v.credentials.length > 0), {
-    message: "give --credentials <id,…> or --all-credentials, not both",
-    path: ["credentials"],
+  .refine((v) => !(v.all_credentials && v.credential_ids.length > 0), {
+    message: "give credential_ids or all_credentials, not both",
+    path: ["credential_ids"],
   });
 export type CreateKeyInput = z.input<typeof createKeyInput>;
 
@@ -60,6 +74,14 @@ export interface KeyView {
   servers: string[] | "all";
   credentials: string[] | "all";
   allow_ip: string[];
+  /** Spec §11's names of the same scope, as POST and PATCH take them. */
+  all_servers: boolean;
+  server_ids: string[];
+  all_credentials: boolean;
+  credential_ids: string[];
+  allowed_ips: string[];
+  /** One line for lists: "exec, deploy on 2 servers; all registry credentials; from 10.0.0.0/8". */
+  scope: string;
   rate_limit_per_minute: number;
   rate_limit_per_hour: number;
   expires_at: string | null;
@@ -76,6 +98,17 @@ export function keyStatus(row: Pick<KeyRow, "revokedAt" | "expiresAt">, now: Dat
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
+const count = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+
+function scopeSummary(k: KeyRow): string {
+  const parts = [
+    `${k.operations.join(", ")} on ${k.allServers ? "all servers" : count(k.serverIds.length, "server")}`,
+  ];
+  if (k.allCredentials) parts.push("all registry credentials");
+  else if (k.credentialIds.length) parts.push(count(k.credentialIds.length, "registry credential"));
+  if (k.allowedCidrs.length) parts.push(`from ${k.allowedCidrs.join(", ")}`);
+  return parts.join("; ");
+}
 
 const view = (k: KeyRow, now: Date): KeyView => ({
   id: k.id,
@@ -87,6 +120,12 @@ const view = (k: KeyRow, now: Date): KeyView => ({
   servers: k.allServers ? "all" : k.serverIds,
   credentials: k.allCredentials ? "all" : k.credentialIds,
   allow_ip: k.allowedCidrs,
+  all_servers: k.allServers,
+  server_ids: k.serverIds,
+  all_credentials: k.allCredentials,
+  credential_ids: k.credentialIds,
+  allowed_ips: k.allowedCidrs,
+  scope: scopeSummary(k),
   rate_limit_per_minute: k.rateLimitPerMinute,
   rate_limit_per_hour: k.rateLimitPerHour,
   expires_at: iso(k.expiresAt),
@@ -96,6 +135,36 @@ const view = (k: KeyRow, now: Date): KeyView => ({
   revoked_at: iso(k.revokedAt),
 });
 
+/** What a key may do, as its audit rows show it (never its hash). */
+function auditSummary(k: KeyRow) {
+  return {
+    name: k.name,
+    operations: k.operations,
+    all_servers: k.allServers,
+    server_ids: k.serverIds,
+    all_credentials: k.allCredentials,
+    credential_ids: k.credentialIds,
+    allowed_ips: k.allowedCidrs,
+    rate_limit_per_minute: k.rateLimitPerMinute,
+    rate_limit_per_hour: k.rateLimitPerHour,
+    expires_at: iso(k.expiresAt),
+  };
+}
+
+/** Canonical CIDRs, or a 422 naming the first that is not one. */
+function canonicalCidrs(given: readonly string[]): string[] {
+  const cidrs: string[] = [];
+  const problems: string[] = [];
+  for (const c of given) {
+    const r = canonicalCidr(c);
+    if (r.ok) cidrs.push(r.cidr);
+    else problems.push(r.problem);
+  }
+  if (problems.length)
+    throw new ServiceError("validation", `Invalid allowed_ips: ${problems[0]}.`, { allowed_ips: problems });
+  return [...new Set(cidrs)];
+}
+
 /** Creates a key; the plaintext is in the answer and nowhere else, ever. */
 export async function createKey(
   ctx: ServiceContext,
@@ -103,18 +172,9 @@ export async function createKey(
 ): Promise<KeyView & { key: string }> {
   const input = parseOrThrow(createKeyInput, raw);
   const org = await resolveOrg(ctx, input.org);
-  const cidrs: string[] = [];
-  const problems: string[] = [];
-  for (const c of input.allow_ip) {
-    const r = canonicalCidr(c);
-    if (r.ok) cidrs.push(r.cidr);
-    else problems.push(r.problem);
-  }
-  if (problems.length)
-    throw new ServiceError("validation", `Invalid --allow-ip: ${problems[0]}.`, { allow_ip: problems });
-  await requireAllInOrg(ctx, org.id, input.servers, "server");
-  await requireAllInOrg(ctx, org.id, input.credentials, "credential");
-  const days = EXPIRY_DAYS[input.expires];
+  const cidrs = canonicalCidrs(input.allowed_ips);
+  await requireAllInOrg(ctx, org.id, input.server_ids, "server");
+  await requireAllInOrg(ctx, org.id, input.credential_ids, "credential");
   const now = ctx.now();
   const generated = generateAutomationKey();
   return ctx.db.transaction(async (tx) => {
@@ -127,35 +187,131 @@ export async function createKey(
         prefix: generated.prefix,
         operations: [...new Set(input.operations)],
         allServers: input.all_servers,
-        serverIds: [...new Set(input.servers)],
+        serverIds: [...new Set(input.server_ids)],
         allCredentials: input.all_credentials,
-        credentialIds: [...new Set(input.credentials)],
-        allowedCidrs: [...new Set(cidrs)],
+        credentialIds: [...new Set(input.credential_ids)],
+        allowedCidrs: cidrs,
         rateLimitPerMinute: input.rate_limit_per_minute,
         rateLimitPerHour: input.rate_limit_per_hour,
-        expiresAt: days === null ? null : new Date(now.getTime() + days * 86_400_000),
+        expiresAt: expiresAtFor(input.expires, now),
         createdAt: now,
       })
       .returning();
     if (!row) throw new ServiceError("internal_error", "The key could not be stored.");
-    const created = view(row, now);
     await recordChange(ctx, tx, {
       action: "key.create",
       orgId: org.id,
       keyId: row.id,
+      details: { prefix: row.prefix, ...auditSummary(row) },
+    });
+    return { ...view(row, now), key: generated.key };
+  });
+}
+
+export const updateKeyInput = z
+  .object({
+    org: z.string().optional(),
+    id: z.string().min(1, "give the key's id"),
+    name: keyName.optional(),
+    operations: keyOperations.optional(),
+    all_servers: z.boolean().optional(),
+    server_ids: serverIds.optional(),
+    all_credentials: z.boolean().optional(),
+    credential_ids: credentialIds.optional(),
+    allowed_ips: allowedIps.optional(),
+    rate_limit_per_minute: perMinute.optional(),
+    rate_limit_per_hour: perHour.optional(),
+    /** Counted from now, as when the key was made. */
+    expires: keyExpirySchema.optional(),
+  })
+  .refine((v) => !(v.all_servers === true && v.server_ids?.length), {
+    message: "give server_ids or all_servers, not both",
+    path: ["server_ids"],
+  })
+  .refine((v) => !(v.all_credentials === true && v.credential_ids?.length), {
+    message: "give credential_ids or all_credentials, not both",
+    path: ["credential_ids"],
+  });
+export type UpdateKeyInput = z.input<typeof updateKeyInput>;
+
+type KeyColumns = typeof automationKeys.$inferInsert;
+
+/** The server scope after an update: a list replaces "all", "all" clears the list; never empty. */
+function nextServerScope(row: KeyRow, all: boolean | undefined, ids: string[] | undefined) {
+  if (all === true) return { allServers: true, serverIds: [] };
+  if (ids !== undefined && ids.length > 0) return { allServers: false, serverIds: [...new Set(ids)] };
+  const allServers = all ?? (ids === undefined ? row.allServers : false);
+  const serverIds = ids ?? row.serverIds;
+  if (!allServers && serverIds.length === 0)
+    throw new ServiceError("validation", "Invalid server_ids: a key needs server_ids or all_servers.", {
+      server_ids: ["give at least one server id, or all_servers: true"],
+    });
+  return { allServers, serverIds };
+}
+
+/** The credential scope after an update: a list (possibly empty: none) replaces "all", "all" clears the list. */
+function nextCredentialScope(row: KeyRow, all: boolean | undefined, ids: string[] | undefined) {
+  if (all === true) return { allCredentials: true, credentialIds: [] };
+  if (ids !== undefined) return { allCredentials: false, credentialIds: [...new Set(ids)] };
+  return { allCredentials: all ?? row.allCredentials, credentialIds: row.credentialIds };
+}
+
+/**
+ * Changes a key in place, keeping its id and its secret. The access pipeline reads the key's row
+ * on every request, so the next request on any instance sees the change; event streams already
+ * open keep going (only revocation and expiry end them). Audited with what changed, before and after.
+ */
+export async function updateKey(ctx: ServiceContext, raw: UpdateKeyInput): Promise<KeyView> {
+  const input = parseOrThrow(updateKeyInput, raw);
+  const row = await findKey(ctx, input.id, input.org);
+  const now = ctx.now();
+  if (keyStatus(row, now) === "revoked")
+    throw new ServiceError(
+      "conflict",
+      `Key ${row.prefix}… was revoked and cannot be changed; create a new one.`,
+    );
+  const set: Partial<KeyColumns> = {
+    ...nextServerScope(row, input.all_servers, input.server_ids),
+    ...nextCredentialScope(row, input.all_credentials, input.credential_ids),
+  };
+  if (input.name !== undefined) set.name = input.name;
+  if (input.operations !== undefined) set.operations = [...new Set(input.operations)];
+  if (input.allowed_ips !== undefined) set.allowedCidrs = canonicalCidrs(input.allowed_ips);
+  if (input.rate_limit_per_minute !== undefined) set.rateLimitPerMinute = input.rate_limit_per_minute;
+  if (input.rate_limit_per_hour !== undefined) set.rateLimitPerHour = input.rate_limit_per_hour;
+  if (input.expires !== undefined) set.expiresAt = expiresAtFor(input.expires, now);
+  await requireAllInOrg(ctx, row.orgId, input.server_ids ?? [], "server");
+  await requireAllInOrg(ctx, row.orgId, input.credential_ids ?? [], "credential");
+  const before = auditSummary(row);
+  const after = auditSummary({ ...row, ...set });
+  const changed = (Object.keys(before) as (keyof typeof before)[]).filter(
+    (k) => JSON.stringify(before[k]) !== JSON.stringify(after[k]),
+  );
+  if (changed.length === 0) return view(row, now);
+  return ctx.db.transaction(async (tx) => {
+    const [updated] = await tx
+      .update(automationKeys)
+      .set(set)
+      .where(and(eq(automationKeys.id, row.id), isNull(automationKeys.revokedAt)))
+      .returning();
+    if (!updated)
+      throw new ServiceError(
+        "conflict",
+        `Key ${row.prefix}… was revoked and cannot be changed; create a new one.`,
+      );
+    await recordChange(ctx, tx, {
+      action: "key.update",
+      orgId: row.orgId,
+      keyId: row.id,
       details: {
-        name: created.name,
-        prefix: created.prefix,
-        operations: created.operations,
-        servers: created.servers,
-        credentials: created.credentials,
-        allow_ip: created.allow_ip,
-        rate_limit_per_minute: created.rate_limit_per_minute,
-        rate_limit_per_hour: created.rate_limit_per_hour,
-        expires_at: created.expires_at,
+        name: updated.name,
+        prefix: updated.prefix,
+        changed,
+        before: Object.fromEntries(changed.map((k) => [k, before[k]])),
+        after: Object.fromEntries(changed.map((k) => [k, after[k]])),
       },
     });
-    return { ...created, key: generated.key };
+    return view(updated, now);
   });
 }
 

@@ -40,6 +40,8 @@ interface HostGroup {
   readonly connections: Set<Connection>;
   connecting: number;
   readonly waiters: Waiter[];
+  /** The server's settings changed since (an update, a re-pin): its connections close once idle. */
+  retired: boolean;
 }
 
 const exits = new WeakMap<ClientChannel, { code: number | null; signal?: string | undefined }>();
@@ -59,7 +61,10 @@ const CONNECT_RETRY_DELAYS_MS = [100, 400];
  */
 const CHANNEL_RETRY_DELAYS_MS = [25, 50, 100, 200, 400, 800, ...Array<number>(7).fill(1_000)];
 
-/** Every setting that changes what a connection is; hashed so the private key is not kept as a map key. */
+/**
+ * Every setting that changes what a connection is; hashed so the private key is not kept as a map
+ * key. A server whose address, user, key or pinned host key changed gets new connections at once.
+ */
 function poolKey(t: PoolTarget): string {
   const parts = [
     t.serverId,
@@ -93,6 +98,8 @@ export class SshPool {
   private readonly idleTimeoutMs: number;
   private readonly connectTimeoutMs: number;
   private readonly groups = new Map<string, HostGroup>();
+  /** Each server's settings as last asked for (a pool key): its other groups are retired. */
+  private readonly current = new Map<string, string>();
   /** Handshakes and hang-ups in flight, awaited by close() so nothing outlives the pool. */
   private readonly pending = new Set<Promise<unknown>>();
   private closed = false;
@@ -180,10 +187,25 @@ export class SshPool {
     const key = poolKey(target);
     let group = this.groups.get(key);
     if (!group) {
-      group = { key, target, connections: new Set(), connecting: 0, waiters: [] };
+      group = { key, target, connections: new Set(), connecting: 0, waiters: [], retired: false };
       this.groups.set(key, group);
     }
+    if (this.current.get(target.serverId) !== key) {
+      this.current.set(target.serverId, key);
+      group.retired = false;
+      for (const other of this.groups.values())
+        if (other !== group && other.target.serverId === target.serverId) this.retire(other);
+    }
     return group;
+  }
+
+  /**
+   * The server's settings changed (an update, a re-pin): connections made with the old ones close
+   * now if idle, else when their last channel closes, so what runs goes on and nothing reuses them.
+   */
+  private retire(group: HostGroup): void {
+    group.retired = true;
+    [...group.connections].filter((c) => c.inUse === 0).forEach((c) => this.drop(group, c));
   }
 
   /** Hands free slots to waiters in FIFO order, then opens connections for those that capacity in sight won't serve. */
@@ -239,6 +261,7 @@ export class SshPool {
 
   private armIdle(group: HostGroup, conn: Connection): void {
     if (conn.inUse > 0 || conn.idleTimer !== undefined) return;
+    if (group.retired) return this.drop(group, conn);
     conn.idleTimer = setTimeout(() => this.drop(group, conn), this.idleTimeoutMs).unref();
   }
 
@@ -257,7 +280,9 @@ export class SshPool {
 
   private forgetIfUnused(group: HostGroup): void {
     const unused = group.connections.size === 0 && group.connecting === 0 && group.waiters.length === 0;
-    if (unused && this.groups.get(group.key) === group) this.groups.delete(group.key);
+    if (!unused || this.groups.get(group.key) !== group) return;
+    this.groups.delete(group.key);
+    if (this.current.get(group.target.serverId) === group.key) this.current.delete(group.target.serverId);
   }
 
   private track(promise: Promise<unknown>): void {

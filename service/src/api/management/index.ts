@@ -1,12 +1,16 @@
 import { APPLICATION_ROUTES } from "./applications";
+import { AUTOMATION_KEY_ROUTES } from "./automation-keys";
 import { CREDENTIAL_ROUTES } from "./credentials";
 import { PEOPLE_ROUTES } from "./people";
 import type { ManagementRoute } from "./router";
+import { SERVER_ROUTES } from "./servers";
 
 // The management API's routes (spec §11), one table per area.
 
 export const MANAGEMENT_ROUTES: readonly ManagementRoute[] = [
   ...PEOPLE_ROUTES,
+  ...SERVER_ROUTES,
+  ...AUTOMATION_KEY_ROUTES,
   ...APPLICATION_ROUTES,
   ...CREDENTIAL_ROUTES,
 ];
