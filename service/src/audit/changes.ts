@@ -45,6 +45,8 @@ export interface Change {
   serverId?: string | undefined;
   credentialId?: string | undefined;
   applicationId?: string | undefined;
+  /** The operation the change is about (a cancel, a start). */
+  operationId?: string | undefined;
   /** Names, scopes, fingerprints: what changed, never a password, key or env value. */
   details: Record<string, unknown>;
 }
@@ -65,6 +67,7 @@ export async function recordChange(ctx: ServiceContext, db: Database, change: Ch
         serverId: change.serverId ?? null,
         credentialId: change.credentialId ?? null,
         applicationId: change.applicationId ?? null,
+        operationId: change.operationId ?? null,
         details: change.details,
       }),
     )
