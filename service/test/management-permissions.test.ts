@@ -9,7 +9,8 @@ import { VERBS } from "../src/control";
 import { createTestApp, type TestApp } from "./fixtures/app";
 import { createTestDatabase, testContext, type TestDatabase } from "./fixtures/db";
 import { seedOrg } from "./fixtures/entities";
-import { seedIntegrationKey, seedUser, sessionCookie } from "./fixtures/principals";
+import { seedPerson } from "./fixtures/people";
+import { seedIntegrationKey } from "./fixtures/principals";
 
 // Every route of the management API, called by every role and every integration key preset: it
 // answers 403 exactly when the route's verb needs more than the caller holds, and never 401/403
@@ -36,11 +37,18 @@ describe.each(DRIVERS)("management API permissions, route × role × preset, on 
     const org = await seedOrg(testContext(db));
     const roles: Role[] = ["viewer", "developer", "manager", "owner"];
     for (const role of roles) {
-      const user = await seedUser(db, org.id, role);
+      const user = await seedPerson(db.db, { orgId: org.id, role });
       callers.push({
         name: `${role} (session)`,
-        principal: { kind: "user", orgId: org.id, userId: user.id, email: user.email, role, sessionId: "" },
-        headers: { Cookie: await sessionCookie(db, user.id) },
+        principal: {
+          kind: "user",
+          orgId: org.id,
+          userId: user.id,
+          email: user.email,
+          role,
+          sessionId: user.sessionId,
+        },
+        headers: { Cookie: user.cookie },
       });
     }
     const owner = callers.find((c) => c.principal.kind === "user" && c.principal.role === "owner")!;
@@ -107,7 +115,8 @@ describe.each(DRIVERS)("management API permissions, route × role × preset, on 
           mismatches.push(
             `${who.name}: ${route.method.toUpperCase()} ${route.path} → ${status} ${body}, expected 403`,
           );
-        if (!expected && status === 403) expect((JSON.parse(text) as { error: string }).error).toBe("forbidden");
+        if (!expected && status === 403)
+          expect((JSON.parse(text) as { error: string }).error).toBe("forbidden");
         if (expected) allowed++;
         else denied++;
       }

@@ -16,7 +16,8 @@ import { resolveOrg } from "../src/orgs/orgs";
 import { SecretBox } from "../src/secrets/secret-box";
 import { createTestApp, serveTestApp, type ServedApp, type TestApp } from "./fixtures/app";
 import { createTestDatabase, dumpAllTables, testContext, type TestDatabase } from "./fixtures/db";
-import { seedIntegrationKey, seedOrg, seedServer } from "./fixtures/entities";
+import { seedOrg, seedServer } from "./fixtures/entities";
+import { seedIntegrationKey } from "./fixtures/principals";
 import { outputText, readEvents } from "./fixtures/exec-env";
 
 type Json = Record<string, unknown>;

@@ -1,7 +1,7 @@
 import { CONTENT_TYPE_EVENT_STREAM, HEADERS } from "@reoclo/protocol";
 import type { Context } from "hono";
 import type { AccessDeps, Access } from "../access/pipeline";
-import { keyEndedEnvelope } from "../access/key-watch";
+import { keyEndedEnvelope, type KeyWatch } from "../access/key-watch";
 import { ServiceError } from "../errors";
 import { operationEventStream } from "../operations/events";
 import { settledWithin, type OperationServices, type RequestFacts, type Started } from "../operations/start";
@@ -69,37 +69,39 @@ export async function answerStarted(
   if (started.replayed) c.header(HEADERS.idempotentReplayed, "true");
   // The id is known before any event: a streaming client can cancel or resume at once.
   c.header(HEADERS.operationId, op.id);
-  if (wantsEvents(c)) return answerEvents(c, deps, access, op, 0);
+  if (wantsEvents(c)) return answerEvents(c, deps.svc, op, 0, access && streamKey(deps, access));
   if (opts.accepted) return answerAccepted(c, op.id, opts.extra);
   const final = await settledWithin(deps.svc, op, deps.svc.ctx.config.syncWaitSeconds * 1000);
   return c.json({ ...execAnswer(final), ...opts.extra }, 200);
 }
 
+/** The automation key an event stream was opened with, and what watches it. */
+export interface StreamKey {
+  readonly keyWatch: Pick<KeyWatch, "watch">;
+  readonly keyId: string;
+}
+
+export const streamKey = (deps: ApiDeps, access: Pick<Access, "key">): StreamKey => ({
+  keyWatch: deps.access.keyWatch,
+  keyId: access.key.id,
+});
+
 /**
- * The operation's event stream. An automation key was checked once, for this request: if it is
- * revoked or expires while the stream is open, the stream ends with an `error` event and the
- * operation goes on.
+ * The operation's event stream (spec §6), for whoever may read it. With an automation key: the key
+ * was checked once, for this request; if it is revoked or expires while the stream is open, the
+ * stream ends with an `error` event and the operation goes on.
  */
 export function answerEvents(
   c: Context,
-  deps: ApiDeps,
-  access: StreamWatch,
-  op: OperationRow,
+  svc: OperationServices,
+  op: Pick<OperationRow, "id">,
   after: number,
+  key?: StreamKey,
 ) {
   const requestId = (c.get("requestId") as string | undefined) ?? "";
-  const keyId = access?.key.id;
-  const stream = operationEventStream(
-    deps.svc,
-    op,
-    after,
-    keyId === undefined
-      ? {}
-      : {
-          endEarly: (end) =>
-            deps.access.keyWatch.watch(keyId, (why) => end(keyEndedEnvelope(why, requestId))),
-        },
-  );
+  const stream = operationEventStream(svc, op, after, {
+    endEarly: key && ((end) => key.keyWatch.watch(key.keyId, (why) => end(keyEndedEnvelope(why, requestId)))),
+  });
   // c.body keeps what the pipeline already set (X-Request-Id, RateLimit-*, Idempotent-Replayed).
   return c.body(stream, 200, SSE_HEADERS);
 }

@@ -10,7 +10,14 @@ import { cancelOperationAs, listOperationsForKey, operationForKey } from "../ope
 import { execCommand } from "../operations/start";
 import { operationAnswer } from "../operations/view";
 import { parseOrThrow } from "../validation";
-import { answerEvents, answerStarted, parseLastEventId, requestFacts, type ApiDeps } from "./answer";
+import {
+  answerEvents,
+  answerStarted,
+  parseLastEventId,
+  requestFacts,
+  streamKey,
+  type ApiDeps,
+} from "./answer";
 
 // /exec and /operations (spec §3, §6): parse, call one verb, answer.
 
@@ -44,7 +51,7 @@ export function operationRoutes(deps: ApiDeps) {
       const access = c.get("access");
       const found = await operationForKey(svc, access, c.req.param("id"));
       const after = parseLastEventId(c.req.header(HEADERS.lastEventId) ?? c.req.query("last_event_id"));
-      return answerEvents(c, deps, access, found.op, after);
+      return answerEvents(c, svc, found.op, after, streamKey(deps, access));
     })
     .post("/operations/:id/cancel", automationAccess(deps.access, { operation: null }), async (c) => {
       const found = await cancelOperationAs(svc, c.get("access"), c.req.param("id"));

@@ -45,6 +45,8 @@ export interface Change {
   serverId?: string | undefined;
   credentialId?: string | undefined;
   applicationId?: string | undefined;
+  /** The operation the change is about (a cancel, a start). */
+  operationId?: string | undefined;
   /** Names, scopes, fingerprints: what changed, never a password, key or env value. */
   details: Record<string, unknown>;
   /** `denied` for what was refused (a failed sign-in); default `allowed`. */
@@ -73,6 +75,7 @@ export async function recordChange(ctx: ServiceContext, db: Database, change: Ch
         serverId: change.serverId ?? null,
         credentialId: change.credentialId ?? null,
         applicationId: change.applicationId ?? null,
+        operationId: change.operationId ?? null,
         details: change.details,
         clientIp: change.client?.ip ?? null,
         userAgent: change.client?.userAgent ?? null,

@@ -1,6 +1,9 @@
 import { APPLICATION_VERBS } from "./applications";
+import { AUDIT_VERBS } from "./audit";
 import { AUTOMATION_KEY_VERBS } from "./automation-keys";
 import { CREDENTIAL_VERBS } from "./credentials";
+import { INTEGRATION_KEY_VERBS } from "./integration-keys";
+import { OPERATION_VERBS } from "./operations";
 import { PEOPLE_VERBS } from "./people";
 import { SERVER_VERBS } from "./servers";
 import type { AnyVerb } from "./verb";
@@ -12,8 +15,11 @@ export const VERBS: readonly AnyVerb[] = [
   ...PEOPLE_VERBS,
   ...SERVER_VERBS,
   ...AUTOMATION_KEY_VERBS,
+  ...INTEGRATION_KEY_VERBS,
   ...APPLICATION_VERBS,
   ...CREDENTIAL_VERBS,
+  ...OPERATION_VERBS,
+  ...AUDIT_VERBS,
 ];
 
 const byName = new Map(VERBS.map((v) => [v.name, v]));

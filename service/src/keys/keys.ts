@@ -17,8 +17,8 @@ import { resolveOrg } from "../orgs/orgs";
 import { parseOrThrow } from "../validation";
 import { generateAutomationKey } from "./key-format";
 
-/** Days each expiry choice of spec §2 lasts; null: never. */
-const EXPIRY_DAYS: Record<KeyExpiry, number | null> = { "30d": 30, "90d": 90, "1y": 365, never: null };
+/** Days each expiry choice of spec §2 lasts (integration keys use the same choices); null: never. */
+export const EXPIRY_DAYS: Record<KeyExpiry, number | null> = { "30d": 30, "90d": 90, "1y": 365, never: null };
 
 /** When a key made or changed now with this expiry choice expires. */
 function expiresAtFor(choice: KeyExpiry, now: Date): Date | null {

@@ -31,7 +31,7 @@ export interface EventStreamOptions {
 
 export function operationEventStream(
   svc: OperationServices,
-  op: OperationRow,
+  op: Pick<OperationRow, "id">,
   afterSeq: number,
   opts: EventStreamOptions = {},
 ) {

@@ -92,9 +92,21 @@ export async function cancelOperationAs(
       `This automation key may not cancel "${found.op.operationType}" operations.`,
     );
   }
+  return cancelAndWait(svc, found, `automation key "${caller.key.name}" (${caller.key.prefix}…)`);
+}
+
+/**
+ * Cancels a running operation wherever it runs (`by` names who asked, for its reason) and answers
+ * it once it ended, or as it is after the wait (still ending on another instance). One already
+ * ended is answered as it is: cancelling is idempotent.
+ */
+export async function cancelAndWait(
+  svc: OperationServices,
+  found: VisibleOperation,
+  by: string,
+): Promise<VisibleOperation> {
   if (found.op.status !== "running") return found;
-  await svc.runner.cancel(found.op.id, `automation key "${caller.key.name}" (${caller.key.prefix}…)`);
-  // Still running after the wait (ending on another instance): the row as it is now.
+  await svc.runner.cancel(found.op.id, by);
   const op =
     (await svc.runner.waitUntilSettled(found.op.id, CANCEL_WAIT_MS)) ??
     (await getOperation(svc.ctx.db, found.op.id));

@@ -68,3 +68,20 @@ export function statusEventOf(row: Pick<OperationRow, "status">) {
   const outcome = outcomeOf(row);
   return { status: statusOfOutcome(outcome), outcome };
 }
+
+/**
+ * An operation as the management API shows it (spec §11): the automation API's answer, plus who
+ * started it (an automation key's id, or `user:<id>` / `integration_key:<id>`), its application,
+ * its commit ref and when it was created.
+ */
+export function operationDetail(row: OperationRow, serverName: string) {
+  return {
+    ...operationAnswer(row, serverName),
+    actor: row.actor,
+    key_id: row.keyId,
+    application_id: row.applicationId,
+    commit_ref: row.commitRef,
+    created_at: row.createdAt.toISOString(),
+  };
+}
+export type OperationDetail = ReturnType<typeof operationDetail>;

@@ -1,0 +1,64 @@
+import { isUuid } from "@reoclo/protocol";
+import { recordChange } from "../audit/changes";
+import type { ServiceContext } from "../context";
+import { ServiceError } from "../errors";
+import { decodeExactCursor, encodeExactCursor, listOperationRows, type OperationFilters } from "./listing";
+import { cancelAndWait, type OperationPage, type VisibleOperation } from "./queries";
+import type { OperationServices } from "./start";
+import { getOperationWithServer } from "./store";
+
+// Reading and cancelling operations as a person or an integration key (spec §11): every operation
+// of the organisation, whoever started it; another organisation's id is "not found", exactly like
+// an id that never existed.
+
+/** The operation, if it belongs to the organisation; else 404. */
+export async function operationInOrg(
+  svc: OperationServices,
+  orgId: string,
+  id: string,
+): Promise<VisibleOperation> {
+  const found = isUuid(id) ? await getOperationWithServer(svc.ctx.db, id.toLowerCase()) : undefined;
+  if (!found || found.op.orgId !== orgId) throw new ServiceError("not_found", "Operation not found");
+  return found;
+}
+
+/** The organisation's operations that match every filter, newest first, a page at a time. */
+export async function listOperationsInOrg(
+  svc: OperationServices,
+  orgId: string,
+  query: { filters: OperationFilters; limit: number; cursor?: string | undefined },
+): Promise<OperationPage> {
+  const after = query.cursor === undefined ? undefined : decodeExactCursor(query.cursor);
+  const rows = await listOperationRows(svc.ctx.db, orgId, query.filters, query.limit + 1, after);
+  const page = rows.slice(0, query.limit);
+  const last = page.at(-1);
+  return {
+    items: page.map((r) => ({ op: r.op, serverName: r.serverName })),
+    nextCursor: rows.length > query.limit && last ? encodeExactCursor({ at: last.at, id: last.op.id }) : null,
+  };
+}
+
+/**
+ * Cancels one of the organisation's operations on behalf of `by` (a person or an integration key,
+ * named in the operation's reason), audited as `operation.cancel` with `ctx`'s actor when it was
+ * still running; answers it as it is afterwards.
+ */
+export async function cancelOperationInOrg(
+  svc: OperationServices,
+  ctx: ServiceContext,
+  orgId: string,
+  id: string,
+  by: string,
+): Promise<VisibleOperation> {
+  const found = await operationInOrg(svc, orgId, id);
+  if (found.op.status !== "running") return found;
+  await recordChange(ctx, ctx.db, {
+    action: "operation.cancel",
+    orgId,
+    serverId: found.op.serverId,
+    applicationId: found.op.applicationId ?? undefined,
+    operationId: found.op.id,
+    details: { operation_id: found.op.id, operation_type: found.op.operationType, run_id: found.op.runId },
+  });
+  return cancelAndWait(svc, found, by);
+}
