@@ -261,6 +261,7 @@ describe("the management table in the document", () => {
     need: need("audit_logs:read"),
     what: "read the audit log",
     input: z.object({
+      org: z.string().optional(),
       actor: z.string().optional().describe("user:<id> or integration_key:<id>."),
       limit: z.coerce.number().int().default(50),
     }),
@@ -334,7 +335,7 @@ describe("the management table in the document", () => {
     expect(keysOf(pin.responses)[0]).toBe("201");
   });
 
-  it("turns a GET verb's input into query parameters and shows a declared answer", () => {
+  it("turns a GET verb's input into query parameters (without reoclo-admin's org) and shows a declared answer", () => {
     const audit = op("get", "/audit");
     expect(audit.requestBody).toBeUndefined();
     expect(audit.parameters).toEqual([

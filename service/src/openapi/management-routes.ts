@@ -41,7 +41,8 @@ export function documentManagementRoute(route: ManagementRoute): DocumentedRoute
   const { verb } = route;
   const names = pathParams(route.path);
   const fields = fieldsOf(verb.input);
-  const rest = withoutFields(verb.input, names);
+  // `org` is reoclo-admin's alone (invoke drops it for every other caller): not part of the API.
+  const rest = withoutFields(verb.input, [...names, "org"]);
   const restFields = fieldsOf(rest);
   const hasInput = Object.keys(restFields).length > 0;
   const from = inputFrom(route);

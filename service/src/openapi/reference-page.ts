@@ -82,26 +82,26 @@ class Resolver {
 
 const SAFE_INTEGER_BOUND = Number.MAX_SAFE_INTEGER;
 
-/** Branches of a union, without the `null` branch (shown as "or null" instead). */
+/** The branches of a union (anyOf or oneOf), `{"type": "null"}` included. */
 function branches(schema: Json): Json[] {
   const list = (schema.anyOf ?? schema.oneOf) as unknown[] | undefined;
   return Array.isArray(list) ? list.filter(isObject) : [];
 }
 
 /** A short type: `string (uuid)`, `integer or null`, `"running"`, `array of Operation`. */
-function typeOf(schema: Json, r: Resolver): string {
+function typeOf(schema: Json): string {
   if (typeof schema.$ref === "string") return schema.$ref.split("/").pop() ?? "object";
   if ("const" in schema) return JSON.stringify(schema.const);
   if (Array.isArray(schema.enum)) return schema.enum.map((v) => JSON.stringify(v)).join(" | ");
   const union = branches(schema);
-  if (union.length > 0) return [...new Set(union.map((b) => typeOf(b, r)))].join(" or ");
+  if (union.length > 0) return [...new Set(union.map(typeOf))].join(" or ");
   const types = Array.isArray(schema.type) ? (schema.type as string[]) : [schema.type as string | undefined];
   const named = types
     .filter((t): t is string => typeof t === "string")
     .map((t) => {
-      if (t === "array") return `array of ${isObject(schema.items) ? typeOf(schema.items, r) : "any"}`;
+      if (t === "array") return `array of ${isObject(schema.items) ? typeOf(schema.items) : "any"}`;
       if (t === "object" && isObject(schema.additionalProperties))
-        return `object of ${typeOf(schema.additionalProperties, r)}`;
+        return `object of ${typeOf(schema.additionalProperties)}`;
       if (t === "string" && typeof schema.format === "string") return `string (${schema.format})`;
       return t;
     });
@@ -156,16 +156,15 @@ function fieldRows(schema: Json, r: Resolver, prefix = "", depth = 0): FieldRow[
   const properties = isObject(object.properties) ? object.properties : {};
   const required = new Set(Array.isArray(object.required) ? (object.required as string[]) : []);
   const rows: FieldRow[] = [];
-  for (const [name, raw] of Object.entries(properties)) {
-    if (!isObject(raw)) continue;
-    const field = raw;
+  for (const [name, field] of Object.entries(properties)) {
+    if (!isObject(field)) continue;
     rows.push({
       name: `${prefix}${name}`,
-      type: typeOf(field, r),
+      type: typeOf(field),
       required: required.has(name),
       description: describeSchema(field),
     });
-    const nested = [field, ...branches(field)].find((s) => isObject(s.properties));
+    const nested = [field, ...branches(field)].map((s) => r.resolve(s)).find((s) => isObject(s.properties));
     if (nested && depth < 2) rows.push(...fieldRows(nested, r, `${prefix}${name}.`, depth + 1));
   }
   return rows;
@@ -206,7 +205,7 @@ function parametersSection(operation: Json, r: Resolver, title: string): string 
       const description =
         typeof p.description === "string" ? p.description : (schema.description as string | undefined);
       const limits = limitsOf(schema);
-      return `<tr><th scope="row"><code>${escapeHtml(String(p.name))}</code></th><td>${escapeHtml(String(p.in))}</td><td>${escapeHtml(typeOf(schema, r))}</td><td>${p.required ? "yes" : "no"}</td><td>${description ? inline(description) : ""}${limits.length ? `${description ? "<br>" : ""}${escapeHtml(limits.join("; "))}` : ""}</td></tr>`;
+      return `<tr><th scope="row"><code>${escapeHtml(String(p.name))}</code></th><td>${escapeHtml(String(p.in))}</td><td>${escapeHtml(typeOf(schema))}</td><td>${p.required ? "yes" : "no"}</td><td>${description ? inline(description) : ""}${limits.length ? `${description ? "<br>" : ""}${escapeHtml(limits.join("; "))}` : ""}</td></tr>`;
     })
     .join("\n");
   return `<h4>Parameters</h4>
