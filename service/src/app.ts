@@ -14,6 +14,8 @@ import { operationRoutes } from "./api/operations";
 import { registryRoutes } from "./api/registry";
 import { MANAGEMENT_ROUTES } from "./api/management";
 import { managementRouter } from "./api/management/router";
+import { docsRoutes } from "./api/docs";
+import { buildOpenApiDocument } from "./openapi/document";
 import type { OperationRunner } from "./operations/runner";
 import type { Config } from "./config";
 import type { DatabaseHandle } from "./db/database";
@@ -122,6 +124,17 @@ export function createApp(deps: AppDeps) {
     ),
   );
   app.route(MANAGEMENT_BASE_PATH, management);
+
+  // The contract of both APIs (spec §11), from the schemas the routes above validate with.
+  app.route(
+    MANAGEMENT_BASE_PATH,
+    docsRoutes(() =>
+      buildOpenApiDocument({
+        managementRoutes: MANAGEMENT_ROUTES,
+        maxTimeoutSeconds: deps.config.maxTimeoutSeconds,
+      }),
+    ),
+  );
   return app;
 }
 

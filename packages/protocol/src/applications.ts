@@ -60,26 +60,31 @@ function gitRefSchema(name: string) {
 }
 
 export const deployRequestSchema = requestBody({
-  application_id: uuidField("application_id"),
+  application_id: uuidField("application_id").describe("The application to deploy."),
   /** Passed to the deploy script as data, in `REOCLO_COMMIT_REF`. */
-  commit_ref: gitRefSchema("commit_ref"),
+  commit_ref: gitRefSchema("commit_ref").describe(
+    "A branch, tag, full ref or commit id, passed to the deploy script as data in REOCLO_COMMIT_REF.",
+  ),
   /** false: answer 409 `application_busy` instead of queueing behind a running deploy. */
   wait: z
     .boolean({ error: "wait must be true or false." })
     .nullish()
-    .transform((wait) => wait ?? true),
+    .transform((wait) => wait ?? true)
+    .describe(
+      "false: answer 409 application_busy instead of waiting behind a running deploy (default true).",
+    ),
   run_id: runIdSchema,
   run_context: optionalRunContextSchema,
 });
 
 export const restartRequestSchema = requestBody({
-  application_id: uuidField("application_id"),
+  application_id: uuidField("application_id").describe("The application to restart."),
   run_id: runIdSchema,
   run_context: optionalRunContextSchema,
 });
 
 export const rebootRequestSchema = requestBody({
-  server_id: uuidField("server_id"),
+  server_id: uuidField("server_id").describe("The server to reboot."),
   run_id: runIdSchema,
   run_context: optionalRunContextSchema,
 });

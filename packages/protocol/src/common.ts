@@ -67,4 +67,6 @@ export const runIdSchema = nullAsAbsent(
     // It is stored and searched as text, which cannot hold NUL.
     .refine((value) => !hasNul(value), { error: "run_id must not contain a NUL character." })
     .transform((value) => (value === "" ? undefined : value)),
+).describe(
+  "The CI run the operation belongs to (e.g. GITHUB_RUN_ID; a number is accepted); empty means none.",
 );

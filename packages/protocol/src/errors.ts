@@ -57,10 +57,12 @@ export type FieldErrors = z.infer<typeof fieldErrorsSchema>;
  * the `detail` of a code added tomorrow; the service narrows it with {@link ErrorCode}.
  */
 export const errorEnvelopeSchema = z.object({
-  error: z.string().min(1),
-  detail: z.string(),
-  request_id: z.string(),
-  fields: fieldErrorsSchema.optional(),
+  error: z.string().min(1).describe("What went wrong, as a snake_case code."),
+  detail: z.string().describe("One sentence for a person; never a secret, a stack trace or SQL."),
+  request_id: z.string().describe("The request's id, as in the X-Request-Id header."),
+  fields: fieldErrorsSchema
+    .optional()
+    .describe('Validation errors: the problems of each field; those of the body as a whole under "body".'),
 });
 export type ErrorEnvelope = z.infer<typeof errorEnvelopeSchema>;
 /** What the service builds: same shape, but only known codes. */

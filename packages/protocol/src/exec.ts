@@ -33,18 +33,22 @@ function quoteName(name: string): string {
   return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
 }
 
-const commandSchema = z.string({ error: requiredString("command") }).superRefine((command, ctx) => {
-  const length = codePointLength(command);
-  if (length === 0) ctx.addIssue({ code: "custom", message: "command must not be empty." });
-  if (length > COMMAND_MAX_CHARS) {
-    ctx.addIssue({
-      code: "custom",
-      message: `command must be at most ${COMMAND_MAX_CHARS} characters long; it has ${length}.`,
-    });
-  }
-  // A NUL would cut the command short on the host, so what runs would differ from what is stored.
-  if (hasNul(command)) ctx.addIssue({ code: "custom", message: "command must not contain a NUL character." });
-});
+const commandSchema = z
+  .string({ error: requiredString("command") })
+  .superRefine((command, ctx) => {
+    const length = codePointLength(command);
+    if (length === 0) ctx.addIssue({ code: "custom", message: "command must not be empty." });
+    if (length > COMMAND_MAX_CHARS) {
+      ctx.addIssue({
+        code: "custom",
+        message: `command must be at most ${COMMAND_MAX_CHARS} characters long; it has ${length}.`,
+      });
+    }
+    // A NUL would cut the command short on the host, so what runs would differ from what is stored.
+    if (hasNul(command))
+      ctx.addIssue({ code: "custom", message: "command must not contain a NUL character." });
+  })
+  .describe(`Run by a shell on the host; multi-line scripts allowed; 1 to ${COMMAND_MAX_CHARS} characters.`);
 
 /** Optional directory the command starts in; an empty string means "the login directory". */
 const workingDirectorySchema = nullAsAbsent(
@@ -55,7 +59,7 @@ const workingDirectorySchema = nullAsAbsent(
       error: `working_directory must be at most ${WORKING_DIRECTORY_MAX_CHARS} characters long.`,
     })
     .transform((dir) => (dir === "" ? undefined : dir)),
-);
+).describe("The directory the command starts in; empty or absent: the remote user's login directory.");
 
 /**
  * `env`: names are portable shell identifiers (POSIX XBD 8.1), values are strings without
@@ -111,6 +115,12 @@ const envSchema = z
     }
     // fromEntries defines own properties, so a variable named __proto__ stays a variable.
     return Object.fromEntries(clean);
+  })
+  // z.custom has no JSON Schema of its own: say what it accepts.
+  .meta({
+    type: "object",
+    additionalProperties: { type: "string" },
+    description: `Environment variables of the command: names like ${ENV_NAME_PATTERN.source}, values strings without NUL; at most ${ENV_MAX_KEYS} names and ${ENV_MAX_BYTES / 1024} KiB. Values are passed as data, never in the command line, and masked in output from 8 characters on. Names starting with # are ignored.`,
   });
 
 type ExecRequestSchemaOptions = {
@@ -126,7 +136,10 @@ function timeoutSecondsSchema(maxTimeoutSeconds: number) {
     .min(1, { error })
     .max(maxTimeoutSeconds, { error })
     .nullish()
-    .transform((seconds) => seconds ?? DEFAULT_TIMEOUT_SECONDS);
+    .transform((seconds) => seconds ?? DEFAULT_TIMEOUT_SECONDS)
+    .describe(
+      `Seconds before the command's whole process tree is killed (exit code 124); default ${DEFAULT_TIMEOUT_SECONDS}.`,
+    );
 }
 
 /** Builds the `/exec` body schema for the service's configured maximum timeout. */
@@ -136,7 +149,7 @@ export function createExecRequestSchema(options: ExecRequestSchemaOptions) {
     throw new RangeError(`maxTimeoutSeconds must be an integer of at least ${MIN_MAX_TIMEOUT_SECONDS}.`);
   }
   return requestBody({
-    server_id: uuidField("server_id"),
+    server_id: uuidField("server_id").describe("The server to run the command on."),
     command: commandSchema,
     working_directory: workingDirectorySchema,
     env: nullAsAbsent(envSchema),

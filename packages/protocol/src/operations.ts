@@ -136,7 +136,9 @@ export const runContextSchema = z
 export type RunContext = z.output<typeof runContextSchema>;
 
 /** `run_context` of a request body: optional, null tolerated. */
-export const optionalRunContextSchema = nullAsAbsent(runContextSchema);
+export const optionalRunContextSchema = nullAsAbsent(runContextSchema).describe(
+  "Where the request comes from: provider, repository, workflow, trigger, actor, sha, ref; any may be absent.",
+);
 
 /** Outcome of a finished operation; the same object is the SSE `end` event (spec §6). */
 export const operationResultSchema = z.object({
@@ -194,19 +196,22 @@ export const operationListQuerySchema = z.object({
     .string({ error: "run_id is required." })
     .min(1, { error: "run_id is required." })
     .max(RUN_ID_MAX_CHARS, { error: `run_id must be at most ${RUN_ID_MAX_CHARS} characters long.` })
-    .refine((value) => !value.includes("\u0000"), { error: "run_id must not contain a NUL character." }),
+    .refine((value) => !value.includes("\u0000"), { error: "run_id must not contain a NUL character." })
+    .describe("The CI run whose operations to list."),
   /** Opaque: the `next_cursor` of the previous page, passed back unchanged. */
   cursor: z
     .string()
     .min(1, { error: "cursor must be the next_cursor of a previous page." })
     .max(CURSOR_MAX_CHARS, { error: "cursor must be the next_cursor of a previous page." })
-    .optional(),
+    .optional()
+    .describe("The next_cursor of the previous page, unchanged."),
   limit: z.coerce
     .number({ error: "limit must be a whole number." })
     .int({ error: "limit must be a whole number." })
     .min(1, { error: "limit must be at least 1." })
     .max(MAX_PAGE_SIZE, { error: `limit must be at most ${MAX_PAGE_SIZE}.` })
-    .default(DEFAULT_PAGE_SIZE),
+    .default(DEFAULT_PAGE_SIZE)
+    .describe("How many operations per page."),
 });
 
 /** Newest first; `next_cursor` is opaque and null on the last page. */

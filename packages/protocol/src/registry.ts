@@ -29,8 +29,8 @@ const registryUrlSchema = z.string({ error: requiredString("registry_url") }).su
 });
 
 export const registryLoginRequestSchema = requestBody({
-  server_id: uuidField("server_id"),
-  credential_id: uuidField("credential_id"),
+  server_id: uuidField("server_id").describe("The server to log in on."),
+  credential_id: uuidField("credential_id").describe("The stored registry credential to log in with."),
   run_id: runIdSchema,
   run_context: optionalRunContextSchema,
 });
@@ -49,8 +49,8 @@ export const registryLoginResponseSchema = z.object({
 export type RegistryLoginResponse = z.output<typeof registryLoginResponseSchema>;
 
 export const registryLogoutRequestSchema = requestBody({
-  server_id: uuidField("server_id"),
-  registry_url: registryUrlSchema,
+  server_id: uuidField("server_id").describe("The server to log out on."),
+  registry_url: registryUrlSchema.describe("The registry to log out of: ghcr.io, registry.example.com:5000…"),
   run_id: runIdSchema,
   run_context: optionalRunContextSchema,
 });

@@ -21,9 +21,12 @@ import {
 
 // /exec and /operations (spec §3, §6): parse, call one verb, answer.
 
-const listQuery = operationListQuerySchema.extend({
+/** The query of `GET /operations` (the OpenAPI document shows it too). */
+export const operationsListQuery = operationListQuerySchema.extend({
   run_id: operationListQuerySchema.shape.run_id.optional(),
-  idempotency_key: idempotencyKeySchema.optional(),
+  idempotency_key: idempotencyKeySchema
+    .optional()
+    .describe("Instead of run_id: the operation this key started with this Idempotency-Key."),
 });
 
 export function operationRoutes(deps: ApiDeps) {
@@ -36,7 +39,7 @@ export function operationRoutes(deps: ApiDeps) {
       return answerStarted(c, deps, access, await execCommand(svc, access, input, requestFacts(c, input)));
     })
     .get("/operations", automationAccess(deps.access, { operation: null }), async (c) => {
-      const query = parseOrThrow(listQuery, c.req.query());
+      const query = parseOrThrow(operationsListQuery, c.req.query());
       const page = await listOperationsForKey(svc, c.get("access"), query);
       return c.json({
         items: page.items.map((r) => operationAnswer(r.op, r.serverName)),

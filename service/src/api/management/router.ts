@@ -1,5 +1,6 @@
 import { HEADERS } from "@reoclo/protocol";
 import { Hono, type Context } from "hono";
+import type { z } from "zod";
 import {
   checkSameOrigin,
   clientAddress,
@@ -32,6 +33,8 @@ export interface ManagementRoute {
   readonly from?: "body" | "query";
   readonly status?: 200 | 201 | 202;
   readonly summary: string;
+  /** The answer's JSON (its output side), for the OpenAPI document; without it, "a JSON object". */
+  readonly response?: z.ZodType;
   /** The answer is an event stream (for OpenAPI); `answer` builds it. */
   readonly stream?: boolean;
   /** Answers something else than the verb's result as JSON: a cookie, an event stream. */
