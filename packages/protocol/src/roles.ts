@@ -92,8 +92,7 @@ export const aclIntersection = (a: Acl, b: Acl): Acl => {
 export const INTEGRATION_KEY_PRESETS = ["full_access", "deploy_only", "read_only", "custom"] as const;
 export type IntegrationKeyPreset = (typeof INTEGRATION_KEY_PRESETS)[number];
 
-const everything = (): Acl =>
-  Object.fromEntries(ACL_RESOURCE_NAMES.map((r) => [r, [...ACL_RESOURCES[r]]]));
+const everything = (): Acl => Object.fromEntries(ACL_RESOURCE_NAMES.map((r) => [r, [...ACL_RESOURCES[r]]]));
 
 /** The permissions of each preset but `custom` (seed 001). */
 export const PRESET_ACLS: Record<Exclude<IntegrationKeyPreset, "custom">, Acl> = {
