@@ -3,6 +3,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { API_BASE_PATH, ERROR_CODES } from "@reoclo/protocol";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MANAGEMENT_ROUTES } from "../src/api/management";
 import { createTestApp, type TestApp } from "./fixtures/app";
 import { createTestDatabase, type TestDatabase } from "./fixtures/db";
 
@@ -12,6 +13,7 @@ import { createTestDatabase, type TestDatabase } from "./fixtures/db";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const API_DOC = readFileSync(path.join(REPO, "docs/api.md"), "utf8");
+const MANAGEMENT_DOC = readFileSync(path.join(REPO, "docs/management-api.md"), "utf8");
 
 function markdownFiles(dir: string): string[] {
   const out: string[] = [];
@@ -55,6 +57,19 @@ describe("docs/api.md", () => {
         (h) => h.includes(`\`${route}\``) || (h.includes(`\`${method} /`) && h.includes(`\`${p}\``)),
       );
       expect(documented, `${route} has a heading in docs/api.md`).toBe(true);
+    }
+  });
+});
+
+describe("docs/management-api.md", () => {
+  it("has a heading for every route of the management API", () => {
+    const headings = MANAGEMENT_DOC.split("\n").filter((line) => /^#{2,4} /.test(line));
+    for (const r of MANAGEMENT_ROUTES) {
+      const route = `${r.method.toUpperCase()} /api${r.path}`;
+      expect(
+        headings.some((h) => h.includes(`\`${route}\``)),
+        `${route} has a heading in docs/management-api.md`,
+      ).toBe(true);
     }
   });
 });
