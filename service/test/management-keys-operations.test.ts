@@ -1,8 +1,9 @@
 import { randomBytes, randomInt } from "node:crypto";
-import { aclPermissions, MANAGEMENT_BASE_PATH, roleAcl, type Acl } from "@reoclo/protocol";
+import { aclPermissions, MANAGEMENT_BASE_PATH, roleAcl } from "@reoclo/protocol";
 import { pgrep } from "@reoclo/testbed/process-tree";
 import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import { eq, sql } from "drizzle-orm";
+import type { IntegrationKeyView } from "../src/keys/integration-keys";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ADMIN } from "../src/access/principal";
 import { listAuditVerb } from "../src/control/audit";
@@ -25,23 +26,8 @@ import { markRemoved, seedPerson, type TestPerson } from "./fixtures/people";
 type As = { cookie: string } | { key: string } | { apiKey: string } | null;
 type Json = Record<string, unknown>;
 
-interface KeyAnswer {
-  id: string;
-  key: string;
-  prefix: string;
-  label: string;
-  preset: string;
-  permissions: Acl;
-  permission_summary: string;
-  status: string;
-  expires_at: string | null;
-  created_at: string;
-  created_by: string | null;
-  created_by_email: string | null;
-  last_used_at: string | null;
-  last_used_ip: string | null;
-  revoked_at: string | null;
-}
+/** What the API answers for a key: the service's view, and the plaintext on creation. */
+type KeyAnswer = IntegrationKeyView & { key: string };
 
 interface OperationItem {
   operation_id: string;
@@ -216,7 +202,7 @@ describe.each(DRIVERS)("the management API: integration keys, operations and aud
     });
 
     it("refuses a Read Only key that tries to create a key (403), and keeps a key's keys within its own ACL", async () => {
-      const readOnly = (await adminKey("read_only")) as KeyAnswer;
+      const readOnly = await adminKey("read_only");
       expect(readOnly.created_by).toBeNull();
       expect((await call({ key: readOnly.key }, "/integration-keys")).status).toBe(200);
       const refused = await post({ key: readOnly.key }, "/integration-keys", {

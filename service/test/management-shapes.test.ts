@@ -104,7 +104,11 @@ describe.each(DRIVERS)("the management API's pinned shapes, on %s", (driver) => 
     const serverBody = JSON.parse(serverText) as { id: string; name: string };
     expect(serverBody).toMatchObject({ name: "web-1", host: "192.0.2.10", port: 22, user: "deploy" });
 
-    for (const headers of [{ Authorization: `Bearer ${created.key}` }, { "X-API-Key": created.key }]) {
+    const ways: Record<string, string>[] = [
+      { Authorization: `Bearer ${created.key}` },
+      { "X-API-Key": created.key },
+    ];
+    for (const headers of ways) {
       const list = await fetch(`${api}/servers`, { headers });
       expect(list.status).toBe(200);
       const body = (await list.json()) as { items: { id: string; name: string }[]; next_cursor: unknown };

@@ -9,7 +9,7 @@ import { touchIntegrationKey, verifyIntegrationKey } from "../keys/integration-l
 import { findSession, SESSION_COOKIE } from "../people/sessions";
 import type { AuditEvent } from "./audit-writer";
 import { authBudgetKey, resolveClientIp } from "./client-ip";
-import type { AccessDeps } from "./pipeline";
+import { orUnavailable, refuseWhileAuthBudgetSpent, type AccessDeps } from "./pipeline";
 import type { Principal } from "./principal";
 
 // Who calls the management API (spec §11): an integration key (`Authorization: Bearer rk_t_…`
@@ -95,15 +95,7 @@ export function managementAccess(deps: ManagementAccessDeps): MiddlewareHandler<
       if (presented.startsWith(KEY_PREFIX))
         return refuse("automation_key_on_management_api", {}, AUTOMATION_KEY_HERE);
       if (!isWellFormedIntegrationKey(presented)) return refuse("malformed_key");
-      const blocked = await deps.authFailures.blockedFor(budgetKey);
-      if (blocked > 0) {
-        deps.audit.recordDeferred({ ...event, reason: "auth_rate_limited" });
-        c.header(HEADERS.retryAfter, String(blocked));
-        throw new ServiceError(
-          "rate_limited",
-          `Too many failed authentications from this address; retry in ${blocked} s.`,
-        );
-      }
+      await refuseWhileAuthBudgetSpent(deps, c, budgetKey, event);
       const now = deps.now();
       const auth = await orUnavailable(() => verifyIntegrationKey(deps.db, presented, now));
       if (!auth.ok) {
@@ -162,14 +154,4 @@ function presentedKey(c: Context): string | undefined {
   if (!auth) return undefined;
   const m = /^Bearer\s+(\S+)$/i.exec(auth);
   return m?.[1] ?? "";
-}
-
-/** A database that fails mid-request is a dependency that is down (503), never a 500. */
-async function orUnavailable<R>(fn: () => Promise<R>): Promise<R> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof ServiceError) throw err;
-    throw new ServiceError("database_unavailable", "The database does not answer; retry shortly.");
-  }
 }

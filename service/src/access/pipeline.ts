@@ -83,15 +83,7 @@ export function automationAccess<T = undefined>(
     // Only well-formed keys cost a lookup, so only their failures are budgeted per address. The
     // budget is checked before the lookup and charged on failure: a burst can overdraw it by what
     // is in flight, but valid keys are never refused because others are busy from the same address.
-    const blocked = await deps.authFailures.blockedFor(budgetKey);
-    if (blocked > 0) {
-      deps.audit.recordDeferred({ ...event, reason: "auth_rate_limited" });
-      c.header(HEADERS.retryAfter, String(blocked));
-      throw new ServiceError(
-        "rate_limited",
-        `Too many failed authentications from this address; retry in ${blocked} s.`,
-      );
-    }
+    await refuseWhileAuthBudgetSpent(deps, c, budgetKey, event);
     const auth = await orUnavailable(() => verifyAutomationKey(deps.db, bearer.key, deps.now()));
     if (!auth.ok) {
       await deps.authFailures.recordFailure(budgetKey);
@@ -211,8 +203,28 @@ export function automationAccess<T = undefined>(
   };
 }
 
+/**
+ * 429 (audited, folded) while the client address has spent its budget of failed authentications;
+ * shared by both APIs, whose keys cost a lookup only when they are well formed.
+ */
+export async function refuseWhileAuthBudgetSpent(
+  deps: Pick<AccessDeps, "authFailures" | "audit">,
+  c: Context,
+  budgetKey: string,
+  event: AuditEvent,
+): Promise<void> {
+  const blocked = await deps.authFailures.blockedFor(budgetKey);
+  if (blocked === 0) return;
+  deps.audit.recordDeferred({ ...event, reason: "auth_rate_limited" });
+  c.header(HEADERS.retryAfter, String(blocked));
+  throw new ServiceError(
+    "rate_limited",
+    `Too many failed authentications from this address; retry in ${blocked} s.`,
+  );
+}
+
 /** A database that fails mid-request is a dependency that is down (503), never a 500. */
-async function orUnavailable<R>(fn: () => Promise<R>): Promise<R> {
+export async function orUnavailable<R>(fn: () => Promise<R>): Promise<R> {
   try {
     return await fn();
   } catch (err) {
