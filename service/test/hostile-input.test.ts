@@ -89,7 +89,7 @@ describe.each(DRIVERS)("hostile input on %s", (driver) => {
       ["a NUL", "%00"],
       ["base64 of garbage", Buffer.from("nonsense").toString("base64url")],
       ["a cursor far in the future", Buffer.from("9999-12-31T23:59:59.999Z|zz").toString("base64url")],
-      ["an out-of-range cursor", encodeCursor({ createdAt: new Date(8.64e15), id: finished })],
+      ["an out-of-range cursor", encodeCursor({ at: new Date(8.64e15).toISOString(), id: finished })],
       ["a huge one", "A".repeat(10_000)],
     ])("refuses a cursor that is %s with 422", async (_name, cursor) => {
       const res = await raw(`/operations?run_id=hostile&cursor=${cursor}`);
@@ -321,14 +321,14 @@ describe("the parsers themselves, fed hostile input (seeded property tests)", ()
         try {
           const p = decodeCursor(s);
           expect(encodeCursor(p).length).toBeGreaterThan(0);
-          expect(p.createdAt.getUTCFullYear()).toBeGreaterThanOrEqual(2000);
+          expect(Date.parse(p.at)).toBeGreaterThanOrEqual(Date.UTC(2000, 0, 1));
         } catch (err) {
           expect((err as ServiceError).status).toBe(422);
         }
       }),
       { seed: SEED, numRuns: 2_000 },
     );
-    const at = new Date("2026-01-02T03:04:05.678Z");
-    expect(decodeCursor(encodeCursor({ createdAt: at, id }))).toEqual({ createdAt: at, id });
+    for (const at of ["2026-01-02T03:04:05.678901Z", "2026-01-02T03:04:05.678Z"])
+      expect(decodeCursor(encodeCursor({ at, id }))).toEqual({ at, id });
   });
 });

@@ -1,9 +1,9 @@
 import { isUuid, statusOfOutcome, type OPERATION_STATUSES, type OperationOutcome } from "@reoclo/protocol";
-import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, desc, eq, inArray } from "drizzle-orm";
 import { ADMIN_CLI_ACTOR } from "../audit/changes";
 import type { ServiceContext } from "../context";
 import { automationKeys, integrationKeys, operations, users } from "../db/schema";
-import { decodeCursor, encodeCursor } from "../operations/cursor";
+import { beforePosition, decodeCursor, encodeCursor, exactCreatedAt } from "../operations/cursor";
 import { outcomeOf } from "../operations/view";
 import { resolveOrg } from "../orgs/orgs";
 import { findApplication } from "./applications";
@@ -60,6 +60,7 @@ export async function listDeployments(
   const rows = await ctx.db
     .select({
       op: operations,
+      at: exactCreatedAt,
       key: { id: automationKeys.id, name: automationKeys.name, prefix: automationKeys.prefix },
     })
     .from(operations)
@@ -69,9 +70,7 @@ export async function listDeployments(
         eq(operations.orgId, org.id),
         eq(operations.applicationId, app.id),
         eq(operations.operationType, "deploy"),
-        after
-          ? sql`(${operations.createdAt}, ${operations.id}) < (${after.createdAt.toISOString()}::timestamptz, ${after.id}::uuid)`
-          : undefined,
+        after ? beforePosition(after) : undefined,
       ),
     )
     .orderBy(desc(operations.createdAt), desc(operations.id))
@@ -102,10 +101,7 @@ export async function listDeployments(
         completed_at: iso(op.completedAt),
       };
     }),
-    next_cursor:
-      rows.length > input.limit && last
-        ? encodeCursor({ createdAt: last.op.createdAt, id: last.op.id })
-        : null,
+    next_cursor: rows.length > input.limit && last ? encodeCursor({ at: last.at, id: last.op.id }) : null,
   };
 }
 

@@ -1,20 +1,29 @@
-// Page cursors of operation lists: opaque to clients, the (created_at, id) of the last row shown, so
-// rows created in the same millisecond are neither skipped nor repeated.
+// Page cursors of operation lists (the automation API's `GET /operations`, the management API's
+// operations and deployment history): opaque to clients, the (created_at, id) of the last row
+// shown, with created_at to the microsecond as PostgreSQL stores it, so rows created in the same
+// millisecond are neither skipped nor repeated.
 import { CURSOR_MAX_CHARS, isUuid } from "@reoclo/protocol";
+import { sql } from "drizzle-orm";
+import { operations } from "../db/schema";
 import { ServiceError } from "../errors";
 
 export interface ListPosition {
-  createdAt: Date;
-  id: string;
+  /** created_at as PostgreSQL's text in UTC, to the microsecond: `2026-12-03T10:01:46.123456Z`. */
+  readonly at: string;
+  readonly id: string;
 }
 
-/** Timestamps a cursor can name: operations are never older than 2000 or from after 9999. */
-const EARLIEST = Date.UTC(2000, 0, 1);
-const LATEST = Date.UTC(9999, 11, 31);
+/** Microseconds; cursors given out before they carried them have milliseconds and still work. */
+const POSITION_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}(\d{3})?Z$/;
 
-export function encodeCursor(p: ListPosition): string {
-  return Buffer.from(`${p.createdAt.toISOString()}|${p.id}`, "utf8").toString("base64url");
-}
+/** An operation's created_at as a position's `at` (select it next to the row). */
+export const exactCreatedAt = sql<string>`to_char(${operations.createdAt} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/** Rows after the position, newest first (order by created_at desc, id desc). */
+export const beforePosition = (p: ListPosition) =>
+  sql`(${operations.createdAt}, ${operations.id}) < (${p.at}::timestamptz, ${p.id}::uuid)`;
+
+export const encodeCursor = (p: ListPosition) => Buffer.from(`${p.at}|${p.id}`, "utf8").toString("base64url");
 
 const invalid = () =>
   new ServiceError(
@@ -27,8 +36,9 @@ const invalid = () =>
 
 export function decodeCursor(cursor: string): ListPosition {
   if (cursor.length > CURSOR_MAX_CHARS || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalid();
-  const [iso, id, ...rest] = Buffer.from(cursor, "base64url").toString("utf8").split("|");
-  const at = iso === undefined ? NaN : Date.parse(iso);
-  if (rest.length > 0 || !isUuid(id) || !Number.isFinite(at) || at < EARLIEST || at > LATEST) throw invalid();
-  return { createdAt: new Date(at), id: id.toLowerCase() };
+  const [at, id, ...rest] = Buffer.from(cursor, "base64url").toString("utf8").split("|");
+  if (rest.length > 0 || at === undefined || !POSITION_TIME.test(at) || !isUuid(id)) throw invalid();
+  const ms = Date.parse(at);
+  if (!Number.isFinite(ms) || ms < Date.UTC(2000, 0, 1) || ms > Date.UTC(9999, 11, 31)) throw invalid();
+  return { at, id: id.toLowerCase() };
 }

@@ -2,7 +2,8 @@ import { isUuid } from "@reoclo/protocol";
 import { recordChange } from "../audit/changes";
 import type { ServiceContext } from "../context";
 import { ServiceError } from "../errors";
-import { decodeExactCursor, encodeExactCursor, listOperationRows, type OperationFilters } from "./listing";
+import { decodeCursor, encodeCursor } from "./cursor";
+import { listOperationRows, type OperationFilters } from "./listing";
 import { cancelAndWait, type OperationPage, type VisibleOperation } from "./queries";
 import type { OperationServices } from "./start";
 import { getOperationWithServer } from "./store";
@@ -28,13 +29,13 @@ export async function listOperationsInOrg(
   orgId: string,
   query: { filters: OperationFilters; limit: number; cursor?: string | undefined },
 ): Promise<OperationPage> {
-  const after = query.cursor === undefined ? undefined : decodeExactCursor(query.cursor);
+  const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
   const rows = await listOperationRows(svc.ctx.db, orgId, query.filters, query.limit + 1, after);
   const page = rows.slice(0, query.limit);
   const last = page.at(-1);
   return {
     items: page.map((r) => ({ op: r.op, serverName: r.serverName })),
-    nextCursor: rows.length > query.limit && last ? encodeExactCursor({ at: last.at, id: last.op.id }) : null,
+    nextCursor: rows.length > query.limit && last ? encodeCursor({ at: last.at, id: last.op.id }) : null,
   };
 }
 

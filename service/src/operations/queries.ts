@@ -2,14 +2,9 @@ import { isUuid } from "@reoclo/protocol";
 import { serverInScope } from "../access/scope";
 import { ServiceError } from "../errors";
 import { decodeCursor, encodeCursor } from "./cursor";
+import { listOperationRows } from "./listing";
 import type { KeyCaller, OperationServices } from "./start";
-import {
-  findByIdempotencyKey,
-  getOperation,
-  getOperationWithServer,
-  listByRunId,
-  type OperationRow,
-} from "./store";
+import { findByIdempotencyKey, getOperation, getOperationWithServer, type OperationRow } from "./store";
 
 // Reading and cancelling operations as a key: what it may see is its organisation's operations
 // on servers in its scope; anything else is "not found", exactly like an id that never existed.
@@ -61,15 +56,18 @@ export async function listOperationsForKey(
       run_id: ["is required"],
     });
   const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-  const rows = await listByRunId(svc.ctx.db, caller.key.orgId, query.run_id, query.limit + 1, after);
+  const rows = await listOperationRows(
+    svc.ctx.db,
+    caller.key.orgId,
+    { runId: query.run_id },
+    query.limit + 1,
+    after,
+  );
   const page = rows.filter((r) => serverInScope(caller.key, r.op.serverId)).slice(0, query.limit);
   const last = page.at(-1);
   return {
     items: page,
-    nextCursor:
-      rows.length > query.limit && last
-        ? encodeCursor({ createdAt: last.op.createdAt, id: last.op.id })
-        : null,
+    nextCursor: rows.length > query.limit && last ? encodeCursor({ at: last.at, id: last.op.id }) : null,
   };
 }
 

@@ -16,7 +16,6 @@ import {
 } from "../db/schema";
 import { hasErrorCode } from "../db/errors";
 import { ServiceError } from "../errors";
-import type { ListPosition } from "./cursor";
 
 // Operation rows and their stored output. Every status change goes through here.
 
@@ -248,31 +247,6 @@ export async function getOperationWithServer(db: Database, id: string) {
     .where(eq(operations.id, id))
     .limit(1);
   return row;
-}
-
-/** Newest first; `after` is the last row of the previous page. */
-export async function listByRunId(
-  db: Database,
-  orgId: string,
-  runId: string,
-  limit: number,
-  after?: ListPosition,
-) {
-  return db
-    .select({ op: operations, serverName: servers.name })
-    .from(operations)
-    .innerJoin(servers, eq(servers.id, operations.serverId))
-    .where(
-      and(
-        eq(operations.orgId, orgId),
-        eq(operations.runId, runId),
-        after
-          ? sql`(${operations.createdAt}, ${operations.id}) < (${after.createdAt.toISOString()}::timestamptz, ${after.id}::uuid)`
-          : undefined,
-      ),
-    )
-    .orderBy(desc(operations.createdAt), desc(operations.id))
-    .limit(limit);
 }
 
 /** The operation an API key created with this Idempotency-Key, if it got that far. */
