@@ -239,7 +239,7 @@ describe.each(DRIVERS)("applications and credentials on the management API, on %
     expect(res.body.fields).toHaveProperty("commit_ref");
   });
 
-  it("refuses a Deploy Only key what it was not given: changing applications, adding credentials, the env", async () => {
+  it("refuses a Deploy Only key what it was not given: keys, servers, changing applications, credentials, the env", async () => {
     const app = await addApp({ deploy_script: "true" });
     const refusals = await Promise.all([
       call(deployOnly, "PATCH", `/applications/${app.id}`, { name: "renamed" }),
@@ -253,8 +253,12 @@ describe.each(DRIVERS)("applications and credentials on the management API, on %
       call(deployOnly, "GET", `${tenantApp(app.id)}/env`),
       call(deployOnly, "POST", `${tenantApp(app.id)}/env`, { env: { X: "1" } }),
       call(deployOnly, "DELETE", `/applications/${app.id}`),
+      call(deployOnly, "GET", "/automation-keys"),
+      call(deployOnly, "GET", "/integration-keys"),
+      call(deployOnly, "PATCH", `/servers/${serverId}`, { name: "renamed" }),
+      call(deployOnly, "POST", `/servers/${serverId}/host-key`, { trust_on_first_use: true }),
     ]);
-    expect(refusals.map((r) => [r.status, r.body.error])).toEqual(Array(5).fill([403, "forbidden"]));
+    expect(refusals.map((r) => [r.status, r.body.error])).toEqual(Array(9).fill([403, "forbidden"]));
     expect(refusals[0].body.detail).toMatch(/lacks the applications:write permission/);
     const unchanged = await call(deployOnly, "GET", `/applications/${app.id}`);
     expect(unchanged.body.name).toBe(app.name);
