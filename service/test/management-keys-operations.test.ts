@@ -201,6 +201,22 @@ describe.each(DRIVERS)("the management API: integration keys, operations and aud
       expect(JSON.stringify(audit)).not.toContain(created.key);
     });
 
+    it("lets a developer create an integration key but not an automation key", async () => {
+      const refused = await post({ cookie: dev.cookie }, "/automation-keys", {
+        name: "ci",
+        operations: ["exec"],
+        all_servers: true,
+      });
+      expect(refused.status).toBe(403);
+      expect(((await refused.json()) as Json).error).toBe("forbidden");
+      const made = await post({ cookie: dev.cookie }, "/integration-keys", {
+        label: "mine",
+        preset: "read_only",
+        expires: "30d",
+      });
+      expect(made.status).toBe(201);
+    });
+
     it("refuses a Read Only key that tries to create a key (403), and keeps a key's keys within its own ACL", async () => {
       const readOnly = await adminKey("read_only");
       expect(readOnly.created_by).toBeNull();
