@@ -1,6 +1,6 @@
 import { Option, type Command } from "commander";
 import { KEY_EXPIRY_CHOICES } from "@reoclo/protocol";
-import { list } from "./inputs";
+import { commaList, given, wholeNumber } from "./inputs";
 import { verbCommand, type AdminCommand, type Session } from "./program";
 
 // What reoclo-admin's command definitions (commands*.ts) are written with.
@@ -23,6 +23,13 @@ export interface Kit {
   readonly byId: (parent: Command, name: string, verbName: string, description: string) => AdminCommand;
   /** `<name> <server>` → `{id}`, the server named by id or name. */
   readonly byServer: (parent: Command, name: string, verbName: string, description: string) => AdminCommand;
+  /** `list`: one page of a list verb (`--cursor`, `--limit`), with the filters `filters` makes. */
+  readonly list: <O extends Input = Input>(
+    parent: Command,
+    verbName: string,
+    description: string,
+    filters?: (opts: O) => Input | Promise<Input>,
+  ) => AdminCommand;
   /** `--servers a,b` by ids or names → their ids. */
   readonly serverIds: (value: string | undefined) => Promise<string[] | undefined>;
 }
@@ -49,8 +56,20 @@ export function commandKit(program: Command, s: Session): Kit {
       kit.verb(parent, `${name} <server>`, verbName, description, async ([server]) => ({
         id: await s.serverId(server!),
       })),
+    list: <O extends Input>(
+      parent: Command,
+      verbName: string,
+      description: string,
+      filters?: (opts: O) => Input | Promise<Input>,
+    ) =>
+      kit
+        .verb<O & { cursor?: string; limit?: number }>(parent, "list", verbName, description, async (_, o) =>
+          given({ ...(filters ? await filters(o) : {}), cursor: o.cursor, limit: o.limit }),
+        )
+        .option("--cursor <cursor>", "the next page, as the previous one said")
+        .option("--limit <n>", "rows per page", wholeNumber),
     serverIds: async (value) =>
-      value === undefined ? undefined : Promise.all(list(value).map((x) => s.serverId(x))),
+      value === undefined ? undefined : Promise.all(commaList(value).map((x) => s.serverId(x))),
   };
   return kit;
 }

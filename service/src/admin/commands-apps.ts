@@ -1,6 +1,6 @@
 import { OPERATION_STATUSES } from "@reoclo/protocol";
 import { choice, type Kit } from "./command-kit";
-import { given, list, readEnvFile, readText, UsageError, wholeNumber } from "./inputs";
+import { commaList, given, readEnvFile, readText, UsageError, wholeNumber } from "./inputs";
 import type { AdminCommand } from "./program";
 
 // apps (and their deploys and environment), operations and the audit log.
@@ -14,7 +14,7 @@ type AppOptions = {
   envFile?: string;
 };
 
-export function addAppCommands({ s, group, verb, byId }: Kit): void {
+export function addAppCommands({ s, group, verb, byId, list }: Kit): void {
   const apps = group("apps", "applications: their deploys and write-only environment");
   const appFields = async (o: AppOptions) => {
     // Files first: a mistake in them is found before anything is asked of the service.
@@ -39,7 +39,7 @@ export function addAppCommands({ s, group, verb, byId }: Kit): void {
       .need("--working-directory <dir>", "where its scripts run on the server")
       .need("--deploy-script-file <path>", "what a deploy runs, from this file"),
   ).option("--env-file <path>", "its environment, a dotenv file (stored encrypted, never shown)");
-  verb(apps, "list", "apps.list", "list the applications", () => ({}));
+  list(apps, "apps.list", "list the applications");
   byId(apps, "show", "apps.show", "show an application");
   scripts(
     verb<AppOptions>(apps, "update <id>", "apps.update", "change an application in place", async ([id], o) =>
@@ -90,7 +90,7 @@ export function addAppCommands({ s, group, verb, byId }: Kit): void {
       return given({
         ...(await application(id!)),
         env: vars ?? {},
-        remove: o.remove === undefined ? undefined : list(o.remove),
+        remove: o.remove === undefined ? undefined : commaList(o.remove),
       });
     },
   )
@@ -106,8 +106,6 @@ type OperationFilters = {
   status?: string;
   runId?: string;
   since?: string;
-  cursor?: string;
-  limit?: number;
 };
 
 type AuditFilters = {
@@ -118,73 +116,49 @@ type AuditFilters = {
   outcome?: string;
   action?: string;
   since?: string;
-  cursor?: string;
-  limit?: number;
 };
 
-export function addActivityCommands({ s, group, verb, byId }: Kit): void {
+export function addActivityCommands({ s, group, list, byId }: Kit): void {
   const server = (v: string | undefined) => (v === undefined ? undefined : s.serverId(v));
-  const pages = (cmd: AdminCommand) =>
-    cmd
-      .option("--since <time>", "only what happened from this time on (ISO 8601)")
-      .option("--cursor <cursor>", "the next page, as the previous one said")
-      .option("--limit <n>", "rows per page", wholeNumber);
+  const since = "only what happened from this time on (ISO 8601)";
 
   const operations = group("operations", "what ran: commands, deploys, restarts, reboots");
-  pages(
-    verb<OperationFilters>(
-      operations,
-      "list",
-      "operations.list",
-      "list operations, newest first",
-      async (_, o) =>
-        given({
-          server: await server(o.server),
-          application: o.application,
-          key: o.key,
-          user: o.user,
-          status: o.status,
-          run_id: o.runId,
-          since: o.since,
-          cursor: o.cursor,
-          limit: o.limit,
-        }),
-    )
-      .option("--server <server>", "only on this server, by id or name")
-      .option("--application <id>", "only of this application")
-      .option("--key <id>", "only started with this automation key")
-      .option("--user <id>", "only started by this person")
-      .option("--status <status>", `only in this status: ${OPERATION_STATUSES.join(", ")}`)
-      .option("--run-id <id>", "only of this CI run"),
-  );
+  list<OperationFilters>(operations, "operations.list", "list operations, newest first", async (o) => ({
+    server: await server(o.server),
+    application: o.application,
+    key: o.key,
+    user: o.user,
+    status: o.status,
+    run_id: o.runId,
+    since: o.since,
+  }))
+    .option("--server <server>", "only on this server, by id or name")
+    .option("--application <id>", "only of this application")
+    .option("--key <id>", "only started with this automation key")
+    .option("--user <id>", "only started by this person")
+    .option("--status <status>", `only in this status: ${OPERATION_STATUSES.join(", ")}`)
+    .option("--run-id <id>", "only of this CI run")
+    .option("--since <time>", since);
   byId(operations, "show", "operations.show", "show an operation and its output");
   byId(operations, "cancel", "operations.cancel", "cancel a running operation");
 
   const audit = group("audit", "the audit log: every decision of the API and every change");
-  pages(
-    verb<AuditFilters>(audit, "list", "audit.list", "list audit rows, newest first", async (_, o) =>
-      given({
-        actor: o.actor,
-        key: o.key,
-        server: await server(o.server),
-        run_id: o.runId,
-        outcome: o.outcome,
-        action: o.action,
-        since: o.since,
-        cursor: o.cursor,
-        limit: o.limit,
-      }),
+  list<AuditFilters>(audit, "audit.list", "list audit rows, newest first", async (o) => ({
+    actor: o.actor,
+    key: o.key,
+    server: await server(o.server),
+    run_id: o.runId,
+    outcome: o.outcome,
+    action: o.action,
+    since: o.since,
+  }))
+    .option("--actor <actor>", "only by this actor: user:<id>, integration_key:<id>, admin-cli")
+    .option("--key <id>", "only about this automation key")
+    .option("--server <server>", "only about this server, by id or name")
+    .option("--run-id <id>", "only of this CI run")
+    .addOption(
+      choice("--outcome <outcome>", "only what was allowed, or only what was denied", ["allowed", "denied"]),
     )
-      .option("--actor <actor>", "only by this actor: user:<id>, integration_key:<id>, admin-cli")
-      .option("--key <id>", "only about this automation key")
-      .option("--server <server>", "only about this server, by id or name")
-      .option("--run-id <id>", "only of this CI run")
-      .addOption(
-        choice("--outcome <outcome>", "only what was allowed, or only what was denied", [
-          "allowed",
-          "denied",
-        ]),
-      )
-      .option("--action <action>", "only this change, e.g. server.update"),
-  );
+    .option("--action <action>", "only this change, e.g. server.update")
+    .option("--since <time>", since);
 }

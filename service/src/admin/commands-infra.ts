@@ -5,7 +5,7 @@ import {
   REGISTRY_TYPES,
 } from "@reoclo/protocol";
 import { choice, expiresOption, type Kit } from "./command-kit";
-import { given, list, readText, UsageError, wholeNumber } from "./inputs";
+import { commaList, given, readText, UsageError, wholeNumber } from "./inputs";
 import type { AdminCommand } from "./program";
 
 // servers, keys (automation keys) and credentials: what CI's keys reach.
@@ -22,7 +22,7 @@ type ServerOptions = {
 };
 type PinOptions = { hostKeyFingerprint?: string; trustOnFirstUse?: boolean; skipHostKeyCheck?: boolean };
 
-export function addServerCommands({ s, group, verb, byServer }: Kit): void {
+export function addServerCommands({ s, group, verb, list, byServer }: Kit): void {
   const servers = group("servers", "the SSH servers commands run on");
   const serverOptions = (cmd: AdminCommand) =>
     cmd
@@ -71,7 +71,7 @@ export function addServerCommands({ s, group, verb, byServer }: Kit): void {
         .need("--private-key-file <path>", "the private key to log in with"),
     ),
   );
-  verb(servers, "list", "servers.list", "list the servers", () => ({}));
+  list(servers, "servers.list", "list the servers");
   byServer(servers, "show", "servers.show", "show a server");
   byServer(servers, "test", "servers.test", "connect, check the pinned host key, and run `id -un`");
   serverOptions(
@@ -112,7 +112,7 @@ type KeyOptions = {
   expires?: string;
 };
 
-export function addKeyCommands({ group, verb, byId, serverIds }: Kit): void {
+export function addKeyCommands({ group, verb, list, byId, serverIds }: Kit): void {
   const keys = group("keys", "automation keys (rca_…), the keys CI calls the automation API with");
   const keyOptions = (cmd: AdminCommand) =>
     cmd
@@ -135,10 +135,10 @@ export function addKeyCommands({ group, verb, byId, serverIds }: Kit): void {
   const operationsHelp = `what it may do, comma-separated: ${OPERATION_TYPES.join(",")}`;
   const keyFields = async (o: KeyOptions) => ({
     name: o.name,
-    operations: o.operations === undefined ? undefined : list(o.operations),
+    operations: o.operations === undefined ? undefined : commaList(o.operations),
     server_ids: await serverIds(o.servers),
-    credential_ids: o.credentials === undefined ? undefined : list(o.credentials),
-    allowed_ips: o.allowIp === undefined ? undefined : list(o.allowIp),
+    credential_ids: o.credentials === undefined ? undefined : commaList(o.credentials),
+    allowed_ips: o.allowIp === undefined ? undefined : commaList(o.allowIp),
     rate_limit_per_minute: o.rateLimitPerMinute,
     rate_limit_per_hour: o.rateLimitPerHour,
     expires: o.expires,
@@ -155,7 +155,7 @@ export function addKeyCommands({ group, verb, byId, serverIds }: Kit): void {
       .need("--name <name>", "a name for the key")
       .need("--operations <operations>", operationsHelp),
   );
-  verb(keys, "list", "keys.list", "list the keys (never the keys themselves)", () => ({}));
+  list(keys, "keys.list", "list the keys (never the keys themselves)");
   byId(keys, "show", "keys.show", "show a key");
   keyOptions(
     verb<KeyOptions>(
@@ -194,7 +194,7 @@ type CredentialOptions = {
   passwordStdin?: boolean;
 };
 
-export function addCredentialCommands({ s, group, verb, byId }: Kit): void {
+export function addCredentialCommands({ s, group, verb, list, byId }: Kit): void {
   const credentials = group("credentials", "container registry credentials");
   const credentialFields = async (o: CredentialOptions) => ({
     name: o.name,
@@ -221,7 +221,7 @@ export function addCredentialCommands({ s, group, verb, byId }: Kit): void {
     .need("--registry-url <url>", "the registry, e.g. ghcr.io")
     .need("--username <user>", "the user name")
     .option("--password-stdin", "read the password from standard input (required)");
-  verb(credentials, "list", "credentials.list", "list the credentials (never their passwords)", () => ({}));
+  list(credentials, "credentials.list", "list the credentials (never their passwords)");
   verb<CredentialOptions>(
     credentials,
     "update <id>",

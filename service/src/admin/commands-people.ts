@@ -1,14 +1,14 @@
 import { InvalidArgumentError } from "commander";
 import { INTEGRATION_KEY_PRESETS, ROLES } from "@reoclo/protocol";
 import { expiresOption, type Kit } from "./command-kit";
-import { given, list } from "./inputs";
+import { commaList, given } from "./inputs";
 
 // People (users and their roles) and integration keys (rk_t_…), spec §11.
 
 /** `servers:read,applications:read,applications:execute` → {servers: ["read"], applications: […]}. */
 export function permissions(value: string): Record<string, string[]> {
   const acl: Record<string, string[]> = {};
-  for (const item of list(value)) {
+  for (const item of commaList(value)) {
     const [resource, action, extra] = item.split(":");
     if (!resource || !action || extra !== undefined)
       throw new InvalidArgumentError(`"${item}" is not resource:action, e.g. servers:read.`);
@@ -17,7 +17,7 @@ export function permissions(value: string): Record<string, string[]> {
   return acl;
 }
 
-export function addPeopleCommands({ group, verb, byId }: Kit): void {
+export function addPeopleCommands({ group, verb, list, byId }: Kit): void {
   const users = group("users", "the people who sign in to the dashboard, and their roles");
   verb<{ email: string; role: string }>(
     users,
@@ -28,7 +28,7 @@ export function addPeopleCommands({ group, verb, byId }: Kit): void {
   )
     .need("--email <email>", "their email address, which they sign in with")
     .need("--role <role>", "what they may do", ROLES);
-  verb(users, "list", "users.list", "list the people", () => ({}));
+  list(users, "users.list", "list the people");
   verb<{ role: string }>(users, "update <id>", "users.update", "change a person's role", ([id], o) => ({
     id,
     role: o.role,
@@ -51,12 +51,6 @@ export function addPeopleCommands({ group, verb, byId }: Kit): void {
       permissions,
     )
     .addOption(expiresOption());
-  verb(
-    keys,
-    "list",
-    "integration-keys.list",
-    "list the integration keys (never the keys themselves)",
-    () => ({}),
-  );
+  list(keys, "integration-keys.list", "list the integration keys (never the keys themselves)");
   byId(keys, "revoke", "integration-keys.revoke", "revoke an integration key: it stops working at once");
 }

@@ -13,7 +13,7 @@ export function addCommands(program: Command, s: Session): void {
 
   const orgs = kit.group("orgs", "organisations (on the service's machine only)");
   kit.verb(orgs, "create <name>", "orgs.create", "create an organisation", ([name]) => ({ name }));
-  kit.verb(orgs, "list", "orgs.list", "list the organisations", () => ({}));
+  kit.list(orgs, "orgs.list", "list the organisations");
   addServerCommands(kit);
   addKeyCommands(kit);
   addCredentialCommands(kit);

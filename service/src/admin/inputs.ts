@@ -10,7 +10,7 @@ import { parseEnvFile } from "./env-file";
 export class UsageError extends Error {}
 
 /** `a,b, c` → ["a", "b", "c"]; an empty value is an empty list (`--allow-ip ''` clears a list). */
-export const list = (v: string): string[] =>
+export const commaList = (v: string): string[] =>
   v
     .split(",")
     .map((s) => s.trim())
