@@ -1,7 +1,14 @@
 import { realpathSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { addCommands } from "./commands";
-import { addUsageHints, reportError, rootCommand, Session, type AdminIo, type AdminOptions } from "./program";
+import {
+  addUsageHints,
+  reportError,
+  rootCommand,
+  Invocation,
+  type AdminIo,
+  type AdminOptions,
+} from "./program";
 
 // reoclo-admin's entry: bin/reoclo-admin.js runs main(), from the bundle (dist/reoclo-admin.mjs,
 // scripts/build-admin.ts) or from these sources through tsx.
@@ -10,9 +17,9 @@ export type { AdminIo, AdminOptions };
 
 /** Runs one admin command; returns the process exit code (0 ok, 1 refused or failed, 2 wrongly called). */
 export async function runAdmin(argv: string[], io: AdminIo, opts: AdminOptions = {}): Promise<number> {
-  const session = new Session(io, opts);
+  const invocation = new Invocation(io, opts);
   const program = rootCommand(io);
-  addCommands(program, session);
+  addCommands(program, invocation);
   addUsageHints(program);
   let code = 0;
   try {
@@ -21,7 +28,7 @@ export async function runAdmin(argv: string[], io: AdminIo, opts: AdminOptions =
     code = reportError(err, io, argv.includes("--json"));
   }
   try {
-    await session.close();
+    await invocation.close();
   } catch (err) {
     code = Math.max(code, reportError(err, io, argv.includes("--json")));
   }

@@ -1,14 +1,14 @@
 import { Option, type Command } from "commander";
 import { KEY_EXPIRY_CHOICES } from "@reoclo/protocol";
 import { commaList, given, wholeNumber } from "./inputs";
-import { verbCommand, type AdminCommand, type Session } from "./program";
+import { verbCommand, type AdminCommand, type Invocation } from "./program";
 
 // What reoclo-admin's command definitions (commands*.ts) are written with.
 
 type Input = Record<string, unknown>;
 
 export interface Kit {
-  readonly s: Session;
+  readonly s: Invocation;
   /** `reoclo-admin <name> …`: a group of commands. */
   readonly group: (name: string, description: string) => AdminCommand;
   /** One verb: `nameAndArgs` is `update <id>`; `build` makes its input from the arguments and options. */
@@ -39,7 +39,7 @@ export const choice = (flags: string, description: string, choices: readonly str
 export const expiresOption = () =>
   choice("--expires <expiry>", "when the key stops working", KEY_EXPIRY_CHOICES);
 
-export function commandKit(program: Command, s: Session): Kit {
+export function commandKit(program: Command, s: Invocation): Kit {
   const kit: Kit = {
     s,
     group: (name, description) => program.command(name).description(description) as AdminCommand,

@@ -1,3 +1,4 @@
+import { Option } from "commander";
 import {
   DEFAULT_RATE_LIMIT_PER_HOUR,
   DEFAULT_RATE_LIMIT_PER_MINUTE,
@@ -117,9 +118,17 @@ export function addKeyCommands({ group, verb, list, byId, serverIds }: Kit): voi
   const keyOptions = (cmd: AdminCommand) =>
     cmd
       .option("--servers <servers>", "the servers it may use, by id or name, comma-separated")
-      .option("--all-servers", "every server of the organisation, present and future")
+      .addOption(
+        new Option("--all-servers", "every server of the organisation, present and future").conflicts(
+          "servers",
+        ),
+      )
       .option("--credentials <ids>", "the registry credentials it may use, comma-separated")
-      .option("--all-credentials", "every registry credential of the organisation")
+      .addOption(
+        new Option("--all-credentials", "every registry credential of the organisation").conflicts(
+          "credentials",
+        ),
+      )
       .option("--allow-ip <cidrs>", "the only client addresses it works from, comma-separated")
       .option(
         "--rate-limit-per-minute <n>",
@@ -164,10 +173,6 @@ export function addKeyCommands({ group, verb, list, byId, serverIds }: Kit): voi
       "keys.update",
       "change a key in place: name, scope, operations, addresses ('' for any), limits, expiry",
       async ([id], o) => {
-        if (o.servers !== undefined && o.allServers)
-          throw new UsageError("give --servers or --all-servers, not both");
-        if (o.credentials !== undefined && o.allCredentials)
-          throw new UsageError("give --credentials or --all-credentials, not both");
         const fields = await keyFields(o);
         // A scope given replaces the stored one: --servers ends "all servers", --all-servers a list.
         return given({

@@ -3,12 +3,12 @@ import { addActivityCommands, addAppCommands } from "./commands-apps";
 import { addCredentialCommands, addKeyCommands, addServerCommands } from "./commands-infra";
 import { addPeopleCommands } from "./commands-people";
 import { commandKit } from "./command-kit";
-import type { Session } from "./program";
+import type { Invocation } from "./program";
 
 // Every command of reoclo-admin (spec §10), named after its verb (spec §11): `servers update` runs
 // `servers.update`. Files and standard input are read by the commands, never by the service.
 
-export function addCommands(program: Command, s: Session): void {
+export function addCommands(program: Command, s: Invocation): void {
   const kit = commandKit(program, s);
 
   const orgs = kit.group("orgs", "organisations (on the service's machine only)");

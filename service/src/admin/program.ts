@@ -51,8 +51,8 @@ export class AdminCommand extends Command {
   }
 }
 
-/** What a command's action uses: the executor (opened on first use), standard input, lookups. */
-export class Session {
+/** One run of reoclo-admin, as its command's action sees it: the executor (opened on first use), standard input, lookups. */
+export class Invocation {
   readonly stdin: Stdin;
   private executor: Promise<Executor> | undefined;
   private servers: Promise<{ id: string; name: string }[]> | undefined;
@@ -162,17 +162,17 @@ export function verbCommand<O extends OptionValues>(
   verb: string,
   description: string,
   build: Build<O>,
-  session: Session,
+  invocation: Invocation,
 ): AdminCommand {
   const [name, ...args] = nameAndArgs.split(" ");
   const cmd = parent.command(name!).description(description) as AdminCommand;
   for (const arg of args) cmd.argument(arg, ARGUMENT_HELP[arg] ?? "");
-  cmd.action(async (...args: unknown[]) => {
+  cmd.action(async (...values: unknown[]) => {
     // commander passes the declared arguments, then the options, then the command itself.
-    const self = args.at(-1) as Command;
-    session.setGlobals(self.optsWithGlobals<GlobalOptions>());
-    const input = await build(args.slice(0, -2) as string[], self.opts<O>());
-    session.print(verb, await session.call(verb, input));
+    const self = values.at(-1) as Command;
+    invocation.setGlobals(self.optsWithGlobals<GlobalOptions>());
+    const input = await build(values.slice(0, -2) as string[], self.opts<O>());
+    invocation.print(verb, await invocation.call(verb, input));
   });
   return cmd;
 }
