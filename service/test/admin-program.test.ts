@@ -380,7 +380,7 @@ describe.each(DRIVERS)("reoclo-admin on a remote service with an integration key
       "an automation key",
       { REOCLO_API_KEY: generateAutomationKey().key },
       ["servers", "list"],
-      "REOCLO_API_KEY holds an automation key (rca_…), which works only on the automation API",
+      "the API key is an automation key (rca_…), which works only on the automation API",
     ],
     ["no key", {}, ["servers", "list"], "a remote service (--url or REOCLO_URL) needs an integration key"],
     [

@@ -60,7 +60,7 @@ function integrationKey(key: string | undefined): string {
     );
   if (key.startsWith(KEY_PREFIX))
     throw new UsageError(
-      `REOCLO_API_KEY holds an automation key (${KEY_PREFIX}…), which works only on the automation API: the management API needs an integration key (${INTEGRATION_KEY_PREFIX}…); unset REOCLO_URL to manage the service on its own machine`,
+      `the API key is an automation key (${KEY_PREFIX}…), which works only on the automation API: a remote service's management API takes an integration key (${INTEGRATION_KEY_PREFIX}…); unset REOCLO_URL to manage the service on its own machine`,
     );
   if (!integrationKeyPattern.test(key))
     throw new UsageError(`the API key is not a well-formed integration key (${INTEGRATION_KEY_PREFIX}…)`);
