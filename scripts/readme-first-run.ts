@@ -1,7 +1,7 @@
 // `npx tsx scripts/readme-first-run.ts`: runs the shell blocks of README.md's "First run" section
 // exactly as written, one bash process top to bottom (`set -euo pipefail`), from the repository
 // root, as a reader pasting them into a terminal next to `npm start` would. The environment is
-// passed through, so a test can point it at its own service (REOCLO_URL), data directory
+// passed through, so a test can point it at its own service (PORT), data directory
 // (REOCLO_DATA_DIR), home (HOME) and free port (SSH_PORT). Exits with bash's exit code.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";

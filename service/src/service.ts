@@ -7,6 +7,7 @@ import { createApp, type AppDeps } from "./app";
 import type { Config } from "./config";
 import type { Logger } from "./logger";
 import { OperationRunner, type RunnerOptions } from "./operations/runner";
+import type { OperationServices } from "./operations/start";
 import { SshPool } from "./ssh/pool";
 import type { Storage } from "./storage";
 
@@ -32,6 +33,8 @@ export interface Service {
   /** The admin socket's app, which reoclo-admin talks to. */
   readonly adminApp: ReturnType<typeof createAdminSocketApp>;
   readonly runner: OperationRunner;
+  /** What the verbs run with (the admin socket's, and tests' calls of verbs). */
+  readonly svc: OperationServices;
   readonly pool: SshPool;
   readonly deps: AppDeps;
   /**
@@ -77,7 +80,8 @@ export function createService(
     now,
   };
   const app = createApp(deps);
-  const adminApp = createAdminSocketApp({ config, db: database.db, secrets, now }, logger);
+  const svc: OperationServices = { ctx: { config, db: database.db, secrets, now }, runner };
+  const adminApp = createAdminSocketApp(svc, logger);
   const servers: { server: Server; role: "api" | "admin" }[] = [];
   const graceMs = opts.shutdownGraceMs ?? config.shutdownGraceSeconds * 1000;
 
@@ -106,6 +110,7 @@ export function createService(
     app,
     adminApp,
     runner,
+    svc,
     pool,
     deps,
     attach: (server, role) => void servers.push({ server, role }),

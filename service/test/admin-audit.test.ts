@@ -2,31 +2,32 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
-import { adminCommands } from "../src/admin/commands";
+import { runAdminVerb } from "../src/admin/run-verb";
 import { listAudit, type AuditView } from "../src/audit/audit";
 import type { ServiceContext } from "../src/context";
-import { createTestDatabase, dumpAllTables, testContext, type TestDatabase } from "./fixtures/db";
+import { createTestApp, type TestApp } from "./fixtures/app";
+import { createTestDatabase, dumpAllTables, type TestDatabase } from "./fixtures/db";
 
 // Every change an operator makes is an audit row next to the API's decisions: actor `admin-cli`,
-// the target, what changed, and never a secret (issue 13, item 13; spec §11 "Audit").
-
-const run = (ctx: ServiceContext, command: string, params: Record<string, unknown>) => {
-  const fn = adminCommands[command];
-  if (!fn) throw new Error(`no admin command ${command}`);
-  return fn(ctx, params) as Promise<Record<string, unknown>>;
-};
+// the target, what changed, and never a secret (issue 13, item 13; spec §11 "Audit"). The verbs run
+// as reoclo-admin runs them, in process or for it over the admin socket (runAdminVerb).
 
 describe.each(DRIVERS)("changes made with reoclo-admin are audited, on %s", (driver) => {
   let db: TestDatabase;
+  let t: TestApp;
   let ctx: ServiceContext;
   let host: TestHost;
   beforeAll(async () => {
     [db, host] = await Promise.all([createTestDatabase(driver), startTestHost()]);
-    ctx = testContext(db);
+    t = createTestApp(db);
+    ctx = t.service.svc.ctx;
   });
   afterAll(async () => {
+    await t?.close();
     await Promise.all([db?.close(), host?.close()]);
   });
+  const run = (verb: string, input: Record<string, unknown>) =>
+    runAdminVerb(t.service.svc, verb, input) as Promise<Record<string, unknown>>;
 
   const changes = async () =>
     (await listAudit(ctx, { limit: 1000 })).filter((r) => r.action !== null).reverse();
@@ -39,7 +40,7 @@ describe.each(DRIVERS)("changes made with reoclo-admin are audited, on %s", (dri
   it("writes one row per change, with actor, target and a secret-free summary", async () => {
     const password = `registry-${randomBytes(12).toString("hex")}`;
     const envSecret = `env-${randomBytes(12).toString("hex")}`;
-    const server = await run(ctx, "servers.add", {
+    const server = await run("servers.add", {
       name: "web",
       host: host.host,
       port: host.port,
@@ -47,31 +48,31 @@ describe.each(DRIVERS)("changes made with reoclo-admin are audited, on %s", (dri
       private_key: host.privateKey,
       trust_on_first_use: true,
     });
-    const key = await run(ctx, "keys.create", {
+    const key = await run("keys.create", {
       name: "deploy",
       operations: ["exec", "deploy"],
       server_ids: [server.id],
       allowed_ips: ["192.0.2.0/24"],
     });
-    const credential = await run(ctx, "credentials.add", {
+    const credential = await run("credentials.add", {
       name: "ghcr",
       type: "ghcr",
       registry_url: "ghcr.io",
       username: "bot",
       password,
     });
-    const app = await run(ctx, "apps.add", {
+    const app = await run("apps.add", {
       name: "site",
       server_id: server.id,
       working_directory: "/srv/site",
       deploy_script: "./deploy.sh",
       env: { DATABASE_PASSWORD: envSecret },
     });
-    await run(ctx, "keys.revoke", { id: key.id });
-    await run(ctx, "keys.revoke", { id: key.id }); // a no-op: nothing changed, nothing written
-    await run(ctx, "apps.remove", { id: app.id });
-    await run(ctx, "credentials.remove", { id: credential.id });
-    await run(ctx, "servers.remove", { id: server.id });
+    await run("keys.revoke", { id: key.id });
+    await run("keys.revoke", { id: key.id }); // a no-op: nothing changed, nothing written
+    await run("apps.remove", { id: app.id });
+    await run("credentials.remove", { id: credential.id });
+    await run("servers.remove", { id: server.id });
 
     const rows = await changes();
     expect(rows.map((r) => r.action)).toEqual([
@@ -122,7 +123,7 @@ describe.each(DRIVERS)("changes made with reoclo-admin are audited, on %s", (dri
   });
 
   it("records a pin of a given fingerprint as given, not trusted on first use", async () => {
-    const server = await run(ctx, "servers.add", {
+    const server = await run("servers.add", {
       name: "pinned",
       host: host.host,
       port: host.port,
@@ -142,11 +143,9 @@ describe.each(DRIVERS)("changes made with reoclo-admin are audited, on %s", (dri
   it("writes nothing for a change that was refused", async () => {
     const before = (await changes()).length;
     await expect(
-      run(ctx, "keys.create", { name: "x", operations: ["exec"], server_ids: [], all_servers: false }),
+      run("keys.create", { name: "x", operations: ["exec"], server_ids: [], all_servers: false }),
     ).rejects.toMatchObject({ code: "validation" });
-    await expect(
-      run(ctx, "apps.remove", { id: "00000000-0000-4000-8000-000000000000" }),
-    ).rejects.toMatchObject({
+    await expect(run("apps.remove", { id: "00000000-0000-4000-8000-000000000000" })).rejects.toMatchObject({
       code: "not_found",
     });
     expect((await changes()).length).toBe(before);

@@ -44,7 +44,7 @@ describe("the README's First run, as written", () => {
         ...rest,
         ...env,
         HOME: home,
-        REOCLO_URL: service.url,
+        PORT: new URL(service.url).port,
         SSH_PORT: String(sshPort),
       },
       stdio: ["ignore", "pipe", "pipe"],

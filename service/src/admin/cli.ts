@@ -1,94 +1,38 @@
-import net from "node:net";
-import { ConfigError, parseConfig } from "../config";
-import { adminSocketPath, socketIsLive } from "../db/data-dir";
-import { ServiceError } from "../errors";
-import { silentLogger, type Logger } from "../logger";
-import { openStorage } from "../storage";
-import { parseCommand, usage, UsageError } from "./argv";
-import { adminCommands } from "./commands";
-import { formatHuman } from "./format";
-import { callAdminSocket } from "./socket-api";
+import { realpathSync } from "node:fs";
+import { pathToFileURL } from "node:url";
+import { addCommands } from "./commands";
+import {
+  addUsageHints,
+  reportError,
+  rootCommand,
+  Invocation,
+  type AdminIo,
+  type AdminOptions,
+} from "./program";
 
-export interface AdminIo {
-  env: Record<string, string | undefined>;
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  readStdin: () => Promise<string>;
-}
+// reoclo-admin's entry: bin/reoclo-admin.js runs main(), from the bundle (dist/reoclo-admin.mjs,
+// scripts/build-admin.ts) or from these sources through tsx.
 
-const stderrLogger = (io: AdminIo): Logger => ({
-  ...silentLogger,
-  warn: (msg) => io.stderr(`warning: ${msg}\n`),
-});
+export type { AdminIo, AdminOptions };
 
-/** Runs one admin command; returns the process exit code (0 ok, 1 failed, 2 usage). */
-export async function runAdmin(argv: string[], io: AdminIo): Promise<number> {
-  if (argv.length === 0 || argv.includes("--help") || argv.includes("-h")) {
-    (argv.length === 0 ? io.stderr : io.stdout)(usage() + "\n");
-    return argv.length === 0 ? 2 : 0;
-  }
-  let json = argv.includes("--json");
+/** Runs one admin command; returns the process exit code (0 ok, 1 refused or failed, 2 wrongly called). */
+export async function runAdmin(argv: string[], io: AdminIo, opts: AdminOptions = {}): Promise<number> {
+  const invocation = new Invocation(io, opts);
+  const program = rootCommand(io);
+  addCommands(program, invocation);
+  addUsageHints(program);
+  let code = 0;
   try {
-    const config = parseConfig(io.env);
-    const parsed = await parseCommand(argv, io.readStdin);
-    json = parsed.json;
-    const result = await execute(config, parsed.command, parsed.params, io);
-    io.stdout((json ? JSON.stringify(result, null, 2) : formatHuman(parsed.command, result)) + "\n");
-    return 0;
+    await program.parseAsync(argv, { from: "user" });
   } catch (err) {
-    if (err instanceof UsageError) {
-      io.stderr(`reoclo-admin: ${err.message}\n`);
-      return 2;
-    }
-    if (err instanceof ConfigError) {
-      io.stderr(`reoclo-admin: ${err.message}\n`);
-      return 1;
-    }
-    if (err instanceof ServiceError) {
-      io.stderr(
-        json
-          ? JSON.stringify({
-              error: err.code,
-              detail: err.detail,
-              ...(err.fields ? { fields: err.fields } : {}),
-            }) + "\n"
-          : `reoclo-admin: ${err.code}: ${err.detail}\n`,
-      );
-      return 1;
-    }
-    io.stderr(`reoclo-admin: unexpected error: ${(err as Error).message}\n`);
-    return 1;
+    code = reportError(err, io, argv.includes("--json"));
   }
-}
-
-async function execute(
-  config: ReturnType<typeof parseConfig>,
-  command: string,
-  params: unknown,
-  io: AdminIo,
-) {
-  const run = Object.hasOwn(adminCommands, command) ? adminCommands[command] : undefined;
-  if (!run) throw new UsageError(`unknown command ${command}`);
-  // A running service owns the embedded database: talk to it through its socket.
-  if (!config.databaseUrl && (await socketIsLive(adminSocketPath(config.dataDir)))) {
-    return callAdminSocket(adminSocketPath(config.dataDir), command, params);
-  }
-  // No service answers: open the storage the service created, and never create any (issue 14).
-  const lockServer = net.createServer((s) => s.end());
-  const storage = await openStorage(config, {
-    role: "reoclo-admin",
-    lockServer,
-    logger: stderrLogger(io),
-    existingOnly: true,
-  });
   try {
-    return await run(
-      { config, db: storage.database.db, secrets: storage.secrets, now: () => new Date() },
-      params,
-    );
-  } finally {
-    await storage.close();
+    await invocation.close();
+  } catch (err) {
+    code = Math.max(code, reportError(err, io, argv.includes("--json")));
   }
+  return code;
 }
 
 async function readAllStdin(): Promise<string> {
@@ -97,7 +41,7 @@ async function readAllStdin(): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-export async function main(argv: string[]): Promise<number> {
+export function main(argv: string[]): Promise<number> {
   return runAdmin(argv, {
     env: process.env,
     stdout: (t) => process.stdout.write(t),
@@ -105,3 +49,7 @@ export async function main(argv: string[]): Promise<number> {
     readStdin: readAllStdin,
   });
 }
+
+// `node dist/reoclo-admin.mjs …` runs a command itself (the admin tests run the bundle so).
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href)
+  process.exitCode = await main(process.argv.slice(2));

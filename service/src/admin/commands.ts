@@ -1,69 +1,31 @@
-import { z } from "zod";
-import {
-  addApplication,
-  listApplications,
-  removeApplication,
-  type AddApplicationInput,
-} from "../applications/applications";
-import { listAudit, type ListAuditInput } from "../audit/audit";
-import type { ServiceContext } from "../context";
-import {
-  addCredential,
-  listCredentials,
-  removeCredential,
-  type AddCredentialInput,
-} from "../credentials/credentials";
-import { createKey, listKeys, revokeKey, showKey, type CreateKeyInput } from "../keys/keys";
-import { createOrg, listOrgs } from "../orgs/orgs";
-import { rotateSecrets } from "../secrets/rotate";
-import {
-  addServer,
-  listServers,
-  removeServer,
-  showServer,
-  testServer,
-  type AddServerInput,
-} from "../servers/servers";
-import { parseOrThrow } from "../validation";
+import type { Command } from "commander";
+import { addActivityCommands, addAppCommands } from "./commands-apps";
+import { addCredentialCommands, addKeyCommands, addServerCommands } from "./commands-infra";
+import { addPeopleCommands } from "./commands-people";
+import { commandKit } from "./command-kit";
+import type { Invocation } from "./program";
 
-// Every admin command as a function of (context, JSON params): the command line runs them
-// in-process, or sends them to the service that owns the embedded database over its socket.
+// Every command of reoclo-admin (spec §10), named after its verb (spec §11): `servers update` runs
+// `servers.update`. Files and standard input are read by the commands, never by the service.
 
-const orgParam = z.object({ org: z.string().optional() });
-const idParam = orgParam.extend({ id: z.string().min(1, "give the id") });
-const nameParam = z.object({ name: z.string() });
+export function addCommands(program: Command, s: Invocation): void {
+  const kit = commandKit(program, s);
 
-type Command = (ctx: ServiceContext, params: unknown) => Promise<unknown>;
-
-const byId =
-  (fn: (ctx: ServiceContext, id: string, org?: string) => Promise<unknown>): Command =>
-  (ctx, params) => {
-    const p = parseOrThrow(idParam, params);
-    return fn(ctx, p.id, p.org);
-  };
-const byOrg =
-  (fn: (ctx: ServiceContext, org?: string) => Promise<unknown>): Command =>
-  (ctx, params) =>
-    fn(ctx, parseOrThrow(orgParam, params).org);
-
-export const adminCommands: Record<string, Command> = {
-  "orgs.create": (ctx, p) => createOrg(ctx, parseOrThrow(nameParam, p).name),
-  "orgs.list": (ctx) => listOrgs(ctx),
-  "servers.add": (ctx, p) => addServer(ctx, p as AddServerInput),
-  "servers.list": byOrg(listServers),
-  "servers.show": byId(showServer),
-  "servers.test": byId(testServer),
-  "servers.remove": byId(removeServer),
-  "keys.create": (ctx, p) => createKey(ctx, p as CreateKeyInput),
-  "keys.list": byOrg(listKeys),
-  "keys.show": byId(showKey),
-  "keys.revoke": byId(revokeKey),
-  "credentials.add": (ctx, p) => addCredential(ctx, p as AddCredentialInput),
-  "credentials.list": byOrg(listCredentials),
-  "credentials.remove": byId(removeCredential),
-  "apps.add": (ctx, p) => addApplication(ctx, p as AddApplicationInput),
-  "apps.list": byOrg(listApplications),
-  "apps.remove": byId(removeApplication),
-  "audit.list": (ctx, p) => listAudit(ctx, p as ListAuditInput),
-  "secrets.rotate": (ctx) => rotateSecrets(ctx),
-};
+  const orgs = kit.group("orgs", "organisations (on the service's machine only)");
+  kit.verb(orgs, "create <name>", "orgs.create", "create an organisation", ([name]) => ({ name }));
+  kit.list(orgs, "orgs.list", "list the organisations");
+  addServerCommands(kit);
+  addKeyCommands(kit);
+  addCredentialCommands(kit);
+  addAppCommands(kit);
+  addPeopleCommands(kit);
+  addActivityCommands(kit);
+  const secrets = kit.group("secrets", "secrets at rest (on the service's machine only)");
+  kit.verb(
+    secrets,
+    "rotate",
+    "secrets.rotate",
+    "re-encrypt every secret with the current master key",
+    () => ({}),
+  );
+}

@@ -1,0 +1,405 @@
+import { randomBytes } from "node:crypto";
+import type { Server } from "node:http";
+import { Hono } from "hono";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { PRESET_ACLS, type Acl } from "@reoclo/protocol";
+import { DRIVERS } from "@reoclo/testbed/postgres-database";
+import { listenOnLoopback } from "@reoclo/testbed/net";
+import packageJson from "../package.json" with { type: "json" };
+import { need } from "../src/access/principal";
+import { runAdmin, type AdminOptions } from "../src/admin/cli";
+import type { RouteRef } from "../src/admin/executor";
+import { inputFrom, managementRouter, type ManagementRoute } from "../src/api/management/router";
+import { defineVerb } from "../src/control/verb";
+import { integrationKeys } from "../src/db/schema";
+import { errorResponse, onServiceError } from "../src/http/error-envelope";
+import { assignRequestId } from "../src/http/request-id";
+import { createHttpServer } from "../src/http/server";
+import { generateAutomationKey, generateIntegrationKey } from "../src/keys/key-format";
+import { silentLogger } from "../src/logger";
+import { resolveOrg } from "../src/orgs/orgs";
+import { listServers, showServer } from "../src/servers/servers";
+import { createAccessDeps, createTestApp, type TestApp } from "./fixtures/app";
+import { createTestDatabase, type TestDatabase } from "./fixtures/db";
+import { seedServer } from "./fixtures/entities";
+import { runAdminCli } from "./fixtures/processes";
+
+// reoclo-admin as a command line (issue 16): commander's conventions, one JSON value with --json,
+// servers named by id or name, and the remote mode with an integration key. Most of it runs the
+// command line in this process (runAdmin, the bundle's entry, from the current sources); one test
+// runs the production bundle built fresh, as a user's shell would.
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function admin(
+  args: string[],
+  env: Record<string, string> = {},
+  opts: AdminOptions & { stdin?: string } = {},
+): Promise<Result> {
+  let stdout = "";
+  let stderr = "";
+  const code = await runAdmin(
+    args,
+    {
+      env,
+      stdout: (t) => void (stdout += t),
+      stderr: (t) => void (stderr += t),
+      readStdin: () => Promise.resolve(opts.stdin ?? ""),
+    },
+    opts,
+  );
+  return { code, stdout, stderr };
+}
+
+const json = <T>(text: string): T => JSON.parse(text) as T;
+
+describe("reoclo-admin follows command-line conventions", () => {
+  it("prints its version with --version, from the production bundle built from these sources", async () => {
+    const r = await runAdminCli(["--version"], {});
+    expect(r).toEqual({ code: 0, stdout: `${packageJson.version}\n`, stderr: "" });
+    expect(await admin(["-V"])).toEqual({ code: 0, stdout: `${packageJson.version}\n`, stderr: "" });
+  });
+
+  it("has help for each command, with its options and the global ones, on stdout", async () => {
+    const r = await admin(["servers", "pin", "--help"]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toContain("Usage: reoclo-admin servers pin [options] <server>");
+    expect(r.stdout).toContain("the server, by id or by its name");
+    for (const flag of [
+      "--host-key-fingerprint <fingerprint>",
+      "--trust-on-first-use",
+      "--org <org>",
+      "--json",
+    ])
+      expect(r.stdout).toContain(flag);
+  });
+
+  it("without a command, prints the commands on stderr and exits 2", async () => {
+    const r = await admin([]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    for (const group of ["servers", "keys", "users", "integration-keys", "operations", "audit"])
+      expect(r.stderr).toContain(`  ${group}`);
+  });
+
+  it.each([
+    ["a mistyped group", ["servres", "list"], "unknown command 'servres'\n(Did you mean servers?)"],
+    ["a mistyped command", ["servers", "lsit"], "unknown command 'lsit'\n(Did you mean list?)"],
+    [
+      "a mistyped option",
+      ["keys", "create", "--name", "ci", "--operations", "exec", "--al-servers"],
+      "unknown option '--al-servers'\n(Did you mean --all-servers?)",
+    ],
+    ["an unknown option", ["keys", "list", "--bogus"], "unknown option '--bogus'"],
+    [
+      "a missing required option",
+      ["users", "add", "--email", "a@example.com"],
+      "required option '--role <role>' not specified",
+    ],
+    [
+      "a value that is not a number",
+      ["servers", "list", "--limit", "ten"],
+      "option '--limit <n>' argument 'ten' is invalid. It must be a whole number.",
+    ],
+    [
+      "a value outside its choices",
+      ["users", "add", "--email", "a@example.com", "--role", "admin"],
+      "option '--role <role>' argument 'admin' is invalid. Allowed choices are viewer, developer, manager, owner.",
+    ],
+    ["a missing argument", ["servers", "show"], "missing required argument 'server'"],
+  ])("names %s in its error, says how the command is called, and exits 2", async (_what, args, message) => {
+    const r = await admin(args);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toContain(`reoclo-admin: ${message}`);
+    expect(r.stderr).toMatch(/\nusage: reoclo-admin .*\n\(reoclo-admin.* --help says more\)\n$/);
+  });
+
+  it("names an unknown option before a missing required one", async () => {
+    const r = await admin(["servers", "add", "--nme", "web"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown option '--nme'\n(Did you mean --name?)");
+    expect(r.stderr).not.toContain("required option");
+  });
+
+  it("lets only one option read standard input", async () => {
+    const r = await admin(
+      [
+        "credentials",
+        "update",
+        "00000000-0000-4000-8000-000000000000",
+        "--password-stdin",
+        "--api-key-stdin",
+      ],
+      { REOCLO_URL: "http://127.0.0.1:9" },
+      { stdin: "secret\n" },
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      "reoclo-admin: --api-key-stdin and --password-stdin both read standard input: give only one\n",
+    );
+  });
+});
+
+describe("reoclo-admin in process on PostgreSQL", () => {
+  let db: TestDatabase;
+  let t: TestApp;
+  let env: Record<string, string>;
+  let server: { id: string; name: string };
+  beforeAll(async () => {
+    db = await createTestDatabase("postgres");
+    t = createTestApp(db);
+    env = { DATABASE_URL: db.url!, REOCLO_MASTER_KEY: randomBytes(32).toString("hex") };
+    server = await seedServer(t.service.svc.ctx);
+  });
+  afterAll(async () => {
+    await t?.close();
+    await db?.close();
+  });
+
+  it.each([
+    ["orgs", "list"],
+    ["servers", "list"],
+    ["keys", "list"],
+    ["credentials", "list"],
+    ["apps", "list"],
+    ["audit", "list"],
+  ])("with --json, %s %s prints one JSON array and nothing else", async (...command) => {
+    const r = await admin([...command, "--json"], env);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(Array.isArray(JSON.parse(r.stdout))).toBe(true);
+  });
+
+  it("takes a server by its name wherever it takes its id", async () => {
+    const shown = await admin(["servers", "show", server.name, "--json"], env);
+    expect(shown.code).toBe(0);
+    expect(json<{ id: string }>(shown.stdout).id).toBe(server.id);
+    const key = await admin(
+      ["keys", "create", "--name", "by-name", "--operations", "exec", "--servers", server.name, "--json"],
+      env,
+    );
+    expect(key.stderr).toBe("");
+    expect(json<{ servers: string[] }>(key.stdout).servers).toEqual([server.id]);
+  });
+
+  it("says when no server has the name given, and changes nothing", async () => {
+    const r = await admin(
+      ["keys", "create", "--name", "nope", "--operations", "exec", "--servers", "nope"],
+      env,
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(
+      'reoclo-admin: not_found: No server is named "nope": give its id or its name ("reoclo-admin servers list" shows both).\n',
+    );
+    const keys = json<{ name: string }[]>((await admin(["keys", "list", "--json"], env)).stdout);
+    expect(keys.map((k) => k.name)).not.toContain("nope");
+  });
+
+  it("with --json, an error is one JSON object on stderr and exit 1", async () => {
+    const r = await admin(["servers", "show", "00000000-0000-4000-8000-000000000000", "--json"], env);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(json<{ error: string }>(r.stderr)).toMatchObject({ error: "not_found" });
+  });
+});
+
+// Stand-ins for the management API's verbs, served through the real router and the real caller
+// check (integration keys verified in the database), until the verbs of issue 16 are in its table.
+const standIns: ManagementRoute[] = [
+  {
+    method: "get",
+    path: "/auth/me",
+    summary: "who calls",
+    verb: defineVerb({
+      name: "auth.me",
+      need: null,
+      what: "see who you are",
+      input: z.object({}),
+      run: (call) =>
+        Promise.resolve({
+          org: { id: call.principal.kind === "integration_key" ? call.principal.orgId : null },
+        }),
+    }),
+  },
+  {
+    method: "get",
+    path: "/servers",
+    summary: "servers, one a page",
+    verb: defineVerb({
+      name: "servers.list",
+      need: need("servers:read"),
+      what: "list servers",
+      input: z.object({ cursor: z.coerce.number().int().default(0) }),
+      run: async (call, input) => {
+        const all = await listServers(call.ctx, call.org);
+        const next = input.cursor + 1 < all.length ? String(input.cursor + 1) : null;
+        return { items: all.slice(input.cursor, input.cursor + 1), next_cursor: next };
+      },
+    }),
+  },
+  {
+    method: "get",
+    path: "/servers/{id}",
+    summary: "a server",
+    verb: defineVerb({
+      name: "servers.show",
+      need: need("servers:read"),
+      what: "see servers",
+      input: z.object({ id: z.string() }),
+      run: (call, input) => showServer(call.ctx, input.id, call.org),
+    }),
+  },
+  {
+    method: "get",
+    path: "/tenants/{tenant_id}/applications/{application_id}/env",
+    summary: "what the route's verb was given",
+    verb: defineVerb({
+      name: "apps.env.list",
+      need: need("environment_variables:read"),
+      what: "list environment variables",
+      input: z.object({ tenant_id: z.string(), application_id: z.string() }),
+      run: (_call, input) => Promise.resolve({ items: [input], next_cursor: null }),
+    }),
+  },
+];
+const standInRefs: readonly RouteRef[] = standIns.map((r) => ({
+  verb: r.verb.name,
+  method: r.method,
+  path: r.path,
+  from: inputFrom(r),
+}));
+
+describe.each(DRIVERS)("reoclo-admin on a remote service with an integration key, on %s", (driver) => {
+  let db: TestDatabase;
+  let t: TestApp;
+  let http: Server;
+  let url: string;
+  let requests = 0;
+  let orgId: string;
+  let servers: { id: string; name: string }[];
+  const remote = (args: string[], env: Record<string, string>, stdin?: string) =>
+    admin(args, { REOCLO_URL: url, ...env }, { routes: () => Promise.resolve(standInRefs), stdin });
+
+  async function seedIntegrationKey(acl: Acl): Promise<string> {
+    const generated = generateIntegrationKey();
+    await t.service.svc.ctx.db.insert(integrationKeys).values({
+      orgId,
+      createdBy: null,
+      label: `cli-${randomBytes(3).toString("hex")}`,
+      keyHash: generated.hash,
+      prefix: generated.prefix,
+      preset: "custom",
+      permissions: acl,
+    });
+    return generated.key;
+  }
+
+  beforeAll(async () => {
+    db = await createTestDatabase(driver);
+    t = createTestApp(db);
+    const ctx = t.service.svc.ctx;
+    orgId = (await resolveOrg(ctx, undefined)).id;
+    servers = [await seedServer(ctx, undefined, "web-1"), await seedServer(ctx, undefined, "web-2")];
+    const app = new Hono();
+    app.use(async (_c, next) => {
+      requests++;
+      await next();
+    });
+    app.use(assignRequestId);
+    app.onError(onServiceError(silentLogger));
+    app.notFound((c) => errorResponse(c, 404, "route_not_found", "No such route."));
+    app.route(
+      "/api",
+      managementRouter(
+        { access: { ...createAccessDeps(t.deps), config: t.deps.config }, svc: t.service.svc },
+        standIns,
+      ),
+    );
+    http = createHttpServer(app.fetch);
+    url = `http://127.0.0.1:${await listenOnLoopback(http)}`;
+  });
+  afterAll(async () => {
+    http?.closeAllConnections();
+    await new Promise((resolve) => http?.close(resolve));
+    await t?.close();
+    await db?.close();
+  });
+
+  it("lists the key's organisation's servers with --json as the rows of the first page, and says how to get the next", async () => {
+    const key = await seedIntegrationKey(PRESET_ACLS.read_only);
+    const r = await remote(["servers", "list", "--json"], { REOCLO_API_KEY: key });
+    expect(r.code).toBe(0);
+    expect(json<{ id: string }[]>(r.stdout).map((s) => s.id)).toEqual([servers[0]!.id]);
+    expect(r.stderr).toBe("reoclo-admin: more rows follow: add --cursor 1\n");
+    const next = await remote(["servers", "list", "--cursor", "1", "--json"], { REOCLO_API_KEY: key });
+    expect(json<{ id: string }[]>(next.stdout).map((s) => s.id)).toEqual([servers[1]!.id]);
+    expect(next.stderr).toBe("");
+  });
+
+  it("takes the key from standard input with --api-key-stdin, and a server by its name across pages", async () => {
+    const key = await seedIntegrationKey(PRESET_ACLS.read_only);
+    const r = await remote(["servers", "show", "web-2", "--api-key-stdin", "--json"], {}, `${key}\n`);
+    expect(r.stderr).toBe("");
+    expect(json<{ id: string; name: string }>(r.stdout)).toMatchObject({ id: servers[1]!.id, name: "web-2" });
+  });
+
+  it("fills the organisation's id into a tenant route from GET /api/auth/me", async () => {
+    const key = await seedIntegrationKey(PRESET_ACLS.read_only);
+    const r = await remote(["apps", "env", "list", "app-1", "--json"], { REOCLO_API_KEY: key });
+    expect(r.stderr).toBe("");
+    expect(json(r.stdout)).toEqual([{ tenant_id: orgId, application_id: "app-1" }]);
+  });
+
+  it("prints the service's refusal as a local one: the same stderr and exit code", async () => {
+    const key = await seedIntegrationKey({ applications: ["read"] });
+    const r = await remote(["servers", "list"], { REOCLO_API_KEY: key });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe(
+      "reoclo-admin: forbidden: This integration key cannot list servers: it lacks the servers:read permission.\n",
+    );
+    const missing = await remote(["servers", "show", "00000000-0000-4000-8000-000000000000", "--json"], {
+      REOCLO_API_KEY: await seedIntegrationKey(PRESET_ACLS.read_only),
+    });
+    expect(missing.code).toBe(1);
+    expect(json<{ error: string }>(missing.stderr)).toMatchObject({ error: "not_found" });
+    const unknown = await remote(["servers", "list"], { REOCLO_API_KEY: generateIntegrationKey().key });
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^reoclo-admin: unauthorized: /);
+  });
+
+  it.each([
+    [
+      "an automation key",
+      { REOCLO_API_KEY: generateAutomationKey().key },
+      ["servers", "list"],
+      "the API key is an automation key (rca_…), which works only on the automation API",
+    ],
+    ["no key", {}, ["servers", "list"], "a remote service (--url or REOCLO_URL) needs an integration key"],
+    [
+      "--org",
+      { REOCLO_API_KEY: generateIntegrationKey().key },
+      ["servers", "list", "--org", "default"],
+      "--org: a remote service's integration key acts in its own organisation",
+    ],
+    [
+      "a command with no route",
+      { REOCLO_API_KEY: generateIntegrationKey().key },
+      ["orgs", "list"],
+      '"orgs list" is not on the management API: run it with reoclo-admin on the service\'s machine',
+    ],
+  ])("refuses %s before sending anything (exit 2)", async (_what, env, args, message) => {
+    const before = requests;
+    const r = await remote(args, env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`reoclo-admin: ${message}`);
+    expect(requests).toBe(before);
+  });
+});
