@@ -6,10 +6,11 @@ import { MANAGEMENT_ROUTES } from "../src/api/management";
 import type { ManagementRoute } from "../src/api/management/router";
 import { allows, type Principal } from "../src/access/principal";
 import { VERBS } from "../src/control";
+import { invoke } from "../src/control/verb";
 import { createTestApp, type TestApp } from "./fixtures/app";
 import { createTestDatabase, testContext, type TestDatabase } from "./fixtures/db";
 import { seedOrg } from "./fixtures/entities";
-import { seedPerson } from "./fixtures/people";
+import { seedPerson, verbServices } from "./fixtures/people";
 import { seedIntegrationKey } from "./fixtures/principals";
 
 // Every route of the management API, called by every role and every integration key preset: it
@@ -83,12 +84,28 @@ describe.each(DRIVERS)("management API permissions, route × role × preset, on 
     await db?.close();
   });
 
-  it("has a route for every verb but the command line's own, and every verb names a permission", () => {
+  it("has a route for every verb but the operator's own, and every verb names a permission", async () => {
     const routed = new Set(MANAGEMENT_ROUTES.map((r) => r.verb.name));
     for (const verb of VERBS) {
-      if (SELF_SERVICE.has(verb.name)) expect(verb.need, verb.name).toBeNull();
+      if (SELF_SERVICE.has(verb.name) || verb.adminOnly) expect(verb.need, verb.name).toBeNull();
       else expect(verb.need, `${verb.name} names the permission it needs`).not.toBeNull();
+      if (verb.adminOnly) {
+        // The operator's verbs (organisations, the master key) have no route and no one else runs them.
+        expect(routed.has(verb.name), verb.name).toBe(false);
+        for (const who of callers)
+          await expect(
+            invoke(verb, verbServices(t), who.principal, {}),
+            `${who.name}: ${verb.name}`,
+          ).rejects.toMatchObject({
+            code: "forbidden",
+          });
+      }
     }
+    expect(VERBS.filter((v) => v.adminOnly).map((v) => v.name)).toEqual([
+      "orgs.create",
+      "orgs.list",
+      "secrets.rotate",
+    ]);
     expect(MANAGEMENT_ROUTES.length).toBeGreaterThan(30);
     for (const r of MANAGEMENT_ROUTES) expect(VERBS, `${r.method} ${r.path}`).toContain(r.verb);
     expect(routed.size).toBeGreaterThan(25);

@@ -4,6 +4,7 @@ import { AUTOMATION_KEY_VERBS } from "./automation-keys";
 import { CREDENTIAL_VERBS } from "./credentials";
 import { INTEGRATION_KEY_VERBS } from "./integration-keys";
 import { OPERATION_VERBS } from "./operations";
+import { OPERATOR_VERBS } from "./orgs";
 import { PEOPLE_VERBS } from "./people";
 import { SERVER_VERBS } from "./servers";
 import type { AnyVerb } from "./verb";
@@ -20,6 +21,7 @@ export const VERBS: readonly AnyVerb[] = [
   ...CREDENTIAL_VERBS,
   ...OPERATION_VERBS,
   ...AUDIT_VERBS,
+  ...OPERATOR_VERBS,
 ];
 
 const byName = new Map(VERBS.map((v) => [v.name, v]));

@@ -47,6 +47,8 @@ export interface Verb<S extends z.ZodType = z.ZodType, O = unknown> {
   readonly input: S;
   /** True for the one verb that needs no caller (signing in). */
   readonly public?: boolean;
+  /** Only reoclo-admin on the service's machine may run it (organisations, the master key); no route serves it. */
+  readonly adminOnly?: boolean;
   run(call: VerbCall, input: z.output<S>): Promise<O>;
 }
 
@@ -62,6 +64,8 @@ export async function invoke<S extends z.ZodType, O>(
   raw: unknown,
   client: ClientFacts = {},
 ): Promise<O> {
+  if (verb.adminOnly && principal.kind !== "admin")
+    throw new ServiceError("forbidden", `Only reoclo-admin on the service's machine can ${verb.what}.`);
   if (verb.need) authorize(principal, verb.need, verb.what);
   else if (!verb.public && principal.kind === "anonymous")
     throw new ServiceError("unauthorized", "Sign in first.");
