@@ -2,27 +2,19 @@ import { randomBytes } from "node:crypto";
 import type { Server } from "node:http";
 import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { z } from "zod";
 import { PRESET_ACLS, type Acl } from "@reoclo/protocol";
 import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import { listenOnLoopback } from "@reoclo/testbed/net";
 import packageJson from "../package.json" with { type: "json" };
-import { need } from "../src/access/principal";
 import { runAdmin, type AdminOptions } from "../src/admin/cli";
-import type { RouteRef } from "../src/admin/executor";
-import { inputFrom, managementRouter, type ManagementRoute } from "../src/api/management/router";
-import { defineVerb } from "../src/control/verb";
-import { integrationKeys } from "../src/db/schema";
-import { errorResponse, onServiceError } from "../src/http/error-envelope";
-import { assignRequestId } from "../src/http/request-id";
 import { createHttpServer } from "../src/http/server";
 import { generateAutomationKey, generateIntegrationKey } from "../src/keys/key-format";
-import { silentLogger } from "../src/logger";
 import { resolveOrg } from "../src/orgs/orgs";
-import { listServers, showServer } from "../src/servers/servers";
-import { createAccessDeps, createTestApp, type TestApp } from "./fixtures/app";
+import { addApplication } from "../src/applications/applications";
+import { createTestApp, type TestApp } from "./fixtures/app";
 import { createTestDatabase, type TestDatabase } from "./fixtures/db";
 import { seedServer } from "./fixtures/entities";
+import { seedIntegrationKey } from "./fixtures/principals";
 import { runAdminCli } from "./fixtures/processes";
 
 // reoclo-admin as a command line (issue 16): commander's conventions, one JSON value with --json,
@@ -202,6 +194,110 @@ describe("reoclo-admin in process on PostgreSQL", () => {
     expect(keys.map((k) => k.name)).not.toContain("nope");
   });
 
+  it("changes servers, keys, credentials and applications in place, keeping their ids and what was not named", async () => {
+    const ok = async (args: string[], stdin?: string) => {
+      const r = await admin([...args, "--json"], env, stdin === undefined ? {} : { stdin });
+      expect(r.stderr, args.join(" ")).toBe("");
+      expect(r.code, args.join(" ")).toBe(0);
+      return json<Record<string, unknown>>(r.stdout);
+    };
+    const before = await ok(["servers", "show", server.id]);
+    const renamed = await ok(["servers", "update", server.name, "--name", `${server.name}-b`]);
+    expect(renamed).toMatchObject({
+      id: server.id,
+      name: `${server.name}-b`,
+      port: before.port,
+      user: before.user,
+    });
+    const repinned = await ok([
+      "servers",
+      "pin",
+      server.id,
+      "--host-key-fingerprint",
+      "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU",
+      "--skip-host-key-check",
+    ]);
+    expect(repinned).toMatchObject({
+      id: server.id,
+      host_key_fingerprint: "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU",
+    });
+
+    const key = await ok([
+      "keys",
+      "create",
+      "--name",
+      "ci",
+      "--operations",
+      "exec",
+      "--servers",
+      server.id,
+      "--rate-limit-per-minute",
+      "7",
+    ]);
+    const updated = await ok([
+      "keys",
+      "update",
+      String(key.id),
+      "--name",
+      "ci-2",
+      "--operations",
+      "exec,deploy",
+    ]);
+    expect(updated).toMatchObject({
+      id: key.id,
+      name: "ci-2",
+      operations: ["exec", "deploy"],
+      rate_limit_per_minute: 7,
+    });
+    expect(updated.key).toBeUndefined();
+
+    const cred = await ok(
+      [
+        "credentials",
+        "add",
+        "--name",
+        "ghcr",
+        "--type",
+        "ghcr",
+        "--registry-url",
+        "ghcr.io",
+        "--username",
+        "bot",
+        "--password-stdin",
+      ],
+      "first-password\n",
+    );
+    const credUpdated = await ok(
+      ["credentials", "update", String(cred.id), "--username", "bot-2", "--password-stdin"],
+      "second-password\n",
+    );
+    expect(credUpdated).toMatchObject({ id: cred.id, username: "bot-2", registry_url: "ghcr.io" });
+    expect(JSON.stringify(credUpdated)).not.toContain("second-password");
+  });
+
+  it("users add --json prints {id, email, role, password}, and the person can sign in with it", async () => {
+    const r = await admin(["users", "add", "--email", "Owner@Example.com", "--role", "owner", "--json"], env);
+    expect(r.stderr).toBe("");
+    const added = json<{ id: string; email: string; role: string; password: string }>(r.stdout);
+    expect(added).toMatchObject({ email: "owner@example.com", role: "owner" });
+    expect(added.password.length).toBeGreaterThanOrEqual(12);
+    const res = await t.app.request("/api/auth/login", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ email: "owner@example.com", password: added.password }),
+    });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { user: { id: string } }).user.id).toBe(added.id);
+    const key = await admin(
+      ["integration-keys", "create", "--label", "ops", "--preset", "read_only", "--json"],
+      env,
+    );
+    expect(key.stderr).toBe("");
+    expect(json<{ id: string; key: string; prefix: string }>(key.stdout).key).toMatch(
+      /^rk_t_[0-9A-Za-z]{36}$/,
+    );
+  });
+
   it("with --json, an error is one JSON object on stderr and exit 1", async () => {
     const r = await admin(["servers", "show", "00000000-0000-4000-8000-000000000000", "--json"], env);
     expect(r.code).toBe(1);
@@ -209,72 +305,6 @@ describe("reoclo-admin in process on PostgreSQL", () => {
     expect(json<{ error: string }>(r.stderr)).toMatchObject({ error: "not_found" });
   });
 });
-
-// Stand-ins for the management API's verbs, served through the real router and the real caller
-// check (integration keys verified in the database), until the verbs of issue 16 are in its table.
-const standIns: ManagementRoute[] = [
-  {
-    method: "get",
-    path: "/auth/me",
-    summary: "who calls",
-    verb: defineVerb({
-      name: "auth.me",
-      need: null,
-      what: "see who you are",
-      input: z.object({}),
-      run: (call) =>
-        Promise.resolve({
-          org: { id: call.principal.kind === "integration_key" ? call.principal.orgId : null },
-        }),
-    }),
-  },
-  {
-    method: "get",
-    path: "/servers",
-    summary: "servers, one a page",
-    verb: defineVerb({
-      name: "servers.list",
-      need: need("servers:read"),
-      what: "list servers",
-      input: z.object({ cursor: z.coerce.number().int().default(0) }),
-      run: async (call, input) => {
-        const all = await listServers(call.ctx, call.org);
-        const next = input.cursor + 1 < all.length ? String(input.cursor + 1) : null;
-        return { items: all.slice(input.cursor, input.cursor + 1), next_cursor: next };
-      },
-    }),
-  },
-  {
-    method: "get",
-    path: "/servers/{id}",
-    summary: "a server",
-    verb: defineVerb({
-      name: "servers.show",
-      need: need("servers:read"),
-      what: "see servers",
-      input: z.object({ id: z.string() }),
-      run: (call, input) => showServer(call.ctx, input.id, call.org),
-    }),
-  },
-  {
-    method: "get",
-    path: "/tenants/{tenant_id}/applications/{application_id}/env",
-    summary: "what the route's verb was given",
-    verb: defineVerb({
-      name: "apps.env.list",
-      need: need("environment_variables:read"),
-      what: "list environment variables",
-      input: z.object({ tenant_id: z.string(), application_id: z.string() }),
-      run: (_call, input) => Promise.resolve({ items: [input], next_cursor: null }),
-    }),
-  },
-];
-const standInRefs: readonly RouteRef[] = standIns.map((r) => ({
-  verb: r.verb.name,
-  method: r.method,
-  path: r.path,
-  from: inputFrom(r),
-}));
 
 describe.each(DRIVERS)("reoclo-admin on a remote service with an integration key, on %s", (driver) => {
   let db: TestDatabase;
@@ -284,22 +314,10 @@ describe.each(DRIVERS)("reoclo-admin on a remote service with an integration key
   let requests = 0;
   let orgId: string;
   let servers: { id: string; name: string }[];
+  let appId: string;
   const remote = (args: string[], env: Record<string, string>, stdin?: string) =>
-    admin(args, { REOCLO_URL: url, ...env }, { routes: () => Promise.resolve(standInRefs), stdin });
-
-  async function seedIntegrationKey(acl: Acl): Promise<string> {
-    const generated = generateIntegrationKey();
-    await t.service.svc.ctx.db.insert(integrationKeys).values({
-      orgId,
-      createdBy: null,
-      label: `cli-${randomBytes(3).toString("hex")}`,
-      keyHash: generated.hash,
-      prefix: generated.prefix,
-      preset: "custom",
-      permissions: acl,
-    });
-    return generated.key;
-  }
+    admin(args, { REOCLO_URL: url, ...env }, { stdin });
+  const seedKey = async (acl: Acl) => (await seedIntegrationKey(t.service.svc.ctx.db, { orgId, acl })).key;
 
   beforeAll(async () => {
     db = await createTestDatabase(driver);
@@ -307,21 +325,21 @@ describe.each(DRIVERS)("reoclo-admin on a remote service with an integration key
     const ctx = t.service.svc.ctx;
     orgId = (await resolveOrg(ctx, undefined)).id;
     servers = [await seedServer(ctx, undefined, "web-1"), await seedServer(ctx, undefined, "web-2")];
+    appId = (
+      await addApplication(ctx, {
+        name: "shop",
+        server_id: servers[0]!.id,
+        working_directory: "/srv/shop",
+        deploy_script: "true",
+      })
+    ).id;
+    // The real service, behind a counter of the requests that reach it.
     const app = new Hono();
     app.use(async (_c, next) => {
       requests++;
       await next();
     });
-    app.use(assignRequestId);
-    app.onError(onServiceError(silentLogger));
-    app.notFound((c) => errorResponse(c, 404, "route_not_found", "No such route."));
-    app.route(
-      "/api",
-      managementRouter(
-        { access: { ...createAccessDeps(t.deps), config: t.deps.config }, svc: t.service.svc },
-        standIns,
-      ),
-    );
+    app.all("*", (c) => t.app.fetch(c.req.raw, c.env));
     http = createHttpServer(app.fetch);
     url = `http://127.0.0.1:${await listenOnLoopback(http)}`;
   });
@@ -332,41 +350,55 @@ describe.each(DRIVERS)("reoclo-admin on a remote service with an integration key
     await db?.close();
   });
 
-  it("lists the key's organisation's servers with --json as the rows of the first page, and says how to get the next", async () => {
-    const key = await seedIntegrationKey(PRESET_ACLS.read_only);
+  it("lists the key's organisation's servers with --json, and says how to get a list's next page", async () => {
+    const key = await seedKey(PRESET_ACLS.read_only);
     const r = await remote(["servers", "list", "--json"], { REOCLO_API_KEY: key });
+    expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    expect(json<{ id: string }[]>(r.stdout).map((s) => s.id)).toEqual([servers[0]!.id]);
-    expect(r.stderr).toBe("reoclo-admin: more rows follow: add --cursor 1\n");
-    const next = await remote(["servers", "list", "--cursor", "1", "--json"], { REOCLO_API_KEY: key });
-    expect(json<{ id: string }[]>(next.stdout).map((s) => s.id)).toEqual([servers[1]!.id]);
-    expect(next.stderr).toBe("");
+    expect(
+      json<{ id: string }[]>(r.stdout)
+        .map((s) => s.id)
+        .sort(),
+    ).toEqual(servers.map((s) => s.id).sort());
+    const page = await remote(["audit", "list", "--limit", "1", "--json"], { REOCLO_API_KEY: key });
+    expect(page.code).toBe(0);
+    expect(json<unknown[]>(page.stdout)).toHaveLength(1);
+    const cursor = /add --cursor (\S+)/.exec(page.stderr)?.[1];
+    expect(cursor, page.stderr).toBeDefined();
+    const next = await remote(["audit", "list", "--limit", "1", "--cursor", cursor!, "--json"], {
+      REOCLO_API_KEY: key,
+    });
+    expect(next.code).toBe(0);
+    expect(json<{ id: number }[]>(next.stdout)[0]!.id).toBeLessThan(
+      json<{ id: number }[]>(page.stdout)[0]!.id,
+    );
   });
 
-  it("takes the key from standard input with --api-key-stdin, and a server by its name across pages", async () => {
-    const key = await seedIntegrationKey(PRESET_ACLS.read_only);
+  it("takes the key from standard input with --api-key-stdin, and a server by its name", async () => {
+    const key = await seedKey(PRESET_ACLS.read_only);
     const r = await remote(["servers", "show", "web-2", "--api-key-stdin", "--json"], {}, `${key}\n`);
     expect(r.stderr).toBe("");
     expect(json<{ id: string; name: string }>(r.stdout)).toMatchObject({ id: servers[1]!.id, name: "web-2" });
   });
 
   it("fills the organisation's id into a tenant route from GET /api/auth/me", async () => {
-    const key = await seedIntegrationKey(PRESET_ACLS.read_only);
-    const r = await remote(["apps", "env", "list", "app-1", "--json"], { REOCLO_API_KEY: key });
+    const key = await seedKey(PRESET_ACLS.read_only);
+    const r = await remote(["apps", "deployments", appId, "--json"], { REOCLO_API_KEY: key });
     expect(r.stderr).toBe("");
-    expect(json(r.stdout)).toEqual([{ tenant_id: orgId, application_id: "app-1" }]);
+    expect(r.code).toBe(0);
+    expect(json(r.stdout)).toEqual([]);
   });
 
   it("prints the service's refusal as a local one: the same stderr and exit code", async () => {
-    const key = await seedIntegrationKey({ applications: ["read"] });
+    const key = await seedKey({ applications: ["read"] });
     const r = await remote(["servers", "list"], { REOCLO_API_KEY: key });
     expect(r.code).toBe(1);
     expect(r.stdout).toBe("");
-    expect(r.stderr).toBe(
-      "reoclo-admin: forbidden: This integration key cannot list servers: it lacks the servers:read permission.\n",
+    expect(r.stderr).toMatch(
+      /^reoclo-admin: forbidden: This integration key cannot [^\n]+: it lacks the servers:read permission\.\n$/,
     );
     const missing = await remote(["servers", "show", "00000000-0000-4000-8000-000000000000", "--json"], {
-      REOCLO_API_KEY: await seedIntegrationKey(PRESET_ACLS.read_only),
+      REOCLO_API_KEY: await seedKey(PRESET_ACLS.read_only),
     });
     expect(missing.code).toBe(1);
     expect(json<{ error: string }>(missing.stderr)).toMatchObject({ error: "not_found" });
