@@ -1,9 +1,7 @@
 import { fileURLToPath } from "node:url";
-import { PGlite } from "@electric-sql/pglite";
+import type { PGlite } from "@electric-sql/pglite";
 import { sql } from "drizzle-orm";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
-import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
-import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import { drizzle as drizzlePostgres } from "drizzle-orm/postgres-js";
 import { migrate as migratePostgres } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
@@ -149,6 +147,12 @@ function gated(client: PGlite): PGlite {
 }
 
 async function openPglite(dir: string | undefined, logger: QueryLogger): Promise<DatabaseHandle> {
+  // Loaded only when used: reoclo-admin on PostgreSQL (or over a socket) starts without it.
+  const [{ PGlite }, { drizzle: drizzlePglite }, { migrate: migratePglite }] = await Promise.all([
+    import("@electric-sql/pglite"),
+    import("drizzle-orm/pglite"),
+    import("drizzle-orm/pglite/migrator"),
+  ]);
   const raw = dir ? await PGlite.create(dir) : await PGlite.create();
   const client = gated(raw);
   const db = drizzlePglite({ client, schema, ...(logger ? { logger } : {}) }) as unknown as Database;
