@@ -86,6 +86,10 @@ describe.each(DRIVERS)("hostile input on %s", (driver) => {
       ["a date past year 275760", "+275760-09-13T00:00:00.000Z"],
       ["a date before year -271821", "-271821-04-20T00:00:00.000Z"],
       ["a plain date", "2025-01-01T00:00:00.000Z"],
+      [
+        "an impossible date",
+        Buffer.from("2026-02-30T00:00:00.000000Z|0d9f1c5e-8a4b-4c2d-9e3f-112233445566").toString("base64url"),
+      ],
       ["a NUL", "%00"],
       ["base64 of garbage", Buffer.from("nonsense").toString("base64url")],
       ["a cursor far in the future", Buffer.from("9999-12-31T23:59:59.999Z|zz").toString("base64url")],

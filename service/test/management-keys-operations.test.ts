@@ -488,6 +488,39 @@ describe.each(DRIVERS)("the management API: integration keys, operations and aud
       });
     });
 
+    it("ends a person's event stream when they sign out, and an integration key's when it is revoked; the operation goes on", async () => {
+      const m = marker();
+      const sleep = await execAs({ command: `sleep ${m}`, timeout_seconds: 600 });
+      expect(sleep.status).toBe("running");
+      const leaver = await seedPerson(env.db.db, { orgId, role: "viewer" });
+      const byPerson = readEvents(
+        await call({ cookie: leaver.cookie }, `/operations/${sleep.operation_id}/events`),
+      );
+      expect((await post({ cookie: leaver.cookie }, "/auth/logout")).status).toBe(200);
+      const personEvents: SseEvent[] = await byPerson;
+      expect(personEvents.at(-1)?.event).toBe("error");
+      expect(JSON.parse(personEvents.at(-1)!.data)).toMatchObject({ error: "unauthorized" });
+
+      const made = await json<KeyAnswer>(
+        await post({ cookie: dev.cookie }, "/integration-keys", {
+          label: "follow",
+          preset: "read_only",
+          expires: "30d",
+        }),
+        201,
+      );
+      const byKey = readEvents(await call({ key: made.key }, `/operations/${sleep.operation_id}/events`));
+      expect((await post({ cookie: dev.cookie }, `/integration-keys/${made.id}/revoke`)).status).toBe(200);
+      const keyEvents: SseEvent[] = await byKey;
+      expect(keyEvents.at(-1)?.event).toBe("error");
+      expect(JSON.parse(keyEvents.at(-1)!.data)).toMatchObject({ error: "key_revoked" });
+
+      // Neither ended the command on the host.
+      expect(pgrep(`sleep ${m}`)).not.toBe("");
+      await post({ cookie: dev.cookie }, `/operations/${sleep.operation_id}/cancel`);
+      await expect.poll(() => pgrep(`sleep ${m}`), { timeout: 10_000 }).toBe("");
+    });
+
     it("pages operations created in the same millisecond without skipping or repeating one", async () => {
       const runId = `batch-${randomBytes(4).toString("hex")}`;
       // Microseconds apart within one millisecond, and two at the very same instant (ordered by id).

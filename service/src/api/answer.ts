@@ -1,7 +1,7 @@
 import { CONTENT_TYPE_EVENT_STREAM, HEADERS } from "@reoclo/protocol";
 import type { Context } from "hono";
 import type { AccessDeps, Access } from "../access/pipeline";
-import { keyEndedEnvelope, type KeyWatch } from "../access/key-watch";
+import { keyEndedEnvelope, type KeyWatch, type StreamCredential } from "../access/key-watch";
 import { ServiceError } from "../errors";
 import { operationEventStream } from "../operations/events";
 import { settledWithin, type OperationServices, type RequestFacts, type Started } from "../operations/start";
@@ -52,10 +52,10 @@ export function answerAccepted(c: Context, operationId: string, extra: Record<st
 const wantsEvents = (c: Context) => (c.req.header(HEADERS.accept) ?? "").includes(CONTENT_TYPE_EVENT_STREAM);
 
 /**
- * Whose event streams end when their key does: the automation key that passed the access pipeline;
- * undefined for the management API's callers (people and integration keys), whose streams are not watched.
+ * Whose event streams end when their credential does: the automation key that passed the access
+ * pipeline, or the management API caller's integration key or session (see `callerStream`).
  */
-export type StreamWatch = Pick<Access, "key"> | undefined;
+export type StreamWatch = Pick<Access, "key"> | StreamKey | undefined;
 
 /** Answers for an operation just started (or replayed): its events, 202, or the result once known. */
 export async function answerStarted(
@@ -69,26 +69,29 @@ export async function answerStarted(
   if (started.replayed) c.header(HEADERS.idempotentReplayed, "true");
   // The id is known before any event: a streaming client can cancel or resume at once.
   c.header(HEADERS.operationId, op.id);
-  if (wantsEvents(c)) return answerEvents(c, deps.svc, op, 0, access && streamKey(deps, access));
+  if (wantsEvents(c))
+    return answerEvents(c, deps.svc, op, 0, access && ("key" in access ? streamKey(deps, access) : access));
   if (opts.accepted) return answerAccepted(c, op.id, opts.extra);
   const final = await settledWithin(deps.svc, op, deps.svc.ctx.config.syncWaitSeconds * 1000);
   return c.json({ ...execAnswer(final), ...opts.extra }, 200);
 }
 
-/** The automation key an event stream was opened with, and what watches it. */
+/** The credential an event stream was opened with (checked once, for its request), and what watches it. */
 export interface StreamKey {
-  readonly keyWatch: Pick<KeyWatch, "watch">;
-  readonly keyId: string;
+  readonly keyWatch: Pick<KeyWatch, "watchCredential">;
+  readonly what: StreamCredential;
+  readonly id: string;
 }
 
 export const streamKey = (deps: ApiDeps, access: Pick<Access, "key">): StreamKey => ({
   keyWatch: deps.access.keyWatch,
-  keyId: access.key.id,
+  what: "automation_key",
+  id: access.key.id,
 });
 
 /**
- * The operation's event stream (spec §6), for whoever may read it. With an automation key: the key
- * was checked once, for this request; if it is revoked or expires while the stream is open, the
+ * The operation's event stream (spec §6), for whoever may read it. The credential was checked once,
+ * for this request: if it is revoked or expires (a session: ends) while the stream is open, the
  * stream ends with an `error` event and the operation goes on.
  */
 export function answerEvents(
@@ -100,7 +103,12 @@ export function answerEvents(
 ) {
   const requestId = (c.get("requestId") as string | undefined) ?? "";
   const stream = operationEventStream(svc, op, after, {
-    endEarly: key && ((end) => key.keyWatch.watch(key.keyId, (why) => end(keyEndedEnvelope(why, requestId)))),
+    endEarly:
+      key &&
+      ((end) =>
+        key.keyWatch.watchCredential(key.what, key.id, (why) =>
+          end(keyEndedEnvelope(why, requestId, key.what)),
+        )),
   });
   // c.body keeps what the pipeline already set (X-Request-Id, RateLimit-*, Idempotent-Replayed).
   return c.body(stream, 200, SSE_HEADERS);

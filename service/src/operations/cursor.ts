@@ -40,5 +40,7 @@ export function decodeCursor(cursor: string): ListPosition {
   if (rest.length > 0 || at === undefined || !POSITION_TIME.test(at) || !isUuid(id)) throw invalid();
   const ms = Date.parse(at);
   if (!Number.isFinite(ms) || ms < Date.UTC(2000, 0, 1) || ms > Date.UTC(9999, 11, 31)) throw invalid();
+  // Date.parse rolls 2026-02-30 over to March; a time we gave out reads back the same.
+  if (new Date(ms).toISOString().slice(0, 23) !== at.slice(0, 23)) throw invalid();
   return { at, id: id.toLowerCase() };
 }

@@ -7,7 +7,7 @@ import {
 } from "../../control/operations";
 import type { OperationDetail } from "../../operations/view";
 import { answerEvents, parseLastEventId } from "../answer";
-import type { ManagementRoute } from "./router";
+import { callerStream, type ManagementRoute } from "./router";
 
 // Operations (spec §11): what ran in the organisation, its live output, and cancelling it.
 
@@ -32,7 +32,8 @@ export const OPERATION_ROUTES: readonly ManagementRoute[] = [
     summary: "Follow an operation's output as Server-Sent Events (resume with Last-Event-ID)",
     answer: (c, result, deps) => {
       const after = parseLastEventId(c.req.header(HEADERS.lastEventId) ?? c.req.query("last_event_id"));
-      return answerEvents(c, deps.svc, { id: (result as OperationDetail).operation_id }, after);
+      const op = { id: (result as OperationDetail).operation_id };
+      return answerEvents(c, deps.svc, op, after, callerStream(c, deps));
     },
   },
   {

@@ -12,6 +12,7 @@ import {
 import { readJsonObject } from "../../access/pipeline";
 import { ANONYMOUS } from "../../access/principal";
 import { invoke, type AnyVerb, type ClientFacts, type VerbServices } from "../../control/verb";
+import type { StreamKey } from "../answer";
 
 // The management API (spec §11) is a table: each route names its verb, where the verb's input
 // comes from, and its status. The router, the OpenAPI document and the permission table test
@@ -49,6 +50,15 @@ export const honoPath = (path: string) => path.replace(/\{(\w+)\}/g, ":$1");
 export const pathParams = (path: string) => [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
 export const inputFrom = (r: ManagementRoute) =>
   r.from ?? (r.method === "post" || r.method === "patch" ? "body" : "query");
+
+/** What ends the caller's event streams: its integration key's revocation, or its session's end. */
+export function callerStream(c: Context<ManagementEnv>, deps: ManagementDeps): StreamKey | undefined {
+  const p = c.get("caller")?.principal;
+  if (p?.kind === "integration_key")
+    return { keyWatch: deps.access.keyWatch, what: "integration_key", id: p.keyId };
+  if (p?.kind === "user") return { keyWatch: deps.access.keyWatch, what: "session", id: p.sessionId };
+  return undefined;
+}
 
 /** The client facts a verb may record. */
 export function clientFacts(

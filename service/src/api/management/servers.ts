@@ -10,7 +10,7 @@ import {
 } from "../../control/servers";
 import type { Started } from "../../operations/start";
 import { answerStarted } from "../answer";
-import type { ManagementRoute } from "./router";
+import { callerStream, type ManagementRoute } from "./router";
 
 // Servers (spec §11): `GET /api/servers` is the list seed 000's curl example reads. `{id}` is the
 // server's id or its unique name.
@@ -55,7 +55,7 @@ export const SERVER_ROUTES: readonly ManagementRoute[] = [
     verb: serversExec,
     summary:
       "Run a command on the server: the automation API's /exec body and answers (the result within the synchronous window, else running; events with Accept: text/event-stream)",
-    // An automation key's streams end with the key; a person's or an integration key's are not watched.
-    answer: (c, result, deps) => answerStarted(c, deps, undefined, result as Started),
+    // The stream ends when the caller's integration key is revoked or its session ends.
+    answer: (c, result, deps) => answerStarted(c, deps, callerStream(c, deps), result as Started),
   },
 ];
