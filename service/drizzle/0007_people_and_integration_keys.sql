@@ -2,6 +2,7 @@ CREATE TABLE "integration_keys" (
 	"id" uuid PRIMARY KEY DEFAULT gen_random_uuid() NOT NULL,
 	"org_id" uuid NOT NULL,
 	"created_by" uuid,
+	"created_by_key" uuid,
 	"label" text NOT NULL,
 	"key_hash" "bytea" NOT NULL,
 	"prefix" text NOT NULL,
@@ -40,10 +41,12 @@ CREATE TABLE "users" (
 );
 --> statement-breakpoint
 ALTER TABLE "applications" ADD COLUMN "env_updated_at" jsonb;--> statement-breakpoint
+ALTER TABLE "automation_keys" ADD COLUMN "created_by_key" uuid;--> statement-breakpoint
 ALTER TABLE "operations" ADD COLUMN "actor" text;--> statement-breakpoint
 ALTER TABLE "operations" ADD COLUMN "commit_ref" text;--> statement-breakpoint
 ALTER TABLE "integration_keys" ADD CONSTRAINT "integration_keys_org_id_organisations_id_fk" FOREIGN KEY ("org_id") REFERENCES "public"."organisations"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "integration_keys" ADD CONSTRAINT "integration_keys_created_by_users_id_fk" FOREIGN KEY ("created_by") REFERENCES "public"."users"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "integration_keys" ADD CONSTRAINT "integration_keys_created_by_key_integration_keys_id_fk" FOREIGN KEY ("created_by_key") REFERENCES "public"."integration_keys"("id") ON DELETE set null ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "sessions" ADD CONSTRAINT "sessions_user_id_users_id_fk" FOREIGN KEY ("user_id") REFERENCES "public"."users"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "users" ADD CONSTRAINT "users_org_id_organisations_id_fk" FOREIGN KEY ("org_id") REFERENCES "public"."organisations"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "integration_keys_org_idx" ON "integration_keys" USING btree ("org_id");--> statement-breakpoint

@@ -284,6 +284,44 @@ describe.each(DRIVERS)("the management API: integration keys, operations and aud
       expect(Object.keys(answer.fields)).toContain(field);
     });
 
+    it("revokes, with a leaked integration key, every key made with it, at any depth", async () => {
+      const leaked = await createKey({ cookie: manager.cookie }, { preset: "full_access" });
+      const child = await createKey({ key: leaked.key }, { preset: "full_access" });
+      const grandchild = await createKey({ key: child.key }, { preset: "read_only" });
+      expect(child).toMatchObject({ created_by: manager.id, created_by_key: leaked.id });
+      const automation = await json<{ id: string; key: string; created_by_key: string }>(
+        await post({ key: leaked.key }, "/automation-keys", {
+          name: label(),
+          operations: ["exec"],
+          all_servers: true,
+        }),
+        201,
+      );
+      expect(automation.created_by_key).toBe(leaked.id);
+      const unrelated = await createKey({ cookie: manager.cookie }, { preset: "read_only" });
+
+      expect((await post({ cookie: manager.cookie }, `/integration-keys/${leaked.id}/revoke`)).status).toBe(
+        200,
+      );
+      for (const k of [leaked, child, grandchild])
+        expect((await call({ key: k.key }, "/servers")).status, k.label).toBe(401);
+      const onAutomation = await fetch(`${env.base}/key`, {
+        headers: { Authorization: `Bearer ${automation.key}` },
+      });
+      expect(onAutomation.status).toBe(401);
+      expect((await call({ key: unrelated.key }, "/servers")).status).toBe(200);
+      const [row] = await auditOf(
+        { cookie: manager.cookie },
+        `action=integration_key.revoke&key=${leaked.id}`,
+      );
+      expect(row?.details).toMatchObject({
+        also_revoked: {
+          integration_keys: expect.arrayContaining([child.prefix, grandchild.prefix]) as unknown,
+          automation_keys: [automation.key.slice(0, 10)],
+        },
+      });
+    });
+
     it("stops a key when the person who made it is removed", async () => {
       const leaver = await seedPerson(env.db.db, { orgId, role: "developer" });
       const key = await createKey({ cookie: leaver.cookie }, { preset: "read_only" });

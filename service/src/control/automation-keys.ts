@@ -38,7 +38,12 @@ export const keysCreate = defineVerb({
   need: manageKeys,
   what: "create automation keys",
   input: createKeyInput,
-  run: (call, input) => createKey(call.ctx, { ...input, org: call.org }),
+  run: (call, input) =>
+    createKey(
+      call.ctx,
+      { ...input, org: call.org },
+      call.principal.kind === "integration_key" ? call.principal.keyId : null,
+    ),
 });
 
 export const keysUpdate = defineVerb({

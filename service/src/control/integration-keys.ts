@@ -18,13 +18,17 @@ import { defineVerb } from "./verb";
 export function keyMakerOf(p: Principal): KeyMaker {
   switch (p.kind) {
     case "admin":
-      return { cap: null, createdBy: null };
+      return { cap: null, createdBy: null, viaKey: null };
     case "user":
-      return { cap: roleAcl(p.role), createdBy: p.userId };
+      return { cap: roleAcl(p.role), createdBy: p.userId, viaKey: null };
     case "integration_key":
       return p.creator
-        ? { cap: aclIntersection(p.acl, roleAcl(p.creator.role)), createdBy: p.creator.userId }
-        : { cap: p.acl, createdBy: null };
+        ? {
+            cap: aclIntersection(p.acl, roleAcl(p.creator.role)),
+            createdBy: p.creator.userId,
+            viaKey: p.keyId,
+          }
+        : { cap: p.acl, createdBy: null, viaKey: p.keyId };
     case "anonymous":
       throw new ServiceError("unauthorized", "Sign in first.");
   }

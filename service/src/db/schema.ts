@@ -12,6 +12,7 @@ import {
 } from "@reoclo/protocol";
 import { sql } from "drizzle-orm";
 import {
+  type AnyPgColumn,
   bigint,
   bigserial,
   boolean,
@@ -99,6 +100,11 @@ export const automationKeys = pgTable(
     lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
     lastUsedIp: text("last_used_ip"),
     revokedAt: timestamp("revoked_at", { withTimezone: true }),
+    /**
+     * The integration key it was made with, if any: revoking that key revokes this one too (no
+     * foreign key: integration keys are declared after this table, and a key row is never deleted).
+     */
+    createdByKey: uuid("created_by_key"),
   },
   (t) => [index("automation_keys_org_idx").on(t.orgId)],
 );
@@ -367,6 +373,10 @@ export const integrationKeys = pgTable(
       .references(() => organisations.id, { onDelete: "cascade" }),
     /** The person who made it; null when reoclo-admin made it for the organisation. */
     createdBy: uuid("created_by").references(() => users.id, { onDelete: "cascade" }),
+    /** The integration key it was made with, if any: revoking that key revokes this one too. */
+    createdByKey: uuid("created_by_key").references((): AnyPgColumn => integrationKeys.id, {
+      onDelete: "set null",
+    }),
     label: text("label").notNull(),
     keyHash: bytea("key_hash").notNull().unique(),
     prefix: text("prefix").notNull(),

@@ -10,11 +10,12 @@ import {
   type IntegrationKeyPreset,
   type KeyStatus,
 } from "@reoclo/protocol";
-import { and, asc, eq, isNull } from "drizzle-orm";
+import { and, asc, eq, inArray, isNull, sql } from "drizzle-orm";
 import { z } from "zod";
 import { recordChange } from "../audit/changes";
 import type { ServiceContext } from "../context";
-import { integrationKeys, users } from "../db/schema";
+import type { Database } from "../db/database";
+import { automationKeys, integrationKeys, users } from "../db/schema";
 import { ServiceError } from "../errors";
 import { resolveOrg } from "../orgs/orgs";
 import { generateIntegrationKey } from "./key-format";
@@ -57,6 +58,8 @@ export type CreateIntegrationKeyInput = z.input<typeof createIntegrationKeyInput
 export interface KeyMaker {
   readonly cap: Acl | null;
   readonly createdBy: string | null;
+  /** The integration key making it, if any: revoking that key revokes this one (and what it made). */
+  readonly viaKey: string | null;
 }
 
 type IntegrationKeyRow = typeof integrationKeys.$inferSelect;
@@ -76,6 +79,8 @@ export interface IntegrationKeyView {
   /** The person who made it (id and email); null when reoclo-admin made it. */
   created_by: string | null;
   created_by_email: string | null;
+  /** The integration key it was made with (revoking that one revoked or revokes this one). */
+  created_by_key: string | null;
   last_used_at: string | null;
   last_used_ip: string | null;
   revoked_at: string | null;
@@ -102,6 +107,7 @@ const view = (k: IntegrationKeyRow, createdByEmail: string | null, now: Date): I
   created_at: k.createdAt.toISOString(),
   created_by: k.createdBy,
   created_by_email: createdByEmail,
+  created_by_key: k.createdByKey,
   last_used_at: iso(k.lastUsedAt),
   last_used_ip: k.lastUsedIp,
   revoked_at: iso(k.revokedAt),
@@ -138,6 +144,7 @@ export async function createIntegrationKey(
       .values({
         orgId: org.id,
         createdBy: maker.createdBy,
+        createdByKey: maker.viaKey,
         label: input.label,
         keyHash: generated.hash,
         prefix: generated.prefix,
@@ -220,13 +227,54 @@ export async function revokeIntegrationKey(
       .set({ revokedAt: now })
       .where(and(eq(integrationKeys.id, row.id), isNull(integrationKeys.revokedAt)))
       .returning();
-    if (updated)
+    if (updated) {
+      const made = await revokeKeysMadeWith(tx, row.id, now);
       await recordChange(ctx, tx, {
         action: "integration_key.revoke",
         orgId: row.orgId,
         keyId: row.id,
-        details: { label: row.label, prefix: row.prefix, created_by: row.createdBy },
+        details: {
+          label: row.label,
+          prefix: row.prefix,
+          created_by: row.createdBy,
+          // A leaked key's revocation also stops every key made with it, at any depth.
+          also_revoked: made,
+        },
       });
+    }
     return view(updated ?? row, email, now);
   });
 }
+
+/**
+ * Revokes, at `now`, the integration keys made with `keyId` (and those made with them, at any
+ * depth) and the automation keys made with any of them; answers their ids and prefixes.
+ */
+async function revokeKeysMadeWith(
+  db: Database,
+  keyId: string,
+  now: Date,
+): Promise<{ integration_keys: string[]; automation_keys: string[] }> {
+  const made = rowsOf<{ id: string; prefix: string }>(
+    await db.execute(
+      sql`with recursive tree(id) as (
+        select id from integration_keys where created_by_key = ${keyId}
+        union select k.id from integration_keys k join tree t on k.created_by_key = t.id
+      )
+      update integration_keys set revoked_at = ${now.toISOString()}::timestamptz
+      where id in (select id from tree) and revoked_at is null
+      returning id::text, prefix`,
+    ),
+  );
+  const parents = [keyId, ...made.map((r) => r.id)];
+  const automation = await db
+    .update(automationKeys)
+    .set({ revokedAt: now })
+    .where(and(inArray(automationKeys.createdByKey, parents), isNull(automationKeys.revokedAt)))
+    .returning({ prefix: automationKeys.prefix });
+  return { integration_keys: made.map((r) => r.prefix), automation_keys: automation.map((r) => r.prefix) };
+}
+
+/** Rows of `execute`: postgres.js answers an array, PGlite an object with `rows`. */
+const rowsOf = <T>(result: unknown): T[] =>
+  Array.isArray(result) ? (result as T[]) : ((result as { rows: T[] }).rows ?? []);

@@ -89,6 +89,8 @@ export interface KeyView {
   last_used_at: string | null;
   last_used_ip: string | null;
   revoked_at: string | null;
+  /** The integration key it was made with, if any (revoking that one revokes this one). */
+  created_by_key: string | null;
 }
 
 export function keyStatus(row: Pick<KeyRow, "revokedAt" | "expiresAt">, now: Date): KeyStatus {
@@ -133,6 +135,7 @@ const view = (k: KeyRow, now: Date): KeyView => ({
   last_used_at: iso(k.lastUsedAt),
   last_used_ip: k.lastUsedIp,
   revoked_at: iso(k.revokedAt),
+  created_by_key: k.createdByKey,
 });
 
 /** What a key may do, as its audit rows show it (never its hash). */
@@ -169,6 +172,8 @@ function canonicalCidrs(given: readonly string[]): string[] {
 export async function createKey(
   ctx: ServiceContext,
   raw: CreateKeyInput,
+  /** The integration key it is made with: revoking that one revokes this one too. */
+  createdByKey: string | null = null,
 ): Promise<KeyView & { key: string }> {
   const input = parseOrThrow(createKeyInput, raw);
   const org = await resolveOrg(ctx, input.org);
@@ -195,6 +200,7 @@ export async function createKey(
         rateLimitPerHour: input.rate_limit_per_hour,
         expiresAt: expiresAtFor(input.expires, now),
         createdAt: now,
+        createdByKey,
       })
       .returning();
     if (!row) throw new ServiceError("internal_error", "The key could not be stored.");
@@ -202,7 +208,7 @@ export async function createKey(
       action: "key.create",
       orgId: org.id,
       keyId: row.id,
-      details: { prefix: row.prefix, ...auditSummary(row) },
+      details: { prefix: row.prefix, ...auditSummary(row), created_by_key: createdByKey },
     });
     return { ...view(row, now), key: generated.key };
   });
