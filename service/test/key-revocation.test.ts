@@ -236,13 +236,18 @@ describe("KeyWatch", () => {
       failNext: () => void failures++,
       database: {
         query<Row>(_sql: string, params: unknown[]): Promise<Row[]> {
-          const ids = params[0] as string[];
+          // Watched automation keys are asked for as `a:<id>` (integration keys `i:`, sessions `s:`).
+          const refs = params[0] as string[];
+          expect(refs.every((r) => r.startsWith("a:"))).toBe(true);
+          const ids = refs.map((r) => r.slice(2));
           queries.push(ids);
           if (failures > 0) {
             failures--;
             return Promise.reject(new Error("connection refused"));
           }
-          const rows = ids.filter((id) => invalid.has(id)).map((id) => ({ id, expired: invalid.get(id) }));
+          const rows = ids
+            .filter((id) => invalid.has(id))
+            .map((id) => ({ id: `a:${id}`, expired: invalid.get(id) }));
           return Promise.resolve(rows as Row[]);
         },
       },
