@@ -66,14 +66,16 @@ export function createApp(deps: AppDeps) {
   app.use(assignRequestId);
   app.onError(onServiceError(deps.logger));
   // Its own code, so a wrong base URL is not mistaken for an unknown server or operation (issue 14).
-  app.notFound((c) =>
-    errorResponse(
-      c,
-      404,
-      "route_not_found",
-      `No route for ${c.req.method} ${c.req.path}: the automation API lives under ${API_BASE_PATH} (e.g. POST ${API_BASE_PATH}/exec).`,
-    ),
-  );
+  app.notFound((c) => {
+    const asked = `No route for ${c.req.method} ${c.req.path}`;
+    const automation = `the automation API lives under ${API_BASE_PATH} (e.g. POST ${API_BASE_PATH}/exec)`;
+    // Under /api but not the automation API: the management API, whose routes its description lists.
+    const management =
+      c.req.path.startsWith(`${MANAGEMENT_BASE_PATH}/`) && !c.req.path.startsWith(`${API_BASE_PATH}/`)
+        ? `: the management API's routes are listed at ${MANAGEMENT_BASE_PATH}/docs, and ${automation}.`
+        : `: ${automation}.`;
+    return errorResponse(c, 404, "route_not_found", asked + management);
+  });
 
   app.get("/healthz", (c) => c.json({ status: "ok" }));
   app.get("/readyz", async (c) => {

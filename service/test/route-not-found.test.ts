@@ -47,6 +47,16 @@ describe("requests to a route the service does not have", () => {
     expect(await storedOperations()).toBe(0);
   });
 
+  it("points a wrong path under /api to the management API's list of routes", async () => {
+    const res = await post("/api/server");
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({
+      error: "route_not_found",
+      detail:
+        "No route for POST /api/server: the management API's routes are listed at /api/docs, and the automation API lives under /api/automation/v1 (e.g. POST /api/automation/v1/exec).",
+    });
+  });
+
   it("keeps not_found for an unknown id on a route that exists", async () => {
     const res = await post("/api/automation/v1/exec");
     expect(res.status).toBe(404);

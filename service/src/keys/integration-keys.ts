@@ -32,17 +32,17 @@ export const createIntegrationKeyInput = z
       error: `must be one of ${INTEGRATION_KEY_PRESETS.join(", ")}`,
     }),
     /** Only with the `custom` preset: resource → actions (spec §11). */
-    permissions: aclSchema.optional(),
+    permissions: aclSchema.nullish(),
     expires: keyExpirySchema.default("never"),
   })
   .superRefine((v, ctx) => {
-    if (v.preset === "custom" && v.permissions === undefined)
+    if (v.preset === "custom" && v.permissions == null)
       ctx.addIssue({
         code: "custom",
         path: ["permissions"],
         message: 'the custom preset needs permissions, e.g. {"servers": ["read"]}',
       });
-    if (v.preset !== "custom" && v.permissions !== undefined)
+    if (v.preset !== "custom" && v.permissions != null)
       ctx.addIssue({
         code: "custom",
         path: ["permissions"],
