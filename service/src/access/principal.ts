@@ -1,11 +1,14 @@
 import {
   aclAllows,
+  aclIntersection,
+  roleAcl,
   PERMISSION_LEAST_ROLE,
   roleAtLeast,
   type Acl,
   type Permission,
   type Role,
 } from "@reoclo/protocol";
+import { ADMIN_CLI_ACTOR } from "../audit/changes";
 import { ServiceError } from "../errors";
 
 // Who calls the control plane (spec §11), and the one permission check every verb makes.
@@ -67,7 +70,7 @@ export function actorOf(p: Principal): string {
     case "integration_key":
       return `integration_key:${p.keyId}`;
     case "admin":
-      return "admin-cli";
+      return ADMIN_CLI_ACTOR;
     case "anonymous":
       return "anonymous";
   }
@@ -86,6 +89,10 @@ export function describePrincipal(p: Principal): string {
       return "nobody signed in";
   }
 }
+
+/** What an integration key may do now: its ACL within its creator's current role (reoclo-admin's: uncapped). */
+export const effectiveAcl = (p: IntegrationKeyPrincipal): Acl =>
+  p.creator ? aclIntersection(p.acl, roleAcl(p.creator.role)) : p.acl;
 
 /** True when the principal may do what `need` names. */
 export function allows(p: Principal, need: Need): boolean {

@@ -1,7 +1,6 @@
 import { deployRequestSchema, operationListQuerySchema } from "@reoclo/protocol";
 import { z } from "zod";
-import { need } from "../access/principal";
-import { ADMIN_CLI_ACTOR } from "../audit/changes";
+import { actorOf, need } from "../access/principal";
 import {
   addApplication,
   addApplicationInput,
@@ -96,7 +95,7 @@ export const deployApp = defineVerb({
     const org = await tenantOrg(call, input.tenant_id);
     const { op } = await deployApplicationAs(
       call.svc,
-      { orgId: org.id, actor: call.ctx.actor ?? ADMIN_CLI_ACTOR },
+      { orgId: org.id, actor: actorOf(call.principal) },
       { application_id: input.application_id, commit_ref: input.commit_ref, wait: true },
       { route: call.client.route ?? "apps.deploy", input, userAgent: call.client.userAgent },
     );

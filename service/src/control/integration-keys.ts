@@ -1,6 +1,6 @@
-import { aclIntersection, roleAcl, roleAtLeast } from "@reoclo/protocol";
+import { roleAcl, roleAtLeast } from "@reoclo/protocol";
 import { z } from "zod";
-import { need, type Principal } from "../access/principal";
+import { effectiveAcl, need, type Principal } from "../access/principal";
 import { ServiceError } from "../errors";
 import {
   createIntegrationKey,
@@ -24,7 +24,7 @@ export function keyMakerOf(p: Principal): KeyMaker {
     case "integration_key":
       return p.creator
         ? {
-            cap: aclIntersection(p.acl, roleAcl(p.creator.role)),
+            cap: effectiveAcl(p),
             createdBy: p.creator.userId,
             viaKey: p.keyId,
           }

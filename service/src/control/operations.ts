@@ -1,4 +1,4 @@
-import { OPERATION_OUTCOMES, RUN_ID_MAX_CHARS } from "@reoclo/protocol";
+import { OPERATION_OUTCOMES, operationListQuerySchema, RUN_ID_MAX_CHARS } from "@reoclo/protocol";
 import { z } from "zod";
 import { describePrincipal, need } from "../access/principal";
 import { cancelOperationInOrg, listOperationsInOrg, operationInOrg } from "../operations/org-queries";
@@ -11,13 +11,9 @@ import { defineVerb, type VerbCall } from "./verb";
 // organisation, whoever started it (a CI run's automation key, a person, a script), follow its
 // output and cancel it, so nobody needs an automation key to see what CI did.
 
-/** List pages: 50 rows unless asked, at most 200. */
-export const OPERATIONS_PAGE_DEFAULT = 50;
-export const OPERATIONS_PAGE_MAX = 200;
-
 const id = (what: string) => z.uuid(`must be ${what} id`);
 
-export const listOperationsInput = z.object({
+const listOperationsInput = z.object({
   server: id("a server").optional(),
   application: id("an application").optional(),
   key: id("an automation key").optional(),
@@ -25,13 +21,9 @@ export const listOperationsInput = z.object({
   status: z.enum(OPERATION_OUTCOMES, { error: `must be one of ${OPERATION_OUTCOMES.join(", ")}` }).optional(),
   run_id: z.string().min(1).max(RUN_ID_MAX_CHARS).optional(),
   since: sinceSchema.optional(),
-  cursor: z.string().min(1).optional(),
-  limit: z.coerce
-    .number({ error: "must be a whole number" })
-    .int("must be a whole number")
-    .min(1)
-    .max(OPERATIONS_PAGE_MAX)
-    .default(OPERATIONS_PAGE_DEFAULT),
+  // The automation API's page rules: an opaque cursor, 50 rows unless asked, at most 200.
+  cursor: operationListQuerySchema.shape.cursor,
+  limit: operationListQuerySchema.shape.limit,
 });
 
 const byId = z.object({ id: z.string().min(1, "give the operation's id") });

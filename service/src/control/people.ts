@@ -1,7 +1,7 @@
-import { ALL_PERMISSIONS, aclIntersection, aclPermissions, roleAcl, roleSchema } from "@reoclo/protocol";
+import { ALL_PERMISSIONS, aclPermissions, roleAcl, roleSchema } from "@reoclo/protocol";
 import { z } from "zod";
 import { authBudgetKey, parseIp } from "../access/client-ip";
-import { need, type UserPrincipal } from "../access/principal";
+import { effectiveAcl, need, type UserPrincipal } from "../access/principal";
 import { recordChange, type ChangeAction } from "../audit/changes";
 import { ServiceError } from "../errors";
 import { resolveOrg } from "../orgs/orgs";
@@ -121,7 +121,7 @@ export const authMe = defineVerb({
       }
       case "integration_key": {
         // What the key may do now: its ACL, capped by its creator's current role.
-        const acl = p.creator ? aclIntersection(p.acl, roleAcl(p.creator.role)) : p.acl;
+        const acl = effectiveAcl(p);
         return {
           integration_key: { id: p.keyId, label: p.label, prefix: p.prefix },
           org: orgView,

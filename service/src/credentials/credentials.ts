@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { and, asc, eq } from "drizzle-orm";
-import { isUuid, REGISTRY_TYPES } from "@reoclo/protocol";
+import { isUuid, REGISTRY_TYPES, UUID_PATTERN } from "@reoclo/protocol";
 import { z } from "zod";
 import { recordChange } from "../audit/changes";
 import type { ServiceContext } from "../context";
@@ -201,7 +201,7 @@ export async function removeCredential(
   orgName?: string,
 ): Promise<CredentialView> {
   const org = await resolveOrg(ctx, orgName);
-  if (!z.uuid().safeParse(id).success) throw new ServiceError("not_found", `Credential ${id} not found.`);
+  if (!UUID_PATTERN.test(id)) throw new ServiceError("not_found", `Credential ${id} not found.`);
   return ctx.db.transaction(async (tx) => {
     const [row] = await tx
       .delete(registryCredentials)

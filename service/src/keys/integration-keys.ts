@@ -4,6 +4,7 @@ import {
   aclSchema,
   ALL_PERMISSIONS,
   INTEGRATION_KEY_PRESETS,
+  isUuid,
   keyExpirySchema,
   PRESET_ACLS,
   type Acl,
@@ -19,7 +20,7 @@ import { automationKeys, integrationKeys, users } from "../db/schema";
 import { ServiceError } from "../errors";
 import { resolveOrg } from "../orgs/orgs";
 import { generateIntegrationKey } from "./key-format";
-import { EXPIRY_DAYS, keyStatus } from "./keys";
+import { expiresAtFor, keyStatus } from "./keys";
 
 // Integration keys (`rk_t_…`, spec §11): made by a person (or reoclo-admin) for scripts and tools,
 // with an ACL that never exceeds what their maker may do. The plaintext is in the create answer
@@ -134,7 +135,6 @@ export async function createIntegrationKey(
       "Invalid permissions: none of them is within what you may do yourself, so the key could do nothing.",
       { permissions: ["none is within your own permissions"] },
     );
-  const days = EXPIRY_DAYS[input.expires];
   const now = ctx.now();
   const generated = generateIntegrationKey();
   const createdByEmail = maker.createdBy ? await emailOf(ctx, maker.createdBy) : null;
@@ -150,7 +150,7 @@ export async function createIntegrationKey(
         prefix: generated.prefix,
         preset: input.preset,
         permissions: acl,
-        expiresAt: days === null ? null : new Date(now.getTime() + days * 86_400_000),
+        expiresAt: expiresAtFor(input.expires, now),
         createdAt: now,
       })
       .returning();
@@ -209,7 +209,7 @@ export async function revokeIntegrationKey(
 ): Promise<IntegrationKeyView> {
   const org = await resolveOrg(ctx, orgNameOrId);
   const notFound = () => new ServiceError("not_found", `Integration key ${id} not found.`);
-  if (!z.uuid().safeParse(id).success) throw notFound();
+  if (!isUuid(id)) throw notFound();
   const [found] = await withCreator(ctx)
     .where(and(eq(integrationKeys.id, id), eq(integrationKeys.orgId, org.id)))
     .limit(1);

@@ -2,6 +2,7 @@ import { and, asc, eq, inArray, isNull } from "drizzle-orm";
 import {
   DEFAULT_RATE_LIMIT_PER_HOUR,
   DEFAULT_RATE_LIMIT_PER_MINUTE,
+  UUID_PATTERN,
   keyExpirySchema,
   OPERATION_TYPES,
   type KeyExpiry,
@@ -18,10 +19,10 @@ import { parseOrThrow } from "../validation";
 import { generateAutomationKey } from "./key-format";
 
 /** Days each expiry choice of spec §2 lasts (integration keys use the same choices); null: never. */
-export const EXPIRY_DAYS: Record<KeyExpiry, number | null> = { "30d": 30, "90d": 90, "1y": 365, never: null };
+const EXPIRY_DAYS: Record<KeyExpiry, number | null> = { "30d": 30, "90d": 90, "1y": 365, never: null };
 
 /** When a key made or changed now with this expiry choice expires. */
-function expiresAtFor(choice: KeyExpiry, now: Date): Date | null {
+export function expiresAtFor(choice: KeyExpiry, now: Date): Date | null {
   const days = EXPIRY_DAYS[choice];
   return days === null ? null : new Date(now.getTime() + days * 86_400_000);
 }
@@ -356,7 +357,7 @@ export async function listKeys(ctx: ServiceContext, orgName?: string): Promise<K
 
 async function findKey(ctx: ServiceContext, id: string, orgName?: string): Promise<KeyRow> {
   const org = await resolveOrg(ctx, orgName);
-  if (!z.uuid().safeParse(id).success) throw new ServiceError("not_found", `Key ${id} not found.`);
+  if (!UUID_PATTERN.test(id)) throw new ServiceError("not_found", `Key ${id} not found.`);
   const [row] = await ctx.db
     .select()
     .from(automationKeys)

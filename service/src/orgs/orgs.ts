@@ -1,3 +1,4 @@
+import { isUuid } from "@reoclo/protocol";
 import { asc, eq } from "drizzle-orm";
 import { z } from "zod";
 import { recordChange } from "../audit/changes";
@@ -46,11 +47,10 @@ export async function listOrgs(ctx: ServiceContext): Promise<OrgView[]> {
 /** Finds an organisation by name or id; `--org` defaults to `default`. */
 export async function resolveOrg(ctx: ServiceContext, nameOrId: string | undefined): Promise<OrgView> {
   const key = nameOrId ?? DEFAULT_ORG;
-  const isUuid = z.uuid().safeParse(key).success;
   const [row] = await ctx.db
     .select()
     .from(organisations)
-    .where(isUuid ? eq(organisations.id, key) : eq(organisations.name, key))
+    .where(isUuid(key) ? eq(organisations.id, key) : eq(organisations.name, key))
     .limit(1);
   if (!row)
     throw new ServiceError(
