@@ -36,12 +36,6 @@ async function applicationOf(ctx: ServiceContext, orgId: string, id: string): Pr
   return app;
 }
 
-/** The application and its env, decrypted. */
-async function loadApplication(ctx: ServiceContext, orgId: string, id: string) {
-  const app = await applicationOf(ctx, orgId, id);
-  return { app, env: applicationEnv(ctx, app) };
-}
-
 /** A deploy as asked: the automation API's body, or the management API's (whose commit_ref is optional). */
 export type DeployInput = Omit<DeployRequest, "commit_ref" | "run_id" | "run_context"> &
   Partial<Pick<DeployRequest, "commit_ref" | "run_id" | "run_context">>;
@@ -53,7 +47,19 @@ export async function deployApplication(
   input: DeployInput,
   request: RequestFacts,
 ) {
-  const { app, env } = await loadApplication(svc.ctx, callerOrg(caller), input.application_id);
+  const app = await applicationOf(svc.ctx, callerOrg(caller), input.application_id);
+  return deployLoaded(svc, caller, app, input, request);
+}
+
+/** The deploy of an application already read (its env is decrypted here, once). */
+function deployLoaded(
+  svc: OperationServices,
+  caller: OperationCaller,
+  app: ApplicationRow,
+  input: DeployInput,
+  request: RequestFacts,
+) {
+  const env = applicationEnv(svc.ctx, app);
   return startOperation(
     svc,
     caller,
@@ -97,7 +103,7 @@ export async function deployApplicationAs(
     serverId: app.serverId,
     details: { type: "deploy", application: app.name, commit_ref: input.commit_ref ?? null },
   });
-  return deployApplication(svc, { ...caller, auditId }, input, request);
+  return deployLoaded(svc, { ...caller, auditId }, app, input, request);
 }
 
 /** POST /restart: the application's restart script, if it has one. */
@@ -107,7 +113,7 @@ export async function restartApplication(
   input: RestartRequest,
   request: RequestFacts,
 ) {
-  const { app, env } = await loadApplication(svc.ctx, callerOrg(caller), input.application_id);
+  const app = await applicationOf(svc.ctx, callerOrg(caller), input.application_id);
   if (app.restartScript === null)
     throw new ServiceError(
       "validation",
@@ -122,7 +128,7 @@ export async function restartApplication(
       serverId: app.serverId,
       applicationId: app.id,
       command: app.restartScript,
-      env,
+      env: applicationEnv(svc.ctx, app),
       publicEnv: { REOCLO_APPLICATION: app.name },
       workingDirectory: app.workingDirectory,
       timeoutSeconds: svc.ctx.config.deployTimeoutSeconds,

@@ -5,7 +5,7 @@ import type { ServiceContext } from "../context";
 import { automationKeys, integrationKeys, operations, users } from "../db/schema";
 import { beforePosition, decodeCursor, encodeCursor, exactCreatedAt } from "../operations/cursor";
 import { outcomeOf } from "../operations/view";
-import { resolveOrg } from "../orgs/orgs";
+import type { OrgView } from "../orgs/orgs";
 import { findApplication } from "./applications";
 
 // An application's deployment history (spec §11, seed 000): its deploy operations newest first,
@@ -51,10 +51,9 @@ function actorId(actor: string | null, kind: "user" | "integration_key"): string
 
 export async function listDeployments(
   ctx: ServiceContext,
+  org: OrgView,
   input: { id: string; cursor?: string | undefined; limit: number },
-  orgName?: string,
 ): Promise<DeploymentPage> {
-  const org = await resolveOrg(ctx, orgName);
   const app = await findApplication(ctx.db, org, input.id);
   const after = input.cursor === undefined ? undefined : decodeCursor(input.cursor);
   const rows = await ctx.db

@@ -5,9 +5,8 @@ import { recordChange } from "../audit/changes";
 import type { ServiceContext } from "../context";
 import { applications } from "../db/schema";
 import { ServiceError } from "../errors";
-import { resolveOrg } from "../orgs/orgs";
+import type { OrgView } from "../orgs/orgs";
 import { appEnvSecretContext } from "../secrets/rotate";
-import { parseOrThrow } from "../validation";
 import { envNameField, envValuesField, findApplication, type ApplicationRow } from "./applications";
 
 // An application's environment is write-only (spec §11): variables are set and removed by name,
@@ -34,10 +33,12 @@ export function checkEnvChange(v: { env: Record<string, string>; remove: string[
     });
 }
 
-export const setApplicationEnvInput = z
-  .object({ org: z.string().optional(), id: z.string(), ...envChangeFields })
-  .superRefine(checkEnvChange);
-export type SetApplicationEnvInput = z.input<typeof setApplicationEnvInput>;
+/** A change of an application's variables, as envChangeFields and checkEnvChange parsed it. */
+export interface SetApplicationEnvInput {
+  id: string;
+  env: Record<string, string>;
+  remove: string[];
+}
 
 export interface EnvVariableView {
   name: string;
@@ -73,10 +74,9 @@ function variablesOf(ctx: ServiceContext, app: ApplicationRow): EnvVariableView[
 
 export async function listApplicationEnv(
   ctx: ServiceContext,
+  org: OrgView,
   id: string,
-  orgName?: string,
 ): Promise<EnvVariableView[]> {
-  const org = await resolveOrg(ctx, orgName);
   return variablesOf(ctx, await findApplication(ctx.db, org, id));
 }
 
@@ -100,10 +100,9 @@ function checkLimits(env: Record<string, string>): void {
 /** Sets and removes variables by name; the next deploy or restart gets the result. */
 export async function setApplicationEnv(
   ctx: ServiceContext,
-  raw: SetApplicationEnvInput,
+  org: OrgView,
+  input: SetApplicationEnvInput,
 ): Promise<EnvChange> {
-  const input = parseOrThrow(setApplicationEnvInput, raw);
-  const org = await resolveOrg(ctx, input.org);
   return ctx.db.transaction(async (tx) => {
     const app = await findApplication(tx, org, input.id, { forUpdate: true });
     const env = applicationEnv(ctx, app);

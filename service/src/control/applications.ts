@@ -113,11 +113,11 @@ export const listDeploys = defineVerb({
   }),
   async run(call, input) {
     const org = await tenantOrg(call, input.tenant_id);
-    return listDeployments(
-      call.ctx,
-      { id: input.application_id, cursor: input.cursor, limit: input.limit },
-      org.id,
-    );
+    return listDeployments(call.ctx, org, {
+      id: input.application_id,
+      cursor: input.cursor,
+      limit: input.limit,
+    });
   },
 });
 
@@ -128,7 +128,7 @@ export const listEnv = defineVerb({
   input: tenantInput,
   async run(call, input) {
     const org = await tenantOrg(call, input.tenant_id);
-    return { items: await listApplicationEnv(call.ctx, input.application_id, org.id), next_cursor: null };
+    return { items: await listApplicationEnv(call.ctx, org, input.application_id), next_cursor: null };
   },
 });
 
@@ -139,8 +139,7 @@ export const setEnv = defineVerb({
   input: tenantInput.extend(envChangeFields).superRefine(checkEnvChange),
   async run(call, input) {
     const org = await tenantOrg(call, input.tenant_id);
-    return setApplicationEnv(call.ctx, {
-      org: org.id,
+    return setApplicationEnv(call.ctx, org, {
       id: input.application_id,
       env: input.env,
       remove: input.remove,
