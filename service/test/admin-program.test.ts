@@ -1,4 +1,8 @@
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { eq } from "drizzle-orm";
 import type { Server } from "node:http";
 import { Hono } from "hono";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +15,9 @@ import { createHttpServer } from "../src/http/server";
 import { generateAutomationKey, generateIntegrationKey } from "../src/keys/key-format";
 import { resolveOrg } from "../src/orgs/orgs";
 import { addApplication } from "../src/applications/applications";
+import { credentialSecretContext } from "../src/credentials/credentials";
+import { registryCredentials } from "../src/db/schema";
+import { SecretBox } from "../src/secrets/secret-box";
 import { createTestApp, type TestApp } from "./fixtures/app";
 import { createTestDatabase, type TestDatabase } from "./fixtures/db";
 import { seedServer } from "./fixtures/entities";
@@ -273,6 +280,39 @@ describe("reoclo-admin in process on PostgreSQL", () => {
     );
     expect(credUpdated).toMatchObject({ id: cred.id, username: "bot-2", registry_url: "ghcr.io" });
     expect(JSON.stringify(credUpdated)).not.toContain("second-password");
+    // What was stored, not only what was printed: the new password, sealed under the master key.
+    const [stored] = await t.service.svc.ctx.db
+      .select()
+      .from(registryCredentials)
+      .where(eq(registryCredentials.id, String(cred.id)));
+    const box = new SecretBox(Buffer.from(env.REOCLO_MASTER_KEY!, "hex"));
+    expect(box.decrypt(stored!.passwordEnc, credentialSecretContext(String(cred.id)))).toBe(
+      "second-password",
+    );
+    expect(await ok(["servers", "show", server.id])).toMatchObject({
+      name: `${server.name}-b`,
+      host_key_fingerprint: "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU",
+    });
+    expect((await ok(["keys", "show", String(key.id)])).operations).toEqual(["exec", "deploy"]);
+
+    const script = path.join(mkdtempSync(path.join(tmpdir(), "reoclo-admin-")), "deploy.sh");
+    writeFileSync(script, "echo deploy\n");
+    const app = await ok([
+      "apps",
+      "add",
+      "--name",
+      "shop",
+      "--server",
+      server.id,
+      "--working-directory",
+      "/srv/shop",
+      "--deploy-script-file",
+      script,
+    ]);
+    const movedApp = await ok(["apps", "update", String(app.id), "--working-directory", "/srv/shop-2"]);
+    expect(movedApp).toMatchObject({ id: app.id, name: "shop", working_directory: "/srv/shop-2" });
+    expect(await ok(["apps", "show", String(app.id)])).toMatchObject({ working_directory: "/srv/shop-2" });
+    rmSync(path.dirname(script), { recursive: true, force: true });
   });
 
   it("users add --json prints {id, email, role, password}, and the person can sign in with it", async () => {
@@ -317,7 +357,8 @@ describe.each(DRIVERS)("reoclo-admin on a remote service with an integration key
   let appId: string;
   const remote = (args: string[], env: Record<string, string>, stdin?: string) =>
     admin(args, { REOCLO_URL: url, ...env }, { stdin });
-  const seedKey = async (acl: Acl) => (await seedIntegrationKey(t.service.svc.ctx.db, { orgId, acl })).key;
+  const integrationKey = async (acl: Acl) =>
+    (await seedIntegrationKey(t.service.svc.ctx.db, { orgId, acl })).key;
 
   beforeAll(async () => {
     db = await createTestDatabase(driver);
@@ -351,7 +392,7 @@ describe.each(DRIVERS)("reoclo-admin on a remote service with an integration key
   });
 
   it("lists the key's organisation's servers with --json, and says how to get a list's next page", async () => {
-    const key = await seedKey(PRESET_ACLS.read_only);
+    const key = await integrationKey(PRESET_ACLS.read_only);
     const r = await remote(["servers", "list", "--json"], { REOCLO_API_KEY: key });
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
@@ -375,14 +416,14 @@ describe.each(DRIVERS)("reoclo-admin on a remote service with an integration key
   });
 
   it("takes the key from standard input with --api-key-stdin, and a server by its name", async () => {
-    const key = await seedKey(PRESET_ACLS.read_only);
+    const key = await integrationKey(PRESET_ACLS.read_only);
     const r = await remote(["servers", "show", "web-2", "--api-key-stdin", "--json"], {}, `${key}\n`);
     expect(r.stderr).toBe("");
     expect(json<{ id: string; name: string }>(r.stdout)).toMatchObject({ id: servers[1]!.id, name: "web-2" });
   });
 
   it("fills the organisation's id into a tenant route from GET /api/auth/me", async () => {
-    const key = await seedKey(PRESET_ACLS.read_only);
+    const key = await integrationKey(PRESET_ACLS.read_only);
     const r = await remote(["apps", "deployments", appId, "--json"], { REOCLO_API_KEY: key });
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
@@ -390,7 +431,7 @@ describe.each(DRIVERS)("reoclo-admin on a remote service with an integration key
   });
 
   it("prints the service's refusal as a local one: the same stderr and exit code", async () => {
-    const key = await seedKey({ applications: ["read"] });
+    const key = await integrationKey({ applications: ["read"] });
     const r = await remote(["servers", "list"], { REOCLO_API_KEY: key });
     expect(r.code).toBe(1);
     expect(r.stdout).toBe("");
@@ -398,7 +439,7 @@ describe.each(DRIVERS)("reoclo-admin on a remote service with an integration key
       /^reoclo-admin: forbidden: This integration key cannot [^\n]+: it lacks the servers:read permission\.\n$/,
     );
     const missing = await remote(["servers", "show", "00000000-0000-4000-8000-000000000000", "--json"], {
-      REOCLO_API_KEY: await seedKey(PRESET_ACLS.read_only),
+      REOCLO_API_KEY: await integrationKey(PRESET_ACLS.read_only),
     });
     expect(missing.code).toBe(1);
     expect(json<{ error: string }>(missing.stderr)).toMatchObject({ error: "not_found" });

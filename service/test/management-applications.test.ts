@@ -79,15 +79,19 @@ describe.each(DRIVERS)("applications and credentials on the management API, on %
 
   /** The deployment of the history once it ended (polled through the API, as a dashboard does). */
   async function settledDeployment(key: SeededIntegrationKey, appId: string, operationId: string) {
-    for (;;) {
+    const find = async () => {
       const page = await call(key, "GET", `${tenantApp(appId)}/deployments?limit=200`);
       expect(page.status).toBe(200);
-      const found = (page.body.items as Record<string, unknown>[]).find(
-        (d) => d.operation_id === operationId,
-      );
-      if (found && found.status !== "running") return found;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+      return (page.body.items as Record<string, unknown>[]).find((d) => d.operation_id === operationId);
+    };
+    // Polled with a deadline that names what did not happen, rather than vitest's bare timeout.
+    await expect
+      .poll(async () => String((await find())?.status), {
+        timeout: 20_000,
+        message: `deploy ${operationId} ended`,
+      })
+      .not.toMatch(/^running$|^undefined$/);
+    return (await find())!;
   }
 
   const changeRows = (action: string, applicationId?: string) =>

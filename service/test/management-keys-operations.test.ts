@@ -17,7 +17,7 @@ import { createTestApp, serveTestApp, type ServedApp, type TestApp } from "./fix
 import { dumpAllTables } from "./fixtures/db";
 import { seedOrg } from "./fixtures/entities";
 import { outputText, readEvents, startExecEnv, type ExecEnv, type SseEvent } from "./fixtures/exec-env";
-import { markRemoved, seedPerson, type TestPerson } from "./fixtures/people";
+import { seedPerson, type TestPerson } from "./fixtures/people";
 
 // Spec §11: integration keys (never more than their maker's role, stopped when the maker is removed
 // or the key revoked, on every instance), the organisation's operations for people and integration
@@ -209,12 +209,17 @@ describe.each(DRIVERS)("the management API: integration keys, operations and aud
       });
       expect(refused.status).toBe(403);
       expect(((await refused.json()) as Json).error).toBe("forbidden");
+      const keys = await json<Page<{ name: string }>>(await call({ cookie: dev.cookie }, "/automation-keys"));
+      expect(keys.items.map((k) => k.name)).not.toContain("ci");
       const made = await post({ cookie: dev.cookie }, "/integration-keys", {
         label: "mine",
         preset: "read_only",
         expires: "30d",
       });
       expect(made.status).toBe(201);
+      // The new key works.
+      const key = ((await made.json()) as { key: string }).key;
+      expect((await call({ key }, "/auth/me")).status).toBe(200);
     });
 
     it("refuses a Read Only key that tries to create a key (403), and keeps a key's keys within its own ACL", async () => {
@@ -326,7 +331,11 @@ describe.each(DRIVERS)("the management API: integration keys, operations and aud
       const leaver = await seedPerson(env.db.db, { orgId, role: "developer" });
       const key = await createKey({ cookie: leaver.cookie }, { preset: "read_only" });
       expect((await call({ key: key.key }, "/operations")).status).toBe(200);
-      await markRemoved(env.db.db, leaver.id);
+      // Removed the way an owner removes a person: through the API.
+      const owner = await seedPerson(env.db.db, { orgId, role: "owner" });
+      expect((await call({ cookie: owner.cookie }, `/users/${leaver.id}`, { method: "DELETE" })).status).toBe(
+        200,
+      );
       const refused = await call({ key: key.key }, "/operations");
       expect(refused.status).toBe(401);
       expect(await refused.json()).toMatchObject({ error: "unauthorized" });
@@ -599,7 +608,10 @@ describe.each(DRIVERS)("the management API: integration keys, operations and aud
 
     it("answers 404 to another organisation's key for this organisation's operations", async () => {
       const runId = `ci-${randomBytes(4).toString("hex")}`;
-      const op = await execAs({ command: "true", run_id: runId });
+      // A running command, so a cancel that wrongly went through would show on the host.
+      const m = marker();
+      const op = await execAs({ command: `sleep ${m}`, run_id: runId, timeout_seconds: 600 });
+      expect(op.status).toBe("running");
       const theirs = { key: otherOrgKey.key };
       expect((await call({ cookie: viewer.cookie }, `/operations/${op.operation_id}`)).status).toBe(200);
       for (const res of [
@@ -612,6 +624,9 @@ describe.each(DRIVERS)("the management API: integration keys, operations and aud
       }
       expect((await operationsOf(theirs, `run_id=${runId}`)).items).toEqual([]);
       expect(await auditOf(theirs, `run_id=${runId}`)).toEqual([]);
+      expect(pgrep(`sleep ${m}`)).not.toBe("");
+      expect((await post({ cookie: dev.cookie }, `/operations/${op.operation_id}/cancel`)).status).toBe(200);
+      await expect.poll(() => pgrep(`sleep ${m}`), { timeout: 10_000 }).toBe("");
     });
 
     it("shows refusals of no organisation only to reoclo-admin, and pages the audit log", async () => {

@@ -145,6 +145,14 @@ describe.each(DRIVERS)("servers and automation keys on the management API (%s)",
       expect(res.status).toBe(404);
       expect(((await res.json()) as Json).error).toBe("not_found");
     }
+    // None of it touched their server.
+    const after = await client(root, otherFull.key).get(`/servers/${theirs.id}`);
+    expect(after.status).toBe(200);
+    expect(await after.json()).toMatchObject({
+      id: theirs.id,
+      name: theirs.name,
+      host_key_fingerprint: theirs.host_key_fingerprint,
+    });
   });
 
   it("lets a Read Only key list and show servers and keys, and refuses every change with 403", async () => {

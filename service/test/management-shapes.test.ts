@@ -67,9 +67,10 @@ describe.each(DRIVERS)("the management API's pinned shapes, on %s", (driver) => 
     expect(body.id).toMatch(UUID);
     expect(typeof body.password).toBe("string");
     expect((body.password as string).length).toBeGreaterThanOrEqual(12);
-    const list = (await (await fetch(`${api}/users`, { headers: { Cookie: cookie } })).json()) as {
-      items: Record<string, unknown>[];
-    };
+    const res2 = await fetch(`${api}/users`, { headers: { Cookie: cookie } });
+    expect(res2.status).toBe(200);
+    const list = (await res2.json()) as { items: Record<string, unknown>[] };
+    expect(list.items.map((u) => u.id)).toContain(body.id);
     expect(JSON.stringify(list)).not.toContain(body.password as string);
   });
 
