@@ -3,7 +3,7 @@ import { and, desc, eq, inArray } from "drizzle-orm";
 import { ADMIN_CLI_ACTOR } from "../audit/changes";
 import type { ServiceContext } from "../context";
 import { automationKeys, integrationKeys, operations, users } from "../db/schema";
-import { beforePosition, decodeCursor, encodeCursor, exactCreatedAt } from "../operations/cursor";
+import { beforePosition, decodeCursor, exactCreatedAt, pageOf } from "../operations/cursor";
 import { outcomeOf } from "../operations/view";
 import type { OrgView } from "../orgs/orgs";
 import { findApplication } from "./applications";
@@ -74,12 +74,11 @@ export async function listDeployments(
     )
     .orderBy(desc(operations.createdAt), desc(operations.id))
     .limit(input.limit + 1);
-  const page = rows.slice(0, input.limit);
+  const { page, nextCursor } = pageOf(rows, input.limit);
   const who = await startersOf(
     ctx,
     page.map((r) => r.op.actor),
   );
-  const last = page.at(-1);
   return {
     items: page.map(({ op, key }) => {
       const outcome = outcomeOf(op);
@@ -100,7 +99,7 @@ export async function listDeployments(
         completed_at: iso(op.completedAt),
       };
     }),
-    next_cursor: rows.length > input.limit && last ? encodeCursor({ at: last.at, id: last.op.id }) : null,
+    next_cursor: nextCursor,
   };
 }
 

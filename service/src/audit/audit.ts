@@ -3,8 +3,8 @@ import { and, desc, eq, gte, isNull, lt, or, type SQL } from "drizzle-orm";
 import { z } from "zod";
 import type { ServiceContext } from "../context";
 import { auditEvents } from "../db/schema";
-import { ServiceError } from "../errors";
 import { resolveOrg } from "../orgs/orgs";
+import { invalidCursor } from "../operations/cursor";
 import { parseOrThrow, sinceSchema } from "../validation";
 
 // The audit log, readable (spec §10 `reoclo-admin audit list`, §11 `GET /api/audit`): newest first,
@@ -64,14 +64,7 @@ const encodeAuditCursor = (id: number) => Buffer.from(`audit:${id}`, "utf8").toS
 
 function decodeAuditCursor(cursor: string): number {
   const m = /^audit:(\d{1,15})$/.exec(Buffer.from(cursor, "base64url").toString("utf8"));
-  if (!/^[A-Za-z0-9_-]+$/.test(cursor) || !m?.[1])
-    throw new ServiceError(
-      "validation",
-      "cursor must be the next_cursor of a previous page, passed back unchanged.",
-      {
-        cursor: ["is not a cursor this API gave out"],
-      },
-    );
+  if (!/^[A-Za-z0-9_-]+$/.test(cursor) || !m?.[1]) throw invalidCursor();
   return Number(m[1]);
 }
 

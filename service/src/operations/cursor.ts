@@ -25,7 +25,8 @@ export const beforePosition = (p: ListPosition) =>
 
 export const encodeCursor = (p: ListPosition) => Buffer.from(`${p.at}|${p.id}`, "utf8").toString("base64url");
 
-const invalid = () =>
+/** The one refusal of a cursor this API did not give out (other lists' cursors use it too). */
+export const invalidCursor = () =>
   new ServiceError(
     "validation",
     "cursor must be the next_cursor of a previous page, passed back unchanged.",
@@ -35,12 +36,29 @@ const invalid = () =>
   );
 
 export function decodeCursor(cursor: string): ListPosition {
-  if (cursor.length > CURSOR_MAX_CHARS || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalid();
+  if (cursor.length > CURSOR_MAX_CHARS || !/^[A-Za-z0-9_-]+$/.test(cursor)) throw invalidCursor();
   const [at, id, ...rest] = Buffer.from(cursor, "base64url").toString("utf8").split("|");
-  if (rest.length > 0 || at === undefined || !POSITION_TIME.test(at) || !isUuid(id)) throw invalid();
+  if (rest.length > 0 || at === undefined || !POSITION_TIME.test(at) || !isUuid(id)) throw invalidCursor();
   const ms = Date.parse(at);
-  if (!Number.isFinite(ms) || ms < Date.UTC(2000, 0, 1) || ms > Date.UTC(9999, 11, 31)) throw invalid();
+  if (!Number.isFinite(ms) || ms < Date.UTC(2000, 0, 1) || ms > Date.UTC(9999, 11, 31)) throw invalidCursor();
   // Date.parse rolls 2026-02-30 over to March; a time we gave out reads back the same.
-  if (new Date(ms).toISOString().slice(0, 23) !== at.slice(0, 23)) throw invalid();
+  if (new Date(ms).toISOString().slice(0, 23) !== at.slice(0, 23)) throw invalidCursor();
   return { at, id: id.toLowerCase() };
+}
+
+/**
+ * A page of rows fetched with `limit + 1` (the extra row says whether more follow), newest first;
+ * `keep` drops rows the caller may not see. The cursor names the last row shown.
+ */
+export function pageOf<R extends { at: string; op: { id: string } }>(
+  rows: R[],
+  limit: number,
+  keep: (row: R) => boolean = () => true,
+): { page: R[]; nextCursor: string | null } {
+  const page = rows.filter(keep).slice(0, limit);
+  const last = page.at(-1);
+  return {
+    page,
+    nextCursor: rows.length > limit && last ? encodeCursor({ at: last.at, id: last.op.id }) : null,
+  };
 }

@@ -2,7 +2,7 @@ import { isUuid } from "@reoclo/protocol";
 import { recordChange } from "../audit/changes";
 import type { ServiceContext } from "../context";
 import { ServiceError } from "../errors";
-import { decodeCursor, encodeCursor } from "./cursor";
+import { decodeCursor, pageOf } from "./cursor";
 import { listOperationRows, type OperationFilters } from "./listing";
 import { cancelAndWait, type OperationPage, type VisibleOperation } from "./queries";
 import type { OperationServices } from "./start";
@@ -31,12 +31,8 @@ export async function listOperationsInOrg(
 ): Promise<OperationPage> {
   const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
   const rows = await listOperationRows(svc.ctx.db, orgId, query.filters, query.limit + 1, after);
-  const page = rows.slice(0, query.limit);
-  const last = page.at(-1);
-  return {
-    items: page.map((r) => ({ op: r.op, serverName: r.serverName })),
-    nextCursor: rows.length > query.limit && last ? encodeCursor({ at: last.at, id: last.op.id }) : null,
-  };
+  const { page, nextCursor } = pageOf(rows, query.limit);
+  return { items: page.map((r) => ({ op: r.op, serverName: r.serverName })), nextCursor };
 }
 
 /**

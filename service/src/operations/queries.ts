@@ -1,7 +1,7 @@
 import { isUuid } from "@reoclo/protocol";
 import { serverInScope } from "../access/scope";
 import { ServiceError } from "../errors";
-import { decodeCursor, encodeCursor } from "./cursor";
+import { decodeCursor, pageOf } from "./cursor";
 import { listOperationRows } from "./listing";
 import type { KeyCaller, OperationServices } from "./start";
 import { findByIdempotencyKey, getOperation, getOperationWithServer, type OperationRow } from "./store";
@@ -63,12 +63,8 @@ export async function listOperationsForKey(
     query.limit + 1,
     after,
   );
-  const page = rows.filter((r) => serverInScope(caller.key, r.op.serverId)).slice(0, query.limit);
-  const last = page.at(-1);
-  return {
-    items: page,
-    nextCursor: rows.length > query.limit && last ? encodeCursor({ at: last.at, id: last.op.id }) : null,
-  };
+  const { page, nextCursor } = pageOf(rows, query.limit, (r) => serverInScope(caller.key, r.op.serverId));
+  return { items: page, nextCursor };
 }
 
 /** How long a cancel waits for the operation to end before it answers with what it knows. */
