@@ -1,27 +1,17 @@
-import { isUuid } from "@reoclo/protocol";
 import { recordChange } from "../audit/changes";
 import type { ServiceContext } from "../context";
-import { ServiceError } from "../errors";
 import { decodeCursor, pageOf } from "./cursor";
 import { listOperationRows, type OperationFilters } from "./listing";
-import { cancelAndWait, type OperationPage, type VisibleOperation } from "./queries";
+import { cancelAndWait, findVisibleOperation, type OperationPage, type VisibleOperation } from "./queries";
 import type { OperationServices } from "./start";
-import { getOperationWithServer } from "./store";
 
 // Reading and cancelling operations as a person or an integration key (spec §11): every operation
 // of the organisation, whoever started it; another organisation's id is "not found", exactly like
 // an id that never existed.
 
 /** The operation, if it belongs to the organisation; else 404. */
-export async function operationInOrg(
-  svc: OperationServices,
-  orgId: string,
-  id: string,
-): Promise<VisibleOperation> {
-  const found = isUuid(id) ? await getOperationWithServer(svc.ctx.db, id.toLowerCase()) : undefined;
-  if (!found || found.op.orgId !== orgId) throw new ServiceError("not_found", "Operation not found");
-  return found;
-}
+export const operationInOrg = (svc: OperationServices, orgId: string, id: string) =>
+  findVisibleOperation(svc, id, (op) => op.orgId === orgId);
 
 /** The organisation's operations that match every filter, newest first, a page at a time. */
 export async function listOperationsInOrg(

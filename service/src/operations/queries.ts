@@ -14,16 +14,20 @@ export interface VisibleOperation {
   readonly serverName: string;
 }
 
-/** The operation, if this key may read it: same organisation and its server in scope; else 404. */
-export async function operationForKey(
+/** The operation, if `visible` says the caller may read it; else 404, like an id that never existed. */
+export async function findVisibleOperation(
   svc: OperationServices,
-  caller: KeyCaller,
   id: string,
+  visible: (op: OperationRow) => boolean,
 ): Promise<VisibleOperation> {
   const found = isUuid(id) ? await getOperationWithServer(svc.ctx.db, id.toLowerCase()) : undefined;
-  if (!found || !visibleTo(caller, found.op)) throw new ServiceError("not_found", "Operation not found");
+  if (!found || !visible(found.op)) throw new ServiceError("not_found", "Operation not found");
   return found;
 }
+
+/** The operation, if this key may read it: same organisation and its server in scope; else 404. */
+export const operationForKey = (svc: OperationServices, caller: KeyCaller, id: string) =>
+  findVisibleOperation(svc, id, (op) => visibleTo(caller, op));
 
 const visibleTo = (caller: KeyCaller, op: OperationRow) =>
   op.orgId === caller.key.orgId && serverInScope(caller.key, op.serverId);
