@@ -25,4 +25,19 @@ export default tseslint.config(
       "@typescript-eslint/consistent-type-imports": "error",
     },
   },
+  {
+    // The dashboard's one script runs in the browser.
+    files: ["service/src/dashboard/assets/*.js"],
+    extends: [tseslint.configs.disableTypeChecked],
+    languageOptions: {
+      sourceType: "script",
+      globals: {
+        window: "readonly",
+        document: "readonly",
+        navigator: "readonly",
+        EventSource: "readonly",
+        setTimeout: "readonly",
+      },
+    },
+  },
 );

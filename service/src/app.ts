@@ -15,6 +15,7 @@ import { registryRoutes } from "./api/registry";
 import { MANAGEMENT_ROUTES } from "./api/management";
 import { managementRouter } from "./api/management/router";
 import { docsRoutes } from "./api/docs";
+import { dashboardRoutes } from "./dashboard";
 import { buildOpenApiDocument } from "./openapi/document";
 import type { OperationRunner } from "./operations/runner";
 import type { Config } from "./config";
@@ -137,6 +138,15 @@ export function createApp(deps: AppDeps) {
       }),
     ),
   );
+
+  // The dashboard (spec §11), last: its pages call the same verbs as the management API above.
+  const dashboard = new Hono<AppEnv>();
+  dashboard.use((c, next) => (c.req.method === "GET" || c.req.method === "HEAD" ? next() : limitBody(c, next)));
+  dashboard.route(
+    "/",
+    dashboardRoutes({ access: { ...access, config: deps.config }, svc: { ...svc, signIn: deps.signIn } }),
+  );
+  app.route("/", dashboard);
   return app;
 }
 

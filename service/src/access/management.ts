@@ -10,7 +10,7 @@ import { findSession, SESSION_COOKIE } from "../people/sessions";
 import type { AuditEvent } from "./audit-writer";
 import { authBudgetKey, resolveClientIp } from "./client-ip";
 import { orUnavailable, refuseWhileAuthBudgetSpent, type AccessDeps } from "./pipeline";
-import type { Principal } from "./principal";
+import type { Principal, UserPrincipal } from "./principal";
 
 // Who calls the management API (spec §11): an integration key (`Authorization: Bearer rk_t_…`
 // or `X-API-Key: rk_t_…`) or a signed-in person (the session cookie). Automation keys never work
@@ -114,8 +114,8 @@ export function managementAccess(deps: ManagementAccessDeps): MiddlewareHandler<
 
     const token = getCookie(c, SESSION_COOKIE);
     if (token === undefined) return refuse("missing_credentials");
-    const session = await orUnavailable(() => findSession(deps.db, token, deps.config, deps.now()));
-    if (!session) return refuse("unknown_or_ended_session");
+    const principal = await sessionPrincipal(deps, token);
+    if (!principal) return refuse("unknown_or_ended_session");
     if (!SAFE_METHODS.has(c.req.method)) {
       try {
         checkSameOrigin(c);
@@ -123,26 +123,32 @@ export function managementAccess(deps: ManagementAccessDeps): MiddlewareHandler<
         deps.audit.recordDeferred({
           ...event,
           reason: "cross_site_request",
-          orgId: session.orgId,
-          actor: `user:${session.userId}`,
+          orgId: principal.orgId,
+          actor: `user:${principal.userId}`,
         });
         throw err;
       }
     }
-    c.set("caller", {
-      principal: {
-        kind: "user",
-        orgId: session.orgId,
-        userId: session.userId,
-        email: session.email,
-        role: session.role,
-        sessionId: session.sessionId,
-      },
-      clientIp,
-      userAgent,
-      requestId,
-    });
+    c.set("caller", { principal, clientIp, userAgent, requestId });
     return next();
+  };
+}
+
+/** The signed-in person of a session cookie's token (the management API's and the dashboard's). */
+export async function sessionPrincipal(
+  deps: Pick<ManagementAccessDeps, "db" | "config" | "now">,
+  token: string,
+): Promise<UserPrincipal | undefined> {
+  const session = await orUnavailable(() => findSession(deps.db, token, deps.config, deps.now()));
+  if (!session) return undefined;
+  return {
+    kind: "user",
+    orgId: session.orgId,
+    userId: session.userId,
+    email: session.email,
+    role: session.role,
+    sessionId: session.sessionId,
+    mustChangePassword: session.mustChangePassword,
   };
 }
 

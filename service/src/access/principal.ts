@@ -22,6 +22,8 @@ export interface UserPrincipal {
   readonly email: string;
   readonly role: Role;
   readonly sessionId: string;
+  /** Signed in with a one-time password an owner made: the dashboard asks for a new one first. */
+  readonly mustChangePassword?: boolean;
 }
 
 export interface IntegrationKeyPrincipal {

@@ -32,7 +32,7 @@ function cameOverHttps(c: Context<ManagementEnv>, deps: ManagementDeps): boolean
   return ipInCidrs(parseIp(clientAddress(c, deps.access).peer), deps.access.trustedProxies);
 }
 
-const cookieOptions = (c: Context<ManagementEnv>, deps: ManagementDeps): CookieOptions => ({
+export const cookieOptions = (c: Context<ManagementEnv>, deps: ManagementDeps): CookieOptions => ({
   httpOnly: true,
   sameSite: "Strict",
   path: "/",

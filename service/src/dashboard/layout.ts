@@ -1,0 +1,107 @@
+import { html } from "hono/html";
+import type { z } from "zod";
+import { listApps } from "../control/applications";
+import { listAuditVerb } from "../control/audit";
+import { keysList } from "../control/automation-keys";
+import { listCreds } from "../control/credentials";
+import { listIntegrationKeysVerb } from "../control/integration-keys";
+import { listOperationsVerb } from "../control/operations";
+import { usersAdd } from "../control/people";
+import { serversList } from "../control/servers";
+import type { Verb } from "../control/verb";
+import { assetUrl } from "./assets";
+import { can, csrfField, person, type DashContext, type PageOptions } from "./kit";
+
+// The frame of every page: a skip link, the main navigation (an item shows when the person may run
+// the verb behind its page), who is signed in with a sign-out button, and the page's content under
+// one h1. Notices and errors are live regions so a screen reader announces them.
+
+interface NavItem {
+  readonly href: string;
+  readonly label: string;
+  /** The page's first verb: the item shows when the person may run one of them. */
+  readonly verbs: readonly Verb<z.ZodType, unknown>[];
+}
+
+export const NAV: readonly NavItem[] = [
+  { href: "/servers", label: "Servers", verbs: [serversList] },
+  { href: "/keys", label: "API Keys", verbs: [keysList, listIntegrationKeysVerb] },
+  { href: "/credentials", label: "Registry credentials", verbs: [listCreds] },
+  { href: "/applications", label: "Applications", verbs: [listApps] },
+  { href: "/operations", label: "Operations", verbs: [listOperationsVerb] },
+  { href: "/audit", label: "Audit log", verbs: [listAuditVerb] },
+  // Users and roles are the owners' page: adding people is what it is for.
+  { href: "/users", label: "Users", verbs: [usersAdd] },
+];
+
+export function layout(c: DashContext, opts: PageOptions) {
+  const signedIn = c.get("caller")?.principal.kind === "user";
+  const error =
+    opts.error === undefined
+      ? undefined
+      : typeof opts.error === "string"
+        ? { detail: opts.error, fields: undefined }
+        : { detail: opts.error.detail, fields: opts.error.fields };
+  const current = opts.section ?? "/" + (c.req.path.split("/")[1] ?? "");
+  return html`<!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <title>${opts.title} · Reoclo</title>
+        <link rel="stylesheet" href="${assetUrl("dashboard.css")}" />
+        <link rel="icon" href="${assetUrl("favicon.svg")}" type="image/svg+xml" />
+        <script src="${assetUrl("dashboard.js")}" defer></script>
+      </head>
+      <body>
+        <a class="skip-link" href="#main">Skip to content</a>
+        <header class="top">
+          <a class="brand" href="/">Reoclo<span class="muted"> automation</span></a>
+          ${
+            signedIn
+              ? html`<nav aria-label="Main">
+                    <ul>
+                      ${NAV.filter((item) => item.verbs.some((v) => can(c, v))).map(
+                        (item) =>
+                          html`<li>
+                            <a href="${item.href}" ${item.href === current ? html`aria-current="page"` : ""}
+                              >${item.label}</a
+                            >
+                          </li>`,
+                      )}
+                    </ul>
+                  </nav>
+                  <div class="who">
+                    <a href="/account">${person(c).email}</a> <span class="role">${person(c).role}</span>
+                    <form method="post" action="/sign-out" class="inline">
+                      ${csrfField(c)}<button type="submit" class="link">Sign out</button>
+                    </form>
+                  </div>`
+              : ""
+          }
+        </header>
+        <main id="main" tabindex="-1">
+          <h1>${opts.title}</h1>
+          <div role="status" class="notice" ${opts.notice ? "" : html`hidden`}>${opts.notice ?? ""}</div>
+          ${
+            error
+              ? html`<div role="alert" class="error" id="form-error">
+                  <p>${error.detail}</p>
+                  ${
+                    error.fields
+                      ? html`<ul>
+                          ${Object.entries(error.fields).map(
+                            ([field, problems]) =>
+                              html`<li><code>${field}</code>: ${problems.join("; ")}</li>`,
+                          )}
+                        </ul>`
+                      : ""
+                  }
+                </div>`
+              : ""
+          }
+          ${opts.body}
+        </main>
+      </body>
+    </html>`;
+}

@@ -1,0 +1,9 @@
+import type { Hono } from "hono";
+import { html } from "hono/html";
+import { page, type DashDeps, type DashEnv } from "../kit";
+
+// Audit log (spec §11 "The dashboard"). To be built.
+
+export function auditPages(app: Hono<DashEnv>, _deps: DashDeps) {
+  app.get("/audit", (c) => page(c, { title: "Audit log", body: html`<p>Coming soon.</p>` }));
+}

@@ -1,0 +1,9 @@
+import type { Hono } from "hono";
+import { html } from "hono/html";
+import { page, type DashDeps, type DashEnv } from "../kit";
+
+// Operations (spec §11 "The dashboard"). To be built.
+
+export function operationPages(app: Hono<DashEnv>, _deps: DashDeps) {
+  app.get("/operations", (c) => page(c, { title: "Operations", body: html`<p>Coming soon.</p>` }));
+}

@@ -1,0 +1,9 @@
+import type { Hono } from "hono";
+import { html } from "hono/html";
+import { page, type DashDeps, type DashEnv } from "../kit";
+
+// Servers (spec §11 "The dashboard"). To be built.
+
+export function serverPages(app: Hono<DashEnv>, _deps: DashDeps) {
+  app.get("/servers", (c) => page(c, { title: "Servers", body: html`<p>Coming soon.</p>` }));
+}
