@@ -6,8 +6,8 @@ import { checkSameOrigin, clientAddress, sessionPrincipal } from "../access/mana
 import { ServiceError } from "../errors";
 import { SESSION_COOKIE } from "../people/sessions";
 import { assetRoutes } from "./assets";
-import { can, csrfValid, page, type DashDeps, type DashEnv } from "./kit";
-import { NAV } from "./layout";
+import { can, csrfValid, type DashDeps, type DashEnv } from "./kit";
+import { NAV, page } from "./layout";
 import { accountPages, signInPages } from "./pages/account";
 import { applicationPages } from "./pages/applications";
 import { auditPages } from "./pages/audit";

@@ -11,7 +11,6 @@ import { invoke, type Verb } from "../control/verb";
 import { ServiceError } from "../errors";
 import { SESSION_COOKIE } from "../people/sessions";
 import { clientFacts, type ManagementDeps } from "../api/management/router";
-import { layout } from "./layout";
 
 // What every page of the dashboard shares: the signed-in person, calling a verb as them (the same
 // `invoke` and permission check as the management API), asking whether they may (the verb's own
@@ -96,23 +95,6 @@ export const optionalNumber = (f: FormValues, name: string): number | string | u
   const n = Number(v);
   return Number.isFinite(n) ? n : v;
 };
-
-export interface PageOptions {
-  readonly title: string;
-  readonly body: Markup;
-  readonly status?: ContentfulStatusCode;
-  /** A sentence shown above the content in a live region (what just happened). */
-  readonly notice?: string | undefined;
-  /** An error shown above the content, announced to screen readers. */
-  readonly error?: ServiceError | string | undefined;
-  /** The main navigation's current item (its href). */
-  readonly section?: string;
-}
-
-/** A whole page: the layout around the content, never cached (a page may hold a one-time secret). */
-export function page(c: DashContext, opts: PageOptions) {
-  return c.html(layout(c, opts), opts.status ?? 200);
-}
 
 /** After a write: back to a page, with one of its own notices named (never text from the request). */
 export const redirectWith = (c: DashContext, path: string, notice?: string) =>

@@ -10,7 +10,9 @@ import { usersAdd } from "../control/people";
 import { serversList } from "../control/servers";
 import type { Verb } from "../control/verb";
 import { assetUrl } from "./assets";
-import { can, csrfField, person, type DashContext, type PageOptions } from "./kit";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import type { ServiceError } from "../errors";
+import { can, csrfField, person, type DashContext, type Markup } from "./kit";
 
 // The frame of every page: a skip link, the main navigation (an item shows when the person may run
 // the verb behind its page), who is signed in with a sign-out button, and the page's content under
@@ -33,6 +35,23 @@ export const NAV: readonly NavItem[] = [
   // Users and roles are the owners' page: adding people is what it is for.
   { href: "/users", label: "Users", verbs: [usersAdd] },
 ];
+
+export interface PageOptions {
+  readonly title: string;
+  readonly body: Markup;
+  readonly status?: ContentfulStatusCode;
+  /** A sentence shown above the content in a live region (what just happened). */
+  readonly notice?: string | undefined;
+  /** An error shown above the content, announced to screen readers. */
+  readonly error?: ServiceError | string | undefined;
+  /** The main navigation's current item (its href). */
+  readonly section?: string;
+}
+
+/** A whole page: the layout around the content, never cached (a page may hold a one-time secret). */
+export function page(c: DashContext, opts: PageOptions) {
+  return c.html(layout(c, opts), opts.status ?? 200);
+}
 
 export function layout(c: DashContext, opts: PageOptions) {
   const signedIn = c.get("caller")?.principal.kind === "user";

@@ -13,7 +13,6 @@ import {
   csrfField,
   formValues,
   noticeFrom,
-  page,
   person,
   run,
   statusOf,
@@ -22,6 +21,7 @@ import {
   type DashDeps,
   type DashEnv,
 } from "../kit";
+import { page } from "../layout";
 
 // Signing in and out, and one's own password (spec §11 "Who"): the same verbs as
 // POST /api/auth/login, /logout and /change-password, and the same cookie.

@@ -1,6 +1,7 @@
 import type { Hono } from "hono";
 import { html } from "hono/html";
-import { page, type DashDeps, type DashEnv } from "../kit";
+import { type DashDeps, type DashEnv } from "../kit";
+import { page } from "../layout";
 
 // Users (spec §11 "The dashboard"). To be built.
 
