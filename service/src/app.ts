@@ -141,7 +141,9 @@ export function createApp(deps: AppDeps) {
 
   // The dashboard (spec §11), last: its pages call the same verbs as the management API above.
   const dashboard = new Hono<AppEnv>();
-  dashboard.use((c, next) => (c.req.method === "GET" || c.req.method === "HEAD" ? next() : limitBody(c, next)));
+  dashboard.use((c, next) =>
+    c.req.method === "GET" || c.req.method === "HEAD" ? next() : limitBody(c, next),
+  );
   dashboard.route(
     "/",
     dashboardRoutes({ access: { ...access, config: deps.config }, svc: { ...svc, signIn: deps.signIn } }),

@@ -37,26 +37,36 @@ const CSP = {
 export function dashboardRoutes(deps: DashDeps) {
   const app = new Hono<DashEnv>();
   app.route("/", assetRoutes());
+  // Mounted at `/`, the pages' middleware must meet only the pages: another path (a wrong base
+  // URL of the automation API, say) keeps the service's JSON 404.
+  const pagesOnly =
+    (mw: MiddlewareHandler<DashEnv>): MiddlewareHandler<DashEnv> =>
+    (c, next) =>
+      isPagePath(c.req.path) ? mw(c, next) : next();
   app.use(
-    secureHeaders({
-      contentSecurityPolicy: CSP,
-      referrerPolicy: "same-origin",
-      // HSTS belongs to whatever terminates TLS in front of the service (it may be plain http here).
-      strictTransportSecurity: false,
-      xFrameOptions: "DENY",
-      crossOriginOpenerPolicy: "same-origin",
-      permissionsPolicy: { camera: [], microphone: [], geolocation: [] },
-    }),
+    pagesOnly(
+      secureHeaders({
+        contentSecurityPolicy: CSP,
+        referrerPolicy: "same-origin",
+        // HSTS belongs to whatever terminates TLS in front of the service (it may be plain http here).
+        strictTransportSecurity: false,
+        xFrameOptions: "DENY",
+        crossOriginOpenerPolicy: "same-origin",
+        permissionsPolicy: { camera: [], microphone: [], geolocation: [] },
+      }),
+    ),
   );
   // Pages can hold a one-time secret (a new key, a new person's password): never stored by a cache.
-  app.use(async (c, next) => {
-    await next();
-    c.header("Cache-Control", "no-store");
-  });
+  app.use(
+    pagesOnly(async (c, next) => {
+      await next();
+      c.header("Cache-Control", "no-store");
+    }),
+  );
 
   signInPages(app, deps);
-  app.use(signedIn(deps));
-  app.use(formsFromHere(deps));
+  app.use(pagesOnly(signedIn(deps)));
+  app.use(pagesOnly(formsFromHere(deps)));
   accountPages(app, deps);
   app.get("/", (c) => {
     const first = NAV.find((item) => item.verbs.some((v) => can(c, v)));
@@ -73,8 +83,36 @@ export function dashboardRoutes(deps: DashDeps) {
   operationPages(app, deps);
   auditPages(app, deps);
   userPages(app, deps);
+  // Any other page: an HTML answer that leads back (the APIs' unknown paths keep their JSON 404).
+  app.get("*", (c) =>
+    !isPagePath(c.req.path)
+      ? c.notFound()
+      : page(c, {
+          title: "Page not found",
+          status: 404,
+          body: html`<p>
+            There is no page at <code>${c.req.path}</code>. <a href="/">Back to the dashboard</a>.
+          </p>`,
+        }),
+  );
   return app;
 }
+
+/** Where the pages are (each with what is under it); every other path is not the dashboard's. */
+const PAGE_PREFIXES = [
+  "/sign-in",
+  "/sign-out",
+  "/account",
+  "/servers",
+  "/keys",
+  "/credentials",
+  "/applications",
+  "/operations",
+  "/audit",
+  "/users",
+];
+const isPagePath = (path: string) =>
+  path === "/" || PAGE_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`));
 
 /** The signed-in person, or the sign-in page (coming back here after). */
 function signedIn(deps: DashDeps): MiddlewareHandler<DashEnv> {
