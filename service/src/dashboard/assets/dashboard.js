@@ -46,9 +46,15 @@ function setUpConfirmations() {
   }
 }
 
-// The live log: <pre data-live-log data-events="/api/operations/ID/events">. Output events are
-// appended as they arrive, stderr marked apart; the status line follows; the stream is closed at
-// its end (an EventSource would otherwise reconnect forever).
+// The live log: <pre data-live-log data-events="/api/operations/ID/events">. The stream replays
+// the operation's output from its start, so the server-rendered output is replaced by it once the
+// first event arrives (not before: if the stream cannot be opened, what the page showed stays).
+// Output events are appended as they arrive, stderr marked apart; the status line follows; the
+// stream is closed at its end (an EventSource would otherwise reconnect forever). After a network
+// drop the browser reconnects by itself with Last-Event-ID and the service resumes after it; the
+// output ids are also checked here, so nothing is ever appended twice.
+// The service's events (spec §6): `status` {status, outcome}; `output` {stream, data} with the
+// output's sequence number as id; `end` {outcome, reason, exit_code, …}; `error` {detail}.
 function setUpLiveLog() {
   const log = document.querySelector("[data-live-log]");
   if (!log || !window.EventSource) return;
@@ -56,12 +62,45 @@ function setUpLiveLog() {
   const exit = document.getElementById("op-exit");
   const cancel = document.getElementById("cancel-form");
   const follow = document.getElementById("follow");
-  log.textContent = "";
+  // A finished operation's page already says how it ended; the stream's opening "running" is not news.
+  const ended = log.hasAttribute("data-ended");
+  let replaced = false;
+  let lastOutput = 0;
+  let finished = false;
   const source = new EventSource(log.dataset.events);
+  const replace = () => {
+    if (replaced) return;
+    replaced = true;
+    log.textContent = "";
+  };
   const stick = () => {
     if (!follow || follow.checked) log.scrollTop = log.scrollHeight;
   };
+  const note = (text) => {
+    const span = document.createElement("span");
+    span.className = "meta";
+    span.textContent = text;
+    log.appendChild(span);
+    stick();
+  };
+  const showStatus = (value) => {
+    if (!status || !value) return;
+    status.textContent = value;
+    status.className = `status status-${value}`;
+  };
+  source.addEventListener("status", (event) => {
+    replace();
+    const { status: published, outcome } = JSON.parse(event.data);
+    const value = outcome ?? published;
+    if (!(ended && value === "running")) showStatus(value);
+  });
   source.addEventListener("output", (event) => {
+    const seq = Number(event.lastEventId);
+    if (Number.isFinite(seq) && seq > 0) {
+      if (seq <= lastOutput) return;
+      lastOutput = seq;
+    }
+    replace();
     const { stream, data } = JSON.parse(event.data);
     const last = log.lastElementChild;
     if (last && last.dataset.stream === stream) last.append(data);
@@ -74,43 +113,32 @@ function setUpLiveLog() {
     }
     stick();
   });
-  source.addEventListener("status", (event) => {
-    const { status: value } = JSON.parse(event.data);
-    if (status && value) {
-      status.textContent = value;
-      status.className = `status status-${value}`;
-    }
-  });
   source.addEventListener("end", (event) => {
     source.close();
+    if (finished) return;
+    finished = true;
+    replace();
     const result = JSON.parse(event.data);
-    if (status) {
-      status.textContent = result.status;
-      status.className = `status status-${result.status}`;
-    }
-    if (exit)
-      exit.textContent =
-        result.exit_code === null || result.exit_code === undefined ? "none" : String(result.exit_code);
+    const value = result.outcome ?? result.status;
+    showStatus(value);
+    const code = result.exit_code === null || result.exit_code === undefined ? null : result.exit_code;
+    if (exit) exit.textContent = code === null ? "none" : String(code);
     if (cancel) cancel.hidden = true;
-    const done = document.createElement("span");
-    done.className = "meta";
-    done.textContent = `\n[${result.status}${result.exit_code === null || result.exit_code === undefined ? "" : `, exit code ${result.exit_code}`}]\n`;
-    log.appendChild(done);
-    stick();
-    announce(`The operation ended: ${result.status}.`);
+    note(`\n[${value}${code === null ? "" : `, exit code ${code}`}]\n`);
+    if (!ended) announce(`The operation ended: ${value}.`);
   });
   source.addEventListener("error", (event) => {
-    // A named "error" event from the service carries data; the browser's own has none.
+    if (finished) return;
+    // A named "error" event from the service carries data; the browser's own has none, and it
+    // reconnects by itself unless the service refused the stream (the session ended, say).
     if (event.data) {
       source.close();
       const { detail } = JSON.parse(event.data);
-      const note = document.createElement("span");
-      note.className = "meta";
-      note.textContent = `\n[${detail ?? "the stream ended"}; reload to follow it again]\n`;
-      log.appendChild(note);
+      note(`\n[${detail ?? "the stream ended"}; reload to follow it again]\n`);
+    } else if (source.readyState === EventSource.CLOSED) {
+      note("\n[the live output could not be followed; reload the page to try again]\n");
     }
   });
-  log.setAttribute("aria-busy", "false");
 }
 
 document.addEventListener("DOMContentLoaded", () => {
