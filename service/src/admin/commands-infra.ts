@@ -73,6 +73,16 @@ export function addServerCommands({ s, group, verb, list, byServer }: Kit): void
     ),
   );
   list(servers, "servers.list", "list the servers");
+  verb<{ host?: string; port?: number }>(
+    servers,
+    "scan",
+    "servers.scan",
+    "read the host key a host presents now, storing nothing (compare it before pinning it)",
+    (_, o) => given({ host: o.host, port: o.port ?? 22 }),
+  )
+    .need("--host <host>", "its host name or IP address")
+    .option("--port <port>", "the SSH port (default 22)", wholeNumber);
+
   byServer(servers, "show", "servers.show", "show a server");
   byServer(servers, "test", "servers.test", "connect, check the pinned host key, and run `id -un`");
   serverOptions(

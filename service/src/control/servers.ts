@@ -11,6 +11,8 @@ import {
   pinHostKey,
   pinHostKeyInput,
   removeServer,
+  scanHostKey,
+  scanHostKeyInput,
   showServer,
   testServer,
   updateServer,
@@ -70,6 +72,15 @@ export const serversRemove = defineVerb({
   what: "remove servers",
   input: serverRef,
   run: (call, input) => removeServer(call.ctx, input.id, call.org),
+});
+
+/** Reads the key a host presents, before a person pins it (the dashboard's first step of adding). */
+export const serversScan = defineVerb({
+  name: "servers.scan",
+  need: need("servers:write"),
+  what: "read servers' host keys",
+  input: scanHostKeyInput,
+  run: (_call, input) => scanHostKey(input),
 });
 
 // Opening an SSH session and running `id -un` is running something on the host: developers and up.
@@ -153,5 +164,6 @@ export const SERVER_VERBS = [
   serversPin,
   serversRemove,
   serversTest,
+  serversScan,
   serversExec,
 ] as const;

@@ -429,6 +429,28 @@ export async function testServer(
   };
 }
 
+export const scanHostKeyInput = z.object({
+  host: hostName,
+  // A form or a command line sends the port as text.
+  port: z.coerce.number().pipe(sshPort).default(22),
+});
+export type ScanHostKeyInput = z.input<typeof scanHostKeyInput>;
+
+export interface HostKeyScanView {
+  host: string;
+  port: number;
+  host_key_fingerprint: string;
+}
+
+/**
+ * The key a host presents now, read as adding or re-pinning reads it, and nothing stored: a person
+ * compares it with the host's own `ssh-keygen -lf` before pinning it.
+ */
+export async function scanHostKey(raw: ScanHostKeyInput): Promise<HostKeyScanView> {
+  const target = parseOrThrow(scanHostKeyInput, raw);
+  return { ...target, host_key_fingerprint: await presentedHostKey(target, undefined) };
+}
+
 async function withSshErrors<T>(fn: () => Promise<T>, hint?: (err: SshError) => string): Promise<T> {
   try {
     return await fn();

@@ -4,6 +4,7 @@ import {
   serversList,
   serversPin,
   serversRemove,
+  serversScan,
   serversShow,
   serversTest,
   serversUpdate,
@@ -23,6 +24,12 @@ export const SERVER_ROUTES: readonly ManagementRoute[] = [
     verb: serversAdd,
     status: 201,
     summary: "Add a server, pinning its host key (given, or trusted on first use)",
+  },
+  {
+    method: "post",
+    path: "/servers/scan",
+    verb: serversScan,
+    summary: "Read the host key a host presents now, storing nothing (to compare before pinning it)",
   },
   { method: "get", path: "/servers/{id}", verb: serversShow, summary: "Show a server" },
   {
