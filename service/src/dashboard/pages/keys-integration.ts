@@ -281,7 +281,7 @@ export function integrationKeyPages(
       return createdPage(c, created);
     } catch (err) {
       if (!(err instanceof ServiceError)) throw err;
-      return formPage(c, form, err);
+      return err.code === "forbidden" ? listPage(c, err) : formPage(c, form, err);
     }
   });
   app.post("/keys/integration/:id/revoke", async (c) => {

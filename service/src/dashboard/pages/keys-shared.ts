@@ -1,5 +1,7 @@
 import { html } from "hono/html";
-import { csrfField, when, type DashContext } from "../kit";
+import { listCreds } from "../../control/credentials";
+import { serversList } from "../../control/servers";
+import { can, csrfField, run, when, type DashContext, type DashDeps } from "../kit";
 
 // Pieces both tabs of the API Keys page use.
 
@@ -38,3 +40,16 @@ export const shownOnce = (id: string, label: string, value: string) =>
     />
     <button type="button" data-copy="${id}" hidden>Copy</button>
   </div>`;
+
+/** A server or a registry credential, as the pickers and the scope column name them. */
+export interface Named {
+  readonly id: string;
+  readonly name: string;
+}
+
+/** The servers and credentials the person may list (null: the picker is left out). */
+export async function pickers(c: DashContext, deps: DashDeps) {
+  const servers: Named[] | null = can(c, serversList) ? (await run(c, deps, serversList, {})).items : null;
+  const creds: Named[] | null = can(c, listCreds) ? (await run(c, deps, listCreds, {})).items : null;
+  return { servers, creds };
+}
