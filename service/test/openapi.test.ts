@@ -95,7 +95,10 @@ describe("the OpenAPI document and the reference page", () => {
   });
 
   it("documents every route the app serves, and the app serves every documented operation", () => {
-    const served = servedRoutes(t.app).map((r) => `${r.method} ${r.path}`);
+    // The dashboard's pages (HTML for people, at `/`) are not an API; everything else is documented.
+    const served = servedRoutes(t.app)
+      .filter((r) => r.path.startsWith("/api/") || r.path === "/healthz" || r.path === "/readyz")
+      .map((r) => `${r.method} ${r.path}`);
     const documented = operationsOf(doc).map((o) => `${o.method} ${o.path}`);
     expect(served.filter((r) => !documented.includes(r))).toEqual([]);
     expect(documented.filter((r) => !served.includes(r))).toEqual([]);
