@@ -133,7 +133,7 @@ describe("the dashboard in Chromium, against the real service and an sshd host",
     expect(new URL(page.url()).pathname).toBe("/servers");
     await checkAccessibility(page, "servers-empty");
 
-    await page.getByRole("link", { name: "Add a server" }).click();
+    await page.getByRole("link", { name: "Add a server" }).first().click();
     await page.getByLabel("Name").fill("web-1");
     await page.getByLabel("Host").fill(host.host);
     await page.getByLabel("Port").fill(String(host.port));
