@@ -355,22 +355,37 @@ async function servePage(body: string): Promise<{ url: string; close(): Promise<
   };
 }
 
-/** The operations page's first contentful paint, 10 loads, written next to the screenshots. */
+/**
+ * The operations page's first contentful paint and the first byte of its answer (10 loads, in ms
+ * from the navigation's start), written next to the screenshots. Read from the browser's own
+ * paint timing, observed with `buffered` so an entry recorded before the script asks is seen.
+ */
 async function measureFirstPaint(page: Page): Promise<void> {
-  const samples: number[] = [];
+  const paint: number[] = [];
+  const firstByte: number[] = [];
   for (let i = 0; i < 10; i++) {
     await page.goto("/operations");
-    samples.push(
-      await page.evaluate<number>(
-        `performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? -1`,
-      ),
-    );
+    const [fcp, ttfb] = await page.evaluate<[number, number]>(`new Promise((resolve) => {
+      const nav = performance.getEntriesByType("navigation")[0];
+      new PerformanceObserver((list) => {
+        const fcp = list.getEntries().find((e) => e.name === "first-contentful-paint");
+        if (fcp) resolve([fcp.startTime, nav ? nav.responseStart : -1]);
+      }).observe({ type: "paint", buffered: true });
+    })`);
+    paint.push(Math.round(fcp * 10) / 10);
+    firstByte.push(Math.round(ttfb * 10) / 10);
   }
-  samples.sort((a, b) => a - b);
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   writeFileSync(
     path.join(SCREENSHOTS!, "first-paint.json"),
     JSON.stringify(
-      { page: "/operations", first_contentful_paint_ms: samples, median_ms: samples[5] },
+      {
+        page: "/operations",
+        first_contentful_paint_ms: paint,
+        first_byte_ms: firstByte,
+        median_first_contentful_paint_ms: median(paint),
+        median_first_byte_ms: median(firstByte),
+      },
       null,
       2,
     ),
