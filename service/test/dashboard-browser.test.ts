@@ -319,6 +319,7 @@ describe("the dashboard in Chromium, against the real service and an sshd host",
     const page = await newPage();
     await signIn(page, owner);
     for (const [name, url] of [
+      ["servers", "/servers"],
       ["keys-integration", "/keys?tab=integration"],
       ["integration-key-new", "/keys/integration/new"],
       ["audit", "/audit"],
