@@ -81,6 +81,8 @@ export function operationDetail(row: OperationRow, serverName: string) {
     key_id: row.keyId,
     application_id: row.applicationId,
     commit_ref: row.commitRef,
+    /** What ran, as stored: token-shaped strings and env values already redacted (spec §4). */
+    command: row.command,
     created_at: row.createdAt.toISOString(),
   };
 }
