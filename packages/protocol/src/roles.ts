@@ -120,7 +120,10 @@ export const aclSchema = z
   .record(z.string(), z.array(z.enum(["read", "write", "execute"])))
   .superRefine((acl, ctx) => {
     for (const [resource, actions] of Object.entries(acl)) {
-      const allowed = (ACL_RESOURCES as Record<string, readonly string[]>)[resource];
+      // Own resources only: `constructor` or `toString` is an unknown resource, not Object's own.
+      const allowed = Object.hasOwn(ACL_RESOURCES, resource)
+        ? (ACL_RESOURCES as Record<string, readonly string[]>)[resource]
+        : undefined;
       if (!allowed) {
         ctx.addIssue({
           code: "custom",

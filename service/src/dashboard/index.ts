@@ -2,7 +2,9 @@ import { Hono, type MiddlewareHandler } from "hono";
 import { deleteCookie, getCookie } from "hono/cookie";
 import { html } from "hono/html";
 import { secureHeaders } from "hono/secure-headers";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { checkSameOrigin, clientAddress, sessionPrincipal } from "../access/management";
+import { classifyDatabaseError } from "../db/errors";
 import { ServiceError } from "../errors";
 import { SESSION_COOKIE } from "../people/sessions";
 import { assetRoutes } from "./assets";
@@ -63,6 +65,30 @@ export function dashboardRoutes(deps: DashDeps) {
       c.header("Cache-Control", "no-store");
     }),
   );
+
+  // A refusal that reached no page's own `catch` (a verb's ServiceError, or a value PostgreSQL
+  // cannot hold, such as a NUL in an id) is still a page with its sentence, not the APIs' JSON;
+  // anything else goes on to the service's handler (logged, 500).
+  app.onError((err, c) => {
+    if (!isPagePath(c.req.path)) throw err;
+    const refused =
+      err instanceof ServiceError
+        ? err
+        : classifyDatabaseError(err) === "bad_value"
+          ? new ServiceError(
+              "validation",
+              "The request holds a value the service cannot store (for example a NUL character or a number out of range).",
+            )
+          : undefined;
+    if (!refused) throw err;
+    if (refused.retryAfterSeconds !== undefined) c.header("Retry-After", String(refused.retryAfterSeconds));
+    return page(c, {
+      title: refused.code === "not_found" ? "Not found" : "Request refused",
+      status: refused.status as ContentfulStatusCode,
+      error: refused,
+      body: html`<p><a href="/">Back to the dashboard</a></p>`,
+    });
+  });
 
   signInPages(app, deps);
   app.use(pagesOnly(signedIn(deps)));

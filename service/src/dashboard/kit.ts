@@ -67,7 +67,8 @@ export type FormValues = Record<string, string | string[]>;
 /** The posted form's fields (a repeated name becomes a list), without the form token. */
 export async function formValues(c: DashContext): Promise<FormValues> {
   const body = await c.req.parseBody({ all: true });
-  const out: FormValues = {};
+  // No prototype: a field named `__proto__` or `constructor` is a field, never Object's own.
+  const out: FormValues = Object.create(null) as FormValues;
   for (const [name, value] of Object.entries(body)) {
     if (name === CSRF_FIELD) continue;
     const list = (Array.isArray(value) ? value : [value]).filter((v): v is string => typeof v === "string");
@@ -78,11 +79,12 @@ export async function formValues(c: DashContext): Promise<FormValues> {
 
 /** One field as text ("" when absent); a list field's values. */
 export const text = (f: FormValues, name: string): string => {
-  const v = f[name];
+  const v = Object.hasOwn(f, name) ? f[name] : undefined;
   return typeof v === "string" ? v : (v?.[0] ?? "");
 };
 export const list = (f: FormValues, name: string): string[] => {
-  const v = f[name] ?? f[`${name}[]`];
+  const own = (key: string) => (Object.hasOwn(f, key) ? f[key] : undefined);
+  const v = own(name) ?? own(`${name}[]`);
   return v === undefined ? [] : typeof v === "string" ? [v] : v;
 };
 /** A text field, or undefined when left empty (so the verb's default applies). */

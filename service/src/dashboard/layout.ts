@@ -111,7 +111,9 @@ export function layout(c: DashContext, opts: PageOptions) {
                       ? html`<ul>
                           ${Object.entries(error.fields).map(
                             ([field, problems]) =>
-                              html`<li><code>${field}</code>: ${problems.join("; ")}</li>`,
+                              html`<li data-field="${field}">
+                                <code>${field}</code>: ${problems.join("; ")}
+                              </li>`,
                           )}
                         </ul>`
                       : ""

@@ -31,7 +31,12 @@ function setUpCopyButtons() {
         field.select?.();
         document.execCommand("copy");
       }
-      button.textContent = "Copied";
+      // The visible word only: a hidden rest of the name ("… the new key") stays for screen readers.
+      const word = [...button.childNodes].find(
+        (n) => n.nodeType === 3 /* a text node */ && n.textContent.trim(),
+      );
+      if (word) word.textContent = "Copied";
+      else button.textContent = "Copied";
       announce("Copied to the clipboard.");
     });
   }
@@ -141,7 +146,26 @@ function setUpLiveLog() {
   });
 }
 
+// A refused form comes back with the error above it (role="alert", id="form-error") listing the
+// fields it names (<li data-field="port">). Those fields of the page's forms are marked invalid and
+// described by the error, so a screen reader says what is wrong when the field takes focus.
+function markInvalidFields() {
+  const error = document.getElementById("form-error");
+  if (!error) return;
+  for (const item of error.querySelectorAll("li[data-field]")) {
+    const name = item.dataset.field.split(".")[0];
+    for (const field of document.querySelectorAll("main form[method='post'] [name]")) {
+      if (field.name !== name || field.type === "hidden") continue;
+      field.setAttribute("aria-invalid", "true");
+      const described = (field.getAttribute("aria-describedby") ?? "").split(" ").filter(Boolean);
+      if (!described.includes("form-error"))
+        field.setAttribute("aria-describedby", ["form-error", ...described].join(" "));
+    }
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  markInvalidFields();
   setUpCopyButtons();
   setUpConfirmations();
   setUpLiveLog();

@@ -26,9 +26,25 @@ import { page } from "../layout";
 // Signing in and out, and one's own password (spec §11 "Who"): the same verbs as
 // POST /api/auth/login, /logout and /change-password, and the same cookie.
 
-/** Only a path of this dashboard: a `next` of another site would make sign-in an open redirect. */
-const safeNext = (next: string | undefined) =>
-  next && next.startsWith("/") && !next.startsWith("//") && !next.startsWith("/\\") ? next : "/";
+/**
+ * Only a path of this dashboard: a `next` of another site would make sign-in an open redirect. It
+ * is read as a browser reads a URL (which drops tabs and line breaks, so `/<TAB>/evil.example`
+ * is `//evil.example`, and turns `\\` into `/`) and answered re-encoded, so what the Location
+ * header says is what the browser follows, and a control character never reaches the header.
+ */
+function safeNext(next: string | undefined): string {
+  if (!next || !next.startsWith("/")) return "/";
+  const base = "http://dashboard.invalid";
+  let url: URL;
+  try {
+    url = new URL(next, base);
+  } catch {
+    return "/";
+  }
+  return url.origin === base && url.pathname.startsWith("/") && !url.pathname.startsWith("//")
+    ? `${url.pathname}${url.search}`
+    : "/";
+}
 
 function signInForm(c: DashContext, opts: { email?: string; next?: string; error?: ServiceError | string }) {
   return page(c, {
@@ -73,7 +89,13 @@ function signInForm(c: DashContext, opts: { email?: string; next?: string; error
 export function signInPages(app: Hono<DashEnv>, deps: DashDeps) {
   app.get("/sign-in", (c) => signInForm(c, { next: c.req.query("next") }));
   app.post("/sign-in", async (c) => {
-    checkSameOrigin(c);
+    try {
+      checkSameOrigin(c);
+    } catch (err) {
+      // A sign-in posted from another site's page (login CSRF): refused, as a page.
+      if (!(err instanceof ServiceError)) throw err;
+      return signInForm(c, { error: err });
+    }
     const form = await formValues(c);
     const email = text(form, "email");
     try {

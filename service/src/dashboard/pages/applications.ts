@@ -263,7 +263,8 @@ ${text(f, "restart_script")}</textarea>
 
 /** `NAME=value` lines; a line without `=` is refused by name, never echoing the value. */
 function parseEnvLines(textValue: string): Record<string, string> {
-  const env: Record<string, string> = {};
+  // The names are typed: no prototype, so `__proto__=…` is a name the verb judges, not dropped.
+  const env = Object.create(null) as Record<string, string>;
   const lines = textValue.split(/\r?\n/);
   for (const [i, line] of lines.entries()) {
     if (line.trim() === "") continue;

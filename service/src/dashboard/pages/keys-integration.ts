@@ -141,14 +141,21 @@ interface IntegrationForm {
 
 const EMPTY_FORM: IntegrationForm = { label: "", preset: "read_only", permissions: [], expires: "30d" };
 
-/** The ticked `resource:action` boxes as an ACL (unknown ones go to the verb, which refuses them). */
+/**
+ * The ticked `resource:action` boxes as an ACL (unknown ones go to the verb, which refuses them).
+ * The names come from the form: a map without a prototype, so `constructor:read` or
+ * `__proto__:x` are unknown resources like any other, never Object's own properties.
+ */
 function aclOf(ticked: readonly string[]): Acl {
-  const acl: Record<string, AclAction[]> = {};
+  const acl = new Map<string, AclAction[]>();
   for (const p of ticked) {
     const [resource, action] = p.split(":");
-    if (resource && action) (acl[resource] ??= []).push(action as AclAction);
+    if (!resource || !action) continue;
+    const actions = acl.get(resource) ?? [];
+    actions.push(action as AclAction);
+    acl.set(resource, actions);
   }
-  return acl;
+  return Object.fromEntries(acl);
 }
 
 function formPage(c: DashContext, form: IntegrationForm, error?: ServiceError) {

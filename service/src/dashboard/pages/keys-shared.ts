@@ -38,7 +38,9 @@ export const shownOnce = (id: string, label: string, value: string) =>
       autocomplete="off"
       spellcheck="false"
     />
-    <button type="button" data-copy="${id}" hidden>Copy</button>
+    <button type="button" data-copy="${id}" hidden>
+      Copy<span class="visually-hidden"> the ${label.toLowerCase()}</span>
+    </button>
   </div>`;
 
 /** A server or a registry credential, as the pickers and the scope column name them. */

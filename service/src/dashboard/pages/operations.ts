@@ -318,6 +318,9 @@ function operationView(
   opts: { error?: ServiceError } = {},
 ) {
   const running = op.outcome === "running";
+  // The live log: a log region is polite by default, so every chunk of output would be read out as
+  // it arrives. It is quiet here (aria-live="off"); dashboard.js announces the operation's end once,
+  // and the log takes focus to be read at any time.
   const app = op.application_id ? (names.apps.get(op.application_id) ?? op.application_id) : undefined;
   const body = html`<dl class="facts">
       <dt>Operation id</dt>
@@ -393,6 +396,7 @@ function operationView(
       class="log"
       id="live-log"
       role="log"
+      aria-live="off"
       aria-label="Output"
       tabindex="0"
       data-live-log

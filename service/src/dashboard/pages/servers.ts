@@ -209,7 +209,9 @@ function addStepTwo(c: DashContext, where: Where, fingerprint: string, error?: S
       <p>The SSH server at <code>${where.host}:${where.port}</code> presents this host key:</p>
       <p>
         <code class="fingerprint" id="scanned-fingerprint">${fingerprint}</code>
-        <button type="button" class="secondary" data-copy="scanned-fingerprint" hidden>Copy</button>
+        <button type="button" class="secondary" data-copy="scanned-fingerprint" hidden>
+          Copy<span class="visually-hidden"> the fingerprint</span>
+        </button>
       </p>
       ${compareHint(where.host)}
       <form method="post" action="/servers" class="stack" aria-labelledby="step-compare">
@@ -423,7 +425,9 @@ function serverPage(c: DashContext, s: ServerView, extra: ServerPageExtra = {}) 
         <dt>ID</dt>
         <dd>
           <code id="server-id">${s.id}</code>
-          <button type="button" class="secondary" data-copy="server-id" hidden>Copy</button>
+          <button type="button" class="secondary" data-copy="server-id" hidden>
+            Copy<span class="visually-hidden"> the server's id</span>
+          </button>
         </dd>
         <dt>Address</dt>
         <dd><code>${s.host}:${s.port}</code></dd>
