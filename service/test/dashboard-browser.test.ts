@@ -197,6 +197,7 @@ describe("the dashboard in Chromium, against the real service and an sshd host",
     await page.locator("#live-log .stdout", { hasText: "first-line" }).waitFor();
     await page.locator("#live-log .stderr", { hasText: "to-stderr" }).waitFor();
     expect(await page.locator("#op-status").textContent()).toBe("running");
+    expect(await page.locator("code.command").textContent()).toContain("echo first-line");
     await checkAccessibility(page, "operation-running");
 
     await eventually(() => existsSync(pidFile), "the command's pid file");

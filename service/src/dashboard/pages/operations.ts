@@ -190,6 +190,8 @@ function duration(ms: number | undefined): string {
 /** One line about what an operation was for: its application, commit, CI run. */
 function summaryOf(op: OperationDetail, names: Names): string {
   const parts: string[] = [];
+  // An exec says what ran (stored redacted); a deploy says which application.
+  if (op.command && !op.application_id) parts.push(op.command.replace(/\s+/g, " "));
   if (op.application_id)
     parts.push(`application ${names.apps.get(op.application_id) ?? short(op.application_id)}`);
   if (op.commit_ref) parts.push(`ref ${op.commit_ref}`);
@@ -329,6 +331,12 @@ function operationView(
       <dd>${op.operation_type}</dd>
       <dt>Server</dt>
       <dd>${op.server_name}</dd>
+      ${
+        op.command && !op.application_id
+          ? html`<dt>Command</dt>
+              <dd><code class="command">${op.command}</code></dd>`
+          : ""
+      }
       ${
         app
           ? html`<dt>Application</dt>
