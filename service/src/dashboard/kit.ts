@@ -127,3 +127,16 @@ export function when(value: string | Date | null | undefined, empty = "never"): 
   const iso = d.toISOString();
   return html`<time datetime="${iso}" title="${iso}">${iso.slice(0, 16).replace("T", " ")} UTC</time>`;
 }
+
+/** The first 8 characters of an id: enough to tell rows apart in a table. */
+export const shortId = (id: string) => id.slice(0, 8);
+
+/** A duration as people read it: "850 ms", "1.2 s", "3 min 4 s", "2 h 5 min". */
+export function duration(ms: number): string {
+  if (ms < 1000) return `${ms} ms`;
+  const s = Math.round(ms / 100) / 10;
+  if (s < 60) return `${s} s`;
+  const whole = Math.round(ms / 1000);
+  if (whole < 3600) return `${Math.floor(whole / 60)} min ${whole % 60} s`;
+  return `${Math.floor(whole / 3600)} h ${Math.floor((whole % 3600) / 60)} min`;
+}

@@ -17,6 +17,7 @@ import type { DeploymentView, StartedBy } from "../../applications/deployments";
 import { ServiceError } from "../../errors";
 import type { ServerView } from "../../servers/servers";
 import {
+  duration,
   can,
   csrfField,
   errorText,
@@ -105,14 +106,7 @@ function startedBy(who: StartedBy): string {
   }
 }
 
-const duration = (ms: number | null) =>
-  ms === null
-    ? html`<span class="muted">–</span>`
-    : ms < 1000
-      ? `${ms} ms`
-      : ms < 120_000
-        ? `${(ms / 1000).toFixed(1)} s`
-        : `${Math.round(ms / 60_000)} min`;
+const durationOf = (ms: number | null) => (ms === null ? html`<span class="muted">–</span>` : duration(ms));
 
 // The list.
 
@@ -456,7 +450,7 @@ function historySection(app: ApplicationDetail, items: readonly DeploymentView[]
                 (d) =>
                   html`<tr>
                     <td>${outcome(d)}${d.reason ? html` <span class="muted">${d.reason}</span>` : ""}</td>
-                    <td>${duration(d.duration_ms)}</td>
+                    <td>${durationOf(d.duration_ms)}</td>
                     <td>
                       ${d.commit_ref ? html`<code>${d.commit_ref}</code>` : html`<span class="muted">none</span>`}
                     </td>

@@ -6,7 +6,7 @@ import { keysList } from "../../control/automation-keys";
 import { listIntegrationKeysVerb } from "../../control/integration-keys";
 import { usersList } from "../../control/people";
 import { serversList } from "../../control/servers";
-import { can, run, when, type DashContext, type DashDeps, type DashEnv, type Markup } from "../kit";
+import { shortId, can, run, when, type DashContext, type DashDeps, type DashEnv, type Markup } from "../kit";
 import { page } from "../layout";
 import {
   actorName,
@@ -27,8 +27,6 @@ import {
 
 const FILTERS = ["actor", "key", "server", "outcome", "action", "run_id", "since"] as const;
 
-const short = (id: string) => id.slice(0, 8);
-
 /** A row's details as `key=value` pairs, each value and the whole shortened. */
 function detailsText(details: unknown): string {
   if (details === null || details === undefined) return "";
@@ -42,15 +40,15 @@ function detailsText(details: unknown): string {
 /** What a row is about: its server, key, application, credential, operation (a link). */
 function targetOf(row: AuditView, names: Names): Markup[] {
   const out: Markup[] = [];
-  if (row.server_id) out.push(html`server ${names.servers.get(row.server_id) ?? short(row.server_id)}`);
-  if (row.key_id) out.push(html`key ${names.keys.get(row.key_id) ?? short(row.key_id)}`);
+  if (row.server_id) out.push(html`server ${names.servers.get(row.server_id) ?? shortId(row.server_id)}`);
+  if (row.key_id) out.push(html`key ${names.keys.get(row.key_id) ?? shortId(row.key_id)}`);
   if (row.application_id)
-    out.push(html`application ${names.apps.get(row.application_id) ?? short(row.application_id)}`);
-  if (row.credential_id) out.push(html`credential ${short(row.credential_id)}`);
+    out.push(html`application ${names.apps.get(row.application_id) ?? shortId(row.application_id)}`);
+  if (row.credential_id) out.push(html`credential ${shortId(row.credential_id)}`);
   if (row.operation_id)
     out.push(
       html`<a href="/operations/${row.operation_id}" aria-label="Operation ${row.operation_id}"
-        >operation ${short(row.operation_id)}</a
+        >operation ${shortId(row.operation_id)}</a
       >`,
     );
   return out;

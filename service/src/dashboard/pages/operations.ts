@@ -12,6 +12,8 @@ import type { Verb } from "../../control/verb";
 import type { ServiceError } from "../../errors";
 import type { OperationDetail } from "../../operations/view";
 import {
+  duration,
+  shortId,
   can,
   csrfField,
   errorText,
@@ -92,18 +94,16 @@ export async function namesOf(c: DashContext, deps: DashDeps): Promise<Names> {
   };
 }
 
-const short = (id: string) => id.slice(0, 8);
-
 /** Who an actor is (`user:<id>`, `integration_key:<id>`, `admin-cli`…), by name where known. */
 export function actorName(names: Names, actor: string | null | undefined, keyId?: string | null): string {
   if (actor) {
     const [kind, id] = actor.split(/:(.*)/s) as [string, string | undefined];
-    if (kind === "user" && id) return names.users.get(id) ?? `person ${short(id)}`;
+    if (kind === "user" && id) return names.users.get(id) ?? `person ${shortId(id)}`;
     if (kind === "integration_key" && id)
-      return `integration key ${names.integrationKeys.get(id) ?? short(id)}`;
+      return `integration key ${names.integrationKeys.get(id) ?? shortId(id)}`;
     return actor;
   }
-  if (keyId) return `automation key ${names.keys.get(keyId) ?? short(keyId)}`;
+  if (keyId) return `automation key ${names.keys.get(keyId) ?? shortId(keyId)}`;
   return "";
 }
 
@@ -176,24 +176,13 @@ export function failedPage(c: DashContext, title: string, err: unknown, body: Ma
 
 const FILTERS = ["server", "application", "key", "user", "status", "run_id", "since"] as const;
 
-/** "1.2 s", "3 min 4 s", "2 h 5 min". */
-function duration(ms: number | undefined): string {
-  if (ms === undefined) return "";
-  if (ms < 1000) return `${ms} ms`;
-  const s = Math.round(ms / 100) / 10;
-  if (s < 60) return `${s} s`;
-  const whole = Math.round(ms / 1000);
-  if (whole < 3600) return `${Math.floor(whole / 60)} min ${whole % 60} s`;
-  return `${Math.floor(whole / 3600)} h ${Math.floor((whole % 3600) / 60)} min`;
-}
-
 /** One line about what an operation was for: its application, commit, CI run. */
 function summaryOf(op: OperationDetail, names: Names): string {
   const parts: string[] = [];
   // An exec says what ran (stored redacted); a deploy says which application.
   if (op.command && !op.application_id) parts.push(op.command.replace(/\s+/g, " "));
   if (op.application_id)
-    parts.push(`application ${names.apps.get(op.application_id) ?? short(op.application_id)}`);
+    parts.push(`application ${names.apps.get(op.application_id) ?? shortId(op.application_id)}`);
   if (op.commit_ref) parts.push(`ref ${op.commit_ref}`);
   const ctx = op.run_context;
   if (ctx?.repository) parts.push(ctx.workflow ? `${ctx.repository} · ${ctx.workflow}` : ctx.repository);
@@ -213,7 +202,7 @@ function operationRow(op: OperationDetail, names: Names) {
   return html`<tr>
     <td>
       <a href="/operations/${op.operation_id}" aria-label="Operation ${op.operation_id}"
-        ><code>${short(op.operation_id)}</code></a
+        ><code>${shortId(op.operation_id)}</code></a
       >
     </td>
     <td>${when(op.started_at)}</td>
@@ -414,7 +403,7 @@ function operationView(
 ${running ? html`<span class="meta">Waiting for output… (reload the page to see more)</span>` : storedOutput(op)}</pre>
     <p><a href="/operations">All operations</a></p>`;
   return page(c, {
-    title: `Operation ${short(op.operation_id)}`,
+    title: `Operation ${shortId(op.operation_id)}`,
     section: "/operations",
     notice: noticeFrom(c, NOTICES),
     ...(opts.error ? { error: opts.error, status: statusOf(opts.error) } : {}),
