@@ -1,14 +1,15 @@
-// Signing in to the dashboard (spec §11 "Who") over real HTTP on PostgreSQL: the sign-in page
-// sets the management API's session cookie, a wrong password gets the one sentence, a person an
-// owner added with a one-time password must choose their own before any other page, and signing
-// out ends the session.
+// Signing in to the dashboard (spec §11 "Who") over real HTTP, on PGlite (what `npm start` uses)
+// and PostgreSQL: the sign-in page sets the management API's session cookie, a wrong password gets
+// the one sentence, a person an owner added with a one-time password must choose their own before
+// any other page, and signing out ends the session.
 import { randomBytes } from "node:crypto";
+import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestApp, serveTestApp, type ServedApp, type TestApp } from "./fixtures/app";
 import { createTestDatabase, type TestDatabase } from "./fixtures/db";
 import { addPerson, type Person } from "./fixtures/people";
 
-describe("dashboard: signing in, a one-time password, signing out (postgres)", () => {
+describe.each(DRIVERS)("dashboard: signing in, a one-time password, signing out (%s)", (driver) => {
   let db: TestDatabase;
   let t: TestApp;
   let served: ServedApp;
@@ -16,7 +17,7 @@ describe("dashboard: signing in, a one-time password, signing out (postgres)", (
   let person: Person;
 
   beforeAll(async () => {
-    db = await createTestDatabase("postgres");
+    db = await createTestDatabase(driver);
     t = createTestApp(db);
     served = await serveTestApp(t);
     origin = new URL(served.base).origin;

@@ -1,4 +1,5 @@
 import { randomInt, randomUUID } from "node:crypto";
+import { DRIVERS } from "@reoclo/testbed/postgres-database";
 import { pgrep } from "@reoclo/testbed/process-tree";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { dashboardSession, type DashboardSession } from "./fixtures/dashboard";
@@ -9,14 +10,14 @@ import { outputText, readEvents, startExecEnv, type ExecEnv, type SseEvent } fro
 // answers the session, a developer cancels a running command from its page and a viewer cannot,
 // and the audit log shows the run, filtered.
 
-describe("the dashboard: operations and the audit log", () => {
+describe.each(DRIVERS)("the dashboard: operations and the audit log (%s)", (driver) => {
   let env: ExecEnv;
   let origin: string;
   let viewer: DashboardSession;
   let dev: DashboardSession;
 
   beforeAll(async () => {
-    env = await startExecEnv();
+    env = await startExecEnv({ driver });
     origin = new URL(env.base).origin;
     [viewer, dev] = await Promise.all([
       dashboardSession(env.t, origin, "viewer"),
