@@ -276,6 +276,11 @@ describe.each(DRIVERS)("the management API: integration keys, operations and aud
         "permissions.clusters",
       ],
       [
+        "a resource named after an Object property",
+        { preset: "custom", permissions: { constructor: ["read"] } },
+        "permissions.constructor",
+      ],
+      [
         "nothing within the maker's role",
         { preset: "custom", permissions: { users: ["read"] } },
         "permissions",
