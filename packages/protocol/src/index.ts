@@ -12,3 +12,4 @@ export * from "./applications.js";
 export * from "./events.js";
 export * from "./keys.js";
 export * from "./roles.js";
+export * from "./oidc.js";

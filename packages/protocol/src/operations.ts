@@ -1,5 +1,6 @@
 // Operations as the polling clients see them (spec §3, §4, §6).
 import { z } from "zod";
+import { verifiedRunContextSchema } from "./oidc.js";
 import { nullAsAbsent } from "./common.js";
 import {
   CURSOR_MAX_CHARS,
@@ -178,7 +179,11 @@ const operationObjectSchema = z.object({
   reason: z.string().nullable().default(null),
   result: operationResultSchema.optional(),
   run_id: z.string().nullable(),
-  run_context: runContextSchema.nullish().transform((value) => value ?? null),
+  /** As the request claimed it, or the verified claims of a key minted from an OIDC token (`verified: true`). */
+  run_context: z
+    .union([verifiedRunContextSchema, runContextSchema])
+    .nullish()
+    .transform((value) => value ?? null),
   /** ISO-8601 UTC, e.g. `2025-01-31T12:00:00.000Z`. */
   started_at: isoTimestamp,
   completed_at: isoTimestamp.nullable(),

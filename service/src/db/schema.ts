@@ -9,6 +9,7 @@ import {
   type RegistryType,
   type Role,
   type RunContext,
+  type VerifiedRunContext,
 } from "@reoclo/protocol";
 import { sql } from "drizzle-orm";
 import {
@@ -105,8 +106,80 @@ export const automationKeys = pgTable(
      * foreign key: integration keys are declared after this table, and a key row is never deleted).
      */
     createdByKey: uuid("created_by_key"),
+    /** The trust policy that minted it from a CI's OIDC token (spec §12); removing the policy revokes it. */
+    trustPolicyId: uuid("trust_policy_id").references((): AnyPgColumn => trustPolicies.id, {
+      onDelete: "set null",
+    }),
+    /** The verified claims of the token it was minted for: every audit row of its requests carries them. */
+    runContextVerified: jsonb("run_context_verified").$type<VerifiedRunContext>(),
   },
-  (t) => [index("automation_keys_org_idx").on(t.orgId)],
+  (t) => [
+    index("automation_keys_org_idx").on(t.orgId),
+    index("automation_keys_trust_policy_idx").on(t.trustPolicyId),
+  ],
+);
+
+/**
+ * Keyless CI (spec §12): whom an organisation trusts (an OIDC issuer, an audience, claim
+ * conditions) and what the short-lived automation key minted for a matching token may do.
+ */
+export const trustPolicies = pgTable(
+  "trust_policies",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    orgId: uuid("org_id")
+      .notNull()
+      .references(() => organisations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    /** Exact `iss` of the tokens (an https URL, or http on loopback). */
+    issuer: text("issuer").notNull(),
+    /** Exact `aud` the tokens must carry. */
+    audience: text("audience").notNull(),
+    /** Claim name → exact value or `*` glob; all must match. */
+    conditions: jsonb("conditions").$type<Record<string, string>>().notNull(),
+    operations: text("operations").array().$type<OperationType[]>().notNull(),
+    allServers: boolean("all_servers").notNull().default(false),
+    serverIds: uuid("server_ids")
+      .array()
+      .notNull()
+      .default(sql`'{}'::uuid[]`),
+    allCredentials: boolean("all_credentials").notNull().default(false),
+    credentialIds: uuid("credential_ids")
+      .array()
+      .notNull()
+      .default(sql`'{}'::uuid[]`),
+    allowedCidrs: text("allowed_cidrs")
+      .array()
+      .notNull()
+      .default(sql`'{}'::text[]`),
+    rateLimitPerMinute: integer("rate_limit_per_minute").notNull().default(DEFAULT_RATE_LIMIT_PER_MINUTE),
+    rateLimitPerHour: integer("rate_limit_per_hour").notNull().default(DEFAULT_RATE_LIMIT_PER_HOUR),
+    /** How long a minted key lives (spec §12: default 15 min, at most 1 h). */
+    lifetimeSeconds: integer("lifetime_seconds").notNull().default(900),
+    createdAt: createdAt(),
+    /** Who made it: `user:<id>`, `integration_key:<id>` or `admin-cli`. */
+    createdBy: text("created_by").notNull(),
+    /** Removed policies keep their row (keys and audit rows name them) and mint nothing. */
+    deletedAt: timestamp("deleted_at", { withTimezone: true }),
+  },
+  (t) => [
+    uniqueIndex("trust_policies_org_name_live_uq")
+      .on(t.orgId, t.name)
+      .where(sql`deleted_at is null`),
+    index("trust_policies_issuer_idx").on(t.issuer),
+  ],
+);
+
+/** `jti`s of OIDC tokens already exchanged: a second insert of one is a replay (spec §12). */
+export const oidcTokenUses = pgTable(
+  "oidc_token_uses",
+  {
+    issuer: text("issuer").notNull(),
+    jti: text("jti").notNull(),
+    /** The token's `exp` (plus the allowed skew): past it the token is refused anyway, so the row may go. */
+    expiresAt: timestamp("expires_at", { withTimezone: true }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.issuer, t.jti] }), index("oidc_token_uses_expires_idx").on(t.expiresAt)],
 );
 
 export const registryCredentials = pgTable(
@@ -189,7 +262,8 @@ export const operations = pgTable(
     /** Reboots: from the host going down to it answering SSH again with the same host key. */
     downtimeMs: integer("downtime_ms"),
     runId: text("run_id"),
-    runContext: jsonb("run_context").$type<RunContext>(),
+    /** As claimed by the request, or the verified claims of a key minted from an OIDC token (spec §12). */
+    runContext: jsonb("run_context").$type<RunContext | VerifiedRunContext>(),
     userAgent: text("user_agent"),
     /** Who started it when no automation key did: `user:<id>` or `integration_key:<id>`. */
     actor: text("actor"),
@@ -271,6 +345,8 @@ export const auditEvents = pgTable(
     runId: text("run_id"),
     /** As claimed by the client: never trusted for decisions. */
     runContextClaimed: jsonb("run_context_claimed"),
+    /** The verified claims of the OIDC token the request's key was minted for (spec §12); null otherwise. */
+    runContextVerified: jsonb("run_context_verified"),
     /** Identical unauthenticated denials are folded into one row (they must cost no query each). */
     repeatCount: integer("repeat_count").notNull().default(1),
     /** Who made a change (`admin-cli`, later a user or an integration key); null for automation API rows, whose key is `key_id`. */
