@@ -124,6 +124,19 @@ const envSchema = z.object({
   REOCLO_REBOOT_TIMEOUT_SECONDS: intFromEnv("REOCLO_REBOOT_TIMEOUT_SECONDS", 600, 1, 24 * 3600),
   REOCLO_SESSION_IDLE_MINUTES: intFromEnv("REOCLO_SESSION_IDLE_MINUTES", 720, 1, 30 * 24 * 60),
   REOCLO_SESSION_MAX_HOURS: intFromEnv("REOCLO_SESSION_MAX_HOURS", 168, 1, 90 * 24),
+  // The URL CI reaches the service at: the default audience of trust policies (spec §12).
+  REOCLO_PUBLIC_URL: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === "") return undefined;
+      const text = v.trim().replace(/\/+$/, "");
+      if (!/^https?:\/\/[^/\s]+(\/\S*)?$/.test(text) || !URL.canParse(text)) {
+        ctx.addIssue({ code: "custom", message: `REOCLO_PUBLIC_URL must be an http(s) URL, got "${v}"` });
+        return z.NEVER;
+      }
+      return text;
+    }),
 });
 
 export interface Config {
@@ -147,6 +160,8 @@ export interface Config {
   readonly sessionIdleMinutes: number;
   /** …and after this long whatever the activity. */
   readonly sessionMaxHours: number;
+  /** Where CI reaches the service (`https://deploy.example.com`): trust policies' default audience. */
+  readonly publicUrl: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -184,6 +199,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     rebootTimeoutSeconds: e.REOCLO_REBOOT_TIMEOUT_SECONDS,
     sessionIdleMinutes: e.REOCLO_SESSION_IDLE_MINUTES,
     sessionMaxHours: e.REOCLO_SESSION_MAX_HOURS,
+    publicUrl: e.REOCLO_PUBLIC_URL,
   };
 }
 

@@ -11,8 +11,9 @@ const FLUSH_INTERVAL_MS = 5_000;
 
 const INSERT_SQL = `insert into audit_events (org_id, key_id, outcome, reason, operation, server_id, credential_id,
   application_id, operation_id, method, path, peer_ip, client_ip, user_agent, request_id, run_id, run_context_claimed,
-  actor, action, details)
-values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17::text::jsonb, $18, $19, $20::text::jsonb)
+  actor, action, details, run_context_verified)
+values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17::text::jsonb, $18, $19, $20::text::jsonb,
+  $21::text::jsonb)
 returning id`;
 const MAX_PENDING_GROUPS = 10_000;
 /** Rows kept for a database that is down, beyond which they are counted into one overflow row. */
@@ -41,6 +42,10 @@ export function storableEvent(e: AuditEvent): AuditEvent {
       e.runContextClaimed === undefined || e.runContextClaimed === null
         ? null
         : storableJson(e.runContextClaimed),
+    runContextVerified:
+      e.runContextVerified === undefined || e.runContextVerified === null
+        ? null
+        : storableJson(e.runContextVerified),
     details:
       e.details === undefined || e.details === null ? null : storableJson(e.details, { maxChars: 16_384 }),
   };
@@ -94,6 +99,7 @@ export class AuditWriter {
       e.actor ?? null,
       e.action ?? null,
       jsonParam(e.details),
+      jsonParam(e.runContextVerified),
     ]);
     return Number(row?.id ?? 0);
   }

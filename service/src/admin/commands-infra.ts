@@ -201,6 +201,86 @@ export function addKeyCommands({ group, verb, list, byId, serverIds }: Kit): voi
   byId(keys, "revoke", "keys.revoke", "revoke a key: it stops working at once");
 }
 
+type PolicyOptions = Omit<KeyOptions, "expires"> & {
+  issuer?: string;
+  audience?: string;
+  condition?: string[];
+  lifetimeSeconds?: number;
+};
+
+/** `--condition claim=value` (repeatable) → `{claim: value}`. */
+function conditionsOf(given: string[] | undefined): Record<string, string> | undefined {
+  if (given === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const c of given) {
+    const eq = c.indexOf("=");
+    if (eq <= 0)
+      throw new UsageError(`--condition ${c}: write it as claim=value (a * matches any characters)`);
+    out[c.slice(0, eq).trim()] = c.slice(eq + 1);
+  }
+  return out;
+}
+
+export function addTrustPolicyCommands({ group, verb, list, byId, serverIds }: Kit): void {
+  const policies = group(
+    "trust-policies",
+    "trust policies: CI jobs whose OIDC token meets one get a short-lived automation key (keyless CI)",
+  );
+  verb<PolicyOptions>(policies, "add", "trust-policies.create", "create a trust policy", async (_, o) =>
+    given({
+      name: o.name,
+      issuer: o.issuer,
+      audience: o.audience,
+      conditions: conditionsOf(o.condition) ?? {},
+      operations: o.operations === undefined ? undefined : commaList(o.operations),
+      server_ids: await serverIds(o.servers),
+      all_servers: Boolean(o.allServers),
+      credential_ids: o.credentials === undefined ? undefined : commaList(o.credentials),
+      all_credentials: Boolean(o.allCredentials),
+      allowed_ips: o.allowIp === undefined ? undefined : commaList(o.allowIp),
+      rate_limit_per_minute: o.rateLimitPerMinute,
+      rate_limit_per_hour: o.rateLimitPerHour,
+      lifetime_seconds: o.lifetimeSeconds,
+    }),
+  )
+    .need("--name <name>", "a name for the policy")
+    .need("--issuer <url>", "the OIDC issuer, e.g. https://token.actions.githubusercontent.com")
+    .option("--audience <aud>", "the audience tokens must carry (default: REOCLO_PUBLIC_URL)")
+    .option(
+      "--condition <claim=value>",
+      "a claim the token must carry, exactly or as a * glob (repeat; at least one), e.g. repository=acme/shop",
+      (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+    )
+    .need("--operations <operations>", `what its keys may do, comma-separated: ${OPERATION_TYPES.join(",")}`)
+    .option("--servers <servers>", "the servers its keys may use, by id or name, comma-separated")
+    .addOption(new Option("--all-servers", "every server of the organisation").conflicts("servers"))
+    .option("--credentials <ids>", "the registry credentials its keys may use, comma-separated")
+    .addOption(
+      new Option("--all-credentials", "every registry credential of the organisation").conflicts(
+        "credentials",
+      ),
+    )
+    .option("--allow-ip <cidrs>", "the only client addresses its keys work from, comma-separated")
+    .option(
+      "--rate-limit-per-minute <n>",
+      `requests per minute (default ${DEFAULT_RATE_LIMIT_PER_MINUTE})`,
+      wholeNumber,
+    )
+    .option(
+      "--rate-limit-per-hour <n>",
+      `requests per hour (default ${DEFAULT_RATE_LIMIT_PER_HOUR})`,
+      wholeNumber,
+    )
+    .option("--lifetime-seconds <n>", "how long a minted key lives, 60–3600 (default 900)", wholeNumber);
+  list(policies, "trust-policies.list", "list the trust policies");
+  byId(
+    policies,
+    "remove",
+    "trust-policies.remove",
+    "remove a policy: the keys it minted stop working at once",
+  );
+}
+
 type CredentialOptions = {
   name?: string;
   type?: string;

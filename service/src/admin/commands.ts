@@ -1,6 +1,11 @@
 import type { Command } from "commander";
 import { addActivityCommands, addAppCommands } from "./commands-apps";
-import { addCredentialCommands, addKeyCommands, addServerCommands } from "./commands-infra";
+import {
+  addCredentialCommands,
+  addKeyCommands,
+  addServerCommands,
+  addTrustPolicyCommands,
+} from "./commands-infra";
 import { addPeopleCommands } from "./commands-people";
 import { commandKit } from "./command-kit";
 import type { Invocation } from "./program";
@@ -16,6 +21,7 @@ export function addCommands(program: Command, s: Invocation): void {
   kit.list(orgs, "orgs.list", "list the organisations");
   addServerCommands(kit);
   addKeyCommands(kit);
+  addTrustPolicyCommands(kit);
   addCredentialCommands(kit);
   addAppCommands(kit);
   addPeopleCommands(kit);

@@ -47,6 +47,8 @@ export interface AuditView {
   request_id: string | null;
   run_id: string | null;
   run_context_claimed: unknown;
+  /** The verified claims of the OIDC token the key was minted for (spec §12), else null. */
+  run_context_verified: unknown;
   /** How many identical unauthenticated denials this row stands for. */
   repeat_count: number;
   /** For changes: who made it (`admin-cli`), what it was (`key.revoke`) and a secret-free summary. */
@@ -131,6 +133,7 @@ const auditView = (r: typeof auditEvents.$inferSelect): AuditView => ({
   request_id: r.requestId,
   run_id: r.runId,
   run_context_claimed: r.runContextClaimed,
+  run_context_verified: r.runContextVerified,
   repeat_count: r.repeatCount,
   actor: r.actor,
   action: r.action,

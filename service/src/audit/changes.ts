@@ -18,6 +18,10 @@ export type ChangeAction =
   | "key.create"
   | "key.update"
   | "key.revoke"
+  | "key.oidc_exchange"
+  | "trust_policy.create"
+  | "trust_policy.update"
+  | "trust_policy.remove"
   | "integration_key.create"
   | "integration_key.revoke"
   | "credential.add"
@@ -49,6 +53,8 @@ export interface Change {
   operationId?: string | undefined;
   /** Names, scopes, fingerprints: what changed, never a password, key or env value. */
   details: Record<string, unknown>;
+  /** The verified claims of an OIDC token (spec §12), for the exchange's row. */
+  runContextVerified?: Record<string, unknown> | undefined;
   /** `denied` for what was refused (a failed sign-in); default `allowed`. */
   outcome?: "allowed" | "denied";
   /** Where the request came from, when there was one (sign-ins record it). */
@@ -77,6 +83,7 @@ export async function recordChange(ctx: ServiceContext, db: Database, change: Ch
         applicationId: change.applicationId ?? null,
         operationId: change.operationId ?? null,
         details: change.details,
+        runContextVerified: change.runContextVerified ?? null,
         clientIp: change.client?.ip ?? null,
         userAgent: change.client?.userAgent ?? null,
         requestId: change.client?.requestId ?? null,

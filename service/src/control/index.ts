@@ -7,6 +7,7 @@ import { OPERATION_VERBS } from "./operations";
 import { OPERATOR_VERBS } from "./orgs";
 import { PEOPLE_VERBS } from "./people";
 import { SERVER_VERBS } from "./servers";
+import { TRUST_POLICY_VERBS } from "./trust-policies";
 import type { AnyVerb } from "./verb";
 
 // Every verb of the control plane, by name: the admin command line's commands, the admin socket's
@@ -16,6 +17,7 @@ export const VERBS: readonly AnyVerb[] = [
   ...PEOPLE_VERBS,
   ...SERVER_VERBS,
   ...AUTOMATION_KEY_VERBS,
+  ...TRUST_POLICY_VERBS,
   ...INTEGRATION_KEY_VERBS,
   ...APPLICATION_VERBS,
   ...CREDENTIAL_VERBS,

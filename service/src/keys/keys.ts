@@ -156,7 +156,7 @@ function auditSummary(k: KeyRow) {
 }
 
 /** Canonical CIDRs, or a 422 naming the first that is not one. */
-function canonicalCidrs(given: readonly string[]): string[] {
+export function canonicalCidrs(given: readonly string[]): string[] {
   const cidrs: string[] = [];
   const problems: string[] = [];
   for (const c of given) {
@@ -322,7 +322,7 @@ export async function updateKey(ctx: ServiceContext, raw: UpdateKeyInput): Promi
   });
 }
 
-async function requireAllInOrg(
+export async function requireAllInOrg(
   ctx: ServiceContext,
   orgId: string,
   ids: string[],
