@@ -9,6 +9,7 @@ import type { KeyWatch } from "./access/key-watch";
 import type { AccessDeps } from "./access/pipeline";
 import type { AuthFailureLimiter, KeyRateLimiter, SignInLimiter } from "./access/rate-limit";
 import { keyRoutes } from "./api/key";
+import { oidcRoutes } from "./api/oidc";
 import { applicationRoutes } from "./api/applications";
 import { operationRoutes } from "./api/operations";
 import { registryRoutes } from "./api/registry";
@@ -23,6 +24,8 @@ import type { DatabaseHandle } from "./db/database";
 import { errorResponse, onServiceError } from "./http/error-envelope";
 import type { Logger } from "./logger";
 import type { SecretBox } from "./secrets/secret-box";
+import { TokenExchange } from "./trust/exchange";
+import { IssuerKeys } from "./trust/issuer-keys";
 
 export interface AppDeps {
   readonly config: Config;
@@ -39,6 +42,8 @@ export interface AppDeps {
   /** Runs operations on hosts; shared by every route that starts one. */
   readonly runner: OperationRunner;
   readonly now: () => Date;
+  /** OIDC issuers' signing keys, cached (spec §12); a fresh cache when absent. */
+  readonly issuerKeys?: IssuerKeys;
 }
 
 export type AppEnv = { Variables: RequestIdVariables };
@@ -109,6 +114,10 @@ export function createApp(deps: AppDeps) {
     ctx: { config: deps.config, db: deps.database.db, secrets: deps.secrets, now: access.now },
     runner: deps.runner,
   };
+  api.route(
+    "/",
+    oidcRoutes({ ...access, exchange: new TokenExchange(svc.ctx, deps.issuerKeys ?? new IssuerKeys()) }),
+  );
   api.route("/", operationRoutes({ access, svc }));
   api.route("/", applicationRoutes({ access, svc }));
   api.route("/", registryRoutes({ access, svc }));

@@ -33,6 +33,8 @@ export const ERROR_CODES = {
   database_unavailable: 503,
   audit_unavailable: 503,
   service_unavailable: 503,
+  // The OIDC exchange (spec §12): the token's issuer did not answer for its signing keys.
+  oidc_issuer_unavailable: 503,
 } as const satisfies Record<string, number>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -91,7 +91,8 @@ export function automationAccess<T = undefined>(
       throw new ServiceError("unauthorized", UNAUTHORIZED);
     }
     const key = auth.key;
-    Object.assign(event, { keyId: key.id, orgId: key.orgId });
+    // A key minted from an OIDC token (spec §12): its verified claims go on every row, beside what the body claims.
+    Object.assign(event, { keyId: key.id, orgId: key.orgId, runContextVerified: key.runContextVerified });
 
     // Step 3: IP allowlist.
     if (key.allowedCidrs.length > 0 && !ipInCidrs(address.client, parseCidrs(key.allowedCidrs))) {

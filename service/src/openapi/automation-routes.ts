@@ -8,6 +8,9 @@ import {
   idempotencyKeySchema,
   MANAGEMENT_BASE_PATH,
   operationListResponseSchema,
+  OIDC_EXCHANGE_PATH,
+  oidcExchangeRequestSchema,
+  oidcExchangeResponseSchema,
   operationSchema,
   rebootRequestSchema,
   registryLoginRequestSchema,
@@ -220,6 +223,24 @@ export function automationRoutes(opts: { maxTimeoutSeconds: number }): Documente
       status: 200,
       responseDescription: KEY_ANSWER,
     }),
+    {
+      ...automation({
+        name: "oidcExchange",
+        method: "post",
+        path: OIDC_EXCHANGE_PATH,
+        summary: "Exchange a CI job's OIDC token for a short-lived automation key",
+        description:
+          "Keyless CI (spec §12): the token's signature, issuer, audience, times and jti are verified, and a trust policy's claim conditions must hold; the answer is an ordinary automation key with the policy's scope, shown this once. Every refusal is 401 with one body; the audit log says why. No key is sent.",
+        body: oidcExchangeRequestSchema,
+        status: 200,
+        response: oidcExchangeResponseSchema,
+        responseHeaders: z.object({
+          [HEADERS.requestId]: z.string().describe("The request's id, also in every error body."),
+        }),
+      }),
+      security: "none",
+      errors: [400, 401, 413, 422, 429, 503],
+    },
     automation({
       name: "capabilities",
       method: "get",

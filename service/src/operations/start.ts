@@ -129,7 +129,8 @@ export async function startOperation(
       workingDirectory: spec.workingDirectory,
       timeoutSeconds: spec.timeoutSeconds,
       runId: spec.runId ?? undefined,
-      runContext: spec.runContext ?? null,
+      // The verified claims of a key minted from an OIDC token win over whatever the body claims (spec §12).
+      runContext: ("key" in caller ? caller.key.runContextVerified : null) ?? spec.runContext ?? null,
       userAgent: request.userAgent?.slice(0, 512) ?? null,
     },
   });
