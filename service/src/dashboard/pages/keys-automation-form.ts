@@ -130,6 +130,48 @@ const advancedSet = (form: KeyForm, edit = false) =>
   form.allowedIps !== "" ||
   (!edit && (form.perMinute !== "" || form.perHour !== "" || form.expires !== "never"));
 
+/** What a key (or a trust policy's keys) may reach: servers, operations, registry credentials. */
+export function scopeFieldsets(
+  form: Pick<KeyForm, "allServers" | "serverIds" | "operations" | "allCredentials" | "credentialIds">,
+  servers: readonly Named[] | null,
+  creds: readonly Named[] | null,
+) {
+  return html` ${picker(
+      "Servers",
+      { name: "all_servers", label: "All servers", on: form.allServers },
+      "server_ids",
+      servers,
+      form.serverIds,
+      "Your role cannot list servers, so only “All servers” is offered here.",
+    )}
+    <fieldset aria-describedby="key-operations-hint">
+      <legend>Operations</legend>
+      ${OPERATION_TYPES.map(
+        (op) =>
+          html`<label class="check"
+            ><input
+              type="checkbox"
+              name="operations"
+              value="${op}"
+              ${checked(form.operations.includes(op))}
+            />
+            ${op}</label
+          >`,
+      )}
+      <p class="hint" id="key-operations-hint">
+        <code>exec</code> runs commands (what <code>reoclo/run</code> needs).
+      </p>
+    </fieldset>
+    ${picker(
+      "Registry credentials",
+      { name: "all_credentials", label: "All credentials", on: form.allCredentials },
+      "credential_ids",
+      creds,
+      form.credentialIds,
+      "Your role cannot list registry credentials, so only “All credentials” is offered here.",
+    )}`;
+}
+
 export async function keyFormPage(
   c: DashContext,
   deps: DashDeps,
@@ -165,40 +207,7 @@ export async function keyFormPage(
         />
         <p class="hint" id="key-name-hint">What uses it, e.g. “ci-deploy of shop-web”.</p>
       </div>
-      ${picker(
-        "Servers",
-        { name: "all_servers", label: "All servers", on: form.allServers },
-        "server_ids",
-        servers,
-        form.serverIds,
-        "Your role cannot list servers, so only “All servers” is offered here.",
-      )}
-      <fieldset aria-describedby="key-operations-hint">
-        <legend>Operations</legend>
-        ${OPERATION_TYPES.map(
-          (op) =>
-            html`<label class="check"
-              ><input
-                type="checkbox"
-                name="operations"
-                value="${op}"
-                ${checked(form.operations.includes(op))}
-              />
-              ${op}</label
-            >`,
-        )}
-        <p class="hint" id="key-operations-hint">
-          <code>exec</code> runs commands (what <code>reoclo/run</code> needs).
-        </p>
-      </fieldset>
-      ${picker(
-        "Registry credentials",
-        { name: "all_credentials", label: "All credentials", on: form.allCredentials },
-        "credential_ids",
-        creds,
-        form.credentialIds,
-        "Your role cannot list registry credentials, so only “All credentials” is offered here.",
-      )}
+      ${scopeFieldsets(form, servers, creds)}
       <details class="advanced" ${advancedSet(form, opts.edit) ? html`open` : ""}>
         <summary>Advanced</summary>
         <div>

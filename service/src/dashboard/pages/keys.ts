@@ -27,6 +27,7 @@ import {
   type KeyForm,
 } from "./keys-automation-form";
 import { integrationKeyPages, integrationTab } from "./keys-integration";
+import { trustPolicyPages, trustTab } from "./keys-trust";
 import { lastUsed, pickers, revokeForm, statusBadge, type Named } from "./keys-shared";
 
 // API Keys (spec §11 "The dashboard"): two tabs, Automation Keys (`rca_`, for CI) and Integration
@@ -36,9 +37,11 @@ import { lastUsed, pickers, revokeForm, statusBadge, type Named } from "./keys-s
 const NOTICES = {
   revoked: "The key is revoked; requests with it are refused from now on.",
   updated: "The key is changed; its next request uses the new settings.",
+  policyCreated: "The trust policy is created: jobs whose tokens match it can exchange them for keys now.",
+  policyRemoved: "The trust policy is removed; the keys it gave out are refused from now on.",
 };
 
-type Tab = "automation" | "integration";
+type Tab = "automation" | "integration" | "trust";
 
 const tabs = (current: Tab) =>
   html`<ul class="tabs">
@@ -48,6 +51,9 @@ const tabs = (current: Tab) =>
         >Integration Keys</a
       >
     </li>
+    <li>
+      <a href="/keys?tab=trust" ${current === "trust" ? html`aria-current="page"` : ""}>Trust Policies</a>
+    </li>
   </ul>`;
 
 /** The list page of a tab, with an error of a refused write above it if there was one. */
@@ -55,7 +61,12 @@ export async function keysPage(c: DashContext, deps: DashDeps, tab: Tab, error?:
   let body: Markup;
   let failed = error;
   try {
-    body = tab === "automation" ? await automationTab(c, deps) : await integrationTab(c, deps);
+    body =
+      tab === "automation"
+        ? await automationTab(c, deps)
+        : tab === "integration"
+          ? await integrationTab(c, deps)
+          : await trustTab(c, deps);
   } catch (err) {
     if (!(err instanceof ServiceError)) throw err;
     failed ??= err;
@@ -202,9 +213,10 @@ async function detailPage(c: DashContext, deps: DashDeps, id: string, form?: Key
 }
 
 export function keyPages(app: Hono<DashEnv>, deps: DashDeps) {
-  app.get("/keys", (c) =>
-    keysPage(c, deps, c.req.query("tab") === "integration" ? "integration" : "automation"),
-  );
+  app.get("/keys", (c) => {
+    const tab = c.req.query("tab");
+    return keysPage(c, deps, tab === "integration" || tab === "trust" ? tab : "automation");
+  });
 
   const newForm = (c: DashContext, form: KeyForm, error?: ServiceError) =>
     keyFormPage(c, deps, {
@@ -260,4 +272,5 @@ export function keyPages(app: Hono<DashEnv>, deps: DashDeps) {
   });
 
   integrationKeyPages(app, deps, (c, error) => keysPage(c, deps, "integration", error));
+  trustPolicyPages(app, deps, (c, error) => keysPage(c, deps, "trust", error));
 }
