@@ -55,6 +55,7 @@ export const ROUTES = {
   operation: "/operations/:operation_id",
   operationEvents: "/operations/:operation_id/events",
   operationCancel: "/operations/:operation_id/cancel",
+  oidcExchange: "/oidc/exchange",
 } as const;
 
 /** Absolute path of one operation's resource; the id is URL-encoded because it is caller data. */

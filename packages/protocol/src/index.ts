@@ -11,4 +11,5 @@ export * from "./registry.js";
 export * from "./applications.js";
 export * from "./events.js";
 export * from "./keys.js";
+export * from "./oidc.js";
 export * from "./roles.js";
