@@ -1,7 +1,7 @@
 // The run action without an api_key (issue 18, spec §12): it asks the runner for the job's OIDC
 // ID token, exchanges it with the service for a key, masks both and runs the command with the
-// key. Run from source, as the runner runs a step (runner.ts, with its ID token endpoint), with
-// tokens signed by the test bed's issuer. The service's exchange is stood in for by a loopback
+// key. Run as the runner runs a step (runner.ts, with its ID token endpoint), from source and the
+// main case from the committed bundle too, with tokens signed by the test bed's issuer. The service's exchange is stood in for by a loopback
 // server in front of the real service: it answers POST /oidc/exchange as the contract says and
 // forwards everything else, so the command still runs through the real service on a real host.
 import { writeFileSync } from "node:fs";
@@ -10,7 +10,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startExecEnv, type ExecEnv } from "@reoclo/service/testing";
 import { answeringServer, listenOnLoopback } from "@reoclo/testbed/net";
 import { githubClaims, startOidcIssuer, type OidcIssuer } from "@reoclo/testbed/oidc-issuer";
-import { actionDir, startIdTokenService, Workspace, type IdTokenService } from "@reoclo/testbed/runner";
+import {
+  actionDir,
+  startIdTokenService,
+  Workspace,
+  type ActionBuild,
+  type IdTokenService,
+} from "@reoclo/testbed/runner";
 
 const EXCHANGE = "/api/automation/v1/oidc/exchange";
 const POLICY_ID = "3d0f1a52-7c1e-4b8a-9f60-1a2b3c4d5e6f";
@@ -61,8 +67,8 @@ async function idTokens(): Promise<IdTokenService> {
   return tokens;
 }
 
-const workspace = (tokens?: IdTokenService) => {
-  const w = new Workspace(actionDir("run"), "source", tokens ? { idTokens: tokens } : {});
+const workspace = (tokens?: IdTokenService, build: ActionBuild = "source") => {
+  const w = new Workspace(actionDir("run"), build, tokens ? { idTokens: tokens } : {});
   workspaces.push(w);
   return w;
 };
@@ -144,7 +150,7 @@ describe("the run action without api_key", () => {
   it("exchanges the job's ID token (audience: the api_url origin) and runs the command with the key", async () => {
     const tokens = await idTokens();
     const service = await exchangeStandIn();
-    const w = workspace(tokens);
+    const w = workspace(tokens, "bundle"); // the committed dist, as the runner runs it
     const main = w.start("main", {
       server_id: env.serverId,
       command: "echo keyless-ok",
