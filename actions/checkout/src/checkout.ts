@@ -1,8 +1,15 @@
 // The checkout action: settings → masks → one operation running the checkout script →
 // outputs, summary and the step's outcome.
 import * as core from "@actions/core";
-import { ACTION_RETRY, actionClient, InputError, runOperationStep, tail } from "@reoclo/action-kit";
-import type { ExecFinishedResponse } from "@reoclo/client";
+import {
+  ACTION_RETRY,
+  authenticatedClient,
+  AuthenticationError,
+  InputError,
+  runOperationStep,
+  tail,
+} from "@reoclo/action-kit";
+import type { ExecFinishedResponse, ReocloClient } from "@reoclo/client";
 import { USER_AGENT } from "./constants.js";
 import { readSettings, type CheckoutSettings } from "./inputs.js";
 import { CHECKOUT_SCRIPT, checkoutEnv, RESULT_LINE } from "./script.js";
@@ -48,7 +55,13 @@ async function checkoutStep(): Promise<void> {
   const what = `${settings.repository}@${describeTarget(settings)}`;
   core.info(`[reoclo] checking out ${what} into ${settings.path} on server ${settings.serverId}`);
 
-  const client = actionClient(settings, USER_AGENT);
+  let client: ReocloClient;
+  try {
+    client = await authenticatedClient(settings, USER_AGENT);
+  } catch (err) {
+    if (err instanceof AuthenticationError) return core.setFailed(err.message);
+    throw err;
+  }
   const result = await runOperationStep({
     client,
     apiUrl: settings.apiUrl,

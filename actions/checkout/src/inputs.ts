@@ -1,8 +1,10 @@
 import {
   InputError,
   readApiUrl,
+  readAuthentication,
   runContextFrom,
   stepIdempotencyKey,
+  type Authentication,
   type Environment,
   type GetInput,
 } from "@reoclo/action-kit";
@@ -16,7 +18,8 @@ export { InputError };
 
 export interface CheckoutSettings {
   readonly apiUrl: string;
-  readonly apiKey: string;
+  /** The api_key input, or the audience of an OIDC ID token to exchange for a key. */
+  readonly auth: Authentication;
   readonly serverId: string;
   /** owner/name */
   readonly repository: string;
@@ -91,10 +94,10 @@ export function readSettings(getInput: GetInput, environment: Environment): Chec
     if (!v) throw new InputError(`Input "${name}" is required.`);
     return v;
   };
-  const apiKey = required("api_key");
   const serverId = required("server_id");
   if (!UUID_PATTERN.test(serverId)) throw new InputError(`Input "server_id" must be a server id (a UUID).`);
   const apiUrl = readApiUrl(getInput, environment);
+  const auth = readAuthentication(getInput, environment, apiUrl);
 
   const repository = getInput("repository").trim() || g("GITHUB_REPOSITORY");
   if (
@@ -168,7 +171,7 @@ export function readSettings(getInput: GetInput, environment: Environment): Chec
 
   return {
     apiUrl,
-    apiKey,
+    auth,
     serverId,
     repository,
     repositoryUrl: `${serverUrl}/${repository}.git`,

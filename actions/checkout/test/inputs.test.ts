@@ -24,6 +24,20 @@ const GH = {
 };
 
 describe("checkout inputs", () => {
+  it("takes the job's OIDC token instead of api_key when the job may request one (issue 18)", () => {
+    const oidc = {
+      ...GH,
+      ACTIONS_ID_TOKEN_REQUEST_URL: "http://127.0.0.1:1/t?v=1",
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: "t",
+    };
+    expect(readSettings(inputs(), oidc).auth).toEqual({ kind: "api_key", apiKey: "rca_x" });
+    expect(readSettings(inputs({ api_key: "", audience: "reoclo" }), oidc).auth).toEqual({
+      kind: "oidc",
+      audience: "reoclo",
+    });
+    expect(() => readSettings(inputs({ api_key: "" }), GH)).toThrow(/`permissions: id-token: write`/);
+  });
+
   it("defaults to the triggering commit of this repository, with its ref as the ref output", () => {
     const s = readSettings(inputs(), GH);
     expect(s.target).toEqual({ kind: "sha", sha: SHA });

@@ -26,9 +26,12 @@ describe("checkout action.yml", () => {
       "github_server_url",
       "api_url",
       "timeout",
+      "audience",
     ]);
     expect(action.inputs.find((i) => i.name === "token")?.default).toBe("${{ github.token }}");
     expect(action.inputs.find((i) => i.name === "path")?.default).toBe("/opt/deploy/workspace");
+    // Optional since issue 18: without it the job's OIDC token is exchanged for a key.
+    expect(action.inputs.find((i) => i.name === "api_key")?.required).toBe(false);
     expect(action.outputs.map((o) => o.name)).toEqual(["commit_sha", "commit", "short_sha", "ref", "path"]);
   });
 });

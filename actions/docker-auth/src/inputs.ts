@@ -1,8 +1,10 @@
 import {
   InputError,
   readApiUrl,
+  readAuthentication,
   runContextFrom,
   stepIdempotencyKey,
+  type Authentication,
   type Environment,
   type GetInput,
 } from "@reoclo/action-kit";
@@ -14,7 +16,8 @@ export { InputError };
 
 export interface DockerAuthSettings {
   readonly apiUrl: string;
-  readonly apiKey: string;
+  /** The api_key input, or the audience of an OIDC ID token to exchange for a key. */
+  readonly auth: Authentication;
   readonly serverId: string;
   readonly credentialId: string;
   readonly cleanup: boolean;
@@ -32,16 +35,16 @@ export function readSettings(getInput: GetInput, environment: Environment): Dock
     if (!UUID_PATTERN.test(v)) throw new InputError(`Input "${name}" must be an id (a UUID).`);
     return v;
   };
-  const apiKey = getInput("api_key").trim();
-  if (!apiKey) throw new InputError(`Input "api_key" is required.`);
   const serverId = uuid("server_id");
   const credentialId = uuid("credential_id");
+  const apiUrl = readApiUrl(getInput, environment);
+  const auth = readAuthentication(getInput, environment, apiUrl);
   const cleanupText = getInput("cleanup").trim().toLowerCase() || "true";
   if (cleanupText !== "true" && cleanupText !== "false")
     throw new InputError(`Input "cleanup" must be true or false.`);
   return {
-    apiUrl: readApiUrl(getInput, environment),
-    apiKey,
+    apiUrl,
+    auth,
     serverId,
     credentialId,
     cleanup: cleanupText === "true",

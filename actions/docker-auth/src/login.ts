@@ -1,7 +1,13 @@
 // Main step: log the server in to the credential's registry; the post step logs it out.
 import * as core from "@actions/core";
-import { actionClient, InputError, refusalMessage, tail } from "@reoclo/action-kit";
-import { ReocloApiError } from "@reoclo/client";
+import {
+  authenticatedClient,
+  AuthenticationError,
+  InputError,
+  refusalMessage,
+  tail,
+} from "@reoclo/action-kit";
+import { ReocloApiError, type ReocloClient } from "@reoclo/client";
 import { STATE, USER_AGENT } from "./constants.js";
 import { readSettings, type DockerAuthSettings } from "./inputs.js";
 
@@ -23,7 +29,13 @@ async function loginStep(): Promise<void> {
     if (err instanceof InputError) return core.setFailed(err.message);
     throw err;
   }
-  const client = actionClient(s, USER_AGENT, { pollIntervalMs: 500 });
+  let client: ReocloClient;
+  try {
+    client = await authenticatedClient(s, USER_AGENT, { pollIntervalMs: 500 });
+  } catch (err) {
+    if (err instanceof AuthenticationError) return core.setFailed(err.message);
+    throw err;
+  }
   let started;
   try {
     started = await client.registryLogin(

@@ -1,7 +1,7 @@
 // Post step: log the server out of the registry main logged in to, whether the job succeeded,
 // failed or was cancelled. It only ever warns: a failed logout must not fail a finished job.
 import * as core from "@actions/core";
-import { actionClient } from "@reoclo/action-kit";
+import { authenticatedClient } from "@reoclo/action-kit";
 import { STATE, USER_AGENT } from "./constants.js";
 import { readSettings } from "./inputs.js";
 
@@ -11,7 +11,8 @@ export async function logout(): Promise<void> {
     const s = readSettings((name) => core.getInput(name), process.env);
     if (!s.cleanup) return core.info("[reoclo] cleanup is false: staying logged in");
     if (!registryUrl) return core.info("[reoclo] no login to undo");
-    const client = actionClient(s, USER_AGENT, { pollIntervalMs: 500 });
+    // With OIDC this is a new key: the login step's is never kept in the state.
+    const client = await authenticatedClient(s, USER_AGENT, { pollIntervalMs: 500 });
     const signal = AbortSignal.timeout(60_000);
     const answer = await client.registryLogout(
       {

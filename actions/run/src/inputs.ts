@@ -1,8 +1,10 @@
 import {
   InputError,
   readApiUrl,
+  readAuthentication,
   runContextFrom,
   stepIdempotencyKey,
+  type Authentication,
   type Environment,
   type GetInput,
 } from "@reoclo/action-kit";
@@ -20,7 +22,8 @@ export { InputError };
 
 export interface RunSettings {
   readonly apiUrl: string;
-  readonly apiKey: string;
+  /** The api_key input, or the audience of an OIDC ID token to exchange for a key. */
+  readonly auth: Authentication;
   readonly serverId: string;
   readonly command: string;
   readonly workingDirectory: string | undefined;
@@ -59,7 +62,6 @@ export function readSettings(getInput: GetInput, environment: Environment): RunS
     if (!v) throw new InputError(`Input "${name}" is required.`);
     return v;
   };
-  const apiKey = required("api_key");
   const serverId = required("server_id");
   if (!UUID_PATTERN.test(serverId)) throw new InputError(`Input "server_id" must be a server id (a UUID).`);
   const command = getInput("command");
@@ -72,11 +74,12 @@ export function readSettings(getInput: GetInput, environment: Environment): RunS
     );
   }
   const apiUrl = readApiUrl(getInput, environment);
+  const auth = readAuthentication(getInput, environment, apiUrl);
   const workingDirectory = getInput("working_directory").trim() || undefined;
   const g = (name: string) => environment[name] ?? "";
   return {
     apiUrl,
-    apiKey,
+    auth,
     serverId,
     command,
     workingDirectory,

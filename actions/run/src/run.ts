@@ -3,7 +3,8 @@
 import * as core from "@actions/core";
 import {
   ACTION_RETRY,
-  actionClient,
+  authenticatedClient,
+  AuthenticationError,
   failureOf,
   InputError,
   runOperationStep,
@@ -31,7 +32,13 @@ async function runStep(): Promise<void> {
   }
   for (const value of Object.values(settings.env)) if (value !== "") core.setSecret(value);
 
-  const client = actionClient(settings, USER_AGENT);
+  let client: ReocloClient;
+  try {
+    client = await authenticatedClient(settings, USER_AGENT);
+  } catch (err) {
+    if (err instanceof AuthenticationError) return core.setFailed(err.message);
+    throw err;
+  }
   const result = await runOperationStep({
     client,
     apiUrl: settings.apiUrl,

@@ -64,6 +64,20 @@ describe("run action inputs", () => {
     expect(message).not.toContain("supersecret");
   });
 
+  it("takes the job's OIDC token instead of api_key when the job may request one (issue 18)", () => {
+    const oidc = {
+      ...GH,
+      ACTIONS_ID_TOKEN_REQUEST_URL: "http://127.0.0.1:1/t?v=1",
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: "t",
+    };
+    expect(readSettings(inputs(), oidc).auth).toEqual({ kind: "api_key", apiKey: "rca_x" });
+    expect(readSettings(inputs({ api_key: "" }), oidc).auth).toEqual({
+      kind: "oidc",
+      audience: "https://r.example.com",
+    });
+    expect(() => readSettings(inputs({ api_key: "" }), GH)).toThrow(/`permissions: id-token: write`/);
+  });
+
   it("refuses missing or malformed inputs with a message naming the input", () => {
     expect(() => readSettings(inputs({ api_key: "" }), GH)).toThrow(/"api_key"/);
     expect(() => readSettings(inputs({ server_id: "web-1" }), GH)).toThrow(/"server_id"/);

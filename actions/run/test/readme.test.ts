@@ -6,7 +6,7 @@ import { describeActionContract } from "../../testing/action-contract";
 const action = describeActionContract("run");
 
 describe("run action.yml", () => {
-  it("declares exactly the published inputs and outputs", () => {
+  it("declares the published inputs and outputs, plus the OIDC audience", () => {
     expect(action.inputs.map((i) => i.name)).toEqual([
       "api_key",
       "server_id",
@@ -15,7 +15,10 @@ describe("run action.yml", () => {
       "env",
       "timeout",
       "api_url",
+      "audience",
     ]);
+    // Optional since issue 18: without it the job's OIDC token is exchanged for a key.
+    expect(action.inputs.find((i) => i.name === "api_key")?.required).toBe(false);
     expect(action.outputs.map((o) => o.name)).toEqual([
       "exit_code",
       "stdout",

@@ -20,16 +20,44 @@ export function readApiUrl(getInput: GetInput, environment: Environment): string
   return apiUrl;
 }
 
-/** What a post step needs: where the service is and the key, read again from the inputs (never from state). */
+/** What to do when a job has neither an api_key nor a way to prove who it is. */
+export const NO_CREDENTIALS =
+  "Set `api_key`, or let the job request an OIDC token: add `permissions: id-token: write` to the job (GitHub Actions) and create a trust policy for this repository on the service (reoclo-admin trust-policies add …).";
+
+/**
+ * How a step gets its automation key: the `api_key` input, or (spec §12, issue 18) an ID token of
+ * the job for `audience`, exchanged with the service; see resolveApiKey.
+ */
+export type Authentication =
+  | { readonly kind: "api_key"; readonly apiKey: string }
+  | { readonly kind: "oidc"; readonly audience: string };
+
+/**
+ * `api_key` when given (as v1 always did); else OIDC when the runner lets this job request an ID
+ * token (it sets both variables only under `permissions: id-token: write`). The audience is the
+ * `audience` input, by default the origin of `apiUrl` (a trust policy's default audience).
+ */
+export function readAuthentication(
+  getInput: GetInput,
+  environment: Environment,
+  apiUrl: string,
+): Authentication {
+  const apiKey = getInput("api_key").trim();
+  if (apiKey) return { kind: "api_key", apiKey };
+  if (!environment.ACTIONS_ID_TOKEN_REQUEST_URL || !environment.ACTIONS_ID_TOKEN_REQUEST_TOKEN)
+    throw new InputError(`No "api_key" input, and this job may not request an OIDC token. ${NO_CREDENTIALS}`);
+  return { kind: "oidc", audience: getInput("audience").trim() || new URL(apiUrl).origin };
+}
+
+/** What a post step needs: where the service is and how to get a key, read again from the inputs (never from state). */
 export interface PostSettings {
   readonly apiUrl: string;
-  readonly apiKey: string;
+  readonly auth: Authentication;
 }
 
 export function readPostSettings(getInput: GetInput, environment: Environment): PostSettings {
-  const apiKey = getInput("api_key").trim();
-  if (!apiKey) throw new InputError(`Input "api_key" is required.`);
-  return { apiKey, apiUrl: readApiUrl(getInput, environment) };
+  const apiUrl = readApiUrl(getInput, environment);
+  return { apiUrl, auth: readAuthentication(getInput, environment, apiUrl) };
 }
 
 /** The CI run's context as the published actions send it (stored as claimed, spec §3). */

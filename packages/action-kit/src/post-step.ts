@@ -4,6 +4,7 @@
 import * as core from "@actions/core";
 import { actionClient } from "./client.js";
 import { readPostSettings } from "./inputs.js";
+import { resolveApiKey } from "./oidc.js";
 import { STATE } from "./state.js";
 
 const say = (msg: string) => core.info(`[reoclo] ${msg}`);
@@ -20,11 +21,13 @@ export async function cancelLeftOperation(userAgent: string): Promise<void> {
   }
   try {
     const settings = readPostSettings((name) => core.getInput(name), process.env);
-    const client = actionClient(settings, userAgent, {
+    const signal = AbortSignal.timeout(20_000);
+    // With OIDC this is a new key: the main step's is never kept in the state.
+    const apiKey = await resolveApiKey(settings, userAgent, signal);
+    const client = actionClient({ apiUrl: settings.apiUrl, apiKey }, userAgent, {
       retry: { attempts: 4, baseDelayMs: 500, maxDelayMs: 4_000 },
       recordSent: false,
     });
-    const signal = AbortSignal.timeout(20_000);
     const id = saved || (await client.findOperationByIdempotencyKey(idempotencyKey, signal))?.operation_id;
     if (!id) return say("the main step's request never started an operation");
     const op = await client.cancel(id, signal);

@@ -4,6 +4,7 @@ import {
   API_BASE_PATH,
   cancelOperationResponseSchema,
   HEADERS,
+  oidcExchangeResponseSchema,
   operationListResponseSchema,
   operationPath,
   operationSchema,
@@ -17,6 +18,7 @@ import {
   type ExecFinishedResponse,
   type ExecRequestInput,
   type Operation,
+  type OidcExchangeResponse,
   type OperationListResponse,
   type OutputStream,
 } from "@reoclo/protocol";
@@ -27,7 +29,8 @@ import { sleep } from "./retry.js";
 export interface ClientOptions {
   /** e.g. https://reoclo.example.com; the client appends /api/automation/v1. A trailing slash is fine. */
   apiUrl: string;
-  apiKey: string;
+  /** The automation key. Leave it out only for a client that calls exchangeOidcToken (which gets one). */
+  apiKey?: string;
   /** Default "reoclo-client"; the service's audit log keeps it. */
   userAgent?: string;
   /** Injectable for tests; default the global fetch (undici). */
@@ -77,7 +80,8 @@ export class ReocloClient {
 
   constructor(opts: ClientOptions) {
     if (!opts.apiUrl) throw new TypeError("apiUrl is required.");
-    if (!opts.apiKey) throw new TypeError("apiKey is required.");
+    if (opts.apiKey !== undefined && !opts.apiKey)
+      throw new TypeError("apiKey must not be empty (leave it out only to call exchangeOidcToken).");
     const attempts = Math.floor(positive(opts.retry?.attempts, 6, "retry.attempts"));
     this.#http = {
       baseUrl: apiBaseUrl(opts.apiUrl),
@@ -200,6 +204,27 @@ export class ReocloClient {
         signal: this.#with(opts.signal),
       },
       registryLogoutResponseSchema,
+    );
+  }
+
+  /**
+   * POST /oidc/exchange (spec §12): a CI job's ID token for a short-lived automation key. Sent
+   * without an API key. A token is accepted once, so it is sent again only while no attempt can
+   * have reached the service (connection refused, unknown host); every answer is final: 401 the
+   * token or trust policy refused it, 503 the service could not reach the token's issuer.
+   */
+  exchangeOidcToken(token: string, signal?: AbortSignal): Promise<OidcExchangeResponse> {
+    return sendJson(
+      this.#http,
+      {
+        method: "POST",
+        path: ROUTES.oidcExchange,
+        body: { token },
+        authenticated: false,
+        retryable: false,
+        signal: this.#with(signal),
+      },
+      oidcExchangeResponseSchema,
     );
   }
 

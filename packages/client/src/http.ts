@@ -3,7 +3,9 @@
 // sends is idempotent (an Idempotency-Key, or cancel which the spec makes idempotent), so a
 // retry can never run a command twice. An answer without the API's error envelope is not the
 // service's: it is not retried, except a proxy's 502/503/504 (briefly) and a 429 with
-// Retry-After. Connections refused on every attempt fail within seconds (issue 14).
+// Retry-After. Connections refused on every attempt fail within seconds (issue 14). The one
+// exception is the OIDC exchange (a token is accepted once): it is sent again only while no
+// attempt can have left this machine.
 import { API_BASE_PATH, CONTENT_TYPE_EVENT_STREAM, CONTENT_TYPE_JSON, HEADERS } from "@reoclo/protocol";
 import {
   errorFromResponse,
@@ -31,7 +33,8 @@ const PROXY_STATUSES = new Set([502, 503, 504]);
 export interface HttpSettings {
   /** Origin plus API_BASE_PATH, without a trailing slash. */
   readonly baseUrl: string;
-  readonly apiKey: string;
+  /** Undefined for a client made only to exchange an OIDC token for a key. */
+  readonly apiKey: string | undefined;
   readonly userAgent: string;
   readonly fetch: typeof fetch;
   readonly attempts: number;
@@ -50,6 +53,14 @@ export interface HttpRequest {
   body?: unknown;
   headers?: Record<string, string>;
   signal?: AbortSignal | undefined;
+  /** Default true. False: sent without the API key (the OIDC exchange, which has none yet). */
+  authenticated?: boolean;
+  /**
+   * Default true. False: the request must not reach the service twice, so it is retried only
+   * while every attempt failed before leaving this machine (refused, unknown host); any answer
+   * or any other network error is final.
+   */
+  retryable?: boolean;
 }
 
 /**
@@ -126,8 +137,11 @@ async function attempt(
 /** Sends `req`, retrying as described above; resolves with a 2xx response (body unread). */
 export async function send(settings: HttpSettings, req: HttpRequest): Promise<Response> {
   const { signal } = req;
+  const authenticated = req.authenticated ?? true;
+  if (authenticated && settings.apiKey === undefined)
+    throw new TypeError(`${req.method} ${req.path} needs an API key: this client was made without one.`);
   const headers: Record<string, string> = {
-    [HEADERS.authorization]: `Bearer ${settings.apiKey}`,
+    ...(authenticated ? { [HEADERS.authorization]: `Bearer ${settings.apiKey}` } : {}),
     [HEADERS.userAgent]: settings.userAgent,
     [HEADERS.accept]: CONTENT_TYPE_JSON,
     ...req.headers,
@@ -151,7 +165,8 @@ export async function send(settings: HttpSettings, req: HttpRequest): Promise<Re
       neverSent = undefined;
       const err = await errorFromResponse(got, parseRetryAfter(got.headers.get(HEADERS.retryAfter)));
       const proxy = err.code === NOT_REOCLO_SERVICE && PROXY_STATUSES.has(err.status);
-      if (!isRetryable(err) || (proxy && ++proxyRetries > PROXY_RETRIES)) throw err;
+      if (req.retryable === false || !isRetryable(err) || (proxy && ++proxyRetries > PROXY_RETRIES))
+        throw err;
       failure = err;
       // The server's Retry-After wins over our own guess; it knows when it will be back.
       delay = err.retryAfterMs ?? backoffDelay(tries - 1, settings.baseDelayMs, settings.maxDelayMs);
@@ -160,6 +175,7 @@ export async function send(settings: HttpSettings, req: HttpRequest): Promise<Re
       failure = got.failed; // a network error: the request may or may not have arrived
       const reason = neverSentReason(got.failed);
       neverSent = tries === 1 || neverSent ? reason : undefined;
+      if (req.retryable === false && !neverSent) throw failure;
       // Never longer than the backoff's own ceiling: a client configured to retry fast stays fast.
       const ceiling = Math.min(settings.maxDelayMs, settings.baseDelayMs * 2 ** (tries - 1));
       delay = neverSent

@@ -1,6 +1,7 @@
 // Header names and route paths typed once, so a typo is a compile error, not a silent miss.
 import { z } from "zod";
 import { API_BASE_PATH, IDEMPOTENCY_KEY_MAX_CHARS } from "./limits.js";
+import { OIDC_EXCHANGE_PATH } from "./oidc.js";
 
 export const HEADERS = {
   authorization: "Authorization",
@@ -55,6 +56,7 @@ export const ROUTES = {
   operation: "/operations/:operation_id",
   operationEvents: "/operations/:operation_id/events",
   operationCancel: "/operations/:operation_id/cancel",
+  oidcExchange: OIDC_EXCHANGE_PATH,
 } as const;
 
 /** Absolute path of one operation's resource; the id is URL-encoded because it is caller data. */

@@ -2,12 +2,17 @@
 // (action.yml defaults applied), GITHUB_OUTPUT / GITHUB_STATE / GITHUB_STEP_SUMMARY files,
 // and for the post step the saved state handed back as STATE_* variables. The bundle by default;
 // its source (through tsx) when a test needs the shared packages as they are before a rebuild.
+// A job with `permissions: id-token: write` also gets the runner's ID token endpoint
+// (startIdTokenService), so the actions can be tested keyless (issue 18).
 import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
+import { listenOnLoopback } from "./net";
 
 /** The repository's root: this workspace is packages/testbed in it. */
 const REPO_ROOT = join(fileURLToPath(new URL("..", import.meta.url)), "..", "..", "/");
@@ -55,6 +60,77 @@ export function parseFileCommands(text: string): Record<string, string> {
   return out;
 }
 
+/** Makes the ID token the job asked for; `audience` is undefined when the request named none. */
+export type MintIdToken = (audience: string | undefined) => Promise<string>;
+
+/**
+ * The runner's ID token endpoint, as GitHub serves it to a job with `permissions: id-token:
+ * write`: ACTIONS_ID_TOKEN_REQUEST_URL (with a query already, so @actions/core appends
+ * `&audience=…`), which answers a GET bearing ACTIONS_ID_TOKEN_REQUEST_TOKEN with
+ * `{"value": "<jwt>"}`, and 401 to anything else.
+ */
+export interface IdTokenService {
+  /** ACTIONS_ID_TOKEN_REQUEST_URL and ACTIONS_ID_TOKEN_REQUEST_TOKEN, for a step's environment. */
+  readonly env: Readonly<Record<string, string>>;
+  /** The `audience` of every token handed out, in order (undefined: none asked). */
+  readonly audiences: (string | undefined)[];
+  /** The tokens handed out, in order (to look for them in a log). */
+  readonly issued: string[];
+  /** Requests refused for a missing or wrong bearer token. */
+  readonly refused: number;
+  close(): Promise<void>;
+}
+
+export async function startIdTokenService(mint: MintIdToken): Promise<IdTokenService> {
+  const requestToken = randomBytes(24).toString("hex");
+  const audiences: (string | undefined)[] = [];
+  const issued: string[] = [];
+  let refused = 0;
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://runner");
+    if (req.method !== "GET" || url.pathname !== "/_apis/idtoken") return res.writeHead(404).end();
+    if (req.headers.authorization !== `Bearer ${requestToken}`) {
+      refused++;
+      return res.writeHead(401, { "Content-Type": "application/json" }).end('{"message":"Unauthorized"}');
+    }
+    const audience = url.searchParams.get("audience") ?? undefined;
+    audiences.push(audience);
+    mint(audience).then(
+      (value) => {
+        issued.push(value);
+        res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ value }));
+      },
+      (err: unknown) => {
+        res
+          .writeHead(500, { "Content-Type": "application/json" })
+          .end(JSON.stringify({ message: String(err) }));
+      },
+    );
+  });
+  const port = await listenOnLoopback(server);
+  return {
+    env: {
+      ACTIONS_ID_TOKEN_REQUEST_URL: `http://127.0.0.1:${port}/_apis/idtoken?api-version=2.0`,
+      ACTIONS_ID_TOKEN_REQUEST_TOKEN: requestToken,
+    },
+    audiences,
+    issued,
+    get refused() {
+      return refused;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export interface WorkspaceOptions {
+  /** The job may request ID tokens (`permissions: id-token: write`): every step gets this endpoint. */
+  idTokens?: IdTokenService;
+}
+
 export interface ActionRun {
   readonly child: ChildProcess;
   /** Everything the step wrote to its log so far (stdout and stderr, in arrival order). */
@@ -70,6 +146,7 @@ export interface ActionRun {
 
 export class Workspace {
   readonly #action: ReturnType<typeof readAction>;
+  readonly #idTokens: IdTokenService | undefined;
   readonly dir = mkdtempSync(join(tmpdir(), "reoclo-runner-"));
   /** Each workspace is its own workflow run, so its steps get their own idempotency keys. */
   readonly runId = String(Math.floor(Math.random() * 1e12));
@@ -80,8 +157,9 @@ export class Workspace {
   };
 
   /** A fresh runner workspace for the action in `dir` (see actionDir), run as `build`. */
-  constructor(dir: string, build: ActionBuild = "bundle") {
+  constructor(dir: string, build: ActionBuild = "bundle", opts: WorkspaceOptions = {}) {
     this.#action = readAction(dir, build);
+    this.#idTokens = opts.idTokens;
     for (const f of Object.values(this.files)) writeFileSync(f, "");
   }
 
@@ -113,6 +191,7 @@ export class Workspace {
         GITHUB_STEP_SUMMARY: this.files.summary,
         ...Object.fromEntries(Object.entries(all).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v])),
         ...stateVars,
+        ...this.#idTokens?.env,
         ...env,
       },
       stdio: ["ignore", "pipe", "pipe"],

@@ -1,15 +1,15 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 5070:
+/***/ 9898:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-/* unused reexport */ __nccwpck_require__(5862);
+module.exports = __nccwpck_require__(3810);
 
 
 /***/ }),
 
-/***/ 5862:
+/***/ 3810:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
@@ -24,10 +24,10 @@ var assert = __nccwpck_require__(2613);
 var util = __nccwpck_require__(9023);
 
 
-__webpack_unused_export__ = httpOverHttp;
-__webpack_unused_export__ = httpsOverHttp;
-__webpack_unused_export__ = httpOverHttps;
-__webpack_unused_export__ = httpsOverHttps;
+exports.httpOverHttp = httpOverHttp;
+exports.httpsOverHttp = httpsOverHttp;
+exports.httpOverHttps = httpOverHttps;
+exports.httpsOverHttps = httpsOverHttps;
 
 
 function httpOverHttp(options) {
@@ -281,34 +281,34 @@ __webpack_unused_export__ = debug; // for test
 
 /***/ }),
 
-/***/ 1684:
+/***/ 5704:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
 
 
-const Client = __nccwpck_require__(1313)
-const Dispatcher = __nccwpck_require__(3415)
-const Pool = __nccwpck_require__(5928)
-const BalancedPool = __nccwpck_require__(6681)
-const Agent = __nccwpck_require__(1745)
-const ProxyAgent = __nccwpck_require__(7508)
-const EnvHttpProxyAgent = __nccwpck_require__(9221)
-const RetryAgent = __nccwpck_require__(334)
-const errors = __nccwpck_require__(3959)
-const util = __nccwpck_require__(9500)
+const Client = __nccwpck_require__(2045)
+const Dispatcher = __nccwpck_require__(4443)
+const Pool = __nccwpck_require__(3756)
+const BalancedPool = __nccwpck_require__(6317)
+const Agent = __nccwpck_require__(261)
+const ProxyAgent = __nccwpck_require__(920)
+const EnvHttpProxyAgent = __nccwpck_require__(5545)
+const RetryAgent = __nccwpck_require__(9306)
+const errors = __nccwpck_require__(9611)
+const util = __nccwpck_require__(9192)
 const { InvalidArgumentError } = errors
-const api = __nccwpck_require__(2531)
-const buildConnector = __nccwpck_require__(1332)
-const MockClient = __nccwpck_require__(2361)
-const MockAgent = __nccwpck_require__(7017)
-const MockPool = __nccwpck_require__(6480)
-const mockErrors = __nccwpck_require__(2673)
-const RetryHandler = __nccwpck_require__(4004)
-const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(1481)
-const DecoratorHandler = __nccwpck_require__(9151)
-const RedirectHandler = __nccwpck_require__(7158)
-const createRedirectInterceptor = __nccwpck_require__(1576)
+const api = __nccwpck_require__(3055)
+const buildConnector = __nccwpck_require__(5496)
+const MockClient = __nccwpck_require__(2957)
+const MockAgent = __nccwpck_require__(5973)
+const MockPool = __nccwpck_require__(9276)
+const mockErrors = __nccwpck_require__(5797)
+const RetryHandler = __nccwpck_require__(2464)
+const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(4221)
+const DecoratorHandler = __nccwpck_require__(9267)
+const RedirectHandler = __nccwpck_require__(2394)
+const createRedirectInterceptor = __nccwpck_require__(4636)
 
 Object.assign(Dispatcher.prototype, api)
 
@@ -317,7 +317,7 @@ __webpack_unused_export__ = Client
 __webpack_unused_export__ = Pool
 __webpack_unused_export__ = BalancedPool
 __webpack_unused_export__ = Agent
-__webpack_unused_export__ = ProxyAgent
+module.exports.kT = ProxyAgent
 __webpack_unused_export__ = EnvHttpProxyAgent
 __webpack_unused_export__ = RetryAgent
 __webpack_unused_export__ = RetryHandler
@@ -326,10 +326,10 @@ __webpack_unused_export__ = DecoratorHandler
 __webpack_unused_export__ = RedirectHandler
 __webpack_unused_export__ = createRedirectInterceptor
 __webpack_unused_export__ = {
-  redirect: __nccwpck_require__(7734),
-  retry: __nccwpck_require__(5486),
-  dump: __nccwpck_require__(5376),
-  dns: __nccwpck_require__(4287)
+  redirect: __nccwpck_require__(2754),
+  retry: __nccwpck_require__(2850),
+  dump: __nccwpck_require__(5108),
+  dns: __nccwpck_require__(7251)
 }
 
 __webpack_unused_export__ = buildConnector
@@ -391,7 +391,7 @@ function makeDispatcher (fn) {
 __webpack_unused_export__ = setGlobalDispatcher
 __webpack_unused_export__ = getGlobalDispatcher
 
-const fetchImpl = (__nccwpck_require__(4202).fetch)
+const fetchImpl = (__nccwpck_require__(7302).fetch)
 __webpack_unused_export__ = async function fetch (init, options = undefined) {
   try {
     return await fetchImpl(init, options)
@@ -403,39 +403,39 @@ __webpack_unused_export__ = async function fetch (init, options = undefined) {
     throw err
   }
 }
-/* unused reexport */ __nccwpck_require__(3408).Headers
-/* unused reexport */ __nccwpck_require__(7287).Response
-/* unused reexport */ __nccwpck_require__(9683).Request
-/* unused reexport */ __nccwpck_require__(3818).FormData
+/* unused reexport */ __nccwpck_require__(2652).Headers
+/* unused reexport */ __nccwpck_require__(4499).Response
+/* unused reexport */ __nccwpck_require__(5031).Request
+/* unused reexport */ __nccwpck_require__(5054).FormData
 __webpack_unused_export__ = globalThis.File ?? (__nccwpck_require__(4573).File)
-/* unused reexport */ __nccwpck_require__(6575).FileReader
+/* unused reexport */ __nccwpck_require__(3723).FileReader
 
-const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(5311)
+const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(2795)
 
 __webpack_unused_export__ = setGlobalOrigin
 __webpack_unused_export__ = getGlobalOrigin
 
-const { CacheStorage } = __nccwpck_require__(6577)
-const { kConstruct } = __nccwpck_require__(8329)
+const { CacheStorage } = __nccwpck_require__(8021)
+const { kConstruct } = __nccwpck_require__(6565)
 
 // Cache & CacheStorage are tightly coupled with fetch. Even if it may run
 // in an older version of Node, it doesn't have any use without fetch.
 __webpack_unused_export__ = new CacheStorage(kConstruct)
 
-const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(7889)
+const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(8061)
 
 __webpack_unused_export__ = deleteCookie
 __webpack_unused_export__ = getCookies
 __webpack_unused_export__ = getSetCookies
 __webpack_unused_export__ = setCookie
 
-const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(192)
+const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(6372)
 
 __webpack_unused_export__ = parseMIMEType
 __webpack_unused_export__ = serializeAMimeType
 
-const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(6760)
-/* unused reexport */ __nccwpck_require__(2522).WebSocket
+const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(9148)
+/* unused reexport */ __nccwpck_require__(566).WebSocket
 __webpack_unused_export__ = CloseEvent
 __webpack_unused_export__ = ErrorEvent
 __webpack_unused_export__ = MessageEvent
@@ -451,18 +451,18 @@ __webpack_unused_export__ = MockPool
 __webpack_unused_export__ = MockAgent
 __webpack_unused_export__ = mockErrors
 
-const { EventSource } = __nccwpck_require__(7042)
+const { EventSource } = __nccwpck_require__(3262)
 
 __webpack_unused_export__ = EventSource
 
 
 /***/ }),
 
-/***/ 2730:
+/***/ 9670:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { addAbortListener } = __nccwpck_require__(9500)
-const { RequestAbortedError } = __nccwpck_require__(3959)
+const { addAbortListener } = __nccwpck_require__(9192)
+const { RequestAbortedError } = __nccwpck_require__(9611)
 
 const kListener = Symbol('kListener')
 const kSignal = Symbol('kSignal')
@@ -522,16 +522,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3192:
+/***/ 9724:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(3959)
-const util = __nccwpck_require__(9500)
-const { addSignal, removeSignal } = __nccwpck_require__(2730)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(9611)
+const util = __nccwpck_require__(9192)
+const { addSignal, removeSignal } = __nccwpck_require__(9670)
 
 class ConnectHandler extends AsyncResource {
   constructor (opts, callback) {
@@ -637,7 +637,7 @@ module.exports = connect
 
 /***/ }),
 
-/***/ 2466:
+/***/ 998:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -651,10 +651,10 @@ const {
   InvalidArgumentError,
   InvalidReturnValueError,
   RequestAbortedError
-} = __nccwpck_require__(3959)
-const util = __nccwpck_require__(9500)
+} = __nccwpck_require__(9611)
+const util = __nccwpck_require__(9192)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(2730)
+const { addSignal, removeSignal } = __nccwpck_require__(9670)
 const assert = __nccwpck_require__(4589)
 
 const kResume = Symbol('resume')
@@ -895,16 +895,16 @@ module.exports = pipeline
 
 /***/ }),
 
-/***/ 887:
+/***/ 8675:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { Readable } = __nccwpck_require__(8947)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(3959)
-const util = __nccwpck_require__(9500)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(363)
+const { Readable } = __nccwpck_require__(6335)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(9611)
+const util = __nccwpck_require__(9192)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(1055)
 const { AsyncResource } = __nccwpck_require__(6698)
 
 class RequestHandler extends AsyncResource {
@@ -1116,18 +1116,18 @@ module.exports.RequestHandler = RequestHandler
 
 /***/ }),
 
-/***/ 4388:
+/***/ 4720:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
 const { finished, PassThrough } = __nccwpck_require__(7075)
-const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(3959)
-const util = __nccwpck_require__(9500)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(363)
+const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(9611)
+const util = __nccwpck_require__(9192)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(1055)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(2730)
+const { addSignal, removeSignal } = __nccwpck_require__(9670)
 
 class StreamHandler extends AsyncResource {
   constructor (opts, factory, callback) {
@@ -1343,15 +1343,15 @@ module.exports = stream
 
 /***/ }),
 
-/***/ 6342:
+/***/ 2274:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(3959)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(9611)
 const { AsyncResource } = __nccwpck_require__(6698)
-const util = __nccwpck_require__(9500)
-const { addSignal, removeSignal } = __nccwpck_require__(2730)
+const util = __nccwpck_require__(9192)
+const { addSignal, removeSignal } = __nccwpck_require__(9670)
 const assert = __nccwpck_require__(4589)
 
 class UpgradeHandler extends AsyncResource {
@@ -1458,21 +1458,21 @@ module.exports = upgrade
 
 /***/ }),
 
-/***/ 2531:
+/***/ 3055:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-module.exports.request = __nccwpck_require__(887)
-module.exports.stream = __nccwpck_require__(4388)
-module.exports.pipeline = __nccwpck_require__(2466)
-module.exports.upgrade = __nccwpck_require__(6342)
-module.exports.connect = __nccwpck_require__(3192)
+module.exports.request = __nccwpck_require__(8675)
+module.exports.stream = __nccwpck_require__(4720)
+module.exports.pipeline = __nccwpck_require__(998)
+module.exports.upgrade = __nccwpck_require__(2274)
+module.exports.connect = __nccwpck_require__(9724)
 
 
 /***/ }),
 
-/***/ 8947:
+/***/ 6335:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Ported from https://github.com/nodejs/undici/pull/907
@@ -1481,9 +1481,9 @@ module.exports.connect = __nccwpck_require__(3192)
 
 const assert = __nccwpck_require__(4589)
 const { Readable } = __nccwpck_require__(7075)
-const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(3959)
-const util = __nccwpck_require__(9500)
-const { ReadableStreamFrom } = __nccwpck_require__(9500)
+const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(9611)
+const util = __nccwpck_require__(9192)
+const { ReadableStreamFrom } = __nccwpck_require__(9192)
 
 const kConsume = Symbol('kConsume')
 const kReading = Symbol('kReading')
@@ -1864,15 +1864,15 @@ module.exports = { Readable: BodyReadable, chunksDecode }
 
 /***/ }),
 
-/***/ 363:
+/***/ 1055:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const assert = __nccwpck_require__(4589)
 const {
   ResponseStatusCodeError
-} = __nccwpck_require__(3959)
+} = __nccwpck_require__(9611)
 
-const { chunksDecode } = __nccwpck_require__(8947)
+const { chunksDecode } = __nccwpck_require__(6335)
 const CHUNK_LIMIT = 128 * 1024
 
 async function getResolveErrorBodyCallback ({ callback, body, contentType, statusCode, statusMessage, headers }) {
@@ -1964,16 +1964,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1332:
+/***/ 5496:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const net = __nccwpck_require__(7030)
 const assert = __nccwpck_require__(4589)
-const util = __nccwpck_require__(9500)
-const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(3959)
-const timers = __nccwpck_require__(4591)
+const util = __nccwpck_require__(9192)
+const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(9611)
+const timers = __nccwpck_require__(4083)
 
 function noop () {}
 
@@ -2211,7 +2211,7 @@ module.exports = buildConnector
 
 /***/ }),
 
-/***/ 2371:
+/***/ 1799:
 /***/ ((module) => {
 
 
@@ -2336,7 +2336,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5458:
+/***/ 8502:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -2545,7 +2545,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3959:
+/***/ 9611:
 /***/ ((module) => {
 
 
@@ -2977,7 +2977,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9691:
+/***/ 8375:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -2985,7 +2985,7 @@ module.exports = {
 const {
   InvalidArgumentError,
   NotSupportedError
-} = __nccwpck_require__(3959)
+} = __nccwpck_require__(9611)
 const assert = __nccwpck_require__(4589)
 const {
   isValidHTTPToken,
@@ -3000,9 +3000,9 @@ const {
   validateHandler,
   getServerName,
   normalizedMethodRecords
-} = __nccwpck_require__(9500)
-const { channels } = __nccwpck_require__(5458)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(2371)
+} = __nccwpck_require__(9192)
+const { channels } = __nccwpck_require__(8502)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(1799)
 
 // Verifies that a given path is valid does not contain control chars \x00 to \x20
 const invalidPathRegex = /[^\u0021-\u00ff]/
@@ -3466,7 +3466,7 @@ module.exports = Request
 
 /***/ }),
 
-/***/ 8031:
+/***/ 8963:
 /***/ ((module) => {
 
 module.exports = {
@@ -3540,7 +3540,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6868:
+/***/ 1216:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -3548,7 +3548,7 @@ module.exports = {
 const {
   wellknownHeaderNames,
   headerNameLowerCasedRecord
-} = __nccwpck_require__(2371)
+} = __nccwpck_require__(1799)
 
 class TstNode {
   /** @type {any} */
@@ -3699,13 +3699,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9500:
+/***/ 9192:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(8031)
+const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(8963)
 const { IncomingMessage } = __nccwpck_require__(7067)
 const stream = __nccwpck_require__(7075)
 const net = __nccwpck_require__(7030)
@@ -3713,9 +3713,9 @@ const { Blob } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 const { stringify } = __nccwpck_require__(1792)
 const { EventEmitter: EE } = __nccwpck_require__(8474)
-const { InvalidArgumentError } = __nccwpck_require__(3959)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(2371)
-const { tree } = __nccwpck_require__(6868)
+const { InvalidArgumentError } = __nccwpck_require__(9611)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(1799)
+const { tree } = __nccwpck_require__(1216)
 
 const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(v => Number(v))
 
@@ -4425,18 +4425,18 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1745:
+/***/ 261:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError } = __nccwpck_require__(3959)
-const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(8031)
-const DispatcherBase = __nccwpck_require__(1517)
-const Pool = __nccwpck_require__(5928)
-const Client = __nccwpck_require__(1313)
-const util = __nccwpck_require__(9500)
-const createRedirectInterceptor = __nccwpck_require__(1576)
+const { InvalidArgumentError } = __nccwpck_require__(9611)
+const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(8963)
+const DispatcherBase = __nccwpck_require__(6313)
+const Pool = __nccwpck_require__(3756)
+const Client = __nccwpck_require__(2045)
+const util = __nccwpck_require__(9192)
+const createRedirectInterceptor = __nccwpck_require__(4636)
 
 const kOnConnect = Symbol('onConnect')
 const kOnDisconnect = Symbol('onDisconnect')
@@ -4565,7 +4565,7 @@ module.exports = Agent
 
 /***/ }),
 
-/***/ 6681:
+/***/ 6317:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -4573,7 +4573,7 @@ module.exports = Agent
 const {
   BalancedPoolMissingUpstreamError,
   InvalidArgumentError
-} = __nccwpck_require__(3959)
+} = __nccwpck_require__(9611)
 const {
   PoolBase,
   kClients,
@@ -4581,10 +4581,10 @@ const {
   kAddClient,
   kRemoveClient,
   kGetDispatcher
-} = __nccwpck_require__(7292)
-const Pool = __nccwpck_require__(5928)
-const { kUrl, kInterceptors } = __nccwpck_require__(8031)
-const { parseOrigin } = __nccwpck_require__(9500)
+} = __nccwpck_require__(2376)
+const Pool = __nccwpck_require__(3756)
+const { kUrl, kInterceptors } = __nccwpck_require__(8963)
+const { parseOrigin } = __nccwpck_require__(9192)
 const kFactory = Symbol('factory')
 
 const kOptions = Symbol('options')
@@ -4781,7 +4781,7 @@ module.exports = BalancedPool
 
 /***/ }),
 
-/***/ 4393:
+/***/ 661:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -4789,9 +4789,9 @@ module.exports = BalancedPool
 /* global WebAssembly */
 
 const assert = __nccwpck_require__(4589)
-const util = __nccwpck_require__(9500)
-const { channels } = __nccwpck_require__(5458)
-const timers = __nccwpck_require__(4591)
+const util = __nccwpck_require__(9192)
+const { channels } = __nccwpck_require__(8502)
+const timers = __nccwpck_require__(4083)
 const {
   RequestContentLengthMismatchError,
   ResponseContentLengthMismatchError,
@@ -4804,7 +4804,7 @@ const {
   BodyTimeoutError,
   HTTPParserError,
   ResponseExceededMaxSizeError
-} = __nccwpck_require__(3959)
+} = __nccwpck_require__(9611)
 const {
   kUrl,
   kReset,
@@ -4837,9 +4837,9 @@ const {
   kOnError,
   kResume,
   kHTTPContext
-} = __nccwpck_require__(8031)
+} = __nccwpck_require__(8963)
 
-const constants = __nccwpck_require__(748)
+const constants = __nccwpck_require__(1424)
 const EMPTY_BUF = Buffer.alloc(0)
 const FastBuffer = Buffer[Symbol.species]
 const addListener = util.addListener
@@ -4851,11 +4851,11 @@ const kSocketUsed = Symbol('kSocketUsed')
 let extractBody
 
 async function lazyllhttp () {
-  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(3922) : undefined
+  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(3238) : undefined
 
   let mod
   try {
-    mod = await WebAssembly.compile(__nccwpck_require__(3742))
+    mod = await WebAssembly.compile(__nccwpck_require__(4674))
   } catch (e) {
     /* istanbul ignore next */
 
@@ -4863,7 +4863,7 @@ async function lazyllhttp () {
     // being enabled, but the occurring of this other error
     // * https://github.com/emscripten-core/emscripten/issues/11495
     // got me to remove that check to avoid breaking Node 12.
-    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(3922))
+    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(3238))
   }
 
   return await WebAssembly.instantiate(mod, {
@@ -5778,7 +5778,7 @@ function writeH1 (client, request) {
 
   if (util.isFormDataLike(body)) {
     if (!extractBody) {
-      extractBody = (__nccwpck_require__(1448).extractBody)
+      extractBody = (__nccwpck_require__(3044).extractBody)
     }
 
     const [bodyStream, contentType] = extractBody(body)
@@ -6301,7 +6301,7 @@ module.exports = connectH1
 
 /***/ }),
 
-/***/ 3504:
+/***/ 3196:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -6309,13 +6309,13 @@ module.exports = connectH1
 const assert = __nccwpck_require__(4589)
 const { errorMonitor } = __nccwpck_require__(8474)
 const { pipeline } = __nccwpck_require__(7075)
-const util = __nccwpck_require__(9500)
+const util = __nccwpck_require__(9192)
 const {
   RequestContentLengthMismatchError,
   RequestAbortedError,
   SocketError,
   InformationalError
-} = __nccwpck_require__(3959)
+} = __nccwpck_require__(9611)
 const {
   kUrl,
   kReset,
@@ -6334,7 +6334,7 @@ const {
   kResume,
   kSize,
   kHTTPContext
-} = __nccwpck_require__(8031)
+} = __nccwpck_require__(8963)
 
 const kOpenStreams = Symbol('open streams')
 
@@ -6740,7 +6740,7 @@ function writeH2 (client, request) {
   let contentLength = util.bodyLength(body)
 
   if (util.isFormDataLike(body)) {
-    extractBody ??= (__nccwpck_require__(1448).extractBody)
+    extractBody ??= (__nccwpck_require__(3044).extractBody)
 
     const [bodyStream, contentType] = extractBody(body)
     headers['content-type'] = contentType
@@ -7100,7 +7100,7 @@ module.exports = connectH2
 
 /***/ }),
 
-/***/ 1313:
+/***/ 2045:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -7110,16 +7110,16 @@ module.exports = connectH2
 const assert = __nccwpck_require__(4589)
 const net = __nccwpck_require__(7030)
 const http = __nccwpck_require__(7067)
-const util = __nccwpck_require__(9500)
-const { channels } = __nccwpck_require__(5458)
-const Request = __nccwpck_require__(9691)
-const DispatcherBase = __nccwpck_require__(1517)
+const util = __nccwpck_require__(9192)
+const { channels } = __nccwpck_require__(8502)
+const Request = __nccwpck_require__(8375)
+const DispatcherBase = __nccwpck_require__(6313)
 const {
   InvalidArgumentError,
   InformationalError,
   ClientDestroyedError
-} = __nccwpck_require__(3959)
-const buildConnector = __nccwpck_require__(1332)
+} = __nccwpck_require__(9611)
+const buildConnector = __nccwpck_require__(5496)
 const {
   kUrl,
   kServerName,
@@ -7161,9 +7161,9 @@ const {
   kHTTPContext,
   kMaxConcurrentStreams,
   kResume
-} = __nccwpck_require__(8031)
-const connectH1 = __nccwpck_require__(4393)
-const connectH2 = __nccwpck_require__(3504)
+} = __nccwpck_require__(8963)
+const connectH1 = __nccwpck_require__(661)
+const connectH2 = __nccwpck_require__(3196)
 let deprecatedInterceptorWarned = false
 
 const kClosedResolve = Symbol('kClosedResolve')
@@ -7471,7 +7471,7 @@ class Client extends DispatcherBase {
   }
 }
 
-const createRedirectInterceptor = __nccwpck_require__(1576)
+const createRedirectInterceptor = __nccwpck_require__(4636)
 
 function onError (client, err) {
   if (
@@ -7731,19 +7731,19 @@ module.exports = Client
 
 /***/ }),
 
-/***/ 1517:
+/***/ 6313:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const buffer = __nccwpck_require__(4573)
-const Dispatcher = __nccwpck_require__(3415)
+const Dispatcher = __nccwpck_require__(4443)
 const {
   ClientDestroyedError,
   ClientClosedError,
   InvalidArgumentError
-} = __nccwpck_require__(3959)
-const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(8031)
+} = __nccwpck_require__(9611)
+const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(8963)
 
 const kOnDestroyed = Symbol('onDestroyed')
 const kOnClosed = Symbol('onClosed')
@@ -7946,7 +7946,7 @@ module.exports = DispatcherBase
 
 /***/ }),
 
-/***/ 3415:
+/***/ 4443:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -8018,15 +8018,15 @@ module.exports = Dispatcher
 
 /***/ }),
 
-/***/ 9221:
+/***/ 5545:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(1517)
-const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(8031)
-const ProxyAgent = __nccwpck_require__(7508)
-const Agent = __nccwpck_require__(1745)
+const DispatcherBase = __nccwpck_require__(6313)
+const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(8963)
+const ProxyAgent = __nccwpck_require__(920)
+const Agent = __nccwpck_require__(261)
 
 const DEFAULT_PORTS = {
   'http:': 80,
@@ -8185,7 +8185,7 @@ module.exports = EnvHttpProxyAgent
 
 /***/ }),
 
-/***/ 5464:
+/***/ 7596:
 /***/ ((module) => {
 
 /* eslint-disable */
@@ -8309,15 +8309,15 @@ module.exports = class FixedQueue {
 
 /***/ }),
 
-/***/ 7292:
+/***/ 2376:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(1517)
-const FixedQueue = __nccwpck_require__(5464)
-const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(8031)
-const PoolStats = __nccwpck_require__(8186)
+const DispatcherBase = __nccwpck_require__(6313)
+const FixedQueue = __nccwpck_require__(7596)
+const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(8963)
+const PoolStats = __nccwpck_require__(2038)
 
 const kClients = Symbol('clients')
 const kNeedDrain = Symbol('needDrain')
@@ -8510,10 +8510,10 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8186:
+/***/ 2038:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(8031)
+const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(8963)
 const kPool = Symbol('pool')
 
 class PoolStats {
@@ -8551,7 +8551,7 @@ module.exports = PoolStats
 
 /***/ }),
 
-/***/ 5928:
+/***/ 3756:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -8562,14 +8562,14 @@ const {
   kNeedDrain,
   kAddClient,
   kGetDispatcher
-} = __nccwpck_require__(7292)
-const Client = __nccwpck_require__(1313)
+} = __nccwpck_require__(2376)
+const Client = __nccwpck_require__(2045)
 const {
   InvalidArgumentError
-} = __nccwpck_require__(3959)
-const util = __nccwpck_require__(9500)
-const { kUrl, kInterceptors } = __nccwpck_require__(8031)
-const buildConnector = __nccwpck_require__(1332)
+} = __nccwpck_require__(9611)
+const util = __nccwpck_require__(9192)
+const { kUrl, kInterceptors } = __nccwpck_require__(8963)
+const buildConnector = __nccwpck_require__(5496)
 
 const kOptions = Symbol('options')
 const kConnections = Symbol('connections')
@@ -8665,19 +8665,19 @@ module.exports = Pool
 
 /***/ }),
 
-/***/ 7508:
+/***/ 920:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(8031)
+const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(8963)
 const { URL } = __nccwpck_require__(3136)
-const Agent = __nccwpck_require__(1745)
-const Pool = __nccwpck_require__(5928)
-const DispatcherBase = __nccwpck_require__(1517)
-const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(3959)
-const buildConnector = __nccwpck_require__(1332)
-const Client = __nccwpck_require__(1313)
+const Agent = __nccwpck_require__(261)
+const Pool = __nccwpck_require__(3756)
+const DispatcherBase = __nccwpck_require__(6313)
+const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(9611)
+const buildConnector = __nccwpck_require__(5496)
+const Client = __nccwpck_require__(2045)
 
 const kAgent = Symbol('proxy agent')
 const kClient = Symbol('proxy client')
@@ -8946,13 +8946,13 @@ module.exports = ProxyAgent
 
 /***/ }),
 
-/***/ 334:
+/***/ 9306:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Dispatcher = __nccwpck_require__(3415)
-const RetryHandler = __nccwpck_require__(4004)
+const Dispatcher = __nccwpck_require__(4443)
+const RetryHandler = __nccwpck_require__(2464)
 
 class RetryAgent extends Dispatcher {
   #agent = null
@@ -8988,7 +8988,7 @@ module.exports = RetryAgent
 
 /***/ }),
 
-/***/ 1481:
+/***/ 4221:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -8996,8 +8996,8 @@ module.exports = RetryAgent
 // We include a version number for the Dispatcher API. In case of breaking changes,
 // this version number must be increased to avoid conflicts.
 const globalDispatcher = Symbol.for('undici.globalDispatcher.1')
-const { InvalidArgumentError } = __nccwpck_require__(3959)
-const Agent = __nccwpck_require__(1745)
+const { InvalidArgumentError } = __nccwpck_require__(9611)
+const Agent = __nccwpck_require__(261)
 
 if (getGlobalDispatcher() === undefined) {
   setGlobalDispatcher(new Agent())
@@ -9027,7 +9027,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9151:
+/***/ 9267:
 /***/ ((module) => {
 
 
@@ -9078,15 +9078,15 @@ module.exports = class DecoratorHandler {
 
 /***/ }),
 
-/***/ 7158:
+/***/ 2394:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(9500)
-const { kBodyUsed } = __nccwpck_require__(8031)
+const util = __nccwpck_require__(9192)
+const { kBodyUsed } = __nccwpck_require__(8963)
 const assert = __nccwpck_require__(4589)
-const { InvalidArgumentError } = __nccwpck_require__(3959)
+const { InvalidArgumentError } = __nccwpck_require__(9611)
 const EE = __nccwpck_require__(8474)
 
 const redirectableStatusCodes = [300, 301, 302, 303, 307, 308]
@@ -9317,20 +9317,20 @@ module.exports = RedirectHandler
 
 /***/ }),
 
-/***/ 4004:
+/***/ 2464:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const assert = __nccwpck_require__(4589)
 
-const { kRetryHandlerDefaultRetry } = __nccwpck_require__(8031)
-const { RequestRetryError } = __nccwpck_require__(3959)
+const { kRetryHandlerDefaultRetry } = __nccwpck_require__(8963)
+const { RequestRetryError } = __nccwpck_require__(9611)
 const {
   isDisturbed,
   parseHeaders,
   parseRangeHeader,
   wrapRequestBody
-} = __nccwpck_require__(9500)
+} = __nccwpck_require__(9192)
 
 function calculateRetryAfterHeader (retryAfter) {
   const current = Date.now()
@@ -9761,14 +9761,14 @@ module.exports = RetryHandler
 
 /***/ }),
 
-/***/ 4287:
+/***/ 7251:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const { isIP } = __nccwpck_require__(7030)
 const { lookup } = __nccwpck_require__(610)
-const DecoratorHandler = __nccwpck_require__(9151)
-const { InvalidArgumentError, InformationalError } = __nccwpck_require__(3959)
+const DecoratorHandler = __nccwpck_require__(9267)
+const { InvalidArgumentError, InformationalError } = __nccwpck_require__(9611)
 const maxInt = Math.pow(2, 31) - 1
 
 class DNSInstance {
@@ -10143,14 +10143,14 @@ module.exports = interceptorOpts => {
 
 /***/ }),
 
-/***/ 5376:
+/***/ 5108:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(9500)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(3959)
-const DecoratorHandler = __nccwpck_require__(9151)
+const util = __nccwpck_require__(9192)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(9611)
+const DecoratorHandler = __nccwpck_require__(9267)
 
 class DumpHandler extends DecoratorHandler {
   #maxSize = 1024 * 1024
@@ -10273,12 +10273,12 @@ module.exports = createDumpInterceptor
 
 /***/ }),
 
-/***/ 1576:
+/***/ 4636:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const RedirectHandler = __nccwpck_require__(7158)
+const RedirectHandler = __nccwpck_require__(2394)
 
 function createRedirectInterceptor ({ maxRedirections: defaultMaxRedirections }) {
   return (dispatch) => {
@@ -10301,11 +10301,11 @@ module.exports = createRedirectInterceptor
 
 /***/ }),
 
-/***/ 7734:
+/***/ 2754:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const RedirectHandler = __nccwpck_require__(7158)
+const RedirectHandler = __nccwpck_require__(2394)
 
 module.exports = opts => {
   const globalMaxRedirections = opts?.maxRedirections
@@ -10332,11 +10332,11 @@ module.exports = opts => {
 
 /***/ }),
 
-/***/ 5486:
+/***/ 2850:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const RetryHandler = __nccwpck_require__(4004)
+const RetryHandler = __nccwpck_require__(2464)
 
 module.exports = globalOpts => {
   return dispatch => {
@@ -10358,13 +10358,13 @@ module.exports = globalOpts => {
 
 /***/ }),
 
-/***/ 748:
+/***/ 1424:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SPECIAL_HEADERS = exports.HEADER_STATE = exports.MINOR = exports.MAJOR = exports.CONNECTION_TOKEN_CHARS = exports.HEADER_CHARS = exports.TOKEN = exports.STRICT_TOKEN = exports.HEX = exports.URL_CHAR = exports.STRICT_URL_CHAR = exports.USERINFO_CHARS = exports.MARK = exports.ALPHANUM = exports.NUM = exports.HEX_MAP = exports.NUM_MAP = exports.ALPHA = exports.FINISH = exports.H_METHOD_MAP = exports.METHOD_MAP = exports.METHODS_RTSP = exports.METHODS_ICE = exports.METHODS_HTTP = exports.METHODS = exports.LENIENT_FLAGS = exports.FLAGS = exports.TYPE = exports.ERROR = void 0;
-const utils_1 = __nccwpck_require__(4608);
+const utils_1 = __nccwpck_require__(8468);
 // C headers
 var ERROR;
 (function (ERROR) {
@@ -10642,7 +10642,7 @@ exports.SPECIAL_HEADERS = {
 
 /***/ }),
 
-/***/ 3922:
+/***/ 3238:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -10654,7 +10654,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 3742:
+/***/ 4674:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -10666,7 +10666,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 4608:
+/***/ 8468:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -10687,13 +10687,13 @@ exports.enumToMap = enumToMap;
 
 /***/ }),
 
-/***/ 7017:
+/***/ 5973:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kClients } = __nccwpck_require__(8031)
-const Agent = __nccwpck_require__(1745)
+const { kClients } = __nccwpck_require__(8963)
+const Agent = __nccwpck_require__(261)
 const {
   kAgent,
   kMockAgentSet,
@@ -10704,14 +10704,14 @@ const {
   kGetNetConnect,
   kOptions,
   kFactory
-} = __nccwpck_require__(2305)
-const MockClient = __nccwpck_require__(2361)
-const MockPool = __nccwpck_require__(6480)
-const { matchValue, buildMockOptions } = __nccwpck_require__(3193)
-const { InvalidArgumentError, UndiciError } = __nccwpck_require__(3959)
-const Dispatcher = __nccwpck_require__(3415)
-const Pluralizer = __nccwpck_require__(5773)
-const PendingInterceptorsFormatter = __nccwpck_require__(5738)
+} = __nccwpck_require__(7125)
+const MockClient = __nccwpck_require__(2957)
+const MockPool = __nccwpck_require__(9276)
+const { matchValue, buildMockOptions } = __nccwpck_require__(1725)
+const { InvalidArgumentError, UndiciError } = __nccwpck_require__(9611)
+const Dispatcher = __nccwpck_require__(4443)
+const Pluralizer = __nccwpck_require__(8353)
+const PendingInterceptorsFormatter = __nccwpck_require__(3446)
 
 class MockAgent extends Dispatcher {
   constructor (opts) {
@@ -10854,14 +10854,14 @@ module.exports = MockAgent
 
 /***/ }),
 
-/***/ 2361:
+/***/ 2957:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Client = __nccwpck_require__(1313)
-const { buildMockDispatch } = __nccwpck_require__(3193)
+const Client = __nccwpck_require__(2045)
+const { buildMockDispatch } = __nccwpck_require__(1725)
 const {
   kDispatches,
   kMockAgent,
@@ -10870,10 +10870,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(2305)
-const { MockInterceptor } = __nccwpck_require__(5843)
-const Symbols = __nccwpck_require__(8031)
-const { InvalidArgumentError } = __nccwpck_require__(3959)
+} = __nccwpck_require__(7125)
+const { MockInterceptor } = __nccwpck_require__(3951)
+const Symbols = __nccwpck_require__(8963)
+const { InvalidArgumentError } = __nccwpck_require__(9611)
 
 /**
  * MockClient provides an API that extends the Client to influence the mockDispatches.
@@ -10920,12 +10920,12 @@ module.exports = MockClient
 
 /***/ }),
 
-/***/ 2673:
+/***/ 5797:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { UndiciError } = __nccwpck_require__(3959)
+const { UndiciError } = __nccwpck_require__(9611)
 
 const kMockNotMatchedError = Symbol.for('undici.error.UND_MOCK_ERR_MOCK_NOT_MATCHED')
 
@@ -10955,12 +10955,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5843:
+/***/ 3951:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(3193)
+const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(1725)
 const {
   kDispatches,
   kDispatchKey,
@@ -10968,9 +10968,9 @@ const {
   kDefaultTrailers,
   kContentLength,
   kMockDispatch
-} = __nccwpck_require__(2305)
-const { InvalidArgumentError } = __nccwpck_require__(3959)
-const { buildURL } = __nccwpck_require__(9500)
+} = __nccwpck_require__(7125)
+const { InvalidArgumentError } = __nccwpck_require__(9611)
+const { buildURL } = __nccwpck_require__(9192)
 
 /**
  * Defines the scope API for an interceptor reply
@@ -11169,14 +11169,14 @@ module.exports.MockScope = MockScope
 
 /***/ }),
 
-/***/ 6480:
+/***/ 9276:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Pool = __nccwpck_require__(5928)
-const { buildMockDispatch } = __nccwpck_require__(3193)
+const Pool = __nccwpck_require__(3756)
+const { buildMockDispatch } = __nccwpck_require__(1725)
 const {
   kDispatches,
   kMockAgent,
@@ -11185,10 +11185,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(2305)
-const { MockInterceptor } = __nccwpck_require__(5843)
-const Symbols = __nccwpck_require__(8031)
-const { InvalidArgumentError } = __nccwpck_require__(3959)
+} = __nccwpck_require__(7125)
+const { MockInterceptor } = __nccwpck_require__(3951)
+const Symbols = __nccwpck_require__(8963)
+const { InvalidArgumentError } = __nccwpck_require__(9611)
 
 /**
  * MockPool provides an API that extends the Pool to influence the mockDispatches.
@@ -11235,7 +11235,7 @@ module.exports = MockPool
 
 /***/ }),
 
-/***/ 2305:
+/***/ 7125:
 /***/ ((module) => {
 
 
@@ -11265,20 +11265,20 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3193:
+/***/ 1725:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { MockNotMatchedError } = __nccwpck_require__(2673)
+const { MockNotMatchedError } = __nccwpck_require__(5797)
 const {
   kDispatches,
   kMockAgent,
   kOriginalDispatch,
   kOrigin,
   kGetNetConnect
-} = __nccwpck_require__(2305)
-const { buildURL } = __nccwpck_require__(9500)
+} = __nccwpck_require__(7125)
+const { buildURL } = __nccwpck_require__(9192)
 const { STATUS_CODES } = __nccwpck_require__(7067)
 const {
   types: {
@@ -11639,7 +11639,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5738:
+/***/ 3446:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -11689,7 +11689,7 @@ module.exports = class PendingInterceptorsFormatter {
 
 /***/ }),
 
-/***/ 5773:
+/***/ 8353:
 /***/ ((module) => {
 
 
@@ -11725,7 +11725,7 @@ module.exports = class Pluralizer {
 
 /***/ }),
 
-/***/ 4591:
+/***/ 4083:
 /***/ ((module) => {
 
 
@@ -12155,20 +12155,20 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9918:
+/***/ 4330:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConstruct } = __nccwpck_require__(8329)
-const { urlEquals, getFieldValues } = __nccwpck_require__(3762)
-const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(9500)
-const { webidl } = __nccwpck_require__(4625)
-const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(7287)
-const { Request, fromInnerRequest } = __nccwpck_require__(9683)
-const { kState } = __nccwpck_require__(3175)
-const { fetching } = __nccwpck_require__(4202)
-const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(1204)
+const { kConstruct } = __nccwpck_require__(6565)
+const { urlEquals, getFieldValues } = __nccwpck_require__(4246)
+const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(9192)
+const { webidl } = __nccwpck_require__(605)
+const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(4499)
+const { Request, fromInnerRequest } = __nccwpck_require__(5031)
+const { kState } = __nccwpck_require__(3859)
+const { fetching } = __nccwpck_require__(7302)
+const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(4792)
 const assert = __nccwpck_require__(4589)
 
 /**
@@ -13021,15 +13021,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6577:
+/***/ 8021:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConstruct } = __nccwpck_require__(8329)
-const { Cache } = __nccwpck_require__(9918)
-const { webidl } = __nccwpck_require__(4625)
-const { kEnumerableProperty } = __nccwpck_require__(9500)
+const { kConstruct } = __nccwpck_require__(6565)
+const { Cache } = __nccwpck_require__(4330)
+const { webidl } = __nccwpck_require__(605)
+const { kEnumerableProperty } = __nccwpck_require__(9192)
 
 class CacheStorage {
   /**
@@ -13180,26 +13180,26 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8329:
+/***/ 6565:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 module.exports = {
-  kConstruct: (__nccwpck_require__(8031).kConstruct)
+  kConstruct: (__nccwpck_require__(8963).kConstruct)
 }
 
 
 /***/ }),
 
-/***/ 3762:
+/***/ 4246:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { URLSerializer } = __nccwpck_require__(192)
-const { isValidHeaderName } = __nccwpck_require__(1204)
+const { URLSerializer } = __nccwpck_require__(6372)
+const { isValidHeaderName } = __nccwpck_require__(4792)
 
 /**
  * @see https://url.spec.whatwg.org/#concept-url-equals
@@ -13244,7 +13244,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5848:
+/***/ 9172:
 /***/ ((module) => {
 
 
@@ -13263,15 +13263,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7889:
+/***/ 8061:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { parseSetCookie } = __nccwpck_require__(1814)
-const { stringify } = __nccwpck_require__(185)
-const { webidl } = __nccwpck_require__(4625)
-const { Headers } = __nccwpck_require__(3408)
+const { parseSetCookie } = __nccwpck_require__(1778)
+const { stringify } = __nccwpck_require__(5965)
+const { webidl } = __nccwpck_require__(605)
+const { Headers } = __nccwpck_require__(2652)
 
 /**
  * @typedef {Object} Cookie
@@ -13454,14 +13454,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1814:
+/***/ 1778:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(5848)
-const { isCTLExcludingHtab } = __nccwpck_require__(185)
-const { collectASequenceOfCodePointsFast } = __nccwpck_require__(192)
+const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(9172)
+const { isCTLExcludingHtab } = __nccwpck_require__(5965)
+const { collectASequenceOfCodePointsFast } = __nccwpck_require__(6372)
 const assert = __nccwpck_require__(4589)
 
 /**
@@ -13771,7 +13771,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 185:
+/***/ 5965:
 /***/ ((module) => {
 
 
@@ -14130,13 +14130,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8819:
+/***/ 1399:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const buffer = __nccwpck_require__(4573)
 const { Transform } = __nccwpck_require__(7075)
-const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(3943)
+const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(5731)
 
 /**
  * @type {number[]} BOM
@@ -14711,23 +14711,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7042:
+/***/ 3262:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { pipeline } = __nccwpck_require__(7075)
-const { fetching } = __nccwpck_require__(4202)
-const { makeRequest } = __nccwpck_require__(9683)
-const { webidl } = __nccwpck_require__(4625)
-const { EventSourceStream } = __nccwpck_require__(8819)
-const { parseMIMEType } = __nccwpck_require__(192)
-const { createFastMessageEvent } = __nccwpck_require__(6760)
-const { isNetworkError } = __nccwpck_require__(7287)
-const { delay } = __nccwpck_require__(3943)
-const { kEnumerableProperty } = __nccwpck_require__(9500)
-const { environmentSettingsObject } = __nccwpck_require__(1204)
-const { getGlobalDispatcher } = __nccwpck_require__(1481)
+const { fetching } = __nccwpck_require__(7302)
+const { makeRequest } = __nccwpck_require__(5031)
+const { webidl } = __nccwpck_require__(605)
+const { EventSourceStream } = __nccwpck_require__(1399)
+const { parseMIMEType } = __nccwpck_require__(6372)
+const { createFastMessageEvent } = __nccwpck_require__(9148)
+const { isNetworkError } = __nccwpck_require__(4499)
+const { delay } = __nccwpck_require__(5731)
+const { kEnumerableProperty } = __nccwpck_require__(9192)
+const { environmentSettingsObject } = __nccwpck_require__(4792)
+const { getGlobalDispatcher } = __nccwpck_require__(4221)
 
 let experimentalWarned = false
 
@@ -15201,7 +15201,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3943:
+/***/ 5731:
 /***/ ((module) => {
 
 
@@ -15245,12 +15245,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1448:
+/***/ 3044:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(9500)
+const util = __nccwpck_require__(9192)
 const {
   ReadableStreamFrom,
   isBlobLike,
@@ -15260,16 +15260,16 @@ const {
   fullyReadBody,
   extractMimeType,
   utf8DecodeBytes
-} = __nccwpck_require__(1204)
-const { FormData } = __nccwpck_require__(3818)
-const { kState } = __nccwpck_require__(3175)
-const { webidl } = __nccwpck_require__(4625)
+} = __nccwpck_require__(4792)
+const { FormData } = __nccwpck_require__(5054)
+const { kState } = __nccwpck_require__(3859)
+const { webidl } = __nccwpck_require__(605)
 const { Blob } = __nccwpck_require__(4573)
 const assert = __nccwpck_require__(4589)
 const { isErrored, isDisturbed } = __nccwpck_require__(7075)
 const { isArrayBuffer } = __nccwpck_require__(3429)
-const { serializeAMimeType } = __nccwpck_require__(192)
-const { multipartFormDataParser } = __nccwpck_require__(8016)
+const { serializeAMimeType } = __nccwpck_require__(6372)
+const { multipartFormDataParser } = __nccwpck_require__(5356)
 let random
 
 try {
@@ -15781,7 +15781,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4219:
+/***/ 5959:
 /***/ ((module) => {
 
 
@@ -15912,7 +15912,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 192:
+/***/ 6372:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -16663,12 +16663,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8905:
+/***/ 5909:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConnected, kSize } = __nccwpck_require__(8031)
+const { kConnected, kSize } = __nccwpck_require__(8963)
 
 class CompatWeakRef {
   constructor (value) {
@@ -16716,14 +16716,14 @@ module.exports = function () {
 
 /***/ }),
 
-/***/ 3486:
+/***/ 5650:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Blob, File } = __nccwpck_require__(4573)
-const { kState } = __nccwpck_require__(3175)
-const { webidl } = __nccwpck_require__(4625)
+const { kState } = __nccwpck_require__(3859)
+const { webidl } = __nccwpck_require__(605)
 
 // TODO(@KhafraDev): remove
 class FileLike {
@@ -16849,16 +16849,16 @@ module.exports = { FileLike, isFileLike }
 
 /***/ }),
 
-/***/ 8016:
+/***/ 5356:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(9500)
-const { utf8DecodeBytes } = __nccwpck_require__(1204)
-const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(192)
-const { isFileLike } = __nccwpck_require__(3486)
-const { makeEntry } = __nccwpck_require__(3818)
+const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(9192)
+const { utf8DecodeBytes } = __nccwpck_require__(4792)
+const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(6372)
+const { isFileLike } = __nccwpck_require__(5650)
+const { makeEntry } = __nccwpck_require__(5054)
 const assert = __nccwpck_require__(4589)
 const { File: NodeFile } = __nccwpck_require__(4573)
 
@@ -17330,16 +17330,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3818:
+/***/ 5054:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { isBlobLike, iteratorMixin } = __nccwpck_require__(1204)
-const { kState } = __nccwpck_require__(3175)
-const { kEnumerableProperty } = __nccwpck_require__(9500)
-const { FileLike, isFileLike } = __nccwpck_require__(3486)
-const { webidl } = __nccwpck_require__(4625)
+const { isBlobLike, iteratorMixin } = __nccwpck_require__(4792)
+const { kState } = __nccwpck_require__(3859)
+const { kEnumerableProperty } = __nccwpck_require__(9192)
+const { FileLike, isFileLike } = __nccwpck_require__(5650)
+const { webidl } = __nccwpck_require__(605)
 const { File: NativeFile } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 
@@ -17589,7 +17589,7 @@ module.exports = { FormData, makeEntry }
 
 /***/ }),
 
-/***/ 5311:
+/***/ 2795:
 /***/ ((module) => {
 
 
@@ -17636,21 +17636,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3408:
+/***/ 2652:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
 
 
 
-const { kConstruct } = __nccwpck_require__(8031)
-const { kEnumerableProperty } = __nccwpck_require__(9500)
+const { kConstruct } = __nccwpck_require__(8963)
+const { kEnumerableProperty } = __nccwpck_require__(9192)
 const {
   iteratorMixin,
   isValidHeaderName,
   isValidHeaderValue
-} = __nccwpck_require__(1204)
-const { webidl } = __nccwpck_require__(4625)
+} = __nccwpck_require__(4792)
+const { webidl } = __nccwpck_require__(605)
 const assert = __nccwpck_require__(4589)
 const util = __nccwpck_require__(7975)
 
@@ -18330,7 +18330,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4202:
+/***/ 7302:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
@@ -18343,9 +18343,9 @@ const {
   filterResponse,
   makeResponse,
   fromInnerResponse
-} = __nccwpck_require__(7287)
-const { HeadersList } = __nccwpck_require__(3408)
-const { Request, cloneRequest } = __nccwpck_require__(9683)
+} = __nccwpck_require__(4499)
+const { HeadersList } = __nccwpck_require__(2652)
+const { Request, cloneRequest } = __nccwpck_require__(5031)
 const zlib = __nccwpck_require__(8522)
 const {
   bytesMatch,
@@ -18381,23 +18381,23 @@ const {
   buildContentRange,
   createInflate,
   extractMimeType
-} = __nccwpck_require__(1204)
-const { kState, kDispatcher } = __nccwpck_require__(3175)
+} = __nccwpck_require__(4792)
+const { kState, kDispatcher } = __nccwpck_require__(3859)
 const assert = __nccwpck_require__(4589)
-const { safelyExtractBody, extractBody } = __nccwpck_require__(1448)
+const { safelyExtractBody, extractBody } = __nccwpck_require__(3044)
 const {
   redirectStatusSet,
   nullBodyStatus,
   safeMethodsSet,
   requestBodyHeader,
   subresourceSet
-} = __nccwpck_require__(4219)
+} = __nccwpck_require__(5959)
 const EE = __nccwpck_require__(8474)
 const { Readable, pipeline, finished } = __nccwpck_require__(7075)
-const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(9500)
-const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(192)
-const { getGlobalDispatcher } = __nccwpck_require__(1481)
-const { webidl } = __nccwpck_require__(4625)
+const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(9192)
+const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(6372)
+const { getGlobalDispatcher } = __nccwpck_require__(4221)
+const { webidl } = __nccwpck_require__(605)
 const { STATUS_CODES } = __nccwpck_require__(7067)
 const GET_OR_HEAD = ['GET', 'HEAD']
 
@@ -20607,23 +20607,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9683:
+/***/ 5031:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* globals AbortController */
 
 
 
-const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(1448)
-const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(3408)
-const { FinalizationRegistry } = __nccwpck_require__(8905)()
-const util = __nccwpck_require__(9500)
+const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(3044)
+const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(2652)
+const { FinalizationRegistry } = __nccwpck_require__(5909)()
+const util = __nccwpck_require__(9192)
 const nodeUtil = __nccwpck_require__(7975)
 const {
   isValidHTTPToken,
   sameOrigin,
   environmentSettingsObject
-} = __nccwpck_require__(1204)
+} = __nccwpck_require__(4792)
 const {
   forbiddenMethodsSet,
   corsSafeListedMethodsSet,
@@ -20633,12 +20633,12 @@ const {
   requestCredentials,
   requestCache,
   requestDuplex
-} = __nccwpck_require__(4219)
+} = __nccwpck_require__(5959)
 const { kEnumerableProperty, normalizedMethodRecordsBase, normalizedMethodRecords } = util
-const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(3175)
-const { webidl } = __nccwpck_require__(4625)
-const { URLSerializer } = __nccwpck_require__(192)
-const { kConstruct } = __nccwpck_require__(8031)
+const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(3859)
+const { webidl } = __nccwpck_require__(605)
+const { URLSerializer } = __nccwpck_require__(6372)
+const { kConstruct } = __nccwpck_require__(8963)
 const assert = __nccwpck_require__(4589)
 const { getMaxListeners, setMaxListeners, getEventListeners, defaultMaxListeners } = __nccwpck_require__(8474)
 
@@ -21651,14 +21651,14 @@ module.exports = { Request, makeRequest, fromInnerRequest, cloneRequest }
 
 /***/ }),
 
-/***/ 7287:
+/***/ 4499:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(3408)
-const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(1448)
-const util = __nccwpck_require__(9500)
+const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(2652)
+const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(3044)
+const util = __nccwpck_require__(9192)
 const nodeUtil = __nccwpck_require__(7975)
 const { kEnumerableProperty } = util
 const {
@@ -21670,16 +21670,16 @@ const {
   isErrorLike,
   isomorphicEncode,
   environmentSettingsObject: relevantRealm
-} = __nccwpck_require__(1204)
+} = __nccwpck_require__(4792)
 const {
   redirectStatusSet,
   nullBodyStatus
-} = __nccwpck_require__(4219)
-const { kState, kHeaders } = __nccwpck_require__(3175)
-const { webidl } = __nccwpck_require__(4625)
-const { FormData } = __nccwpck_require__(3818)
-const { URLSerializer } = __nccwpck_require__(192)
-const { kConstruct } = __nccwpck_require__(8031)
+} = __nccwpck_require__(5959)
+const { kState, kHeaders } = __nccwpck_require__(3859)
+const { webidl } = __nccwpck_require__(605)
+const { FormData } = __nccwpck_require__(5054)
+const { URLSerializer } = __nccwpck_require__(6372)
+const { kConstruct } = __nccwpck_require__(8963)
 const assert = __nccwpck_require__(4589)
 const { types } = __nccwpck_require__(7975)
 
@@ -22268,7 +22268,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3175:
+/***/ 3859:
 /***/ ((module) => {
 
 
@@ -22284,21 +22284,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1204:
+/***/ 4792:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Transform } = __nccwpck_require__(7075)
 const zlib = __nccwpck_require__(8522)
-const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(4219)
-const { getGlobalOrigin } = __nccwpck_require__(5311)
-const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(192)
+const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(5959)
+const { getGlobalOrigin } = __nccwpck_require__(2795)
+const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(6372)
 const { performance } = __nccwpck_require__(643)
-const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(9500)
+const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(9192)
 const assert = __nccwpck_require__(4589)
 const { isUint8Array } = __nccwpck_require__(3429)
-const { webidl } = __nccwpck_require__(4625)
+const { webidl } = __nccwpck_require__(605)
 
 let supportedHashes = []
 
@@ -23923,14 +23923,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4625:
+/***/ 605:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { types, inspect } = __nccwpck_require__(7975)
 const { markAsUncloneable } = __nccwpck_require__(5919)
-const { toUSVString } = __nccwpck_require__(9500)
+const { toUSVString } = __nccwpck_require__(9192)
 
 /** @type {import('../../../types/webidl').Webidl} */
 const webidl = {}
@@ -24625,7 +24625,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1691:
+/***/ 4311:
 /***/ ((module) => {
 
 
@@ -24922,7 +24922,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6575:
+/***/ 3723:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -24931,16 +24931,16 @@ const {
   staticPropertyDescriptors,
   readOperation,
   fireAProgressEvent
-} = __nccwpck_require__(6014)
+} = __nccwpck_require__(7874)
 const {
   kState,
   kError,
   kResult,
   kEvents,
   kAborted
-} = __nccwpck_require__(8445)
-const { webidl } = __nccwpck_require__(4625)
-const { kEnumerableProperty } = __nccwpck_require__(9500)
+} = __nccwpck_require__(761)
+const { webidl } = __nccwpck_require__(605)
+const { kEnumerableProperty } = __nccwpck_require__(9192)
 
 class FileReader extends EventTarget {
   constructor () {
@@ -25273,12 +25273,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9393:
+/***/ 5237:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(4625)
+const { webidl } = __nccwpck_require__(605)
 
 const kState = Symbol('ProgressEvent state')
 
@@ -25358,7 +25358,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8445:
+/***/ 761:
 /***/ ((module) => {
 
 
@@ -25375,7 +25375,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6014:
+/***/ 7874:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -25386,12 +25386,12 @@ const {
   kResult,
   kAborted,
   kLastProgressEventFired
-} = __nccwpck_require__(8445)
-const { ProgressEvent } = __nccwpck_require__(9393)
-const { getEncoding } = __nccwpck_require__(1691)
-const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(192)
+} = __nccwpck_require__(761)
+const { ProgressEvent } = __nccwpck_require__(5237)
+const { getEncoding } = __nccwpck_require__(4311)
+const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(6372)
 const { types } = __nccwpck_require__(7975)
-const { StringDecoder } = __nccwpck_require__(5574)
+const { StringDecoder } = __nccwpck_require__(3193)
 const { btoa } = __nccwpck_require__(4573)
 
 /** @type {PropertyDescriptor} */
@@ -25773,27 +25773,27 @@ module.exports = {
 
 /***/ }),
 
-/***/ 773:
+/***/ 9913:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(7119)
+const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(664)
 const {
   kReadyState,
   kSentClose,
   kByteParser,
   kReceivedClose,
   kResponse
-} = __nccwpck_require__(2530)
-const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(965)
-const { channels } = __nccwpck_require__(5458)
-const { CloseEvent } = __nccwpck_require__(6760)
-const { makeRequest } = __nccwpck_require__(9683)
-const { fetching } = __nccwpck_require__(4202)
-const { Headers, getHeadersList } = __nccwpck_require__(3408)
-const { getDecodeSplit } = __nccwpck_require__(1204)
-const { WebsocketFrameSend } = __nccwpck_require__(9676)
+} = __nccwpck_require__(4808)
+const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(7417)
+const { channels } = __nccwpck_require__(8502)
+const { CloseEvent } = __nccwpck_require__(9148)
+const { makeRequest } = __nccwpck_require__(5031)
+const { fetching } = __nccwpck_require__(7302)
+const { Headers, getHeadersList } = __nccwpck_require__(2652)
+const { getDecodeSplit } = __nccwpck_require__(4792)
+const { WebsocketFrameSend } = __nccwpck_require__(4024)
 
 /** @type {import('crypto')} */
 let crypto
@@ -26151,7 +26151,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7119:
+/***/ 664:
 /***/ ((module) => {
 
 
@@ -26224,14 +26224,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6760:
+/***/ 9148:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(4625)
-const { kEnumerableProperty } = __nccwpck_require__(9500)
-const { kConstruct } = __nccwpck_require__(8031)
+const { webidl } = __nccwpck_require__(605)
+const { kEnumerableProperty } = __nccwpck_require__(9192)
+const { kConstruct } = __nccwpck_require__(8963)
 const { MessagePort } = __nccwpck_require__(5919)
 
 /**
@@ -26560,12 +26560,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9676:
+/***/ 4024:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { maxUnsigned16Bit } = __nccwpck_require__(7119)
+const { maxUnsigned16Bit } = __nccwpck_require__(664)
 
 const BUFFER_SIZE = 16386
 
@@ -26663,14 +26663,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4841:
+/***/ 9477:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __nccwpck_require__(8522)
-const { isValidClientWindowBits } = __nccwpck_require__(965)
-const { MessageSizeExceededError } = __nccwpck_require__(3959)
+const { isValidClientWindowBits } = __nccwpck_require__(7417)
+const { MessageSizeExceededError } = __nccwpck_require__(9611)
 
 const tail = Buffer.from([0x00, 0x00, 0xff, 0xff])
 const kBuffer = Symbol('kBuffer')
@@ -26775,16 +26775,16 @@ module.exports = { PerMessageDeflate }
 
 /***/ }),
 
-/***/ 1872:
+/***/ 5660:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Writable } = __nccwpck_require__(7075)
 const assert = __nccwpck_require__(4589)
-const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(7119)
-const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(2530)
-const { channels } = __nccwpck_require__(5458)
+const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(664)
+const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(4808)
+const { channels } = __nccwpck_require__(8502)
 const {
   isValidStatusCode,
   isValidOpcode,
@@ -26794,11 +26794,11 @@ const {
   isControlFrame,
   isTextBinaryFrame,
   isContinuationFrame
-} = __nccwpck_require__(965)
-const { WebsocketFrameSend } = __nccwpck_require__(9676)
-const { closeWebSocketConnection } = __nccwpck_require__(773)
-const { PerMessageDeflate } = __nccwpck_require__(4841)
-const { MessageSizeExceededError } = __nccwpck_require__(3959)
+} = __nccwpck_require__(7417)
+const { WebsocketFrameSend } = __nccwpck_require__(4024)
+const { closeWebSocketConnection } = __nccwpck_require__(9913)
+const { PerMessageDeflate } = __nccwpck_require__(9477)
+const { MessageSizeExceededError } = __nccwpck_require__(9611)
 
 function failWebsocketConnectionWithCode (ws, code, reason) {
   closeWebSocketConnection(ws, code, reason, Buffer.byteLength(reason))
@@ -27309,14 +27309,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 504:
+/***/ 9332:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { WebsocketFrameSend } = __nccwpck_require__(9676)
-const { opcodes, sendHints } = __nccwpck_require__(7119)
-const FixedQueue = __nccwpck_require__(5464)
+const { WebsocketFrameSend } = __nccwpck_require__(4024)
+const { opcodes, sendHints } = __nccwpck_require__(664)
+const FixedQueue = __nccwpck_require__(7596)
 
 /** @type {typeof Uint8Array} */
 const FastBuffer = Buffer[Symbol.species]
@@ -27420,7 +27420,7 @@ module.exports = { SendQueue }
 
 /***/ }),
 
-/***/ 2530:
+/***/ 4808:
 /***/ ((module) => {
 
 
@@ -27439,16 +27439,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 965:
+/***/ 7417:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(2530)
-const { states, opcodes } = __nccwpck_require__(7119)
-const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(6760)
+const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(4808)
+const { states, opcodes } = __nccwpck_require__(664)
+const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(9148)
 const { isUtf8 } = __nccwpck_require__(4573)
-const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(192)
+const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(6372)
 
 /* globals Blob */
 
@@ -27768,15 +27768,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2522:
+/***/ 566:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(4625)
-const { URLSerializer } = __nccwpck_require__(192)
-const { environmentSettingsObject } = __nccwpck_require__(1204)
-const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(7119)
+const { webidl } = __nccwpck_require__(605)
+const { URLSerializer } = __nccwpck_require__(6372)
+const { environmentSettingsObject } = __nccwpck_require__(4792)
+const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(664)
 const {
   kWebSocketURL,
   kReadyState,
@@ -27785,21 +27785,21 @@ const {
   kResponse,
   kSentClose,
   kByteParser
-} = __nccwpck_require__(2530)
+} = __nccwpck_require__(4808)
 const {
   isConnecting,
   isEstablished,
   isClosing,
   isValidSubprotocol,
   fireEvent
-} = __nccwpck_require__(965)
-const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(773)
-const { ByteParser } = __nccwpck_require__(1872)
-const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(9500)
-const { getGlobalDispatcher } = __nccwpck_require__(1481)
+} = __nccwpck_require__(7417)
+const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(9913)
+const { ByteParser } = __nccwpck_require__(5660)
+const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(9192)
+const { getGlobalDispatcher } = __nccwpck_require__(4221)
 const { types } = __nccwpck_require__(7975)
-const { ErrorEvent, CloseEvent } = __nccwpck_require__(6760)
-const { SendQueue } = __nccwpck_require__(504)
+const { ErrorEvent, CloseEvent } = __nccwpck_require__(9148)
+const { SendQueue } = __nccwpck_require__(9332)
 
 // https://websockets.spec.whatwg.org/#interface-definition
 class WebSocket extends EventTarget {
@@ -28370,7 +28370,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4911:
+/***/ 5364:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -28381,7 +28381,7 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
-;// CONCATENATED MODULE: ../../node_modules/@actions/core/lib/utils.js
+;// CONCATENATED MODULE: ../../../main/node_modules/@actions/core/lib/utils.js
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
 /**
@@ -28417,7 +28417,7 @@ function utils_toCommandProperties(annotationProperties) {
     };
 }
 //# sourceMappingURL=utils.js.map
-;// CONCATENATED MODULE: ../../node_modules/@actions/core/lib/command.js
+;// CONCATENATED MODULE: ../../../main/node_modules/@actions/core/lib/command.js
 
 
 /**
@@ -28513,7 +28513,7 @@ function escapeProperty(s) {
 const external_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("crypto");
 ;// CONCATENATED MODULE: external "fs"
 const external_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("fs");
-;// CONCATENATED MODULE: ../../node_modules/@actions/core/lib/file-command.js
+;// CONCATENATED MODULE: ../../../main/node_modules/@actions/core/lib/file-command.js
 // For internal use, subject to change.
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -28552,9 +28552,11 @@ function file_command_prepareKeyValueMessage(key, value) {
 const external_path_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("path");
 // EXTERNAL MODULE: external "http"
 var external_http_ = __nccwpck_require__(8611);
+var external_http_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_http_, 2);
 // EXTERNAL MODULE: external "https"
 var external_https_ = __nccwpck_require__(5692);
-;// CONCATENATED MODULE: ../../node_modules/@actions/http-client/lib/proxy.js
+var external_https_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_https_, 2);
+;// CONCATENATED MODULE: ../../../main/node_modules/@actions/http-client/lib/proxy.js
 function getProxyUrl(reqUrl) {
     const usingSsl = reqUrl.protocol === 'https:';
     if (checkBypass(reqUrl)) {
@@ -28645,11 +28647,11 @@ class DecodedURL extends URL {
     }
 }
 //# sourceMappingURL=proxy.js.map
-// EXTERNAL MODULE: ../../node_modules/tunnel/index.js
-var node_modules_tunnel = __nccwpck_require__(5070);
-// EXTERNAL MODULE: ../../node_modules/undici/index.js
-var undici = __nccwpck_require__(1684);
-;// CONCATENATED MODULE: ../../node_modules/@actions/http-client/lib/index.js
+// EXTERNAL MODULE: ../../../main/node_modules/tunnel/index.js
+var tunnel = __nccwpck_require__(9898);
+// EXTERNAL MODULE: ../../../main/node_modules/undici/index.js
+var undici = __nccwpck_require__(5704);
+;// CONCATENATED MODULE: ../../../main/node_modules/@actions/http-client/lib/index.js
 /* eslint-disable @typescript-eslint/no-explicit-any */
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
@@ -28724,7 +28726,7 @@ const HttpResponseRetryCodes = [
     HttpCodes.ServiceUnavailable,
     HttpCodes.GatewayTimeout
 ];
-const RetryableHttpVerbs = (/* unused pure expression or super */ null && (['OPTIONS', 'GET', 'DELETE', 'HEAD']));
+const RetryableHttpVerbs = ['OPTIONS', 'GET', 'DELETE', 'HEAD'];
 const ExponentialBackoffCeiling = 10;
 const ExponentialBackoffTimeSlice = 5;
 class HttpClientError extends Error {
@@ -28770,7 +28772,7 @@ function isHttps(requestUrl) {
     const parsedUrl = new URL(requestUrl);
     return parsedUrl.protocol === 'https:';
 }
-class lib_HttpClient {
+class HttpClient {
     constructor(userAgent, handlers, requestOptions) {
         this._ignoreSslError = false;
         this._allowRedirects = true;
@@ -29073,7 +29075,7 @@ class lib_HttpClient {
     }
     getAgentDispatcher(serverUrl) {
         const parsedUrl = new URL(serverUrl);
-        const proxyUrl = pm.getProxyUrl(parsedUrl);
+        const proxyUrl = getProxyUrl(parsedUrl);
         const useProxy = proxyUrl && proxyUrl.hostname;
         if (!useProxy) {
             return;
@@ -29084,7 +29086,7 @@ class lib_HttpClient {
         const info = {};
         info.parsedUrl = requestUrl;
         const usingSsl = info.parsedUrl.protocol === 'https:';
-        info.httpModule = usingSsl ? https : http;
+        info.httpModule = usingSsl ? external_https_namespaceObject : external_http_namespaceObject;
         const defaultPort = usingSsl ? 443 : 80;
         info.options = {};
         info.options.host = info.parsedUrl.hostname;
@@ -29183,7 +29185,7 @@ class lib_HttpClient {
     }
     _getAgent(parsedUrl) {
         let agent;
-        const proxyUrl = pm.getProxyUrl(parsedUrl);
+        const proxyUrl = getProxyUrl(parsedUrl);
         const useProxy = proxyUrl && proxyUrl.hostname;
         if (this._keepAlive && useProxy) {
             agent = this._proxyAgent;
@@ -29198,7 +29200,7 @@ class lib_HttpClient {
         const usingSsl = parsedUrl.protocol === 'https:';
         let maxSockets = 100;
         if (this.requestOptions) {
-            maxSockets = this.requestOptions.maxSockets || http.globalAgent.maxSockets;
+            maxSockets = this.requestOptions.maxSockets || external_http_.globalAgent.maxSockets;
         }
         // This is `useProxy` again, but we need to check `proxyURl` directly for TypeScripts's flow analysis.
         if (proxyUrl && proxyUrl.hostname) {
@@ -29223,7 +29225,7 @@ class lib_HttpClient {
         // if tunneling agent isn't assigned create a new agent
         if (!agent) {
             const options = { keepAlive: this._keepAlive, maxSockets };
-            agent = usingSsl ? new https.Agent(options) : new http.Agent(options);
+            agent = usingSsl ? new external_https_.Agent(options) : new external_http_.Agent(options);
             this._agent = agent;
         }
         if (usingSsl && this._ignoreSslError) {
@@ -29246,7 +29248,7 @@ class lib_HttpClient {
             return proxyAgent;
         }
         const usingSsl = parsedUrl.protocol === 'https:';
-        proxyAgent = new ProxyAgent(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, ((proxyUrl.username || proxyUrl.password) && {
+        proxyAgent = new undici/* ProxyAgent */.kT(Object.assign({ uri: proxyUrl.href, pipelining: !this._keepAlive ? 0 : 1 }, ((proxyUrl.username || proxyUrl.password) && {
             token: `Basic ${Buffer.from(`${proxyUrl.username}:${proxyUrl.password}`).toString('base64')}`
         })));
         this._proxyAgentDispatcher = proxyAgent;
@@ -29346,7 +29348,7 @@ class lib_HttpClient {
 }
 const lowercaseKeys = (obj) => Object.keys(obj).reduce((c, k) => ((c[k.toLowerCase()] = obj[k]), c), {});
 //# sourceMappingURL=index.js.map
-;// CONCATENATED MODULE: ../../node_modules/@actions/http-client/lib/auth.js
+;// CONCATENATED MODULE: ../../../main/node_modules/@actions/http-client/lib/auth.js
 var auth_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -29377,7 +29379,7 @@ class BasicCredentialHandler {
         });
     }
 }
-class auth_BearerCredentialHandler {
+class BearerCredentialHandler {
     constructor(token) {
         this.token = token;
     }
@@ -29422,7 +29424,7 @@ class PersonalAccessTokenCredentialHandler {
     }
 }
 //# sourceMappingURL=auth.js.map
-;// CONCATENATED MODULE: ../../node_modules/@actions/core/lib/oidc-utils.js
+;// CONCATENATED MODULE: ../../../main/node_modules/@actions/core/lib/oidc-utils.js
 var oidc_utils_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -29435,13 +29437,13 @@ var oidc_utils_awaiter = (undefined && undefined.__awaiter) || function (thisArg
 
 
 
-class oidc_utils_OidcClient {
+class OidcClient {
     static createHttpClient(allowRetry = true, maxRetry = 10) {
         const requestOptions = {
             allowRetries: allowRetry,
             maxRetries: maxRetry
         };
-        return new HttpClient('actions/oidc-client', [new BearerCredentialHandler(oidc_utils_OidcClient.getRequestToken())], requestOptions);
+        return new HttpClient('actions/oidc-client', [new BearerCredentialHandler(OidcClient.getRequestToken())], requestOptions);
     }
     static getRequestToken() {
         const token = process.env['ACTIONS_ID_TOKEN_REQUEST_TOKEN'];
@@ -29460,7 +29462,7 @@ class oidc_utils_OidcClient {
     static getCall(id_token_url) {
         return oidc_utils_awaiter(this, void 0, void 0, function* () {
             var _a;
-            const httpclient = oidc_utils_OidcClient.createHttpClient();
+            const httpclient = OidcClient.createHttpClient();
             const res = yield httpclient
                 .getJson(id_token_url)
                 .catch(error => {
@@ -29479,13 +29481,13 @@ class oidc_utils_OidcClient {
         return oidc_utils_awaiter(this, void 0, void 0, function* () {
             try {
                 // New ID Token is requested from action service
-                let id_token_url = oidc_utils_OidcClient.getIDTokenUrl();
+                let id_token_url = OidcClient.getIDTokenUrl();
                 if (audience) {
                     const encodedAudience = encodeURIComponent(audience);
                     id_token_url = `${id_token_url}&audience=${encodedAudience}`;
                 }
                 debug(`ID token url is ${id_token_url}`);
-                const id_token = yield oidc_utils_OidcClient.getCall(id_token_url);
+                const id_token = yield OidcClient.getCall(id_token_url);
                 setSecret(id_token);
                 return id_token;
             }
@@ -29496,7 +29498,7 @@ class oidc_utils_OidcClient {
     }
 }
 //# sourceMappingURL=oidc-utils.js.map
-;// CONCATENATED MODULE: ../../node_modules/@actions/core/lib/summary.js
+;// CONCATENATED MODULE: ../../../main/node_modules/@actions/core/lib/summary.js
 var summary_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -29777,7 +29779,7 @@ const _summary = new Summary();
 const markdownSummary = (/* unused pure expression or super */ null && (_summary));
 const summary = _summary;
 //# sourceMappingURL=summary.js.map
-;// CONCATENATED MODULE: ../../node_modules/@actions/core/lib/path-utils.js
+;// CONCATENATED MODULE: ../../../main/node_modules/@actions/core/lib/path-utils.js
 
 /**
  * toPosixPath converts the given path to the posix form. On Windows, \\ will be
@@ -29812,14 +29814,14 @@ function toPlatformPath(pth) {
 }
 //# sourceMappingURL=path-utils.js.map
 // EXTERNAL MODULE: external "string_decoder"
-var external_string_decoder_ = __nccwpck_require__(5574);
+var external_string_decoder_ = __nccwpck_require__(3193);
 // EXTERNAL MODULE: external "events"
 var external_events_ = __nccwpck_require__(4434);
 ;// CONCATENATED MODULE: external "child_process"
 const external_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("child_process");
 // EXTERNAL MODULE: external "assert"
 var external_assert_ = __nccwpck_require__(2613);
-;// CONCATENATED MODULE: ../../node_modules/@actions/io/lib/io-util.js
+;// CONCATENATED MODULE: ../../../main/node_modules/@actions/io/lib/io-util.js
 var io_util_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -29999,7 +30001,7 @@ function getCmdPath() {
     return (_a = process.env['COMSPEC']) !== null && _a !== void 0 ? _a : `cmd.exe`;
 }
 //# sourceMappingURL=io-util.js.map
-;// CONCATENATED MODULE: ../../node_modules/@actions/io/lib/io.js
+;// CONCATENATED MODULE: ../../../main/node_modules/@actions/io/lib/io.js
 var io_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -30273,7 +30275,7 @@ function io_copyFile(srcFile, destFile, force) {
 //# sourceMappingURL=io.js.map
 ;// CONCATENATED MODULE: external "timers"
 const external_timers_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("timers");
-;// CONCATENATED MODULE: ../../node_modules/@actions/exec/lib/toolrunner.js
+;// CONCATENATED MODULE: ../../../main/node_modules/@actions/exec/lib/toolrunner.js
 var toolrunner_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -30861,7 +30863,7 @@ class ExecState extends external_events_.EventEmitter {
     }
 }
 //# sourceMappingURL=toolrunner.js.map
-;// CONCATENATED MODULE: ../../node_modules/@actions/exec/lib/exec.js
+;// CONCATENATED MODULE: ../../../main/node_modules/@actions/exec/lib/exec.js
 var exec_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -30941,7 +30943,7 @@ function getExecOutput(commandLine, args, options) {
     });
 }
 //# sourceMappingURL=exec.js.map
-;// CONCATENATED MODULE: ../../node_modules/@actions/core/lib/platform.js
+;// CONCATENATED MODULE: ../../../main/node_modules/@actions/core/lib/platform.js
 var platform_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -31006,7 +31008,7 @@ function getDetails() {
     });
 }
 //# sourceMappingURL=platform.js.map
-;// CONCATENATED MODULE: ../../node_modules/@actions/core/lib/core.js
+;// CONCATENATED MODULE: ../../../main/node_modules/@actions/core/lib/core.js
 var core_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -31083,7 +31085,7 @@ function exportVariable(name, val) {
  * console.log(`Using token: ${apiToken}`); // Outputs: "Using token: ***"
  * ```
  */
-function core_setSecret(secret) {
+function setSecret(secret) {
     command_issueCommand('add-mask', {}, secret);
 }
 /**
@@ -31205,8 +31207,8 @@ function isDebug() {
  * Writes debug message to user log
  * @param message debug message
  */
-function core_debug(message) {
-    issueCommand('debug', {}, message);
+function debug(message) {
+    command_issueCommand('debug', {}, message);
 }
 /**
  * Adds an error issue
@@ -31388,7 +31390,7 @@ const MAX_PAGE_SIZE = 200;
 /** Longest `cursor` accepted back; the `next_cursor` values the service gives out are shorter. */
 const CURSOR_MAX_CHARS = 256;
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/util.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/util.js
 
 // functions
 function assertEqual(val) {
@@ -32263,7 +32265,7 @@ function constantCatch(value) {
     return fn;
 }
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/core.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/core.js
 var _a;
 
 /** A special constant with type `never` */
@@ -32406,7 +32408,7 @@ function config(newConfig) {
     return globalConfig;
 }
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/memoizer.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/memoizer.js
 
 class $ZodCyclicError extends Error {
     constructor() {
@@ -32719,7 +32721,7 @@ function isBackEdge(ctx, value) {
     return backEdges !== undefined && isRef(value) && backEdges.has(value);
 }
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/regexes.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/regexes.js
 
 /**
  * @deprecated CUID v1 is deprecated by its authors due to information leakage
@@ -32877,7 +32879,7 @@ const sha512_hex = /^[0-9a-fA-F]{128}$/;
 const sha512_base64 = /*@__PURE__*/ (/* unused pure expression or super */ null && (fixedBase64(86, "==")));
 const sha512_base64url = /*@__PURE__*/ (/* unused pure expression or super */ null && (fixedBase64url(86)));
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/checks.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/checks.js
 // import { $ZodType } from "./schemas.js";
 
 
@@ -33395,7 +33397,7 @@ const $ZodCheckOverwrite = /*@__PURE__*/ $constructor("$ZodCheckOverwrite", (ins
     };
 });
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/doc.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/doc.js
 class Doc {
     constructor(args = [], closed = {}) {
         this.content = [];
@@ -33435,14 +33437,14 @@ class Doc {
     }
 }
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/versions.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/versions.js
 const version = {
     major: 4,
     minor: 6,
     patch: 7,
 };
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/schemas.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/schemas.js
 
 
 
@@ -36080,7 +36082,7 @@ function handleRefineResult(result, payload, input, inst) {
     }
 }
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/registries.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/registries.js
 var registries_a;
 const $output = /*@__PURE__*/ (/* unused pure expression or super */ null && (Symbol("ZodOutput")));
 const $input = /*@__PURE__*/ (/* unused pure expression or super */ null && (Symbol("ZodInput")));
@@ -36133,7 +36135,7 @@ function registry() {
 (registries_a = globalThis).__zod_globalRegistry ?? (registries_a.__zod_globalRegistry = registry());
 const globalRegistry = globalThis.__zod_globalRegistry;
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/api.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/api.js
 
 
 
@@ -37238,7 +37240,7 @@ function _stringFormat(Class, format, fnOrRegex, _params = {}) {
     return inst;
 }
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/to-json-schema.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/to-json-schema.js
 
 
 function assignProps(target, ...sources) {
@@ -37891,7 +37893,7 @@ const createStandardJSONSchemaMethod = (schema, io, processors = {}) => (params)
     return to_json_schema_finalize(ctx, schema);
 };
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/json-schema-processors.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/json-schema-processors.js
 
 
 
@@ -38736,7 +38738,7 @@ function toJSONSchema(input, params) {
     return finalize(ctx, input);
 }
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/locales/en.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/locales/en.js
 
 const en_error = () => {
     const Sizable = {
@@ -38863,7 +38865,7 @@ const en_error = () => {
     };
 }
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/errors.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/errors.js
 
 
 /* Computing the message eagerly is expensive (pretty-printed JSON of all
@@ -39132,7 +39134,7 @@ function prettifyError(error) {
     return lines.join("\n");
 }
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/parse.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/parse.js
 
 
 
@@ -39309,7 +39311,7 @@ const _safeDecodeAsync = (_Err) => async (schema, value, _ctx) => {
 };
 const safeDecodeAsync = /* @__PURE__*/ _safeDecodeAsync($ZodRealError);
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/classic/errors.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/classic/errors.js
 
 
 
@@ -39368,7 +39370,7 @@ const ZodRealError = /*@__PURE__*/ $constructor("ZodError", errors_initializer, 
 // /** @deprecated Use `z.core.$ZodErrorMapCtx` instead. */
 // export type ErrorMapCtx = core.$ZodErrorMapCtx;
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/classic/parse.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/classic/parse.js
 
 
 const classic_parse_parse = /* @__PURE__ */ _parse(ZodRealError);
@@ -39386,7 +39388,7 @@ const parse_safeDecode = /* @__PURE__ */ _safeDecode(ZodRealError);
 const parse_safeEncodeAsync = /* @__PURE__ */ _safeEncodeAsync(ZodRealError);
 const parse_safeDecodeAsync = /* @__PURE__ */ _safeDecodeAsync(ZodRealError);
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/classic/schemas.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/classic/schemas.js
 
 
 
@@ -40947,7 +40949,15 @@ const HEADERS = {
     userAgent: "User-Agent",
     /** Believed only from the service's trusted proxies (spec §2). */
     forwardedFor: "X-Forwarded-For",
+    /** Believed only from trusted proxies: the session cookie is `Secure` behind https. */
+    forwardedProto: "X-Forwarded-Proto",
+    /** The management API also takes an integration key here (seed 000). */
+    apiKey: "X-API-Key",
+    origin: "Origin",
+    secFetchSite: "Sec-Fetch-Site",
 };
+/** Prefix of the management API's routes (spec §11). */
+const MANAGEMENT_BASE_PATH = "/api";
 const CONTENT_TYPE_JSON = "application/json";
 const CONTENT_TYPE_EVENT_STREAM = "text/event-stream";
 /** `User-Agent` values of the published v1 actions (spec §7); the audit log keeps them. */
@@ -40968,6 +40978,7 @@ const ROUTES = {
     operation: "/operations/:operation_id",
     operationEvents: "/operations/:operation_id/events",
     operationCancel: "/operations/:operation_id/cancel",
+    oidcExchange: "/oidc/exchange",
 };
 /** Absolute path of one operation's resource; the id is URL-encoded because it is caller data. */
 function operationPath(operationId, suffix = "") {
@@ -41033,10 +41044,12 @@ const fieldErrorsSchema = record(schemas_string(), array(schemas_string()));
  * the `detail` of a code added tomorrow; the service narrows it with {@link ErrorCode}.
  */
 const errorEnvelopeSchema = object({
-    error: schemas_string().min(1),
-    detail: schemas_string(),
-    request_id: schemas_string(),
-    fields: fieldErrorsSchema.optional(),
+    error: schemas_string().min(1).describe("What went wrong, as a snake_case code."),
+    detail: schemas_string().describe("One sentence for a person; never a secret, a stack trace or SQL."),
+    request_id: schemas_string().describe("The request's id, as in the X-Request-Id header."),
+    fields: fieldErrorsSchema
+        .optional()
+        .describe('Validation errors: the problems of each field; those of the body as a whole under "body".'),
 });
 /** Key under which problems of the body as a whole are reported. */
 const ROOT_FIELD = "body";
@@ -41125,9 +41138,9 @@ const runIdSchema = nullAsAbsent(union([schemas_string(), runIdNumber], { error:
 })
     // It is stored and searched as text, which cannot hold NUL.
     .refine((value) => !hasNul(value), { error: "run_id must not contain a NUL character." })
-    .transform((value) => (value === "" ? undefined : value)));
+    .transform((value) => (value === "" ? undefined : value))).describe("The CI run the operation belongs to (e.g. GITHUB_RUN_ID; a number is accepted); empty means none.");
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/classic/iso.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/classic/iso.js
 
 
 
@@ -41144,7 +41157,7 @@ function iso_duration(params) {
     return core._isoDuration(ZodISODuration, params);
 }
 
-;// CONCATENATED MODULE: ../../node_modules/zod/v4/classic/coerce.js
+;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/classic/coerce.js
 
 
 function coerce_string(params) {
@@ -41267,7 +41280,7 @@ const runContextSchema = object({
     return clean;
 });
 /** `run_context` of a request body: optional, null tolerated. */
-const optionalRunContextSchema = nullAsAbsent(runContextSchema);
+const optionalRunContextSchema = nullAsAbsent(runContextSchema).describe("Where the request comes from: provider, repository, workflow, trigger, actor, sha, ref; any may be absent.");
 /** Outcome of a finished operation; the same object is the SSE `end` event (spec §6). */
 const operationResultSchema = object({
     /** The precise end (spec §4); the answers' `status` says it in the published vocabulary. */
@@ -41317,17 +41330,20 @@ const operationListQuerySchema = object({
     run_id: schemas_string({ error: "run_id is required." })
         .min(1, { error: "run_id is required." })
         .max(RUN_ID_MAX_CHARS, { error: `run_id must be at most ${RUN_ID_MAX_CHARS} characters long.` })
-        .refine((value) => !value.includes("\u0000"), { error: "run_id must not contain a NUL character." }),
+        .refine((value) => !value.includes("\u0000"), { error: "run_id must not contain a NUL character." })
+        .describe("The CI run whose operations to list."),
     /** Opaque: the `next_cursor` of the previous page, passed back unchanged. */
     cursor: schemas_string()
         .min(1, { error: "cursor must be the next_cursor of a previous page." })
         .max(CURSOR_MAX_CHARS, { error: "cursor must be the next_cursor of a previous page." })
-        .optional(),
+        .optional()
+        .describe("The next_cursor of the previous page, unchanged."),
     limit: coerce_number({ error: "limit must be a whole number." })
         .int({ error: "limit must be a whole number." })
         .min(1, { error: "limit must be at least 1." })
         .max(MAX_PAGE_SIZE, { error: `limit must be at most ${MAX_PAGE_SIZE}.` })
-        .default(DEFAULT_PAGE_SIZE),
+        .default(DEFAULT_PAGE_SIZE)
+        .describe("How many operations per page."),
 });
 /** Newest first; `next_cursor` is opaque and null on the last page. */
 const operationListResponseSchema = object({
@@ -41346,7 +41362,8 @@ const utf8 = new TextEncoder();
 function quoteName(name) {
     return JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
 }
-const commandSchema = schemas_string({ error: requiredString("command") }).superRefine((command, ctx) => {
+const commandSchema = schemas_string({ error: requiredString("command") })
+    .superRefine((command, ctx) => {
     const length = common_codePointLength(command);
     if (length === 0)
         ctx.addIssue({ code: "custom", message: "command must not be empty." });
@@ -41359,14 +41376,15 @@ const commandSchema = schemas_string({ error: requiredString("command") }).super
     // A NUL would cut the command short on the host, so what runs would differ from what is stored.
     if (hasNul(command))
         ctx.addIssue({ code: "custom", message: "command must not contain a NUL character." });
-});
+})
+    .describe(`Run by a shell on the host; multi-line scripts allowed; 1 to ${COMMAND_MAX_CHARS} characters.`);
 /** Optional directory the command starts in; an empty string means "the login directory". */
 const workingDirectorySchema = nullAsAbsent(schemas_string({ error: "working_directory must be a string." })
     .refine((dir) => !hasNul(dir), { error: "working_directory must not contain a NUL character." })
     .refine((dir) => common_codePointLength(dir) <= WORKING_DIRECTORY_MAX_CHARS, {
     error: `working_directory must be at most ${WORKING_DIRECTORY_MAX_CHARS} characters long.`,
 })
-    .transform((dir) => (dir === "" ? undefined : dir)));
+    .transform((dir) => (dir === "" ? undefined : dir))).describe("The directory the command starts in; empty or absent: the remote user's login directory.");
 /**
  * `env`: names are portable shell identifiers (POSIX XBD 8.1), values are strings without
  * NUL (they travel as C strings); at most ENV_MAX_KEYS names and ENV_MAX_BYTES of
@@ -41414,6 +41432,12 @@ const envSchema = custom((value) => typeof value === "object" && value !== null 
     }
     // fromEntries defines own properties, so a variable named __proto__ stays a variable.
     return Object.fromEntries(clean);
+})
+    // z.custom has no JSON Schema of its own: say what it accepts.
+    .meta({
+    type: "object",
+    additionalProperties: { type: "string" },
+    description: `Environment variables of the command: names like ${ENV_NAME_PATTERN.source}, values strings without NUL; at most ${ENV_MAX_KEYS} names and ${ENV_MAX_BYTES / 1024} KiB. Values are passed as data, never in the command line, and masked in output from 8 characters on. Names starting with # are ignored.`,
 });
 function timeoutSecondsSchema(maxTimeoutSeconds) {
     const error = `timeout_seconds must be a whole number of seconds from 1 to ${maxTimeoutSeconds}.`;
@@ -41422,7 +41446,8 @@ function timeoutSecondsSchema(maxTimeoutSeconds) {
         .min(1, { error })
         .max(maxTimeoutSeconds, { error })
         .nullish()
-        .transform((seconds) => seconds ?? DEFAULT_TIMEOUT_SECONDS);
+        .transform((seconds) => seconds ?? DEFAULT_TIMEOUT_SECONDS)
+        .describe(`Seconds before the command's whole process tree is killed (exit code 124); default ${DEFAULT_TIMEOUT_SECONDS}.`);
 }
 /** Builds the `/exec` body schema for the service's configured maximum timeout. */
 function createExecRequestSchema(options) {
@@ -41431,7 +41456,7 @@ function createExecRequestSchema(options) {
         throw new RangeError(`maxTimeoutSeconds must be an integer of at least ${MIN_MAX_TIMEOUT_SECONDS}.`);
     }
     return requestBody({
-        server_id: uuidField("server_id"),
+        server_id: uuidField("server_id").describe("The server to run the command on."),
         command: commandSchema,
         working_directory: workingDirectorySchema,
         env: nullAsAbsent(envSchema),
@@ -41491,8 +41516,8 @@ const registryUrlSchema = schemas_string({ error: requiredString("registry_url")
     }
 });
 const registryLoginRequestSchema = requestBody({
-    server_id: uuidField("server_id"),
-    credential_id: uuidField("credential_id"),
+    server_id: uuidField("server_id").describe("The server to log in on."),
+    credential_id: uuidField("credential_id").describe("The stored registry credential to log in with."),
     run_id: runIdSchema,
     run_context: optionalRunContextSchema,
 });
@@ -41505,8 +41530,8 @@ const registryLoginResponseSchema = object({
     registry_type: registryTypeSchema,
 });
 const registryLogoutRequestSchema = requestBody({
-    server_id: uuidField("server_id"),
-    registry_url: registryUrlSchema,
+    server_id: uuidField("server_id").describe("The server to log out on."),
+    registry_url: registryUrlSchema.describe("The registry to log out of: ghcr.io, registry.example.com:5000…"),
     run_id: runIdSchema,
     run_context: optionalRunContextSchema,
 });
@@ -41587,23 +41612,24 @@ function gitRefSchema(name) {
     });
 }
 const deployRequestSchema = requestBody({
-    application_id: uuidField("application_id"),
+    application_id: uuidField("application_id").describe("The application to deploy."),
     /** Passed to the deploy script as data, in `REOCLO_COMMIT_REF`. */
-    commit_ref: gitRefSchema("commit_ref"),
+    commit_ref: gitRefSchema("commit_ref").describe("A branch, tag, full ref or commit id, passed to the deploy script as data in REOCLO_COMMIT_REF."),
     /** false: answer 409 `application_busy` instead of queueing behind a running deploy. */
     wait: schemas_boolean({ error: "wait must be true or false." })
         .nullish()
-        .transform((wait) => wait ?? true),
+        .transform((wait) => wait ?? true)
+        .describe("false: answer 409 application_busy instead of waiting behind a running deploy (default true)."),
     run_id: runIdSchema,
     run_context: optionalRunContextSchema,
 });
 const restartRequestSchema = requestBody({
-    application_id: uuidField("application_id"),
+    application_id: uuidField("application_id").describe("The application to restart."),
     run_id: runIdSchema,
     run_context: optionalRunContextSchema,
 });
 const rebootRequestSchema = requestBody({
-    server_id: uuidField("server_id"),
+    server_id: uuidField("server_id").describe("The server to reboot."),
     run_id: runIdSchema,
     run_context: optionalRunContextSchema,
 });
@@ -41654,6 +41680,8 @@ const KEY_RANDOM_LENGTH = 30;
 const KEY_CHECKSUM_LENGTH = 6;
 const KEY_TOTAL_LENGTH = KEY_PREFIX.length + KEY_RANDOM_LENGTH + KEY_CHECKSUM_LENGTH;
 const automationKeyPattern = new RegExp(`^${KEY_PREFIX}[0-9A-Za-z]{${KEY_RANDOM_LENGTH + KEY_CHECKSUM_LENGTH}}$`);
+/** Integration keys (`rk_t_…`, spec §11) follow the same rules with their own prefix. */
+const integrationKeyPattern = new RegExp(`^${INTEGRATION_KEY_PREFIX}[0-9A-Za-z]{${KEY_RANDOM_LENGTH + KEY_CHECKSUM_LENGTH}}$`);
 /** True when `value` has the shape of an automation key (prefix, length, base62). */
 function isAutomationKeyShape(value) {
     return automationKeyPattern.test(value);
@@ -41662,6 +41690,150 @@ function isAutomationKeyShape(value) {
 const KEY_EXPIRY_CHOICES = ["30d", "90d", "1y", "never"];
 const keyExpirySchema = schemas_enum(KEY_EXPIRY_CHOICES);
 
+;// CONCATENATED MODULE: ../../packages/protocol/src/oidc.ts
+// `POST /oidc/exchange` (spec §12): a CI job's OpenID Connect ID token for a short-lived
+// automation key, under a trust policy. Refusals are 401 with the usual envelope; 503 when the
+// service cannot reach the token's issuer.
+
+
+const oidcExchangeRequestSchema = object({ token: schemas_string().min(1) });
+const oidcExchangeResponseSchema = object({
+    /** An ordinary automation key, bound to the policy's scope; never logged. */
+    key: schemas_string().startsWith(KEY_PREFIX),
+    /** ISO 8601: the policy's lifetime from now (15 min by default, at most 1 h). */
+    expires_at: schemas_string().min(1),
+    policy_id: schemas_string().min(1),
+});
+
+;// CONCATENATED MODULE: ../../packages/protocol/src/roles.ts
+// Who may do what on the management API (spec §11): people's roles, the integration keys'
+// resource × action matrix of seed 001, and its presets. The service checks these; the
+// dashboard and the admin command line show them.
+
+/** A person's role in their organisation, from least to most. */
+const ROLES = ["viewer", "developer", "manager", "owner"];
+const roleSchema = schemas_enum(ROLES, { error: `must be one of ${ROLES.join(", ")}` });
+/** True when `role` is `least` or above. */
+const roleAtLeast = (role, least) => ROLES.indexOf(role) >= ROLES.indexOf(least);
+/**
+ * The integration keys' matrix (seed 001's resources of this product; `api_keys` is ours: the
+ * keys themselves, which seed 001 manages only from the dashboard).
+ */
+const ACL_RESOURCES = {
+    servers: ["read", "write", "execute"],
+    applications: ["read", "write", "execute"],
+    deployments: ["read"],
+    environment_variables: ["read", "write"],
+    registry_credentials: ["read", "write"],
+    logs: ["read"],
+    users: ["read", "write"],
+    audit_logs: ["read"],
+    dashboard: ["read"],
+    api_keys: ["read", "write"],
+};
+const ACL_RESOURCE_NAMES = Object.keys(ACL_RESOURCES);
+const ALL_PERMISSIONS = ACL_RESOURCE_NAMES.flatMap((r) => ACL_RESOURCES[r].map((a) => `${r}:${a}`));
+/**
+ * The least role that holds each permission (spec §11 "Who"): viewers read everything but users,
+ * developers also run commands, deploy and make integration keys, managers change servers,
+ * applications, credentials and automation keys, owners manage people.
+ */
+const PERMISSION_LEAST_ROLE = {
+    "servers:read": "viewer",
+    "servers:write": "manager",
+    "servers:execute": "developer",
+    "applications:read": "viewer",
+    "applications:write": "manager",
+    "applications:execute": "developer",
+    "deployments:read": "viewer",
+    "environment_variables:read": "viewer",
+    "environment_variables:write": "manager",
+    "registry_credentials:read": "viewer",
+    "registry_credentials:write": "manager",
+    "logs:read": "viewer",
+    "users:read": "owner",
+    "users:write": "owner",
+    "audit_logs:read": "viewer",
+    "dashboard:read": "viewer",
+    "api_keys:read": "viewer",
+    "api_keys:write": "developer",
+};
+/** The permissions a role holds: what an integration key its holder makes may have at most. */
+const roleAcl = (role) => {
+    const acl = {};
+    for (const p of ALL_PERMISSIONS) {
+        if (!roleAtLeast(role, PERMISSION_LEAST_ROLE[p]))
+            continue;
+        const [r, a] = p.split(":");
+        (acl[r] ??= []).push(a);
+    }
+    return acl;
+};
+/** The permissions both ACLs hold. */
+const aclIntersection = (a, b) => {
+    const out = {};
+    for (const r of ACL_RESOURCE_NAMES) {
+        const actions = (a[r] ?? []).filter((x) => b[r]?.includes(x));
+        if (actions.length)
+            out[r] = actions;
+    }
+    return out;
+};
+const INTEGRATION_KEY_PRESETS = (/* unused pure expression or super */ null && (["full_access", "deploy_only", "read_only", "custom"]));
+const everything = () => Object.fromEntries(ACL_RESOURCE_NAMES.map((r) => [r, [...ACL_RESOURCES[r]]]));
+/** The permissions of each preset but `custom` (seed 001). */
+const PRESET_ACLS = {
+    full_access: everything(),
+    deploy_only: {
+        applications: ["read", "execute"],
+        deployments: ["read"],
+        logs: ["read"],
+        dashboard: ["read"],
+    },
+    read_only: Object.fromEntries(ACL_RESOURCE_NAMES.map((r) => [r, ["read"]])),
+};
+/** True when the ACL holds the permission. */
+function aclAllows(acl, permission) {
+    const [resource, action] = permission.split(":");
+    return acl[resource]?.includes(action) ?? false;
+}
+/** An ACL as a sorted list of `resource:action` (for summaries and comparisons). */
+const aclPermissions = (acl) => ALL_PERMISSIONS.filter((p) => aclAllows(acl, p));
+/** Custom permissions as sent: known resources only, each with actions it has. */
+const aclSchema = record(schemas_string(), array(schemas_enum(["read", "write", "execute"])))
+    .superRefine((acl, ctx) => {
+    for (const [resource, actions] of Object.entries(acl)) {
+        // Own resources only: `constructor` or `toString` is an unknown resource, not Object's own.
+        const allowed = Object.hasOwn(ACL_RESOURCES, resource)
+            ? ACL_RESOURCES[resource]
+            : undefined;
+        if (!allowed) {
+            ctx.addIssue({
+                code: "custom",
+                path: [resource],
+                message: `unknown resource; use ${ACL_RESOURCE_NAMES.join(", ")}`,
+            });
+            continue;
+        }
+        for (const a of actions)
+            if (!allowed.includes(a))
+                ctx.addIssue({
+                    code: "custom",
+                    path: [resource],
+                    message: `${resource} allows ${allowed.join(", ")}, not ${a}`,
+                });
+    }
+})
+    .transform((acl) => {
+    const out = {};
+    for (const r of ACL_RESOURCE_NAMES) {
+        const actions = acl[r];
+        if (actions?.length)
+            out[r] = ACL_RESOURCES[r].filter((a) => actions.includes(a));
+    }
+    return out;
+});
+
 ;// CONCATENATED MODULE: ../../packages/protocol/src/index.ts
 // @reoclo/protocol: the wire contract of the automation API, shared by the service, the
 // HTTP client and the actions. Its source of truth is the spec, automation-api.md.
@@ -41669,6 +41841,8 @@ const keyExpirySchema = schemas_enum(KEY_EXPIRY_CHOICES);
 
 
 // common.ts holds the field builders of the schemas; of it only the id check is public.
+
+
 
 
 
@@ -41924,7 +42098,9 @@ function refusedDelay(retry) {
 // sends is idempotent (an Idempotency-Key, or cancel which the spec makes idempotent), so a
 // retry can never run a command twice. An answer without the API's error envelope is not the
 // service's: it is not retried, except a proxy's 502/503/504 (briefly) and a 429 with
-// Retry-After. Connections refused on every attempt fail within seconds (issue 14).
+// Retry-After. Connections refused on every attempt fail within seconds (issue 14). The one
+// exception is the OIDC exchange (a token is accepted once): it is sent again only while no
+// attempt can have left this machine.
 
 
 
@@ -42003,8 +42179,11 @@ async function attempt(settings, url, init, signal) {
 /** Sends `req`, retrying as described above; resolves with a 2xx response (body unread). */
 async function send(settings, req) {
     const { signal } = req;
+    const authenticated = req.authenticated ?? true;
+    if (authenticated && settings.apiKey === undefined)
+        throw new TypeError(`${req.method} ${req.path} needs an API key: this client was made without one.`);
     const headers = {
-        [HEADERS.authorization]: `Bearer ${settings.apiKey}`,
+        ...(authenticated ? { [HEADERS.authorization]: `Bearer ${settings.apiKey}` } : {}),
         [HEADERS.userAgent]: settings.userAgent,
         [HEADERS.accept]: CONTENT_TYPE_JSON,
         ...req.headers,
@@ -42031,7 +42210,7 @@ async function send(settings, req) {
             neverSent = undefined;
             const err = await errorFromResponse(got, parseRetryAfter(got.headers.get(HEADERS.retryAfter)));
             const proxy = err.code === NOT_REOCLO_SERVICE && PROXY_STATUSES.has(err.status);
-            if (!isRetryable(err) || (proxy && ++proxyRetries > PROXY_RETRIES))
+            if (req.retryable === false || !isRetryable(err) || (proxy && ++proxyRetries > PROXY_RETRIES))
                 throw err;
             failure = err;
             // The server's Retry-After wins over our own guess; it knows when it will be back.
@@ -42043,6 +42222,8 @@ async function send(settings, req) {
             failure = got.failed; // a network error: the request may or may not have arrived
             const reason = neverSentReason(got.failed);
             neverSent = tries === 1 || neverSent ? reason : undefined;
+            if (req.retryable === false && !neverSent)
+                throw failure;
             // Never longer than the backoff's own ceiling: a client configured to retry fast stays fast.
             const ceiling = Math.min(settings.maxDelayMs, settings.baseDelayMs * 2 ** (tries - 1));
             delay = neverSent
@@ -42545,8 +42726,8 @@ class ReocloClient {
     constructor(opts) {
         if (!opts.apiUrl)
             throw new TypeError("apiUrl is required.");
-        if (!opts.apiKey)
-            throw new TypeError("apiKey is required.");
+        if (opts.apiKey !== undefined && !opts.apiKey)
+            throw new TypeError("apiKey must not be empty (leave it out only to call exchangeOidcToken).");
         const attempts = Math.floor(positive(opts.retry?.attempts, 6, "retry.attempts"));
         this.#http = {
             baseUrl: apiBaseUrl(opts.apiUrl),
@@ -42631,6 +42812,22 @@ class ReocloClient {
             signal: this.#with(opts.signal),
         }, registryLogoutResponseSchema);
     }
+    /**
+     * POST /oidc/exchange (spec §12): a CI job's ID token for a short-lived automation key. Sent
+     * without an API key. A token is accepted once, so it is sent again only while no attempt can
+     * have reached the service (connection refused, unknown host); every answer is final: 401 the
+     * token or trust policy refused it, 503 the service could not reach the token's issuer.
+     */
+    exchangeOidcToken(token, signal) {
+        return sendJson(this.#http, {
+            method: "POST",
+            path: ROUTES.oidcExchange,
+            body: { token },
+            authenticated: false,
+            retryable: false,
+            signal: this.#with(signal),
+        }, oidcExchangeResponseSchema);
+    }
     /** Polls an operation until it is final (every pollIntervalMs). */
     async waitForOperation(id, signal) {
         for (;;) {
@@ -42682,7 +42879,7 @@ const state_STATE = {
 /** Enough to ride out a service restart of about a minute (1, 2, 4, 8, 15, 15, 15 s ceilings, full jitter). */
 const ACTION_RETRY = { attempts: 8, baseDelayMs: 1_000, maxDelayMs: 15_000 };
 function client_actionClient(settings, userAgent, { recordSent = true, ...options } = {}) {
-    core_setSecret(settings.apiKey);
+    setSecret(settings.apiKey);
     return new ReocloClient({
         apiUrl: settings.apiUrl,
         apiKey: settings.apiKey,
@@ -42746,11 +42943,24 @@ function readApiUrl(getInput, environment) {
         throw new InputError(`Input "api_url" must be an http(s) URL.`);
     return apiUrl;
 }
-function inputs_readPostSettings(getInput, environment) {
+/** What to do when a job has neither an api_key nor a way to prove who it is. */
+const NO_CREDENTIALS = "Set `api_key`, or let the job request an OIDC token: add `permissions: id-token: write` to the job (GitHub Actions) and create a trust policy for this repository on the service (reoclo-admin trust-policies add …).";
+/**
+ * `api_key` when given (as v1 always did); else OIDC when the runner lets this job request an ID
+ * token (it sets both variables only under `permissions: id-token: write`). The audience is the
+ * `audience` input, by default the origin of `apiUrl` (a trust policy's default audience).
+ */
+function readAuthentication(getInput, environment, apiUrl) {
     const apiKey = getInput("api_key").trim();
-    if (!apiKey)
-        throw new InputError(`Input "api_key" is required.`);
-    return { apiKey, apiUrl: readApiUrl(getInput, environment) };
+    if (apiKey)
+        return { kind: "api_key", apiKey };
+    if (!environment.ACTIONS_ID_TOKEN_REQUEST_URL || !environment.ACTIONS_ID_TOKEN_REQUEST_TOKEN)
+        throw new InputError(`No "api_key" input, and this job may not request an OIDC token. ${NO_CREDENTIALS}`);
+    return { kind: "oidc", audience: getInput("audience").trim() || new URL(apiUrl).origin };
+}
+function inputs_readPostSettings(getInput, environment) {
+    const apiUrl = readApiUrl(getInput, environment);
+    return { apiUrl, auth: readAuthentication(getInput, environment, apiUrl) };
 }
 /** The CI run's context as the published actions send it (stored as claimed, spec §3). */
 function runContextFrom(environment) {
@@ -42782,6 +42992,81 @@ function stepIdempotencyKey(prefix, environment, ...parts) {
         ...parts,
     ].join("\0");
     return `${prefix}-${(0,external_node_crypto_.createHash)("sha256").update(step).digest("hex").slice(0, 48)}`;
+}
+
+;// CONCATENATED MODULE: ../../packages/action-kit/src/oidc.ts
+// Keyless CI (spec §12, issue 18): without an api_key, the step asks the runner for an ID token
+// of this job, exchanges it with the service for a short-lived automation key, and goes on with
+// that key as with any other. Neither the token nor the key is ever logged; both are masked.
+
+
+
+
+/** The step could not get an automation key; its message says why and what to change. */
+class AuthenticationError extends Error {
+}
+const oneLine = (text) => text.replace(/\s+/g, " ").trim();
+/**
+ * The automation key the step uses: the api_key input, or a key the service issued for this
+ * job's OIDC ID token. Rejects with an AuthenticationError that the step shows as its failure.
+ */
+async function oidc_resolveApiKey(settings, userAgent, signal) {
+    const { apiUrl, auth } = settings;
+    if (auth.kind === "api_key")
+        return auth.apiKey;
+    let idToken;
+    try {
+        idToken = await getIDToken(auth.audience);
+    }
+    catch (err) {
+        const why = oneLine(err instanceof Error ? err.message : String(err));
+        throw new AuthenticationError(`Could not get an OIDC ID token for audience ${auth.audience} from the runner (${why}). ${NO_CREDENTIALS}`);
+    }
+    setSecret(idToken); // getIDToken masks it too; said here so it never depends on that
+    const client = new ReocloClient({
+        apiUrl,
+        userAgent,
+        retry: ACTION_RETRY,
+        log: (msg) => info(`[reoclo] ${msg}`),
+        ...(signal ? { signal } : {}),
+    });
+    let issued;
+    try {
+        issued = await client.exchangeOidcToken(idToken);
+    }
+    catch (err) {
+        throw new AuthenticationError(exchangeFailure(err, apiUrl, auth.audience));
+    }
+    setSecret(issued.key);
+    info(`[reoclo] Authenticated with OIDC: policy ${issued.policy_id}, key expires ${issued.expires_at}`);
+    return issued.key;
+}
+/** What a failed exchange means for the user, and what to check. */
+function exchangeFailure(err, apiUrl, audience) {
+    if (err instanceof ReocloUnreachableError)
+        return `Could not reach the Reoclo API at ${apiUrl} to exchange the OIDC token: ${err.message}`;
+    if (!(err instanceof ReocloApiError)) {
+        const why = err instanceof Error ? err.message : String(err);
+        // The service may have seen (and spent) the token: it accepts each one once, so it is not sent again.
+        return `The OIDC token exchange with ${apiUrl} failed (${why}); it is not sent twice, re-run the job.`;
+    }
+    const request = err.requestId ? ` (request ${err.requestId})` : "";
+    if (err.code === NOT_REOCLO_SERVICE)
+        return `The OIDC token exchange failed: ${err.detail}`;
+    if (err.status === 404 && err.code === "route_not_found")
+        return `The service at ${apiUrl} does not offer OIDC exchange (upgrade it, or set api_key).`;
+    if (err.status === 401)
+        return (`The service at ${apiUrl} refused the OIDC token: ${err.detail.replace(/\.$/, "")}${request}. ` +
+            `Check the trust policy for this repository (its issuer, audience "${audience}" and claim conditions such as repository and ref) ` +
+            `and the service's audit log, which says which check failed.`);
+    if (err.status === 503)
+        return `The service at ${apiUrl} could not reach the OIDC issuer to verify the token: ${err.detail.replace(/\.$/, "")}${request}. Re-run the job, or set api_key.`;
+    return `The service at ${apiUrl} refused the OIDC token exchange: ${err.code} (HTTP ${err.status}): ${err.detail}${request}`;
+}
+/** actionClient with the key resolveApiKey gives (the api_key input, or one issued for the job's ID token). */
+async function authenticatedClient(settings, userAgent, options = {}) {
+    const apiKey = await oidc_resolveApiKey(settings, userAgent);
+    return client_actionClient({ apiUrl: settings.apiUrl, apiKey }, userAgent, options);
 }
 
 ;// CONCATENATED MODULE: ../../packages/action-kit/src/live-log.ts
@@ -43115,6 +43400,7 @@ async function stopped(client, cancel, idempotencyKey, operationId) {
 
 
 
+
 const post_step_say = (msg) => core.info(`[reoclo] ${msg}`);
 async function cancelLeftOperation(userAgent) {
     const saved = core.getState(STATE.operationId);
@@ -43128,11 +43414,13 @@ async function cancelLeftOperation(userAgent) {
     }
     try {
         const settings = readPostSettings((name) => core.getInput(name), process.env);
-        const client = actionClient(settings, userAgent, {
+        const signal = AbortSignal.timeout(20_000);
+        // With OIDC this is a new key: the main step's is never kept in the state.
+        const apiKey = await resolveApiKey(settings, userAgent, signal);
+        const client = actionClient({ apiUrl: settings.apiUrl, apiKey }, userAgent, {
             retry: { attempts: 4, baseDelayMs: 500, maxDelayMs: 4_000 },
             recordSent: false,
         });
-        const signal = AbortSignal.timeout(20_000);
         const id = saved || (await client.findOperationByIdempotencyKey(idempotencyKey, signal))?.operation_id;
         if (!id)
             return post_step_say("the main step's request never started an operation");
@@ -43146,6 +43434,7 @@ async function cancelLeftOperation(userAgent) {
 
 ;// CONCATENATED MODULE: ../../packages/action-kit/src/index.ts
 // @reoclo/action-kit: what the Reoclo GitHub Actions share. Bundled into each action by ncc.
+
 
 
 
@@ -43258,11 +43547,11 @@ function readSettings(getInput, environment) {
             throw new InputError(`Input "${name}" is required.`);
         return v;
     };
-    const apiKey = required("api_key");
     const serverId = required("server_id");
     if (!limits_UUID_PATTERN.test(serverId))
         throw new InputError(`Input "server_id" must be a server id (a UUID).`);
     const apiUrl = readApiUrl(getInput, environment);
+    const auth = readAuthentication(getInput, environment, apiUrl);
     const repository = getInput("repository").trim() || g("GITHUB_REPOSITORY");
     if (!REPOSITORY.test(repository) ||
         repository.startsWith("-") ||
@@ -43317,7 +43606,7 @@ function readSettings(getInput, environment) {
         throw new InputError(`Input "timeout" must be a whole number of seconds between 1 and ${DEFAULT_MAX_TIMEOUT_SECONDS}.`);
     return {
         apiUrl,
-        apiKey,
+        auth,
         serverId,
         repository,
         repositoryUrl: `${serverUrl}/${repository}.git`,
@@ -43430,12 +43719,20 @@ async function checkoutStep() {
         throw err;
     }
     if (settings.token) {
-        core_setSecret(settings.token);
-        core_setSecret(Buffer.from(`x-access-token:${settings.token}`).toString("base64"));
+        setSecret(settings.token);
+        setSecret(Buffer.from(`x-access-token:${settings.token}`).toString("base64"));
     }
     const what = `${settings.repository}@${describeTarget(settings)}`;
     info(`[reoclo] checking out ${what} into ${settings.path} on server ${settings.serverId}`);
-    const client = client_actionClient(settings, USER_AGENT);
+    let client;
+    try {
+        client = await authenticatedClient(settings, USER_AGENT);
+    }
+    catch (err) {
+        if (err instanceof AuthenticationError)
+            return setFailed(err.message);
+        throw err;
+    }
     const result = await runOperationStep({
         client,
         apiUrl: settings.apiUrl,
@@ -43508,11 +43805,11 @@ async function writeSummary(s, r, sha, ref) {
 
 /***/ }),
 
-/***/ 8097:
+/***/ 6814:
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _checkout_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4911);
+/* harmony import */ var _checkout_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(5364);
 
 await (0,_checkout_js__WEBPACK_IMPORTED_MODULE_0__/* .checkout */ .P)();
 
@@ -43696,7 +43993,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:zlib");
 
 /***/ }),
 
-/***/ 5574:
+/***/ 3193:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("string_decoder");
@@ -43822,6 +44119,36 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 /******/ 	};
 /******/ })();
 /******/ 
+/******/ /* webpack/runtime/create fake namespace object */
+/******/ (() => {
+/******/ 	var getProto = Object.getPrototypeOf ? (obj) => (Object.getPrototypeOf(obj)) : (obj) => (obj.__proto__);
+/******/ 	var leafPrototypes;
+/******/ 	// create a fake namespace object
+/******/ 	// mode & 1: value is a module id, require it
+/******/ 	// mode & 2: merge all properties of value into the ns
+/******/ 	// mode & 4: return value when already ns object
+/******/ 	// mode & 16: return value when it's Promise-like
+/******/ 	// mode & 8|1: behave like require
+/******/ 	__nccwpck_require__.t = function(value, mode) {
+/******/ 		if(mode & 1) value = this(value);
+/******/ 		if(mode & 8) return value;
+/******/ 		if(typeof value === 'object' && value) {
+/******/ 			if((mode & 4) && value.__esModule) return value;
+/******/ 			if((mode & 16) && typeof value.then === 'function') return value;
+/******/ 		}
+/******/ 		var ns = Object.create(null);
+/******/ 		__nccwpck_require__.r(ns);
+/******/ 		var def = {};
+/******/ 		leafPrototypes = leafPrototypes || [null, getProto({}), getProto([]), getProto(getProto)];
+/******/ 		for(var current = mode & 2 && value; typeof current == 'object' && !~leafPrototypes.indexOf(current); current = getProto(current)) {
+/******/ 			Object.getOwnPropertyNames(current).forEach((key) => (def[key] = () => (value[key])));
+/******/ 		}
+/******/ 		def['default'] = () => (value);
+/******/ 		__nccwpck_require__.d(ns, def);
+/******/ 		return ns;
+/******/ 	};
+/******/ })();
+/******/ 
 /******/ /* webpack/runtime/define property getters */
 /******/ (() => {
 /******/ 	// define getter functions for harmony exports
@@ -43839,11 +44166,22 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 /******/ 	__nccwpck_require__.o = (obj, prop) => (Object.prototype.hasOwnProperty.call(obj, prop))
 /******/ })();
 /******/ 
+/******/ /* webpack/runtime/make namespace object */
+/******/ (() => {
+/******/ 	// define __esModule on exports
+/******/ 	__nccwpck_require__.r = (exports) => {
+/******/ 		if(typeof Symbol !== 'undefined' && Symbol.toStringTag) {
+/******/ 			Object.defineProperty(exports, Symbol.toStringTag, { value: 'Module' });
+/******/ 		}
+/******/ 		Object.defineProperty(exports, '__esModule', { value: true });
+/******/ 	};
+/******/ })();
+/******/ 
 /************************************************************************/
 /******/ 
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(8097);
+/******/ var __webpack_exports__ = __nccwpck_require__(6814);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 
