@@ -1,15 +1,15 @@
 import { createRequire as __WEBPACK_EXTERNAL_createRequire } from "module";
 /******/ var __webpack_modules__ = ({
 
-/***/ 9898:
+/***/ 5070:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-module.exports = __nccwpck_require__(3810);
+module.exports = __nccwpck_require__(5862);
 
 
 /***/ }),
 
-/***/ 3810:
+/***/ 5862:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
@@ -281,34 +281,34 @@ __webpack_unused_export__ = debug; // for test
 
 /***/ }),
 
-/***/ 5704:
+/***/ 1684:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 var __webpack_unused_export__;
 
 
-const Client = __nccwpck_require__(2045)
-const Dispatcher = __nccwpck_require__(4443)
-const Pool = __nccwpck_require__(3756)
-const BalancedPool = __nccwpck_require__(6317)
-const Agent = __nccwpck_require__(261)
-const ProxyAgent = __nccwpck_require__(920)
-const EnvHttpProxyAgent = __nccwpck_require__(5545)
-const RetryAgent = __nccwpck_require__(9306)
-const errors = __nccwpck_require__(9611)
-const util = __nccwpck_require__(9192)
+const Client = __nccwpck_require__(1313)
+const Dispatcher = __nccwpck_require__(3415)
+const Pool = __nccwpck_require__(5928)
+const BalancedPool = __nccwpck_require__(6681)
+const Agent = __nccwpck_require__(1745)
+const ProxyAgent = __nccwpck_require__(7508)
+const EnvHttpProxyAgent = __nccwpck_require__(9221)
+const RetryAgent = __nccwpck_require__(334)
+const errors = __nccwpck_require__(3959)
+const util = __nccwpck_require__(9500)
 const { InvalidArgumentError } = errors
-const api = __nccwpck_require__(3055)
-const buildConnector = __nccwpck_require__(5496)
-const MockClient = __nccwpck_require__(2957)
-const MockAgent = __nccwpck_require__(5973)
-const MockPool = __nccwpck_require__(9276)
-const mockErrors = __nccwpck_require__(5797)
-const RetryHandler = __nccwpck_require__(2464)
-const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(4221)
-const DecoratorHandler = __nccwpck_require__(9267)
-const RedirectHandler = __nccwpck_require__(2394)
-const createRedirectInterceptor = __nccwpck_require__(4636)
+const api = __nccwpck_require__(2531)
+const buildConnector = __nccwpck_require__(1332)
+const MockClient = __nccwpck_require__(2361)
+const MockAgent = __nccwpck_require__(7017)
+const MockPool = __nccwpck_require__(6480)
+const mockErrors = __nccwpck_require__(2673)
+const RetryHandler = __nccwpck_require__(4004)
+const { getGlobalDispatcher, setGlobalDispatcher } = __nccwpck_require__(1481)
+const DecoratorHandler = __nccwpck_require__(9151)
+const RedirectHandler = __nccwpck_require__(7158)
+const createRedirectInterceptor = __nccwpck_require__(1576)
 
 Object.assign(Dispatcher.prototype, api)
 
@@ -326,10 +326,10 @@ __webpack_unused_export__ = DecoratorHandler
 __webpack_unused_export__ = RedirectHandler
 __webpack_unused_export__ = createRedirectInterceptor
 __webpack_unused_export__ = {
-  redirect: __nccwpck_require__(2754),
-  retry: __nccwpck_require__(2850),
-  dump: __nccwpck_require__(5108),
-  dns: __nccwpck_require__(7251)
+  redirect: __nccwpck_require__(7734),
+  retry: __nccwpck_require__(5486),
+  dump: __nccwpck_require__(5376),
+  dns: __nccwpck_require__(4287)
 }
 
 __webpack_unused_export__ = buildConnector
@@ -391,7 +391,7 @@ function makeDispatcher (fn) {
 __webpack_unused_export__ = setGlobalDispatcher
 __webpack_unused_export__ = getGlobalDispatcher
 
-const fetchImpl = (__nccwpck_require__(7302).fetch)
+const fetchImpl = (__nccwpck_require__(4202).fetch)
 __webpack_unused_export__ = async function fetch (init, options = undefined) {
   try {
     return await fetchImpl(init, options)
@@ -403,39 +403,39 @@ __webpack_unused_export__ = async function fetch (init, options = undefined) {
     throw err
   }
 }
-/* unused reexport */ __nccwpck_require__(2652).Headers
-/* unused reexport */ __nccwpck_require__(4499).Response
-/* unused reexport */ __nccwpck_require__(5031).Request
-/* unused reexport */ __nccwpck_require__(5054).FormData
+/* unused reexport */ __nccwpck_require__(3408).Headers
+/* unused reexport */ __nccwpck_require__(7287).Response
+/* unused reexport */ __nccwpck_require__(9683).Request
+/* unused reexport */ __nccwpck_require__(3818).FormData
 __webpack_unused_export__ = globalThis.File ?? (__nccwpck_require__(4573).File)
-/* unused reexport */ __nccwpck_require__(3723).FileReader
+/* unused reexport */ __nccwpck_require__(6575).FileReader
 
-const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(2795)
+const { setGlobalOrigin, getGlobalOrigin } = __nccwpck_require__(5311)
 
 __webpack_unused_export__ = setGlobalOrigin
 __webpack_unused_export__ = getGlobalOrigin
 
-const { CacheStorage } = __nccwpck_require__(8021)
-const { kConstruct } = __nccwpck_require__(6565)
+const { CacheStorage } = __nccwpck_require__(6577)
+const { kConstruct } = __nccwpck_require__(8329)
 
 // Cache & CacheStorage are tightly coupled with fetch. Even if it may run
 // in an older version of Node, it doesn't have any use without fetch.
 __webpack_unused_export__ = new CacheStorage(kConstruct)
 
-const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(8061)
+const { deleteCookie, getCookies, getSetCookies, setCookie } = __nccwpck_require__(7889)
 
 __webpack_unused_export__ = deleteCookie
 __webpack_unused_export__ = getCookies
 __webpack_unused_export__ = getSetCookies
 __webpack_unused_export__ = setCookie
 
-const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(6372)
+const { parseMIMEType, serializeAMimeType } = __nccwpck_require__(192)
 
 __webpack_unused_export__ = parseMIMEType
 __webpack_unused_export__ = serializeAMimeType
 
-const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(9148)
-/* unused reexport */ __nccwpck_require__(566).WebSocket
+const { CloseEvent, ErrorEvent, MessageEvent } = __nccwpck_require__(6760)
+/* unused reexport */ __nccwpck_require__(2522).WebSocket
 __webpack_unused_export__ = CloseEvent
 __webpack_unused_export__ = ErrorEvent
 __webpack_unused_export__ = MessageEvent
@@ -451,18 +451,18 @@ __webpack_unused_export__ = MockPool
 __webpack_unused_export__ = MockAgent
 __webpack_unused_export__ = mockErrors
 
-const { EventSource } = __nccwpck_require__(3262)
+const { EventSource } = __nccwpck_require__(7042)
 
 __webpack_unused_export__ = EventSource
 
 
 /***/ }),
 
-/***/ 9670:
+/***/ 2730:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { addAbortListener } = __nccwpck_require__(9192)
-const { RequestAbortedError } = __nccwpck_require__(9611)
+const { addAbortListener } = __nccwpck_require__(9500)
+const { RequestAbortedError } = __nccwpck_require__(3959)
 
 const kListener = Symbol('kListener')
 const kSignal = Symbol('kSignal')
@@ -522,16 +522,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9724:
+/***/ 3192:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(9611)
-const util = __nccwpck_require__(9192)
-const { addSignal, removeSignal } = __nccwpck_require__(9670)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(3959)
+const util = __nccwpck_require__(9500)
+const { addSignal, removeSignal } = __nccwpck_require__(2730)
 
 class ConnectHandler extends AsyncResource {
   constructor (opts, callback) {
@@ -637,7 +637,7 @@ module.exports = connect
 
 /***/ }),
 
-/***/ 998:
+/***/ 2466:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -651,10 +651,10 @@ const {
   InvalidArgumentError,
   InvalidReturnValueError,
   RequestAbortedError
-} = __nccwpck_require__(9611)
-const util = __nccwpck_require__(9192)
+} = __nccwpck_require__(3959)
+const util = __nccwpck_require__(9500)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(9670)
+const { addSignal, removeSignal } = __nccwpck_require__(2730)
 const assert = __nccwpck_require__(4589)
 
 const kResume = Symbol('resume')
@@ -895,16 +895,16 @@ module.exports = pipeline
 
 /***/ }),
 
-/***/ 8675:
+/***/ 887:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { Readable } = __nccwpck_require__(6335)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(9611)
-const util = __nccwpck_require__(9192)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(1055)
+const { Readable } = __nccwpck_require__(8947)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(3959)
+const util = __nccwpck_require__(9500)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(363)
 const { AsyncResource } = __nccwpck_require__(6698)
 
 class RequestHandler extends AsyncResource {
@@ -1116,18 +1116,18 @@ module.exports.RequestHandler = RequestHandler
 
 /***/ }),
 
-/***/ 4720:
+/***/ 4388:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
 const { finished, PassThrough } = __nccwpck_require__(7075)
-const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(9611)
-const util = __nccwpck_require__(9192)
-const { getResolveErrorBodyCallback } = __nccwpck_require__(1055)
+const { InvalidArgumentError, InvalidReturnValueError } = __nccwpck_require__(3959)
+const util = __nccwpck_require__(9500)
+const { getResolveErrorBodyCallback } = __nccwpck_require__(363)
 const { AsyncResource } = __nccwpck_require__(6698)
-const { addSignal, removeSignal } = __nccwpck_require__(9670)
+const { addSignal, removeSignal } = __nccwpck_require__(2730)
 
 class StreamHandler extends AsyncResource {
   constructor (opts, factory, callback) {
@@ -1343,15 +1343,15 @@ module.exports = stream
 
 /***/ }),
 
-/***/ 2274:
+/***/ 6342:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError, SocketError } = __nccwpck_require__(9611)
+const { InvalidArgumentError, SocketError } = __nccwpck_require__(3959)
 const { AsyncResource } = __nccwpck_require__(6698)
-const util = __nccwpck_require__(9192)
-const { addSignal, removeSignal } = __nccwpck_require__(9670)
+const util = __nccwpck_require__(9500)
+const { addSignal, removeSignal } = __nccwpck_require__(2730)
 const assert = __nccwpck_require__(4589)
 
 class UpgradeHandler extends AsyncResource {
@@ -1458,21 +1458,21 @@ module.exports = upgrade
 
 /***/ }),
 
-/***/ 3055:
+/***/ 2531:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-module.exports.request = __nccwpck_require__(8675)
-module.exports.stream = __nccwpck_require__(4720)
-module.exports.pipeline = __nccwpck_require__(998)
-module.exports.upgrade = __nccwpck_require__(2274)
-module.exports.connect = __nccwpck_require__(9724)
+module.exports.request = __nccwpck_require__(887)
+module.exports.stream = __nccwpck_require__(4388)
+module.exports.pipeline = __nccwpck_require__(2466)
+module.exports.upgrade = __nccwpck_require__(6342)
+module.exports.connect = __nccwpck_require__(3192)
 
 
 /***/ }),
 
-/***/ 6335:
+/***/ 8947:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // Ported from https://github.com/nodejs/undici/pull/907
@@ -1481,9 +1481,9 @@ module.exports.connect = __nccwpck_require__(9724)
 
 const assert = __nccwpck_require__(4589)
 const { Readable } = __nccwpck_require__(7075)
-const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(9611)
-const util = __nccwpck_require__(9192)
-const { ReadableStreamFrom } = __nccwpck_require__(9192)
+const { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError } = __nccwpck_require__(3959)
+const util = __nccwpck_require__(9500)
+const { ReadableStreamFrom } = __nccwpck_require__(9500)
 
 const kConsume = Symbol('kConsume')
 const kReading = Symbol('kReading')
@@ -1864,15 +1864,15 @@ module.exports = { Readable: BodyReadable, chunksDecode }
 
 /***/ }),
 
-/***/ 1055:
+/***/ 363:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 const assert = __nccwpck_require__(4589)
 const {
   ResponseStatusCodeError
-} = __nccwpck_require__(9611)
+} = __nccwpck_require__(3959)
 
-const { chunksDecode } = __nccwpck_require__(6335)
+const { chunksDecode } = __nccwpck_require__(8947)
 const CHUNK_LIMIT = 128 * 1024
 
 async function getResolveErrorBodyCallback ({ callback, body, contentType, statusCode, statusMessage, headers }) {
@@ -1964,16 +1964,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5496:
+/***/ 1332:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const net = __nccwpck_require__(7030)
 const assert = __nccwpck_require__(4589)
-const util = __nccwpck_require__(9192)
-const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(9611)
-const timers = __nccwpck_require__(4083)
+const util = __nccwpck_require__(9500)
+const { InvalidArgumentError, ConnectTimeoutError } = __nccwpck_require__(3959)
+const timers = __nccwpck_require__(4591)
 
 function noop () {}
 
@@ -2211,7 +2211,7 @@ module.exports = buildConnector
 
 /***/ }),
 
-/***/ 1799:
+/***/ 2371:
 /***/ ((module) => {
 
 
@@ -2336,7 +2336,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8502:
+/***/ 5458:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -2545,7 +2545,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9611:
+/***/ 3959:
 /***/ ((module) => {
 
 
@@ -2977,7 +2977,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8375:
+/***/ 9691:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -2985,7 +2985,7 @@ module.exports = {
 const {
   InvalidArgumentError,
   NotSupportedError
-} = __nccwpck_require__(9611)
+} = __nccwpck_require__(3959)
 const assert = __nccwpck_require__(4589)
 const {
   isValidHTTPToken,
@@ -3000,9 +3000,9 @@ const {
   validateHandler,
   getServerName,
   normalizedMethodRecords
-} = __nccwpck_require__(9192)
-const { channels } = __nccwpck_require__(8502)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(1799)
+} = __nccwpck_require__(9500)
+const { channels } = __nccwpck_require__(5458)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(2371)
 
 // Verifies that a given path is valid does not contain control chars \x00 to \x20
 const invalidPathRegex = /[^\u0021-\u00ff]/
@@ -3466,7 +3466,7 @@ module.exports = Request
 
 /***/ }),
 
-/***/ 8963:
+/***/ 8031:
 /***/ ((module) => {
 
 module.exports = {
@@ -3540,7 +3540,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1216:
+/***/ 6868:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -3548,7 +3548,7 @@ module.exports = {
 const {
   wellknownHeaderNames,
   headerNameLowerCasedRecord
-} = __nccwpck_require__(1799)
+} = __nccwpck_require__(2371)
 
 class TstNode {
   /** @type {any} */
@@ -3699,13 +3699,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9192:
+/***/ 9500:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(8963)
+const { kDestroyed, kBodyUsed, kListeners, kBody } = __nccwpck_require__(8031)
 const { IncomingMessage } = __nccwpck_require__(7067)
 const stream = __nccwpck_require__(7075)
 const net = __nccwpck_require__(7030)
@@ -3713,9 +3713,9 @@ const { Blob } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 const { stringify } = __nccwpck_require__(1792)
 const { EventEmitter: EE } = __nccwpck_require__(8474)
-const { InvalidArgumentError } = __nccwpck_require__(9611)
-const { headerNameLowerCasedRecord } = __nccwpck_require__(1799)
-const { tree } = __nccwpck_require__(1216)
+const { InvalidArgumentError } = __nccwpck_require__(3959)
+const { headerNameLowerCasedRecord } = __nccwpck_require__(2371)
+const { tree } = __nccwpck_require__(6868)
 
 const [nodeMajor, nodeMinor] = process.versions.node.split('.').map(v => Number(v))
 
@@ -4425,18 +4425,18 @@ module.exports = {
 
 /***/ }),
 
-/***/ 261:
+/***/ 1745:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { InvalidArgumentError } = __nccwpck_require__(9611)
-const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(8963)
-const DispatcherBase = __nccwpck_require__(6313)
-const Pool = __nccwpck_require__(3756)
-const Client = __nccwpck_require__(2045)
-const util = __nccwpck_require__(9192)
-const createRedirectInterceptor = __nccwpck_require__(4636)
+const { InvalidArgumentError } = __nccwpck_require__(3959)
+const { kClients, kRunning, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(8031)
+const DispatcherBase = __nccwpck_require__(1517)
+const Pool = __nccwpck_require__(5928)
+const Client = __nccwpck_require__(1313)
+const util = __nccwpck_require__(9500)
+const createRedirectInterceptor = __nccwpck_require__(1576)
 
 const kOnConnect = Symbol('onConnect')
 const kOnDisconnect = Symbol('onDisconnect')
@@ -4565,7 +4565,7 @@ module.exports = Agent
 
 /***/ }),
 
-/***/ 6317:
+/***/ 6681:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -4573,7 +4573,7 @@ module.exports = Agent
 const {
   BalancedPoolMissingUpstreamError,
   InvalidArgumentError
-} = __nccwpck_require__(9611)
+} = __nccwpck_require__(3959)
 const {
   PoolBase,
   kClients,
@@ -4581,10 +4581,10 @@ const {
   kAddClient,
   kRemoveClient,
   kGetDispatcher
-} = __nccwpck_require__(2376)
-const Pool = __nccwpck_require__(3756)
-const { kUrl, kInterceptors } = __nccwpck_require__(8963)
-const { parseOrigin } = __nccwpck_require__(9192)
+} = __nccwpck_require__(7292)
+const Pool = __nccwpck_require__(5928)
+const { kUrl, kInterceptors } = __nccwpck_require__(8031)
+const { parseOrigin } = __nccwpck_require__(9500)
 const kFactory = Symbol('factory')
 
 const kOptions = Symbol('options')
@@ -4781,7 +4781,7 @@ module.exports = BalancedPool
 
 /***/ }),
 
-/***/ 661:
+/***/ 4393:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -4789,9 +4789,9 @@ module.exports = BalancedPool
 /* global WebAssembly */
 
 const assert = __nccwpck_require__(4589)
-const util = __nccwpck_require__(9192)
-const { channels } = __nccwpck_require__(8502)
-const timers = __nccwpck_require__(4083)
+const util = __nccwpck_require__(9500)
+const { channels } = __nccwpck_require__(5458)
+const timers = __nccwpck_require__(4591)
 const {
   RequestContentLengthMismatchError,
   ResponseContentLengthMismatchError,
@@ -4804,7 +4804,7 @@ const {
   BodyTimeoutError,
   HTTPParserError,
   ResponseExceededMaxSizeError
-} = __nccwpck_require__(9611)
+} = __nccwpck_require__(3959)
 const {
   kUrl,
   kReset,
@@ -4837,9 +4837,9 @@ const {
   kOnError,
   kResume,
   kHTTPContext
-} = __nccwpck_require__(8963)
+} = __nccwpck_require__(8031)
 
-const constants = __nccwpck_require__(1424)
+const constants = __nccwpck_require__(748)
 const EMPTY_BUF = Buffer.alloc(0)
 const FastBuffer = Buffer[Symbol.species]
 const addListener = util.addListener
@@ -4851,11 +4851,11 @@ const kSocketUsed = Symbol('kSocketUsed')
 let extractBody
 
 async function lazyllhttp () {
-  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(3238) : undefined
+  const llhttpWasmData = process.env.JEST_WORKER_ID ? __nccwpck_require__(3922) : undefined
 
   let mod
   try {
-    mod = await WebAssembly.compile(__nccwpck_require__(4674))
+    mod = await WebAssembly.compile(__nccwpck_require__(3742))
   } catch (e) {
     /* istanbul ignore next */
 
@@ -4863,7 +4863,7 @@ async function lazyllhttp () {
     // being enabled, but the occurring of this other error
     // * https://github.com/emscripten-core/emscripten/issues/11495
     // got me to remove that check to avoid breaking Node 12.
-    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(3238))
+    mod = await WebAssembly.compile(llhttpWasmData || __nccwpck_require__(3922))
   }
 
   return await WebAssembly.instantiate(mod, {
@@ -5778,7 +5778,7 @@ function writeH1 (client, request) {
 
   if (util.isFormDataLike(body)) {
     if (!extractBody) {
-      extractBody = (__nccwpck_require__(3044).extractBody)
+      extractBody = (__nccwpck_require__(1448).extractBody)
     }
 
     const [bodyStream, contentType] = extractBody(body)
@@ -6301,7 +6301,7 @@ module.exports = connectH1
 
 /***/ }),
 
-/***/ 3196:
+/***/ 3504:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -6309,13 +6309,13 @@ module.exports = connectH1
 const assert = __nccwpck_require__(4589)
 const { errorMonitor } = __nccwpck_require__(8474)
 const { pipeline } = __nccwpck_require__(7075)
-const util = __nccwpck_require__(9192)
+const util = __nccwpck_require__(9500)
 const {
   RequestContentLengthMismatchError,
   RequestAbortedError,
   SocketError,
   InformationalError
-} = __nccwpck_require__(9611)
+} = __nccwpck_require__(3959)
 const {
   kUrl,
   kReset,
@@ -6334,7 +6334,7 @@ const {
   kResume,
   kSize,
   kHTTPContext
-} = __nccwpck_require__(8963)
+} = __nccwpck_require__(8031)
 
 const kOpenStreams = Symbol('open streams')
 
@@ -6740,7 +6740,7 @@ function writeH2 (client, request) {
   let contentLength = util.bodyLength(body)
 
   if (util.isFormDataLike(body)) {
-    extractBody ??= (__nccwpck_require__(3044).extractBody)
+    extractBody ??= (__nccwpck_require__(1448).extractBody)
 
     const [bodyStream, contentType] = extractBody(body)
     headers['content-type'] = contentType
@@ -7100,7 +7100,7 @@ module.exports = connectH2
 
 /***/ }),
 
-/***/ 2045:
+/***/ 1313:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // @ts-check
@@ -7110,16 +7110,16 @@ module.exports = connectH2
 const assert = __nccwpck_require__(4589)
 const net = __nccwpck_require__(7030)
 const http = __nccwpck_require__(7067)
-const util = __nccwpck_require__(9192)
-const { channels } = __nccwpck_require__(8502)
-const Request = __nccwpck_require__(8375)
-const DispatcherBase = __nccwpck_require__(6313)
+const util = __nccwpck_require__(9500)
+const { channels } = __nccwpck_require__(5458)
+const Request = __nccwpck_require__(9691)
+const DispatcherBase = __nccwpck_require__(1517)
 const {
   InvalidArgumentError,
   InformationalError,
   ClientDestroyedError
-} = __nccwpck_require__(9611)
-const buildConnector = __nccwpck_require__(5496)
+} = __nccwpck_require__(3959)
+const buildConnector = __nccwpck_require__(1332)
 const {
   kUrl,
   kServerName,
@@ -7161,9 +7161,9 @@ const {
   kHTTPContext,
   kMaxConcurrentStreams,
   kResume
-} = __nccwpck_require__(8963)
-const connectH1 = __nccwpck_require__(661)
-const connectH2 = __nccwpck_require__(3196)
+} = __nccwpck_require__(8031)
+const connectH1 = __nccwpck_require__(4393)
+const connectH2 = __nccwpck_require__(3504)
 let deprecatedInterceptorWarned = false
 
 const kClosedResolve = Symbol('kClosedResolve')
@@ -7471,7 +7471,7 @@ class Client extends DispatcherBase {
   }
 }
 
-const createRedirectInterceptor = __nccwpck_require__(4636)
+const createRedirectInterceptor = __nccwpck_require__(1576)
 
 function onError (client, err) {
   if (
@@ -7731,19 +7731,19 @@ module.exports = Client
 
 /***/ }),
 
-/***/ 6313:
+/***/ 1517:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const buffer = __nccwpck_require__(4573)
-const Dispatcher = __nccwpck_require__(4443)
+const Dispatcher = __nccwpck_require__(3415)
 const {
   ClientDestroyedError,
   ClientClosedError,
   InvalidArgumentError
-} = __nccwpck_require__(9611)
-const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(8963)
+} = __nccwpck_require__(3959)
+const { kDestroy, kClose, kClosed, kDestroyed, kDispatch, kInterceptors } = __nccwpck_require__(8031)
 
 const kOnDestroyed = Symbol('onDestroyed')
 const kOnClosed = Symbol('onClosed')
@@ -7946,7 +7946,7 @@ module.exports = DispatcherBase
 
 /***/ }),
 
-/***/ 4443:
+/***/ 3415:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -8018,15 +8018,15 @@ module.exports = Dispatcher
 
 /***/ }),
 
-/***/ 5545:
+/***/ 9221:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(6313)
-const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(8963)
-const ProxyAgent = __nccwpck_require__(920)
-const Agent = __nccwpck_require__(261)
+const DispatcherBase = __nccwpck_require__(1517)
+const { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = __nccwpck_require__(8031)
+const ProxyAgent = __nccwpck_require__(7508)
+const Agent = __nccwpck_require__(1745)
 
 const DEFAULT_PORTS = {
   'http:': 80,
@@ -8185,7 +8185,7 @@ module.exports = EnvHttpProxyAgent
 
 /***/ }),
 
-/***/ 7596:
+/***/ 5464:
 /***/ ((module) => {
 
 /* eslint-disable */
@@ -8309,15 +8309,15 @@ module.exports = class FixedQueue {
 
 /***/ }),
 
-/***/ 2376:
+/***/ 7292:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const DispatcherBase = __nccwpck_require__(6313)
-const FixedQueue = __nccwpck_require__(7596)
-const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(8963)
-const PoolStats = __nccwpck_require__(2038)
+const DispatcherBase = __nccwpck_require__(1517)
+const FixedQueue = __nccwpck_require__(5464)
+const { kConnected, kSize, kRunning, kPending, kQueued, kBusy, kFree, kUrl, kClose, kDestroy, kDispatch } = __nccwpck_require__(8031)
+const PoolStats = __nccwpck_require__(8186)
 
 const kClients = Symbol('clients')
 const kNeedDrain = Symbol('needDrain')
@@ -8510,10 +8510,10 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2038:
+/***/ 8186:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(8963)
+const { kFree, kConnected, kPending, kQueued, kRunning, kSize } = __nccwpck_require__(8031)
 const kPool = Symbol('pool')
 
 class PoolStats {
@@ -8551,7 +8551,7 @@ module.exports = PoolStats
 
 /***/ }),
 
-/***/ 3756:
+/***/ 5928:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -8562,14 +8562,14 @@ const {
   kNeedDrain,
   kAddClient,
   kGetDispatcher
-} = __nccwpck_require__(2376)
-const Client = __nccwpck_require__(2045)
+} = __nccwpck_require__(7292)
+const Client = __nccwpck_require__(1313)
 const {
   InvalidArgumentError
-} = __nccwpck_require__(9611)
-const util = __nccwpck_require__(9192)
-const { kUrl, kInterceptors } = __nccwpck_require__(8963)
-const buildConnector = __nccwpck_require__(5496)
+} = __nccwpck_require__(3959)
+const util = __nccwpck_require__(9500)
+const { kUrl, kInterceptors } = __nccwpck_require__(8031)
+const buildConnector = __nccwpck_require__(1332)
 
 const kOptions = Symbol('options')
 const kConnections = Symbol('connections')
@@ -8665,19 +8665,19 @@ module.exports = Pool
 
 /***/ }),
 
-/***/ 920:
+/***/ 7508:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(8963)
+const { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = __nccwpck_require__(8031)
 const { URL } = __nccwpck_require__(3136)
-const Agent = __nccwpck_require__(261)
-const Pool = __nccwpck_require__(3756)
-const DispatcherBase = __nccwpck_require__(6313)
-const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(9611)
-const buildConnector = __nccwpck_require__(5496)
-const Client = __nccwpck_require__(2045)
+const Agent = __nccwpck_require__(1745)
+const Pool = __nccwpck_require__(5928)
+const DispatcherBase = __nccwpck_require__(1517)
+const { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = __nccwpck_require__(3959)
+const buildConnector = __nccwpck_require__(1332)
+const Client = __nccwpck_require__(1313)
 
 const kAgent = Symbol('proxy agent')
 const kClient = Symbol('proxy client')
@@ -8946,13 +8946,13 @@ module.exports = ProxyAgent
 
 /***/ }),
 
-/***/ 9306:
+/***/ 334:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const Dispatcher = __nccwpck_require__(4443)
-const RetryHandler = __nccwpck_require__(2464)
+const Dispatcher = __nccwpck_require__(3415)
+const RetryHandler = __nccwpck_require__(4004)
 
 class RetryAgent extends Dispatcher {
   #agent = null
@@ -8988,7 +8988,7 @@ module.exports = RetryAgent
 
 /***/ }),
 
-/***/ 4221:
+/***/ 1481:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -8996,8 +8996,8 @@ module.exports = RetryAgent
 // We include a version number for the Dispatcher API. In case of breaking changes,
 // this version number must be increased to avoid conflicts.
 const globalDispatcher = Symbol.for('undici.globalDispatcher.1')
-const { InvalidArgumentError } = __nccwpck_require__(9611)
-const Agent = __nccwpck_require__(261)
+const { InvalidArgumentError } = __nccwpck_require__(3959)
+const Agent = __nccwpck_require__(1745)
 
 if (getGlobalDispatcher() === undefined) {
   setGlobalDispatcher(new Agent())
@@ -9027,7 +9027,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9267:
+/***/ 9151:
 /***/ ((module) => {
 
 
@@ -9078,15 +9078,15 @@ module.exports = class DecoratorHandler {
 
 /***/ }),
 
-/***/ 2394:
+/***/ 7158:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(9192)
-const { kBodyUsed } = __nccwpck_require__(8963)
+const util = __nccwpck_require__(9500)
+const { kBodyUsed } = __nccwpck_require__(8031)
 const assert = __nccwpck_require__(4589)
-const { InvalidArgumentError } = __nccwpck_require__(9611)
+const { InvalidArgumentError } = __nccwpck_require__(3959)
 const EE = __nccwpck_require__(8474)
 
 const redirectableStatusCodes = [300, 301, 302, 303, 307, 308]
@@ -9317,20 +9317,20 @@ module.exports = RedirectHandler
 
 /***/ }),
 
-/***/ 2464:
+/***/ 4004:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const assert = __nccwpck_require__(4589)
 
-const { kRetryHandlerDefaultRetry } = __nccwpck_require__(8963)
-const { RequestRetryError } = __nccwpck_require__(9611)
+const { kRetryHandlerDefaultRetry } = __nccwpck_require__(8031)
+const { RequestRetryError } = __nccwpck_require__(3959)
 const {
   isDisturbed,
   parseHeaders,
   parseRangeHeader,
   wrapRequestBody
-} = __nccwpck_require__(9192)
+} = __nccwpck_require__(9500)
 
 function calculateRetryAfterHeader (retryAfter) {
   const current = Date.now()
@@ -9761,14 +9761,14 @@ module.exports = RetryHandler
 
 /***/ }),
 
-/***/ 7251:
+/***/ 4287:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const { isIP } = __nccwpck_require__(7030)
 const { lookup } = __nccwpck_require__(610)
-const DecoratorHandler = __nccwpck_require__(9267)
-const { InvalidArgumentError, InformationalError } = __nccwpck_require__(9611)
+const DecoratorHandler = __nccwpck_require__(9151)
+const { InvalidArgumentError, InformationalError } = __nccwpck_require__(3959)
 const maxInt = Math.pow(2, 31) - 1
 
 class DNSInstance {
@@ -10143,14 +10143,14 @@ module.exports = interceptorOpts => {
 
 /***/ }),
 
-/***/ 5108:
+/***/ 5376:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(9192)
-const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(9611)
-const DecoratorHandler = __nccwpck_require__(9267)
+const util = __nccwpck_require__(9500)
+const { InvalidArgumentError, RequestAbortedError } = __nccwpck_require__(3959)
+const DecoratorHandler = __nccwpck_require__(9151)
 
 class DumpHandler extends DecoratorHandler {
   #maxSize = 1024 * 1024
@@ -10273,12 +10273,12 @@ module.exports = createDumpInterceptor
 
 /***/ }),
 
-/***/ 4636:
+/***/ 1576:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const RedirectHandler = __nccwpck_require__(2394)
+const RedirectHandler = __nccwpck_require__(7158)
 
 function createRedirectInterceptor ({ maxRedirections: defaultMaxRedirections }) {
   return (dispatch) => {
@@ -10301,11 +10301,11 @@ module.exports = createRedirectInterceptor
 
 /***/ }),
 
-/***/ 2754:
+/***/ 7734:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const RedirectHandler = __nccwpck_require__(2394)
+const RedirectHandler = __nccwpck_require__(7158)
 
 module.exports = opts => {
   const globalMaxRedirections = opts?.maxRedirections
@@ -10332,11 +10332,11 @@ module.exports = opts => {
 
 /***/ }),
 
-/***/ 2850:
+/***/ 5486:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
-const RetryHandler = __nccwpck_require__(2464)
+const RetryHandler = __nccwpck_require__(4004)
 
 module.exports = globalOpts => {
   return dispatch => {
@@ -10358,13 +10358,13 @@ module.exports = globalOpts => {
 
 /***/ }),
 
-/***/ 1424:
+/***/ 748:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
 Object.defineProperty(exports, "__esModule", ({ value: true }));
 exports.SPECIAL_HEADERS = exports.HEADER_STATE = exports.MINOR = exports.MAJOR = exports.CONNECTION_TOKEN_CHARS = exports.HEADER_CHARS = exports.TOKEN = exports.STRICT_TOKEN = exports.HEX = exports.URL_CHAR = exports.STRICT_URL_CHAR = exports.USERINFO_CHARS = exports.MARK = exports.ALPHANUM = exports.NUM = exports.HEX_MAP = exports.NUM_MAP = exports.ALPHA = exports.FINISH = exports.H_METHOD_MAP = exports.METHOD_MAP = exports.METHODS_RTSP = exports.METHODS_ICE = exports.METHODS_HTTP = exports.METHODS = exports.LENIENT_FLAGS = exports.FLAGS = exports.TYPE = exports.ERROR = void 0;
-const utils_1 = __nccwpck_require__(8468);
+const utils_1 = __nccwpck_require__(4608);
 // C headers
 var ERROR;
 (function (ERROR) {
@@ -10642,7 +10642,7 @@ exports.SPECIAL_HEADERS = {
 
 /***/ }),
 
-/***/ 3238:
+/***/ 3922:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -10654,7 +10654,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 4674:
+/***/ 3742:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -10666,7 +10666,7 @@ module.exports = Buffer.from('AGFzbQEAAAABJwdgAX8Bf2ADf39/AX9gAX8AYAJ/fwBgBH9/f3
 
 /***/ }),
 
-/***/ 8468:
+/***/ 4608:
 /***/ ((__unused_webpack_module, exports) => {
 
 
@@ -10687,13 +10687,13 @@ exports.enumToMap = enumToMap;
 
 /***/ }),
 
-/***/ 5973:
+/***/ 7017:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kClients } = __nccwpck_require__(8963)
-const Agent = __nccwpck_require__(261)
+const { kClients } = __nccwpck_require__(8031)
+const Agent = __nccwpck_require__(1745)
 const {
   kAgent,
   kMockAgentSet,
@@ -10704,14 +10704,14 @@ const {
   kGetNetConnect,
   kOptions,
   kFactory
-} = __nccwpck_require__(7125)
-const MockClient = __nccwpck_require__(2957)
-const MockPool = __nccwpck_require__(9276)
-const { matchValue, buildMockOptions } = __nccwpck_require__(1725)
-const { InvalidArgumentError, UndiciError } = __nccwpck_require__(9611)
-const Dispatcher = __nccwpck_require__(4443)
-const Pluralizer = __nccwpck_require__(8353)
-const PendingInterceptorsFormatter = __nccwpck_require__(3446)
+} = __nccwpck_require__(2305)
+const MockClient = __nccwpck_require__(2361)
+const MockPool = __nccwpck_require__(6480)
+const { matchValue, buildMockOptions } = __nccwpck_require__(3193)
+const { InvalidArgumentError, UndiciError } = __nccwpck_require__(3959)
+const Dispatcher = __nccwpck_require__(3415)
+const Pluralizer = __nccwpck_require__(5773)
+const PendingInterceptorsFormatter = __nccwpck_require__(5738)
 
 class MockAgent extends Dispatcher {
   constructor (opts) {
@@ -10854,14 +10854,14 @@ module.exports = MockAgent
 
 /***/ }),
 
-/***/ 2957:
+/***/ 2361:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Client = __nccwpck_require__(2045)
-const { buildMockDispatch } = __nccwpck_require__(1725)
+const Client = __nccwpck_require__(1313)
+const { buildMockDispatch } = __nccwpck_require__(3193)
 const {
   kDispatches,
   kMockAgent,
@@ -10870,10 +10870,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(7125)
-const { MockInterceptor } = __nccwpck_require__(3951)
-const Symbols = __nccwpck_require__(8963)
-const { InvalidArgumentError } = __nccwpck_require__(9611)
+} = __nccwpck_require__(2305)
+const { MockInterceptor } = __nccwpck_require__(5843)
+const Symbols = __nccwpck_require__(8031)
+const { InvalidArgumentError } = __nccwpck_require__(3959)
 
 /**
  * MockClient provides an API that extends the Client to influence the mockDispatches.
@@ -10920,12 +10920,12 @@ module.exports = MockClient
 
 /***/ }),
 
-/***/ 5797:
+/***/ 2673:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { UndiciError } = __nccwpck_require__(9611)
+const { UndiciError } = __nccwpck_require__(3959)
 
 const kMockNotMatchedError = Symbol.for('undici.error.UND_MOCK_ERR_MOCK_NOT_MATCHED')
 
@@ -10955,12 +10955,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3951:
+/***/ 5843:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(1725)
+const { getResponseData, buildKey, addMockDispatch } = __nccwpck_require__(3193)
 const {
   kDispatches,
   kDispatchKey,
@@ -10968,9 +10968,9 @@ const {
   kDefaultTrailers,
   kContentLength,
   kMockDispatch
-} = __nccwpck_require__(7125)
-const { InvalidArgumentError } = __nccwpck_require__(9611)
-const { buildURL } = __nccwpck_require__(9192)
+} = __nccwpck_require__(2305)
+const { InvalidArgumentError } = __nccwpck_require__(3959)
+const { buildURL } = __nccwpck_require__(9500)
 
 /**
  * Defines the scope API for an interceptor reply
@@ -11169,14 +11169,14 @@ module.exports.MockScope = MockScope
 
 /***/ }),
 
-/***/ 9276:
+/***/ 6480:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { promisify } = __nccwpck_require__(7975)
-const Pool = __nccwpck_require__(3756)
-const { buildMockDispatch } = __nccwpck_require__(1725)
+const Pool = __nccwpck_require__(5928)
+const { buildMockDispatch } = __nccwpck_require__(3193)
 const {
   kDispatches,
   kMockAgent,
@@ -11185,10 +11185,10 @@ const {
   kOrigin,
   kOriginalDispatch,
   kConnected
-} = __nccwpck_require__(7125)
-const { MockInterceptor } = __nccwpck_require__(3951)
-const Symbols = __nccwpck_require__(8963)
-const { InvalidArgumentError } = __nccwpck_require__(9611)
+} = __nccwpck_require__(2305)
+const { MockInterceptor } = __nccwpck_require__(5843)
+const Symbols = __nccwpck_require__(8031)
+const { InvalidArgumentError } = __nccwpck_require__(3959)
 
 /**
  * MockPool provides an API that extends the Pool to influence the mockDispatches.
@@ -11235,7 +11235,7 @@ module.exports = MockPool
 
 /***/ }),
 
-/***/ 7125:
+/***/ 2305:
 /***/ ((module) => {
 
 
@@ -11265,20 +11265,20 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1725:
+/***/ 3193:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { MockNotMatchedError } = __nccwpck_require__(5797)
+const { MockNotMatchedError } = __nccwpck_require__(2673)
 const {
   kDispatches,
   kMockAgent,
   kOriginalDispatch,
   kOrigin,
   kGetNetConnect
-} = __nccwpck_require__(7125)
-const { buildURL } = __nccwpck_require__(9192)
+} = __nccwpck_require__(2305)
+const { buildURL } = __nccwpck_require__(9500)
 const { STATUS_CODES } = __nccwpck_require__(7067)
 const {
   types: {
@@ -11639,7 +11639,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3446:
+/***/ 5738:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -11689,7 +11689,7 @@ module.exports = class PendingInterceptorsFormatter {
 
 /***/ }),
 
-/***/ 8353:
+/***/ 5773:
 /***/ ((module) => {
 
 
@@ -11725,7 +11725,7 @@ module.exports = class Pluralizer {
 
 /***/ }),
 
-/***/ 4083:
+/***/ 4591:
 /***/ ((module) => {
 
 
@@ -12155,20 +12155,20 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4330:
+/***/ 9918:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConstruct } = __nccwpck_require__(6565)
-const { urlEquals, getFieldValues } = __nccwpck_require__(4246)
-const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(9192)
-const { webidl } = __nccwpck_require__(605)
-const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(4499)
-const { Request, fromInnerRequest } = __nccwpck_require__(5031)
-const { kState } = __nccwpck_require__(3859)
-const { fetching } = __nccwpck_require__(7302)
-const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(4792)
+const { kConstruct } = __nccwpck_require__(8329)
+const { urlEquals, getFieldValues } = __nccwpck_require__(3762)
+const { kEnumerableProperty, isDisturbed } = __nccwpck_require__(9500)
+const { webidl } = __nccwpck_require__(4625)
+const { Response, cloneResponse, fromInnerResponse } = __nccwpck_require__(7287)
+const { Request, fromInnerRequest } = __nccwpck_require__(9683)
+const { kState } = __nccwpck_require__(3175)
+const { fetching } = __nccwpck_require__(4202)
+const { urlIsHttpHttpsScheme, createDeferredPromise, readAllBytes } = __nccwpck_require__(1204)
 const assert = __nccwpck_require__(4589)
 
 /**
@@ -13021,15 +13021,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8021:
+/***/ 6577:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConstruct } = __nccwpck_require__(6565)
-const { Cache } = __nccwpck_require__(4330)
-const { webidl } = __nccwpck_require__(605)
-const { kEnumerableProperty } = __nccwpck_require__(9192)
+const { kConstruct } = __nccwpck_require__(8329)
+const { Cache } = __nccwpck_require__(9918)
+const { webidl } = __nccwpck_require__(4625)
+const { kEnumerableProperty } = __nccwpck_require__(9500)
 
 class CacheStorage {
   /**
@@ -13180,26 +13180,26 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6565:
+/***/ 8329:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 module.exports = {
-  kConstruct: (__nccwpck_require__(8963).kConstruct)
+  kConstruct: (__nccwpck_require__(8031).kConstruct)
 }
 
 
 /***/ }),
 
-/***/ 4246:
+/***/ 3762:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const assert = __nccwpck_require__(4589)
-const { URLSerializer } = __nccwpck_require__(6372)
-const { isValidHeaderName } = __nccwpck_require__(4792)
+const { URLSerializer } = __nccwpck_require__(192)
+const { isValidHeaderName } = __nccwpck_require__(1204)
 
 /**
  * @see https://url.spec.whatwg.org/#concept-url-equals
@@ -13244,7 +13244,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9172:
+/***/ 5848:
 /***/ ((module) => {
 
 
@@ -13263,15 +13263,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 8061:
+/***/ 7889:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { parseSetCookie } = __nccwpck_require__(1778)
-const { stringify } = __nccwpck_require__(5965)
-const { webidl } = __nccwpck_require__(605)
-const { Headers } = __nccwpck_require__(2652)
+const { parseSetCookie } = __nccwpck_require__(1814)
+const { stringify } = __nccwpck_require__(185)
+const { webidl } = __nccwpck_require__(4625)
+const { Headers } = __nccwpck_require__(3408)
 
 /**
  * @typedef {Object} Cookie
@@ -13454,14 +13454,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1778:
+/***/ 1814:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(9172)
-const { isCTLExcludingHtab } = __nccwpck_require__(5965)
-const { collectASequenceOfCodePointsFast } = __nccwpck_require__(6372)
+const { maxNameValuePairSize, maxAttributeValueSize } = __nccwpck_require__(5848)
+const { isCTLExcludingHtab } = __nccwpck_require__(185)
+const { collectASequenceOfCodePointsFast } = __nccwpck_require__(192)
 const assert = __nccwpck_require__(4589)
 
 /**
@@ -13771,7 +13771,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5965:
+/***/ 185:
 /***/ ((module) => {
 
 
@@ -14130,13 +14130,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 1399:
+/***/ 8819:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 const buffer = __nccwpck_require__(4573)
 const { Transform } = __nccwpck_require__(7075)
-const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(5731)
+const { isASCIINumber, isValidLastEventId } = __nccwpck_require__(3943)
 
 /**
  * @type {number[]} BOM
@@ -14711,23 +14711,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3262:
+/***/ 7042:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { pipeline } = __nccwpck_require__(7075)
-const { fetching } = __nccwpck_require__(7302)
-const { makeRequest } = __nccwpck_require__(5031)
-const { webidl } = __nccwpck_require__(605)
-const { EventSourceStream } = __nccwpck_require__(1399)
-const { parseMIMEType } = __nccwpck_require__(6372)
-const { createFastMessageEvent } = __nccwpck_require__(9148)
-const { isNetworkError } = __nccwpck_require__(4499)
-const { delay } = __nccwpck_require__(5731)
-const { kEnumerableProperty } = __nccwpck_require__(9192)
-const { environmentSettingsObject } = __nccwpck_require__(4792)
-const { getGlobalDispatcher } = __nccwpck_require__(4221)
+const { fetching } = __nccwpck_require__(4202)
+const { makeRequest } = __nccwpck_require__(9683)
+const { webidl } = __nccwpck_require__(4625)
+const { EventSourceStream } = __nccwpck_require__(8819)
+const { parseMIMEType } = __nccwpck_require__(192)
+const { createFastMessageEvent } = __nccwpck_require__(6760)
+const { isNetworkError } = __nccwpck_require__(7287)
+const { delay } = __nccwpck_require__(3943)
+const { kEnumerableProperty } = __nccwpck_require__(9500)
+const { environmentSettingsObject } = __nccwpck_require__(1204)
+const { getGlobalDispatcher } = __nccwpck_require__(1481)
 
 let experimentalWarned = false
 
@@ -15201,7 +15201,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5731:
+/***/ 3943:
 /***/ ((module) => {
 
 
@@ -15245,12 +15245,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3044:
+/***/ 1448:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const util = __nccwpck_require__(9192)
+const util = __nccwpck_require__(9500)
 const {
   ReadableStreamFrom,
   isBlobLike,
@@ -15260,16 +15260,16 @@ const {
   fullyReadBody,
   extractMimeType,
   utf8DecodeBytes
-} = __nccwpck_require__(4792)
-const { FormData } = __nccwpck_require__(5054)
-const { kState } = __nccwpck_require__(3859)
-const { webidl } = __nccwpck_require__(605)
+} = __nccwpck_require__(1204)
+const { FormData } = __nccwpck_require__(3818)
+const { kState } = __nccwpck_require__(3175)
+const { webidl } = __nccwpck_require__(4625)
 const { Blob } = __nccwpck_require__(4573)
 const assert = __nccwpck_require__(4589)
 const { isErrored, isDisturbed } = __nccwpck_require__(7075)
 const { isArrayBuffer } = __nccwpck_require__(3429)
-const { serializeAMimeType } = __nccwpck_require__(6372)
-const { multipartFormDataParser } = __nccwpck_require__(5356)
+const { serializeAMimeType } = __nccwpck_require__(192)
+const { multipartFormDataParser } = __nccwpck_require__(8016)
 let random
 
 try {
@@ -15781,7 +15781,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5959:
+/***/ 4219:
 /***/ ((module) => {
 
 
@@ -15912,7 +15912,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 6372:
+/***/ 192:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -16663,12 +16663,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5909:
+/***/ 8905:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kConnected, kSize } = __nccwpck_require__(8963)
+const { kConnected, kSize } = __nccwpck_require__(8031)
 
 class CompatWeakRef {
   constructor (value) {
@@ -16716,14 +16716,14 @@ module.exports = function () {
 
 /***/ }),
 
-/***/ 5650:
+/***/ 3486:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Blob, File } = __nccwpck_require__(4573)
-const { kState } = __nccwpck_require__(3859)
-const { webidl } = __nccwpck_require__(605)
+const { kState } = __nccwpck_require__(3175)
+const { webidl } = __nccwpck_require__(4625)
 
 // TODO(@KhafraDev): remove
 class FileLike {
@@ -16849,16 +16849,16 @@ module.exports = { FileLike, isFileLike }
 
 /***/ }),
 
-/***/ 5356:
+/***/ 8016:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(9192)
-const { utf8DecodeBytes } = __nccwpck_require__(4792)
-const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(6372)
-const { isFileLike } = __nccwpck_require__(5650)
-const { makeEntry } = __nccwpck_require__(5054)
+const { isUSVString, bufferToLowerCasedHeaderName } = __nccwpck_require__(9500)
+const { utf8DecodeBytes } = __nccwpck_require__(1204)
+const { HTTP_TOKEN_CODEPOINTS, isomorphicDecode } = __nccwpck_require__(192)
+const { isFileLike } = __nccwpck_require__(3486)
+const { makeEntry } = __nccwpck_require__(3818)
 const assert = __nccwpck_require__(4589)
 const { File: NodeFile } = __nccwpck_require__(4573)
 
@@ -17330,16 +17330,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5054:
+/***/ 3818:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { isBlobLike, iteratorMixin } = __nccwpck_require__(4792)
-const { kState } = __nccwpck_require__(3859)
-const { kEnumerableProperty } = __nccwpck_require__(9192)
-const { FileLike, isFileLike } = __nccwpck_require__(5650)
-const { webidl } = __nccwpck_require__(605)
+const { isBlobLike, iteratorMixin } = __nccwpck_require__(1204)
+const { kState } = __nccwpck_require__(3175)
+const { kEnumerableProperty } = __nccwpck_require__(9500)
+const { FileLike, isFileLike } = __nccwpck_require__(3486)
+const { webidl } = __nccwpck_require__(4625)
 const { File: NativeFile } = __nccwpck_require__(4573)
 const nodeUtil = __nccwpck_require__(7975)
 
@@ -17589,7 +17589,7 @@ module.exports = { FormData, makeEntry }
 
 /***/ }),
 
-/***/ 2795:
+/***/ 5311:
 /***/ ((module) => {
 
 
@@ -17636,21 +17636,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 2652:
+/***/ 3408:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
 
 
 
-const { kConstruct } = __nccwpck_require__(8963)
-const { kEnumerableProperty } = __nccwpck_require__(9192)
+const { kConstruct } = __nccwpck_require__(8031)
+const { kEnumerableProperty } = __nccwpck_require__(9500)
 const {
   iteratorMixin,
   isValidHeaderName,
   isValidHeaderValue
-} = __nccwpck_require__(4792)
-const { webidl } = __nccwpck_require__(605)
+} = __nccwpck_require__(1204)
+const { webidl } = __nccwpck_require__(4625)
 const assert = __nccwpck_require__(4589)
 const util = __nccwpck_require__(7975)
 
@@ -18330,7 +18330,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7302:
+/***/ 4202:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 // https://github.com/Ethan-Arrowood/undici-fetch
@@ -18343,9 +18343,9 @@ const {
   filterResponse,
   makeResponse,
   fromInnerResponse
-} = __nccwpck_require__(4499)
-const { HeadersList } = __nccwpck_require__(2652)
-const { Request, cloneRequest } = __nccwpck_require__(5031)
+} = __nccwpck_require__(7287)
+const { HeadersList } = __nccwpck_require__(3408)
+const { Request, cloneRequest } = __nccwpck_require__(9683)
 const zlib = __nccwpck_require__(8522)
 const {
   bytesMatch,
@@ -18381,23 +18381,23 @@ const {
   buildContentRange,
   createInflate,
   extractMimeType
-} = __nccwpck_require__(4792)
-const { kState, kDispatcher } = __nccwpck_require__(3859)
+} = __nccwpck_require__(1204)
+const { kState, kDispatcher } = __nccwpck_require__(3175)
 const assert = __nccwpck_require__(4589)
-const { safelyExtractBody, extractBody } = __nccwpck_require__(3044)
+const { safelyExtractBody, extractBody } = __nccwpck_require__(1448)
 const {
   redirectStatusSet,
   nullBodyStatus,
   safeMethodsSet,
   requestBodyHeader,
   subresourceSet
-} = __nccwpck_require__(5959)
+} = __nccwpck_require__(4219)
 const EE = __nccwpck_require__(8474)
 const { Readable, pipeline, finished } = __nccwpck_require__(7075)
-const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(9192)
-const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(6372)
-const { getGlobalDispatcher } = __nccwpck_require__(4221)
-const { webidl } = __nccwpck_require__(605)
+const { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = __nccwpck_require__(9500)
+const { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = __nccwpck_require__(192)
+const { getGlobalDispatcher } = __nccwpck_require__(1481)
+const { webidl } = __nccwpck_require__(4625)
 const { STATUS_CODES } = __nccwpck_require__(7067)
 const GET_OR_HEAD = ['GET', 'HEAD']
 
@@ -20607,23 +20607,23 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5031:
+/***/ 9683:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 /* globals AbortController */
 
 
 
-const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(3044)
-const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(2652)
-const { FinalizationRegistry } = __nccwpck_require__(5909)()
-const util = __nccwpck_require__(9192)
+const { extractBody, mixinBody, cloneBody, bodyUnusable } = __nccwpck_require__(1448)
+const { Headers, fill: fillHeaders, HeadersList, setHeadersGuard, getHeadersGuard, setHeadersList, getHeadersList } = __nccwpck_require__(3408)
+const { FinalizationRegistry } = __nccwpck_require__(8905)()
+const util = __nccwpck_require__(9500)
 const nodeUtil = __nccwpck_require__(7975)
 const {
   isValidHTTPToken,
   sameOrigin,
   environmentSettingsObject
-} = __nccwpck_require__(4792)
+} = __nccwpck_require__(1204)
 const {
   forbiddenMethodsSet,
   corsSafeListedMethodsSet,
@@ -20633,12 +20633,12 @@ const {
   requestCredentials,
   requestCache,
   requestDuplex
-} = __nccwpck_require__(5959)
+} = __nccwpck_require__(4219)
 const { kEnumerableProperty, normalizedMethodRecordsBase, normalizedMethodRecords } = util
-const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(3859)
-const { webidl } = __nccwpck_require__(605)
-const { URLSerializer } = __nccwpck_require__(6372)
-const { kConstruct } = __nccwpck_require__(8963)
+const { kHeaders, kSignal, kState, kDispatcher } = __nccwpck_require__(3175)
+const { webidl } = __nccwpck_require__(4625)
+const { URLSerializer } = __nccwpck_require__(192)
+const { kConstruct } = __nccwpck_require__(8031)
 const assert = __nccwpck_require__(4589)
 const { getMaxListeners, setMaxListeners, getEventListeners, defaultMaxListeners } = __nccwpck_require__(8474)
 
@@ -21651,14 +21651,14 @@ module.exports = { Request, makeRequest, fromInnerRequest, cloneRequest }
 
 /***/ }),
 
-/***/ 4499:
+/***/ 7287:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(2652)
-const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(3044)
-const util = __nccwpck_require__(9192)
+const { Headers, HeadersList, fill, getHeadersGuard, setHeadersGuard, setHeadersList } = __nccwpck_require__(3408)
+const { extractBody, cloneBody, mixinBody, hasFinalizationRegistry, streamRegistry, bodyUnusable } = __nccwpck_require__(1448)
+const util = __nccwpck_require__(9500)
 const nodeUtil = __nccwpck_require__(7975)
 const { kEnumerableProperty } = util
 const {
@@ -21670,16 +21670,16 @@ const {
   isErrorLike,
   isomorphicEncode,
   environmentSettingsObject: relevantRealm
-} = __nccwpck_require__(4792)
+} = __nccwpck_require__(1204)
 const {
   redirectStatusSet,
   nullBodyStatus
-} = __nccwpck_require__(5959)
-const { kState, kHeaders } = __nccwpck_require__(3859)
-const { webidl } = __nccwpck_require__(605)
-const { FormData } = __nccwpck_require__(5054)
-const { URLSerializer } = __nccwpck_require__(6372)
-const { kConstruct } = __nccwpck_require__(8963)
+} = __nccwpck_require__(4219)
+const { kState, kHeaders } = __nccwpck_require__(3175)
+const { webidl } = __nccwpck_require__(4625)
+const { FormData } = __nccwpck_require__(3818)
+const { URLSerializer } = __nccwpck_require__(192)
+const { kConstruct } = __nccwpck_require__(8031)
 const assert = __nccwpck_require__(4589)
 const { types } = __nccwpck_require__(7975)
 
@@ -22268,7 +22268,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3859:
+/***/ 3175:
 /***/ ((module) => {
 
 
@@ -22284,21 +22284,21 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4792:
+/***/ 1204:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Transform } = __nccwpck_require__(7075)
 const zlib = __nccwpck_require__(8522)
-const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(5959)
-const { getGlobalOrigin } = __nccwpck_require__(2795)
-const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(6372)
+const { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = __nccwpck_require__(4219)
+const { getGlobalOrigin } = __nccwpck_require__(5311)
+const { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = __nccwpck_require__(192)
 const { performance } = __nccwpck_require__(643)
-const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(9192)
+const { isBlobLike, ReadableStreamFrom, isValidHTTPToken, normalizedMethodRecordsBase } = __nccwpck_require__(9500)
 const assert = __nccwpck_require__(4589)
 const { isUint8Array } = __nccwpck_require__(3429)
-const { webidl } = __nccwpck_require__(605)
+const { webidl } = __nccwpck_require__(4625)
 
 let supportedHashes = []
 
@@ -23923,14 +23923,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 605:
+/***/ 4625:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { types, inspect } = __nccwpck_require__(7975)
 const { markAsUncloneable } = __nccwpck_require__(5919)
-const { toUSVString } = __nccwpck_require__(9192)
+const { toUSVString } = __nccwpck_require__(9500)
 
 /** @type {import('../../../types/webidl').Webidl} */
 const webidl = {}
@@ -24625,7 +24625,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4311:
+/***/ 1691:
 /***/ ((module) => {
 
 
@@ -24922,7 +24922,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 3723:
+/***/ 6575:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -24931,16 +24931,16 @@ const {
   staticPropertyDescriptors,
   readOperation,
   fireAProgressEvent
-} = __nccwpck_require__(7874)
+} = __nccwpck_require__(6014)
 const {
   kState,
   kError,
   kResult,
   kEvents,
   kAborted
-} = __nccwpck_require__(761)
-const { webidl } = __nccwpck_require__(605)
-const { kEnumerableProperty } = __nccwpck_require__(9192)
+} = __nccwpck_require__(8445)
+const { webidl } = __nccwpck_require__(4625)
+const { kEnumerableProperty } = __nccwpck_require__(9500)
 
 class FileReader extends EventTarget {
   constructor () {
@@ -25273,12 +25273,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 5237:
+/***/ 9393:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(605)
+const { webidl } = __nccwpck_require__(4625)
 
 const kState = Symbol('ProgressEvent state')
 
@@ -25358,7 +25358,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 761:
+/***/ 8445:
 /***/ ((module) => {
 
 
@@ -25375,7 +25375,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7874:
+/***/ 6014:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
@@ -25386,12 +25386,12 @@ const {
   kResult,
   kAborted,
   kLastProgressEventFired
-} = __nccwpck_require__(761)
-const { ProgressEvent } = __nccwpck_require__(5237)
-const { getEncoding } = __nccwpck_require__(4311)
-const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(6372)
+} = __nccwpck_require__(8445)
+const { ProgressEvent } = __nccwpck_require__(9393)
+const { getEncoding } = __nccwpck_require__(1691)
+const { serializeAMimeType, parseMIMEType } = __nccwpck_require__(192)
 const { types } = __nccwpck_require__(7975)
-const { StringDecoder } = __nccwpck_require__(3193)
+const { StringDecoder } = __nccwpck_require__(5574)
 const { btoa } = __nccwpck_require__(4573)
 
 /** @type {PropertyDescriptor} */
@@ -25773,27 +25773,27 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9913:
+/***/ 773:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(664)
+const { uid, states, sentCloseFrameState, emptyBuffer, opcodes } = __nccwpck_require__(7119)
 const {
   kReadyState,
   kSentClose,
   kByteParser,
   kReceivedClose,
   kResponse
-} = __nccwpck_require__(4808)
-const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(7417)
-const { channels } = __nccwpck_require__(8502)
-const { CloseEvent } = __nccwpck_require__(9148)
-const { makeRequest } = __nccwpck_require__(5031)
-const { fetching } = __nccwpck_require__(7302)
-const { Headers, getHeadersList } = __nccwpck_require__(2652)
-const { getDecodeSplit } = __nccwpck_require__(4792)
-const { WebsocketFrameSend } = __nccwpck_require__(4024)
+} = __nccwpck_require__(4911)
+const { fireEvent, failWebsocketConnection, isClosing, isClosed, isEstablished, parseExtensions } = __nccwpck_require__(965)
+const { channels } = __nccwpck_require__(5458)
+const { CloseEvent } = __nccwpck_require__(6760)
+const { makeRequest } = __nccwpck_require__(9683)
+const { fetching } = __nccwpck_require__(4202)
+const { Headers, getHeadersList } = __nccwpck_require__(3408)
+const { getDecodeSplit } = __nccwpck_require__(1204)
+const { WebsocketFrameSend } = __nccwpck_require__(9676)
 
 /** @type {import('crypto')} */
 let crypto
@@ -26151,7 +26151,7 @@ module.exports = {
 
 /***/ }),
 
-/***/ 664:
+/***/ 7119:
 /***/ ((module) => {
 
 
@@ -26224,14 +26224,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9148:
+/***/ 6760:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(605)
-const { kEnumerableProperty } = __nccwpck_require__(9192)
-const { kConstruct } = __nccwpck_require__(8963)
+const { webidl } = __nccwpck_require__(4625)
+const { kEnumerableProperty } = __nccwpck_require__(9500)
+const { kConstruct } = __nccwpck_require__(8031)
 const { MessagePort } = __nccwpck_require__(5919)
 
 /**
@@ -26560,12 +26560,12 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4024:
+/***/ 9676:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { maxUnsigned16Bit } = __nccwpck_require__(664)
+const { maxUnsigned16Bit } = __nccwpck_require__(7119)
 
 const BUFFER_SIZE = 16386
 
@@ -26663,14 +26663,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9477:
+/***/ 4841:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { createInflateRaw, Z_DEFAULT_WINDOWBITS } = __nccwpck_require__(8522)
-const { isValidClientWindowBits } = __nccwpck_require__(7417)
-const { MessageSizeExceededError } = __nccwpck_require__(9611)
+const { isValidClientWindowBits } = __nccwpck_require__(965)
+const { MessageSizeExceededError } = __nccwpck_require__(3959)
 
 const tail = Buffer.from([0x00, 0x00, 0xff, 0xff])
 const kBuffer = Symbol('kBuffer')
@@ -26775,16 +26775,16 @@ module.exports = { PerMessageDeflate }
 
 /***/ }),
 
-/***/ 5660:
+/***/ 1872:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
 const { Writable } = __nccwpck_require__(7075)
 const assert = __nccwpck_require__(4589)
-const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(664)
-const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(4808)
-const { channels } = __nccwpck_require__(8502)
+const { parserStates, opcodes, states, emptyBuffer, sentCloseFrameState } = __nccwpck_require__(7119)
+const { kReadyState, kSentClose, kResponse, kReceivedClose } = __nccwpck_require__(4911)
+const { channels } = __nccwpck_require__(5458)
 const {
   isValidStatusCode,
   isValidOpcode,
@@ -26794,11 +26794,11 @@ const {
   isControlFrame,
   isTextBinaryFrame,
   isContinuationFrame
-} = __nccwpck_require__(7417)
-const { WebsocketFrameSend } = __nccwpck_require__(4024)
-const { closeWebSocketConnection } = __nccwpck_require__(9913)
-const { PerMessageDeflate } = __nccwpck_require__(9477)
-const { MessageSizeExceededError } = __nccwpck_require__(9611)
+} = __nccwpck_require__(965)
+const { WebsocketFrameSend } = __nccwpck_require__(9676)
+const { closeWebSocketConnection } = __nccwpck_require__(773)
+const { PerMessageDeflate } = __nccwpck_require__(4841)
+const { MessageSizeExceededError } = __nccwpck_require__(3959)
 
 function failWebsocketConnectionWithCode (ws, code, reason) {
   closeWebSocketConnection(ws, code, reason, Buffer.byteLength(reason))
@@ -27309,14 +27309,14 @@ module.exports = {
 
 /***/ }),
 
-/***/ 9332:
+/***/ 504:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { WebsocketFrameSend } = __nccwpck_require__(4024)
-const { opcodes, sendHints } = __nccwpck_require__(664)
-const FixedQueue = __nccwpck_require__(7596)
+const { WebsocketFrameSend } = __nccwpck_require__(9676)
+const { opcodes, sendHints } = __nccwpck_require__(7119)
+const FixedQueue = __nccwpck_require__(5464)
 
 /** @type {typeof Uint8Array} */
 const FastBuffer = Buffer[Symbol.species]
@@ -27420,7 +27420,7 @@ module.exports = { SendQueue }
 
 /***/ }),
 
-/***/ 4808:
+/***/ 4911:
 /***/ ((module) => {
 
 
@@ -27439,16 +27439,16 @@ module.exports = {
 
 /***/ }),
 
-/***/ 7417:
+/***/ 965:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(4808)
-const { states, opcodes } = __nccwpck_require__(664)
-const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(9148)
+const { kReadyState, kController, kResponse, kBinaryType, kWebSocketURL } = __nccwpck_require__(4911)
+const { states, opcodes } = __nccwpck_require__(7119)
+const { ErrorEvent, createFastMessageEvent } = __nccwpck_require__(6760)
 const { isUtf8 } = __nccwpck_require__(4573)
-const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(6372)
+const { collectASequenceOfCodePointsFast, removeHTTPWhitespace } = __nccwpck_require__(192)
 
 /* globals Blob */
 
@@ -27768,15 +27768,15 @@ module.exports = {
 
 /***/ }),
 
-/***/ 566:
+/***/ 2522:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
 
 
-const { webidl } = __nccwpck_require__(605)
-const { URLSerializer } = __nccwpck_require__(6372)
-const { environmentSettingsObject } = __nccwpck_require__(4792)
-const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(664)
+const { webidl } = __nccwpck_require__(4625)
+const { URLSerializer } = __nccwpck_require__(192)
+const { environmentSettingsObject } = __nccwpck_require__(1204)
+const { staticPropertyDescriptors, states, sentCloseFrameState, sendHints } = __nccwpck_require__(7119)
 const {
   kWebSocketURL,
   kReadyState,
@@ -27785,21 +27785,21 @@ const {
   kResponse,
   kSentClose,
   kByteParser
-} = __nccwpck_require__(4808)
+} = __nccwpck_require__(4911)
 const {
   isConnecting,
   isEstablished,
   isClosing,
   isValidSubprotocol,
   fireEvent
-} = __nccwpck_require__(7417)
-const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(9913)
-const { ByteParser } = __nccwpck_require__(5660)
-const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(9192)
-const { getGlobalDispatcher } = __nccwpck_require__(4221)
+} = __nccwpck_require__(965)
+const { establishWebSocketConnection, closeWebSocketConnection } = __nccwpck_require__(773)
+const { ByteParser } = __nccwpck_require__(1872)
+const { kEnumerableProperty, isBlobLike } = __nccwpck_require__(9500)
+const { getGlobalDispatcher } = __nccwpck_require__(1481)
 const { types } = __nccwpck_require__(7975)
-const { ErrorEvent, CloseEvent } = __nccwpck_require__(9148)
-const { SendQueue } = __nccwpck_require__(9332)
+const { ErrorEvent, CloseEvent } = __nccwpck_require__(6760)
+const { SendQueue } = __nccwpck_require__(504)
 
 // https://websockets.spec.whatwg.org/#interface-definition
 class WebSocket extends EventTarget {
@@ -28370,13 +28370,13 @@ module.exports = {
 
 /***/ }),
 
-/***/ 4726:
+/***/ 1731:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 /* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
 /* harmony export */   _: () => (/* binding */ USER_AGENT)
 /* harmony export */ });
-/* harmony import */ var _reoclo_protocol__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1836);
+/* harmony import */ var _reoclo_protocol__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(9672);
 
 /** The published action's user agent (spec §7), so audit filters keep matching, plus ours. */
 const USER_AGENT = `${_reoclo_protocol__WEBPACK_IMPORTED_MODULE_0__/* .PUBLISHED_USER_AGENTS */ .Qv.run} (reoclo-run/2)`;
@@ -28384,12 +28384,12 @@ const USER_AGENT = `${_reoclo_protocol__WEBPACK_IMPORTED_MODULE_0__/* .PUBLISHED
 
 /***/ }),
 
-/***/ 2033:
+/***/ 4550:
 /***/ ((module, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(module, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _reoclo_action_kit__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(1610);
-/* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4726);
+/* harmony import */ var _reoclo_action_kit__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(8029);
+/* harmony import */ var _constants_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(1731);
 
 
 await (0,_reoclo_action_kit__WEBPACK_IMPORTED_MODULE_0__/* .cancelLeftOperation */ .FX)(_constants_js__WEBPACK_IMPORTED_MODULE_1__/* .USER_AGENT */ ._);
@@ -28399,7 +28399,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 1610:
+/***/ 8029:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -28412,7 +28412,7 @@ __nccwpck_require__.d(__webpack_exports__, {
 
 ;// CONCATENATED MODULE: external "os"
 const external_os_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("os");
-;// CONCATENATED MODULE: ../../../main/node_modules/@actions/core/lib/utils.js
+;// CONCATENATED MODULE: ../../node_modules/@actions/core/lib/utils.js
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
 /**
@@ -28448,7 +28448,7 @@ function utils_toCommandProperties(annotationProperties) {
     };
 }
 //# sourceMappingURL=utils.js.map
-;// CONCATENATED MODULE: ../../../main/node_modules/@actions/core/lib/command.js
+;// CONCATENATED MODULE: ../../node_modules/@actions/core/lib/command.js
 
 
 /**
@@ -28544,7 +28544,7 @@ function escapeProperty(s) {
 const external_crypto_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("crypto");
 ;// CONCATENATED MODULE: external "fs"
 const external_fs_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("fs");
-;// CONCATENATED MODULE: ../../../main/node_modules/@actions/core/lib/file-command.js
+;// CONCATENATED MODULE: ../../node_modules/@actions/core/lib/file-command.js
 // For internal use, subject to change.
 // We use any as a valid input type
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -28587,7 +28587,7 @@ var external_http_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_
 // EXTERNAL MODULE: external "https"
 var external_https_ = __nccwpck_require__(5692);
 var external_https_namespaceObject = /*#__PURE__*/__nccwpck_require__.t(external_https_, 2);
-;// CONCATENATED MODULE: ../../../main/node_modules/@actions/http-client/lib/proxy.js
+;// CONCATENATED MODULE: ../../node_modules/@actions/http-client/lib/proxy.js
 function getProxyUrl(reqUrl) {
     const usingSsl = reqUrl.protocol === 'https:';
     if (checkBypass(reqUrl)) {
@@ -28678,11 +28678,11 @@ class DecodedURL extends URL {
     }
 }
 //# sourceMappingURL=proxy.js.map
-// EXTERNAL MODULE: ../../../main/node_modules/tunnel/index.js
-var tunnel = __nccwpck_require__(9898);
-// EXTERNAL MODULE: ../../../main/node_modules/undici/index.js
-var undici = __nccwpck_require__(5704);
-;// CONCATENATED MODULE: ../../../main/node_modules/@actions/http-client/lib/index.js
+// EXTERNAL MODULE: ../../node_modules/tunnel/index.js
+var tunnel = __nccwpck_require__(5070);
+// EXTERNAL MODULE: ../../node_modules/undici/index.js
+var undici = __nccwpck_require__(1684);
+;// CONCATENATED MODULE: ../../node_modules/@actions/http-client/lib/index.js
 /* eslint-disable @typescript-eslint/no-explicit-any */
 var __awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
@@ -29379,7 +29379,7 @@ class HttpClient {
 }
 const lowercaseKeys = (obj) => Object.keys(obj).reduce((c, k) => ((c[k.toLowerCase()] = obj[k]), c), {});
 //# sourceMappingURL=index.js.map
-;// CONCATENATED MODULE: ../../../main/node_modules/@actions/http-client/lib/auth.js
+;// CONCATENATED MODULE: ../../node_modules/@actions/http-client/lib/auth.js
 var auth_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -29455,7 +29455,7 @@ class PersonalAccessTokenCredentialHandler {
     }
 }
 //# sourceMappingURL=auth.js.map
-;// CONCATENATED MODULE: ../../../main/node_modules/@actions/core/lib/oidc-utils.js
+;// CONCATENATED MODULE: ../../node_modules/@actions/core/lib/oidc-utils.js
 var oidc_utils_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -29529,7 +29529,7 @@ class OidcClient {
     }
 }
 //# sourceMappingURL=oidc-utils.js.map
-;// CONCATENATED MODULE: ../../../main/node_modules/@actions/core/lib/summary.js
+;// CONCATENATED MODULE: ../../node_modules/@actions/core/lib/summary.js
 var summary_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -29810,7 +29810,7 @@ const _summary = new Summary();
 const markdownSummary = (/* unused pure expression or super */ null && (_summary));
 const summary = (/* unused pure expression or super */ null && (_summary));
 //# sourceMappingURL=summary.js.map
-;// CONCATENATED MODULE: ../../../main/node_modules/@actions/core/lib/path-utils.js
+;// CONCATENATED MODULE: ../../node_modules/@actions/core/lib/path-utils.js
 
 /**
  * toPosixPath converts the given path to the posix form. On Windows, \\ will be
@@ -29845,14 +29845,14 @@ function toPlatformPath(pth) {
 }
 //# sourceMappingURL=path-utils.js.map
 // EXTERNAL MODULE: external "string_decoder"
-var external_string_decoder_ = __nccwpck_require__(3193);
+var external_string_decoder_ = __nccwpck_require__(5574);
 // EXTERNAL MODULE: external "events"
 var external_events_ = __nccwpck_require__(4434);
 ;// CONCATENATED MODULE: external "child_process"
 const external_child_process_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("child_process");
 // EXTERNAL MODULE: external "assert"
 var external_assert_ = __nccwpck_require__(2613);
-;// CONCATENATED MODULE: ../../../main/node_modules/@actions/io/lib/io-util.js
+;// CONCATENATED MODULE: ../../node_modules/@actions/io/lib/io-util.js
 var io_util_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -30032,7 +30032,7 @@ function getCmdPath() {
     return (_a = process.env['COMSPEC']) !== null && _a !== void 0 ? _a : `cmd.exe`;
 }
 //# sourceMappingURL=io-util.js.map
-;// CONCATENATED MODULE: ../../../main/node_modules/@actions/io/lib/io.js
+;// CONCATENATED MODULE: ../../node_modules/@actions/io/lib/io.js
 var io_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -30306,7 +30306,7 @@ function io_copyFile(srcFile, destFile, force) {
 //# sourceMappingURL=io.js.map
 ;// CONCATENATED MODULE: external "timers"
 const external_timers_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("timers");
-;// CONCATENATED MODULE: ../../../main/node_modules/@actions/exec/lib/toolrunner.js
+;// CONCATENATED MODULE: ../../node_modules/@actions/exec/lib/toolrunner.js
 var toolrunner_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -30894,7 +30894,7 @@ class ExecState extends external_events_.EventEmitter {
     }
 }
 //# sourceMappingURL=toolrunner.js.map
-;// CONCATENATED MODULE: ../../../main/node_modules/@actions/exec/lib/exec.js
+;// CONCATENATED MODULE: ../../node_modules/@actions/exec/lib/exec.js
 var exec_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -30974,7 +30974,7 @@ function getExecOutput(commandLine, args, options) {
     });
 }
 //# sourceMappingURL=exec.js.map
-;// CONCATENATED MODULE: ../../../main/node_modules/@actions/core/lib/platform.js
+;// CONCATENATED MODULE: ../../node_modules/@actions/core/lib/platform.js
 var platform_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -31039,7 +31039,7 @@ function getDetails() {
     });
 }
 //# sourceMappingURL=platform.js.map
-;// CONCATENATED MODULE: ../../../main/node_modules/@actions/core/lib/core.js
+;// CONCATENATED MODULE: ../../node_modules/@actions/core/lib/core.js
 var core_awaiter = (undefined && undefined.__awaiter) || function (thisArg, _arguments, P, generator) {
     function adopt(value) { return value instanceof P ? value : new P(function (resolve) { resolve(value); }); }
     return new (P || (P = Promise))(function (resolve, reject) {
@@ -31360,7 +31360,7 @@ function getIDToken(aud) {
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: ../../packages/protocol/src/index.ts + 32 modules
-var src = __nccwpck_require__(1836);
+var src = __nccwpck_require__(9672);
 ;// CONCATENATED MODULE: ../../packages/client/src/errors.ts
 // Errors that keep the API's envelope (spec §1), so callers can branch on `code` and show
 // `detail` as the service worded it.
@@ -32891,7 +32891,7 @@ async function cancelLeftOperation(userAgent) {
 
 /***/ }),
 
-/***/ 1836:
+/***/ 9672:
 /***/ ((__unused_webpack_module, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -32928,7 +32928,7 @@ __nccwpck_require__.d(__webpack_exports__, {
   Q: () => (/* reexport */ statusEventSchema)
 });
 
-// UNUSED EXPORTS: ACL_RESOURCES, ACL_RESOURCE_NAMES, ALL_PERMISSIONS, COMMAND_MAX_CHARS, COMMIT_REF_MAX_CHARS, CURSOR_MAX_CHARS, DEFAULT_MAX_TIMEOUT_SECONDS, DEFAULT_OUTPUT_CAP_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RATE_LIMIT_PER_HOUR, DEFAULT_RATE_LIMIT_PER_MINUTE, DEFAULT_SYNC_WAIT_SECONDS, DEFAULT_TIMEOUT_SECONDS, ENV_MAX_BYTES, ENV_MAX_KEYS, ENV_NAME_PATTERN, ERROR_CODES, ERROR_CODE_LIST, IDEMPOTENCY_KEY_MAX_CHARS, IDEMPOTENCY_RETENTION_MS, INTEGRATION_KEY_PREFIX, INTEGRATION_KEY_PRESETS, KEY_CHECKSUM_LENGTH, KEY_EXPIRY_CHOICES, KEY_RANDOM_LENGTH, KEY_TOTAL_LENGTH, MANAGEMENT_BASE_PATH, MASK_MIN_LENGTH, MAX_PAGE_SIZE, MIN_MAX_TIMEOUT_SECONDS, OPERATION_OUTCOMES, OPERATION_STATUSES, OPERATION_TYPES, PERMISSION_LEAST_ROLE, PRESET_ACLS, PUBLISHED_CLIENT_POLL_INTERVAL_MS, REGISTRY_TYPES, REGISTRY_URL_MAX_CHARS, ROLES, RUN_CONTEXT_VALUE_MAX_CHARS, RUN_ID_MAX_CHARS, SSE_EVENT_NAMES, TERMINAL_OUTCOMES, TERMINAL_STATUSES, UUID_PATTERN, WORKING_DIRECTORY_MAX_CHARS, aclAllows, aclIntersection, aclPermissions, aclSchema, automationKeyPattern, createExecRequestSchema, deployRequestSchema, errorEventSchema, execFinishedResponseSchema, execRequestSchema, execRunningResponseSchema, gitRefProblem, idempotencyKeySchema, integrationKeyPattern, isAutomationKeyShape, isUuid, isValidGitRef, keyExpirySchema, oidcExchangeRequestSchema, operationListQuerySchema, operationOutcomeSchema, operationResultSchema, operationStatusSchema, optionalRunContextSchema, rebootRequestSchema, registryLoginRequestSchema, registryLogoutRequestSchema, registryTypeSchema, restartRequestSchema, roleAcl, roleAtLeast, roleSchema, runContextSchema, sseEventDataSchemas, statusOfOutcome, terminalOutcomeSchema, terminalStatusSchema, validationDetail, withOutcome, zodIssuesToFields
+// UNUSED EXPORTS: ACL_RESOURCES, ACL_RESOURCE_NAMES, ALL_PERMISSIONS, COMMAND_MAX_CHARS, COMMIT_REF_MAX_CHARS, CURSOR_MAX_CHARS, DEFAULT_MAX_TIMEOUT_SECONDS, DEFAULT_OUTPUT_CAP_BYTES, DEFAULT_PAGE_SIZE, DEFAULT_RATE_LIMIT_PER_HOUR, DEFAULT_RATE_LIMIT_PER_MINUTE, DEFAULT_SYNC_WAIT_SECONDS, DEFAULT_TIMEOUT_SECONDS, DEFAULT_TRUST_LIFETIME_SECONDS, ENV_MAX_BYTES, ENV_MAX_KEYS, ENV_NAME_PATTERN, ERROR_CODES, ERROR_CODE_LIST, IDEMPOTENCY_KEY_MAX_CHARS, IDEMPOTENCY_RETENTION_MS, INTEGRATION_KEY_PREFIX, INTEGRATION_KEY_PRESETS, KEY_CHECKSUM_LENGTH, KEY_EXPIRY_CHOICES, KEY_RANDOM_LENGTH, KEY_TOTAL_LENGTH, MANAGEMENT_BASE_PATH, MASK_MIN_LENGTH, MAX_PAGE_SIZE, MAX_TRUST_LIFETIME_SECONDS, MIN_MAX_TIMEOUT_SECONDS, MIN_TRUST_LIFETIME_SECONDS, OIDC_EXCHANGE_PATH, OPERATION_OUTCOMES, OPERATION_STATUSES, OPERATION_TYPES, PERMISSION_LEAST_ROLE, PRESET_ACLS, PUBLISHED_CLIENT_POLL_INTERVAL_MS, REGISTRY_TYPES, REGISTRY_URL_MAX_CHARS, ROLES, RUN_CONTEXT_VALUE_MAX_CHARS, RUN_ID_MAX_CHARS, SSE_EVENT_NAMES, TERMINAL_OUTCOMES, TERMINAL_STATUSES, UUID_PATTERN, VERIFIED_CLAIM_NAMES, WORKING_DIRECTORY_MAX_CHARS, aclAllows, aclIntersection, aclPermissions, aclSchema, automationKeyPattern, createExecRequestSchema, deployRequestSchema, errorEventSchema, execFinishedResponseSchema, execRequestSchema, execRunningResponseSchema, gitRefProblem, idempotencyKeySchema, integrationKeyPattern, isAutomationKeyShape, isUuid, isValidGitRef, keyExpirySchema, oidcExchangeRequestSchema, operationListQuerySchema, operationOutcomeSchema, operationResultSchema, operationStatusSchema, optionalRunContextSchema, rebootRequestSchema, registryLoginRequestSchema, registryLogoutRequestSchema, registryTypeSchema, restartRequestSchema, roleAcl, roleAtLeast, roleSchema, runContextSchema, sseEventDataSchemas, statusOfOutcome, terminalOutcomeSchema, terminalStatusSchema, validationDetail, verifiedRunContextSchema, withOutcome, zodIssuesToFields
 
 ;// CONCATENATED MODULE: ../../packages/protocol/src/limits.ts
 // Every number of the contract (spec §1–§9) in one place, so the service, the client and
@@ -32992,7 +32992,7 @@ const MAX_PAGE_SIZE = 200;
 /** Longest `cursor` accepted back; the `next_cursor` values the service gives out are shorter. */
 const CURSOR_MAX_CHARS = 256;
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/util.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/util.js
 
 // functions
 function assertEqual(val) {
@@ -33867,7 +33867,7 @@ function constantCatch(value) {
     return fn;
 }
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/core.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/core.js
 var _a;
 
 /** A special constant with type `never` */
@@ -34010,7 +34010,7 @@ function config(newConfig) {
     return globalConfig;
 }
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/memoizer.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/memoizer.js
 
 class $ZodCyclicError extends Error {
     constructor() {
@@ -34323,7 +34323,7 @@ function isBackEdge(ctx, value) {
     return backEdges !== undefined && isRef(value) && backEdges.has(value);
 }
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/regexes.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/regexes.js
 
 /**
  * @deprecated CUID v1 is deprecated by its authors due to information leakage
@@ -34481,7 +34481,7 @@ const sha512_hex = /^[0-9a-fA-F]{128}$/;
 const sha512_base64 = /*@__PURE__*/ (/* unused pure expression or super */ null && (fixedBase64(86, "==")));
 const sha512_base64url = /*@__PURE__*/ (/* unused pure expression or super */ null && (fixedBase64url(86)));
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/checks.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/checks.js
 // import { $ZodType } from "./schemas.js";
 
 
@@ -34999,7 +34999,7 @@ const $ZodCheckOverwrite = /*@__PURE__*/ $constructor("$ZodCheckOverwrite", (ins
     };
 });
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/doc.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/doc.js
 class Doc {
     constructor(args = [], closed = {}) {
         this.content = [];
@@ -35039,14 +35039,14 @@ class Doc {
     }
 }
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/versions.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/versions.js
 const version = {
     major: 4,
     minor: 6,
     patch: 7,
 };
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/schemas.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/schemas.js
 
 
 
@@ -37684,7 +37684,7 @@ function handleRefineResult(result, payload, input, inst) {
     }
 }
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/registries.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/registries.js
 var registries_a;
 const $output = /*@__PURE__*/ (/* unused pure expression or super */ null && (Symbol("ZodOutput")));
 const $input = /*@__PURE__*/ (/* unused pure expression or super */ null && (Symbol("ZodInput")));
@@ -37737,7 +37737,7 @@ function registry() {
 (registries_a = globalThis).__zod_globalRegistry ?? (registries_a.__zod_globalRegistry = registry());
 const globalRegistry = globalThis.__zod_globalRegistry;
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/api.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/api.js
 
 
 
@@ -38842,7 +38842,7 @@ function _stringFormat(Class, format, fnOrRegex, _params = {}) {
     return inst;
 }
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/to-json-schema.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/to-json-schema.js
 
 
 function assignProps(target, ...sources) {
@@ -39495,7 +39495,7 @@ const createStandardJSONSchemaMethod = (schema, io, processors = {}) => (params)
     return to_json_schema_finalize(ctx, schema);
 };
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/json-schema-processors.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/json-schema-processors.js
 
 
 
@@ -40340,7 +40340,7 @@ function toJSONSchema(input, params) {
     return finalize(ctx, input);
 }
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/locales/en.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/locales/en.js
 
 const error = () => {
     const Sizable = {
@@ -40467,7 +40467,7 @@ const error = () => {
     };
 }
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/errors.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/errors.js
 
 
 /* Computing the message eagerly is expensive (pretty-printed JSON of all
@@ -40736,7 +40736,7 @@ function prettifyError(error) {
     return lines.join("\n");
 }
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/core/parse.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/core/parse.js
 
 
 
@@ -40913,7 +40913,7 @@ const _safeDecodeAsync = (_Err) => async (schema, value, _ctx) => {
 };
 const safeDecodeAsync = /* @__PURE__*/ _safeDecodeAsync($ZodRealError);
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/classic/errors.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/classic/errors.js
 
 
 
@@ -40972,7 +40972,7 @@ const ZodRealError = /*@__PURE__*/ $constructor("ZodError", errors_initializer, 
 // /** @deprecated Use `z.core.$ZodErrorMapCtx` instead. */
 // export type ErrorMapCtx = core.$ZodErrorMapCtx;
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/classic/parse.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/classic/parse.js
 
 
 const classic_parse_parse = /* @__PURE__ */ _parse(ZodRealError);
@@ -40990,7 +40990,7 @@ const parse_safeDecode = /* @__PURE__ */ _safeDecode(ZodRealError);
 const parse_safeEncodeAsync = /* @__PURE__ */ _safeEncodeAsync(ZodRealError);
 const parse_safeDecodeAsync = /* @__PURE__ */ _safeDecodeAsync(ZodRealError);
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/classic/schemas.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/classic/schemas.js
 
 
 
@@ -41370,7 +41370,7 @@ const ZodUUID = /*@__PURE__*/ $constructor("ZodUUID", (inst, def) => {
     ZodStringFormat.init(inst, def);
 });
 function schemas_uuid(params) {
-    return core._uuid(ZodUUID, params);
+    return _uuid(ZodUUID, params);
 }
 function uuidv4(params) {
     return core._uuidv4(ZodUUID, params);
@@ -42527,8 +42527,65 @@ function preprocess(fn, schema) {
     });
 }
 
+;// CONCATENATED MODULE: ../../packages/protocol/src/oidc.ts
+// Keyless CI (spec §12): a CI job's OIDC ID token exchanged for a short-lived automation key, and
+// the verified claims that then stand for the run in operations and audit rows.
+
+/** Path of the exchange under the automation API's base path. */
+const OIDC_EXCHANGE_PATH = "/oidc/exchange";
+/** A minted key lives this long unless its policy says otherwise (spec §12: 15 min)… */
+const DEFAULT_TRUST_LIFETIME_SECONDS = 900;
+/** …and never less than this or more than an hour. */
+const MIN_TRUST_LIFETIME_SECONDS = 60;
+const MAX_TRUST_LIFETIME_SECONDS = 3600;
+/** The claims of a verified token kept as the run's context (those present; GitHub's and GitLab's names). */
+const VERIFIED_CLAIM_NAMES = [
+    "sub",
+    "repository",
+    "repository_owner",
+    "ref",
+    "ref_type",
+    "environment",
+    "workflow",
+    "workflow_ref",
+    "job_workflow_ref",
+    "event_name",
+    "run_id",
+    "run_attempt",
+    "actor",
+    "sha",
+];
+/**
+ * An operation's `run_context` when its key was minted from an OIDC token: the claims the issuer
+ * signed, `verified: true`, and the issuer. Never taken from a request body.
+ */
+const verifiedRunContextSchema = object({
+    verified: literal(true),
+    issuer: schemas_string(),
+    provider: schemas_string().optional(),
+    trigger: schemas_string().optional(),
+    ...Object.fromEntries(VERIFIED_CLAIM_NAMES.map((name) => [name, schemas_string().optional()])),
+});
+/** `POST /oidc/exchange` body. */
+const oidcExchangeRequestSchema = object({
+    token: schemas_string({ error: "token is required: the CI's OIDC ID token (a JWT)." })
+        .min(1, { error: "token is required: the CI's OIDC ID token (a JWT)." })
+        .max(16_384, { error: "token must be at most 16384 characters long." })
+        .describe("The CI job's OIDC ID token (a JWT)."),
+    policy_id: schemas_uuid({ error: "policy_id must be a trust policy's id." })
+        .optional()
+        .describe("The trust policy to use when several of the organisation's policies match the token."),
+});
+/** `POST /oidc/exchange` answer: an ordinary automation key, shown this once. */
+const oidcExchangeResponseSchema = object({
+    key: schemas_string().describe("The short-lived automation key (`rca_…`)."),
+    expires_at: schemas_string().describe("When the key stops working (ISO-8601 UTC)."),
+    policy_id: schemas_string().describe("The trust policy that granted it."),
+});
+
 ;// CONCATENATED MODULE: ../../packages/protocol/src/http.ts
 // Header names and route paths typed once, so a typo is a compile error, not a silent miss.
+
 
 
 const HEADERS = {
@@ -42580,7 +42637,7 @@ const ROUTES = {
     operation: "/operations/:operation_id",
     operationEvents: "/operations/:operation_id/events",
     operationCancel: "/operations/:operation_id/cancel",
-    oidcExchange: "/oidc/exchange",
+    oidcExchange: OIDC_EXCHANGE_PATH,
 };
 /** Absolute path of one operation's resource; the id is URL-encoded because it is caller data. */
 function operationPath(operationId, suffix = "") {
@@ -42631,6 +42688,8 @@ const ERROR_CODES = {
     database_unavailable: 503,
     audit_unavailable: 503,
     service_unavailable: 503,
+    // The OIDC exchange (spec §12): the token's issuer did not answer for its signing keys.
+    oidc_issuer_unavailable: 503,
 };
 const ERROR_CODE_LIST = Object.keys(ERROR_CODES);
 function isErrorCode(value) {
@@ -42742,7 +42801,7 @@ const runIdSchema = nullAsAbsent(union([schemas_string(), runIdNumber], { error:
     .refine((value) => !hasNul(value), { error: "run_id must not contain a NUL character." })
     .transform((value) => (value === "" ? undefined : value))).describe("The CI run the operation belongs to (e.g. GITHUB_RUN_ID; a number is accepted); empty means none.");
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/classic/iso.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/classic/iso.js
 
 
 
@@ -42759,7 +42818,7 @@ function iso_duration(params) {
     return core._isoDuration(ZodISODuration, params);
 }
 
-;// CONCATENATED MODULE: ../../../main/node_modules/zod/v4/classic/coerce.js
+;// CONCATENATED MODULE: ../../node_modules/zod/v4/classic/coerce.js
 
 
 function coerce_string(params) {
@@ -42780,6 +42839,7 @@ function coerce_date(params) {
 
 ;// CONCATENATED MODULE: ../../packages/protocol/src/operations.ts
 // Operations as the polling clients see them (spec §3, §4, §6).
+
 
 
 
@@ -42918,7 +42978,10 @@ const operationObjectSchema = object({
     reason: schemas_string().nullable().default(null),
     result: operationResultSchema.optional(),
     run_id: schemas_string().nullable(),
-    run_context: runContextSchema.nullish().transform((value) => value ?? null),
+    /** As the request claimed it, or the verified claims of a key minted from an OIDC token (`verified: true`). */
+    run_context: union([verifiedRunContextSchema, runContextSchema])
+        .nullish()
+        .transform((value) => value ?? null),
     /** ISO-8601 UTC, e.g. `2025-01-31T12:00:00.000Z`. */
     started_at: isoTimestamp,
     completed_at: isoTimestamp.nullable(),
@@ -43292,21 +43355,6 @@ function isAutomationKeyShape(value) {
 const KEY_EXPIRY_CHOICES = ["30d", "90d", "1y", "never"];
 const keyExpirySchema = schemas_enum(KEY_EXPIRY_CHOICES);
 
-;// CONCATENATED MODULE: ../../packages/protocol/src/oidc.ts
-// `POST /oidc/exchange` (spec §12): a CI job's OpenID Connect ID token for a short-lived
-// automation key, under a trust policy. Refusals are 401 with the usual envelope; 503 when the
-// service cannot reach the token's issuer.
-
-
-const oidcExchangeRequestSchema = object({ token: schemas_string().min(1) });
-const oidcExchangeResponseSchema = object({
-    /** An ordinary automation key, bound to the policy's scope; never logged. */
-    key: schemas_string().startsWith(KEY_PREFIX),
-    /** ISO 8601: the policy's lifetime from now (15 min by default, at most 1 h). */
-    expires_at: schemas_string().min(1),
-    policy_id: schemas_string().min(1),
-});
-
 ;// CONCATENATED MODULE: ../../packages/protocol/src/roles.ts
 // Who may do what on the management API (spec §11): people's roles, the integration keys'
 // resource × action matrix of seed 001, and its presets. The service checks these; the
@@ -43631,7 +43679,7 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:zlib");
 
 /***/ }),
 
-/***/ 3193:
+/***/ 5574:
 /***/ ((module) => {
 
 module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("string_decoder");
@@ -43820,6 +43868,6 @@ module.exports = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("util");
 /******/ // startup
 /******/ // Load entry module and return exports
 /******/ // This entry module used 'module' so it can't be inlined
-/******/ var __webpack_exports__ = __nccwpck_require__(2033);
+/******/ var __webpack_exports__ = __nccwpck_require__(4550);
 /******/ __webpack_exports__ = await __webpack_exports__;
 /******/ 
