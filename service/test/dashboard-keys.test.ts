@@ -12,6 +12,9 @@ import { dashboardSession, type DashboardSession } from "./fixtures/dashboard";
 import { createTestDatabase, type TestDatabase } from "./fixtures/db";
 import { seedKey, seedServer } from "./fixtures/entities";
 import { managementBase, signInCookie, verbServices } from "./fixtures/people";
+import { ADMIN } from "../src/access/principal";
+import { trustPoliciesList } from "../src/control/trust-policies";
+import { invoke } from "../src/control/verb";
 
 /** The one-time value of the read-only field `id` of a page. */
 const shownValue = (html: string, id: string) =>
@@ -176,6 +179,50 @@ describe("dashboard: API keys and users (postgres)", () => {
     expect(forged.html).not.toMatch(/rca_[0-9A-Za-z]{20,}/);
     expect((await listKeys(ctx)).length).toBe(before);
     expect((await listKeys(ctx)).some((k) => k.name === "sneaky")).toBe(false);
+  });
+
+  it("a manager creates a trust policy on the Trust Policies tab and removes it; a viewer sees it without the buttons", async () => {
+    const form = await manager.get("/keys/trust/new");
+    expect(form.status).toBe(200);
+    const created = await manager.post("/keys/trust", {
+      name: "shop-main",
+      issuer: "https://token.actions.githubusercontent.com",
+      audience: "https://reoclo.example.com",
+      conditions: "repository=acme/shop\nref=refs/heads/main",
+      server_ids: [server.id],
+      operations: ["exec"],
+      lifetime_seconds: "600",
+    });
+    expect(created.status).toBe(303);
+    expect(created.location).toBe("/keys?tab=trust&done=policyCreated");
+    const [policy] = (await invoke(trustPoliciesList, verbServices(t), ADMIN, {})).items;
+    expect(policy).toMatchObject({
+      name: "shop-main",
+      conditions: { repository: "acme/shop", ref: "refs/heads/main" },
+      server_ids: [server.id],
+      lifetime_seconds: 600,
+    });
+    const refused = await manager.post("/keys/trust", {
+      name: "too-open",
+      issuer: "http://token.example.com",
+      audience: "https://reoclo.example.com",
+      conditions: "repository=acme/*",
+      all_servers: "1",
+      operations: ["exec"],
+    });
+    expect(refused.status).toBe(422);
+    expect(refused.html).toContain('value="too-open"');
+
+    const seen = await viewer.get("/keys?tab=trust");
+    expect(seen.html).toContain("shop-main");
+    expect(seen.html).toContain("repository=acme/shop");
+    expect(seen.html).not.toContain("Create a trust policy");
+    expect(seen.html).not.toContain("Remove trust policy");
+    expect((await viewer.post(`/keys/trust/${policy!.id}/remove`, {})).status).toBe(403);
+
+    const removed = await manager.post(`/keys/trust/${policy!.id}/remove`, {});
+    expect(removed.status).toBe(303);
+    expect((await invoke(trustPoliciesList, verbServices(t), ADMIN, {})).items).toEqual([]);
   });
 
   it("a developer creates a Deploy Only integration key, shown once with a curl example", async () => {

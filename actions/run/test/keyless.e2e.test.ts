@@ -1,9 +1,12 @@
 // The run action without an api_key (issue 18, spec §12): it asks the runner for the job's OIDC
 // ID token, exchanges it with the service for a key, masks both and runs the command with the
 // key. Run as the runner runs a step (runner.ts, with its ID token endpoint), from source and the
-// main case from the committed bundle too, with tokens signed by the test bed's issuer. The service's exchange is stood in for by a loopback
-// server in front of the real service: it answers POST /oidc/exchange as the contract says and
-// forwards everything else, so the command still runs through the real service on a real host.
+// main case from the committed bundle too, with tokens signed by the test bed's issuer. Here the
+// service's exchange is stood in for by a loopback server in front of the real service (it answers
+// POST /oidc/exchange as the contract says and forwards everything else, so the command still runs
+// through the real service on a real host), to give the action the answers a real service cannot
+// be made to give on demand (an older service without the route, a refusal of a given shape).
+// The same path through the service's real exchange and trust policies: oidc.e2e.test.ts.
 import { writeFileSync } from "node:fs";
 import { createServer, request, type IncomingHttpHeaders, type Server } from "node:http";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
