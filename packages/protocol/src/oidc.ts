@@ -1,6 +1,7 @@
 // Keyless CI (spec §12): a CI job's OIDC ID token exchanged for a short-lived automation key, and
 // the verified claims that then stand for the run in operations and audit rows.
 import { z } from "zod";
+import { KEY_PREFIX } from "./limits.js";
 
 /** Path of the exchange under the automation API's base path. */
 export const OIDC_EXCHANGE_PATH = "/oidc/exchange";
@@ -67,7 +68,7 @@ export type OidcExchangeRequest = z.infer<typeof oidcExchangeRequestSchema>;
 
 /** `POST /oidc/exchange` answer: an ordinary automation key, shown this once. */
 export const oidcExchangeResponseSchema = z.object({
-  key: z.string().describe("The short-lived automation key (`rca_…`)."),
+  key: z.string().startsWith(KEY_PREFIX).describe("The short-lived automation key (`rca_…`)."),
   expires_at: z.string().describe("When the key stops working (ISO-8601 UTC)."),
   policy_id: z.string().describe("The trust policy that granted it."),
 });

@@ -23,6 +23,7 @@ describe("error codes", () => {
       application_not_in_scope: 403,
       forbidden: 403,
       not_found: 404,
+      oidc_issuer_unavailable: 503,
       route_not_found: 404,
       method_not_allowed: 405,
       request_timeout: 408,

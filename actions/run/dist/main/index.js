@@ -40942,6 +40942,7 @@ function preprocess(fn, schema) {
 // Keyless CI (spec §12): a CI job's OIDC ID token exchanged for a short-lived automation key, and
 // the verified claims that then stand for the run in operations and audit rows.
 
+
 /** Path of the exchange under the automation API's base path. */
 const OIDC_EXCHANGE_PATH = "/oidc/exchange";
 /** A minted key lives this long unless its policy says otherwise (spec §12: 15 min)… */
@@ -40989,7 +40990,7 @@ const oidcExchangeRequestSchema = object({
 });
 /** `POST /oidc/exchange` answer: an ordinary automation key, shown this once. */
 const oidcExchangeResponseSchema = object({
-    key: schemas_string().describe("The short-lived automation key (`rca_…`)."),
+    key: schemas_string().startsWith(KEY_PREFIX).describe("The short-lived automation key (`rca_…`)."),
     expires_at: schemas_string().describe("When the key stops working (ISO-8601 UTC)."),
     policy_id: schemas_string().describe("The trust policy that granted it."),
 });
