@@ -187,6 +187,18 @@ describe.each(DRIVERS)("keyless CI: OIDC trust on %s", (driver) => {
     });
     expect(row.runContextClaimed).toMatchObject({ repository: "evil/repo" });
 
+    // The dashboard's page of the operation says the same: verified, by whom, and the real repository.
+    const page = await fetch(`${new URL(base).origin}/operations/${answer.operation_id}`, {
+      headers: { Cookie: viewer.cookie },
+    });
+    const html = await page.text();
+    expect(page.status).toBe(200);
+    expect(html).toContain(
+      `<span class="status status-active">verified</span> signed by <code>${issuer.issuer}</code>`,
+    );
+    expect(html).toContain("acme/shop");
+    expect(html).not.toContain("evil/repo");
+
     // Neither the token nor the key is in any audit row.
     const everything = JSON.stringify(await db.db.select().from(auditEvents));
     expect(everything).not.toContain(token);

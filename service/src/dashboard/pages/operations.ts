@@ -269,24 +269,38 @@ function operationsTable(items: readonly OperationDetail[], names: Names) {
 }
 
 function runContextFacts(op: OperationDetail) {
-  const ctx = op.run_context;
+  const ctx = op.run_context as Record<string, unknown> | null | undefined;
   if (!ctx) return [];
-  const labels: [keyof typeof ctx, string][] = [
+  const verified = ctx.verified === true;
+  const labels: [string, string][] = [
     ["provider", "CI provider"],
     ["repository", "Repository"],
     ["workflow", "Workflow"],
+    ["workflow_ref", "Workflow file"],
+    ["environment", "Environment"],
     ["trigger", "Trigger"],
     ["actor", "CI actor"],
     ["ref", "Git ref"],
     ["sha", "Commit"],
   ];
-  return labels
-    .filter(([k]) => ctx[k])
-    .map(
-      ([k, label]) =>
-        html`<dt>${label}</dt>
-          <dd>${ctx[k]}</dd>`,
-    );
+  // Verified: the issuer signed these claims (a key from a trust policy); claimed: the job said so.
+  const source = verified
+    ? html`<dt>Run context</dt>
+        <dd>
+          <span class="status status-active">verified</span> signed by <code>${String(ctx.issuer)}</code>
+        </dd>`
+    : html`<dt>Run context</dt>
+        <dd><span class="muted">claimed by the CI job, not verified</span></dd>`;
+  return [
+    source,
+    ...labels
+      .filter(([k]) => typeof ctx[k] === "string" && ctx[k] !== "")
+      .map(
+        ([k, label]) =>
+          html`<dt>${label}</dt>
+            <dd>${String(ctx[k])}</dd>`,
+      ),
+  ];
 }
 
 /** The stored output of a finished operation (its kept tails), so the page shows it without a script. */
