@@ -11,6 +11,7 @@ import { concurrency } from "./scenarios/concurrency";
 import { execLatency } from "./scenarios/exec-latency";
 import { firstOutput } from "./scenarios/first-output";
 import { keyLookup } from "./scenarios/key-lookup";
+import { oidcExchange } from "./scenarios/oidc-exchange";
 import { runAction } from "./scenarios/run-action";
 import { sseThroughput } from "./scenarios/sse-throughput";
 
@@ -22,6 +23,7 @@ import { sseThroughput } from "./scenarios/sse-throughput";
 const scenarios: Scenario[] = [
   keyLookup,
   access,
+  oidcExchange,
   execLatency,
   firstOutput,
   sseThroughput,
