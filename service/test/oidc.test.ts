@@ -363,6 +363,41 @@ describe.each(DRIVERS)("keyless CI: OIDC trust on %s", (driver) => {
     }
   });
 
+  it("ends an exchanged key at its expiry, and a removed policy's keys, on another instance too", async () => {
+    // A second instance of the service on the same database, as behind a load balancer.
+    const t2 = createTestApp(db, {
+      env: { REOCLO_SYNC_WAIT_SECONDS: "10" },
+      now: () => new Date(Date.now() + clockOffsetMs),
+    });
+    const served2 = await serveTestApp(t2);
+    const onSecond = (key: string) =>
+      fetch(`${served2.base}/key`, { headers: { Authorization: `Bearer ${key}` } });
+    try {
+      const { key } = (await (await exchange(await issuer.sign(goodClaims()))).json()) as { key: string };
+      expect((await onSecond(key)).status).toBe(200);
+      clockOffsetMs = 61_000;
+      expect((await onSecond(key)).status).toBe(401);
+      expect((await withKey(key, "/key")).status).toBe(401);
+      clockOffsetMs = 0;
+
+      const removable = await addPolicy(issuer.issuer, { conditions: { repository: "acme/elsewhere" } });
+      const minted = (await (
+        await exchange(await issuer.sign(goodClaims({ repository: "acme/elsewhere" })))
+      ).json()) as { key: string };
+      expect((await onSecond(minted.key)).status).toBe(200);
+      const removed = await fetch(`${api}/trust-policies/${removable.id}`, {
+        method: "DELETE",
+        headers: { Cookie: manager.cookie, Origin: new URL(base).origin },
+      });
+      expect(removed.status).toBe(200);
+      expect((await onSecond(minted.key)).status).toBe(401);
+    } finally {
+      clockOffsetMs = 0;
+      await served2.close();
+      await t2.close();
+    }
+  });
+
   it("revokes a removed policy's keys at their next request", async () => {
     const removable = await addPolicy(issuer.issuer, { conditions: { repository: "acme/removable" } });
     const res = await exchange(await issuer.sign(goodClaims({ repository: "acme/removable" })));
