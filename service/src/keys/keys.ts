@@ -39,28 +39,66 @@ const allowedIps = z.array(z.string());
 const perMinute = z.number().int().min(1).max(100_000);
 const perHour = z.number().int().min(1).max(1_000_000);
 
-export const createKeyInput = z
-  .object({
+/** What a key may reach and how often; a trust policy gives the keys it mints the same fields. */
+export const scopeFields = {
+  operations: keyOperations,
+  all_servers: z.boolean().default(false),
+  server_ids: serverIds.default([]),
+  all_credentials: z.boolean().default(false),
+  credential_ids: credentialIds.default([]),
+  allowed_ips: allowedIps.default([]),
+  rate_limit_per_minute: perMinute.default(DEFAULT_RATE_LIMIT_PER_MINUTE),
+  rate_limit_per_hour: perHour.default(DEFAULT_RATE_LIMIT_PER_HOUR),
+};
+
+/** The same fields in a change: each may be left out, and none has a default. */
+export const scopeChangeFields = {
+  operations: keyOperations.optional(),
+  all_servers: z.boolean().optional(),
+  server_ids: serverIds.optional(),
+  all_credentials: z.boolean().optional(),
+  credential_ids: credentialIds.optional(),
+  allowed_ips: allowedIps.optional(),
+  rate_limit_per_minute: perMinute.optional(),
+  rate_limit_per_hour: perHour.optional(),
+};
+
+interface ScopeChoice {
+  all_servers?: boolean | undefined;
+  server_ids?: string[] | undefined;
+  all_credentials?: boolean | undefined;
+  credential_ids?: string[] | undefined;
+}
+
+/** A list and "all" are never given together; a new scope (`whole`) names its servers one way. */
+export const withScopeRules = <T extends z.ZodType<ScopeChoice>>(schema: T, whole: boolean) =>
+  schema
+    .refine(
+      (v) =>
+        whole
+          ? v.all_servers !== (v.server_ids?.length ?? 0) > 0
+          : !(v.all_servers === true && v.server_ids?.length),
+      {
+        message: whole
+          ? "give exactly one of server_ids (a list of server ids) or all_servers"
+          : "give server_ids or all_servers, not both",
+        path: ["server_ids"],
+      },
+    )
+    .refine((v) => !(v.all_credentials === true && v.credential_ids?.length), {
+      message: "give credential_ids or all_credentials, not both",
+      path: ["credential_ids"],
+    });
+
+export const createKeyInput = withScopeRules(
+  z.object({
     org: z.string().optional(),
     name: keyName,
-    operations: keyOperations,
-    all_servers: z.boolean().default(false),
-    server_ids: serverIds.default([]),
-    all_credentials: z.boolean().default(false),
-    credential_ids: credentialIds.default([]),
-    allowed_ips: allowedIps.default([]),
-    rate_limit_per_minute: perMinute.default(DEFAULT_RATE_LIMIT_PER_MINUTE),
-    rate_limit_per_hour: perHour.default(DEFAULT_RATE_LIMIT_PER_HOUR),
+    ...scopeFields,
     expires: keyExpirySchema.default("never"),
-  })
-  .refine((v) => v.all_servers !== v.server_ids.length > 0, {
-    message: "give exactly one of server_ids (a list of server ids) or all_servers",
-    path: ["server_ids"],
-  })
-  .refine((v) => !(v.all_credentials && v.credential_ids.length > 0), {
-    message: "give credential_ids or all_credentials, not both",
-    path: ["credential_ids"],
-  });
+  }),
+  true,
+);
 export type CreateKeyInput = z.input<typeof createKeyInput>;
 
 type KeyRow = typeof automationKeys.$inferSelect;
@@ -215,49 +253,44 @@ export async function createKey(
   });
 }
 
-export const updateKeyInput = z
-  .object({
+export const updateKeyInput = withScopeRules(
+  z.object({
     org: z.string().optional(),
     id: z.string().min(1, "give the key's id"),
     name: keyName.optional(),
-    operations: keyOperations.optional(),
-    all_servers: z.boolean().optional(),
-    server_ids: serverIds.optional(),
-    all_credentials: z.boolean().optional(),
-    credential_ids: credentialIds.optional(),
-    allowed_ips: allowedIps.optional(),
-    rate_limit_per_minute: perMinute.optional(),
-    rate_limit_per_hour: perHour.optional(),
+    ...scopeChangeFields,
     /** Counted from now, as when the key was made. */
     expires: keyExpirySchema.optional(),
-  })
-  .refine((v) => !(v.all_servers === true && v.server_ids?.length), {
-    message: "give server_ids or all_servers, not both",
-    path: ["server_ids"],
-  })
-  .refine((v) => !(v.all_credentials === true && v.credential_ids?.length), {
-    message: "give credential_ids or all_credentials, not both",
-    path: ["credential_ids"],
-  });
+  }),
+  false,
+);
 export type UpdateKeyInput = z.input<typeof updateKeyInput>;
 
 type KeyColumns = typeof automationKeys.$inferInsert;
 
 /** The server scope after an update: a list replaces "all", "all" clears the list; never empty. */
-function nextServerScope(row: KeyRow, all: boolean | undefined, ids: string[] | undefined) {
+export function nextServerScope(
+  row: Pick<KeyRow, "allServers" | "serverIds">,
+  all: boolean | undefined,
+  ids: string[] | undefined,
+) {
   if (all === true) return { allServers: true, serverIds: [] };
   if (ids !== undefined && ids.length > 0) return { allServers: false, serverIds: [...new Set(ids)] };
   const allServers = all ?? (ids === undefined ? row.allServers : false);
   const serverIds = ids ?? row.serverIds;
   if (!allServers && serverIds.length === 0)
-    throw new ServiceError("validation", "Invalid server_ids: a key needs server_ids or all_servers.", {
+    throw new ServiceError("validation", "Invalid server_ids: it needs server_ids or all_servers.", {
       server_ids: ["give at least one server id, or all_servers: true"],
     });
   return { allServers, serverIds };
 }
 
 /** The credential scope after an update: a list (possibly empty: none) replaces "all", "all" clears the list. */
-function nextCredentialScope(row: KeyRow, all: boolean | undefined, ids: string[] | undefined) {
+export function nextCredentialScope(
+  row: Pick<KeyRow, "allCredentials" | "credentialIds">,
+  all: boolean | undefined,
+  ids: string[] | undefined,
+) {
   if (all === true) return { allCredentials: true, credentialIds: [] };
   if (ids !== undefined) return { allCredentials: false, credentialIds: [...new Set(ids)] };
   return { allCredentials: all ?? row.allCredentials, credentialIds: row.credentialIds };

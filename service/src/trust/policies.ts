@@ -1,11 +1,8 @@
 import { and, asc, eq, isNull } from "drizzle-orm";
 import {
-  DEFAULT_RATE_LIMIT_PER_HOUR,
-  DEFAULT_RATE_LIMIT_PER_MINUTE,
   DEFAULT_TRUST_LIFETIME_SECONDS,
   MAX_TRUST_LIFETIME_SECONDS,
   MIN_TRUST_LIFETIME_SECONDS,
-  OPERATION_TYPES,
   UUID_PATTERN,
 } from "@reoclo/protocol";
 import { z } from "zod";
@@ -15,7 +12,15 @@ import type { Database } from "../db/database";
 import { hasErrorCode } from "../db/errors";
 import { automationKeys, trustPolicies } from "../db/schema";
 import { ServiceError } from "../errors";
-import { canonicalCidrs, requireAllInOrg } from "../keys/keys";
+import {
+  canonicalCidrs,
+  nextCredentialScope,
+  nextServerScope,
+  requireAllInOrg,
+  scopeChangeFields,
+  scopeFields,
+  withScopeRules,
+} from "../keys/keys";
 import { resolveOrg } from "../orgs/orgs";
 import { parseOrThrow } from "../validation";
 import { issuerProblem } from "./conditions";
@@ -60,62 +65,40 @@ const issuerField = z
   });
 const audienceField = z.string().trim().min(1).max(500);
 const policyName = z.string().trim().min(1).max(100);
-const operationsField = z
-  .array(z.enum(OPERATION_TYPES, { error: `each operation must be one of ${OPERATION_TYPES.join(", ")}` }))
-  .min(1, "list at least one operation");
 const lifetimeField = z
   .number()
   .int()
   .min(MIN_TRUST_LIFETIME_SECONDS, `at least ${MIN_TRUST_LIFETIME_SECONDS} seconds`)
   .max(MAX_TRUST_LIFETIME_SECONDS, `at most ${MAX_TRUST_LIFETIME_SECONDS} seconds (one hour)`);
-const perMinute = z.number().int().min(1).max(100_000);
-const perHour = z.number().int().min(1).max(1_000_000);
 
-export const createPolicyInput = z
-  .object({
+export const createPolicyInput = withScopeRules(
+  z.object({
     org: z.string().optional(),
     name: policyName,
     issuer: issuerField,
     /** Default: the service's public URL (REOCLO_PUBLIC_URL), when set. */
     audience: audienceField.optional(),
     conditions: conditionsField,
-    operations: operationsField,
-    all_servers: z.boolean().default(false),
-    server_ids: z.array(z.uuid("each server must be a server id")).default([]),
-    all_credentials: z.boolean().default(false),
-    credential_ids: z.array(z.uuid("each credential must be a credential id")).default([]),
-    allowed_ips: z.array(z.string()).default([]),
-    rate_limit_per_minute: perMinute.default(DEFAULT_RATE_LIMIT_PER_MINUTE),
-    rate_limit_per_hour: perHour.default(DEFAULT_RATE_LIMIT_PER_HOUR),
+    ...scopeFields,
     lifetime_seconds: lifetimeField.default(DEFAULT_TRUST_LIFETIME_SECONDS),
-  })
-  .refine((v) => v.all_servers !== v.server_ids.length > 0, {
-    message: "give exactly one of server_ids (a list of server ids) or all_servers",
-    path: ["server_ids"],
-  })
-  .refine((v) => !(v.all_credentials && v.credential_ids.length > 0), {
-    message: "give credential_ids or all_credentials, not both",
-    path: ["credential_ids"],
-  });
+  }),
+  true,
+);
 export type CreatePolicyInput = z.input<typeof createPolicyInput>;
 
-export const updatePolicyInput = z.object({
-  org: z.string().optional(),
-  id: z.string().min(1, "give the trust policy's id"),
-  name: policyName.optional(),
-  issuer: issuerField.optional(),
-  audience: audienceField.optional(),
-  conditions: conditionsField.optional(),
-  operations: operationsField.optional(),
-  all_servers: z.boolean().optional(),
-  server_ids: z.array(z.uuid("each server must be a server id")).optional(),
-  all_credentials: z.boolean().optional(),
-  credential_ids: z.array(z.uuid("each credential must be a credential id")).optional(),
-  allowed_ips: z.array(z.string()).optional(),
-  rate_limit_per_minute: perMinute.optional(),
-  rate_limit_per_hour: perHour.optional(),
-  lifetime_seconds: lifetimeField.optional(),
-});
+export const updatePolicyInput = withScopeRules(
+  z.object({
+    org: z.string().optional(),
+    id: z.string().min(1, "give the trust policy's id"),
+    name: policyName.optional(),
+    issuer: issuerField.optional(),
+    audience: audienceField.optional(),
+    conditions: conditionsField.optional(),
+    ...scopeChangeFields,
+    lifetime_seconds: lifetimeField.optional(),
+  }),
+  false,
+);
 export type UpdatePolicyInput = z.input<typeof updatePolicyInput>;
 
 export type PolicyRow = typeof trustPolicies.$inferSelect;
@@ -287,17 +270,10 @@ export async function updatePolicy(ctx: ServiceContext, raw: UpdatePolicyInput):
   if (input.audience !== undefined) set.audience = input.audience;
   if (input.conditions !== undefined) set.conditions = input.conditions;
   if (input.operations !== undefined) set.operations = [...new Set(input.operations)];
-  if (input.all_servers === true) Object.assign(set, { allServers: true, serverIds: [] });
-  else if (input.server_ids !== undefined && input.server_ids.length > 0)
-    Object.assign(set, { allServers: false, serverIds: [...new Set(input.server_ids)] });
-  else if (input.all_servers === false && row.serverIds.length === 0)
-    throw new ServiceError("validation", "Invalid server_ids: a policy needs server_ids or all_servers.", {
-      server_ids: ["give at least one server id, or all_servers: true"],
-    });
-  if (input.all_credentials === true) Object.assign(set, { allCredentials: true, credentialIds: [] });
-  else if (input.credential_ids !== undefined)
-    Object.assign(set, { allCredentials: false, credentialIds: [...new Set(input.credential_ids)] });
-  else if (input.all_credentials === false) set.allCredentials = false;
+  if (input.all_servers !== undefined || input.server_ids !== undefined)
+    Object.assign(set, nextServerScope(row, input.all_servers, input.server_ids));
+  if (input.all_credentials !== undefined || input.credential_ids !== undefined)
+    Object.assign(set, nextCredentialScope(row, input.all_credentials, input.credential_ids));
   if (input.allowed_ips !== undefined) set.allowedCidrs = canonicalCidrs(input.allowed_ips);
   if (input.rate_limit_per_minute !== undefined) set.rateLimitPerMinute = input.rate_limit_per_minute;
   if (input.rate_limit_per_hour !== undefined) set.rateLimitPerHour = input.rate_limit_per_hour;
