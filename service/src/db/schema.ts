@@ -66,6 +66,31 @@ export const servers = pgTable(
   (t) => [uniqueIndex("servers_org_name_uq").on(t.orgId, t.name)],
 );
 
+/**
+ * What an automation key may reach and how often; a trust policy keeps the same columns for the
+ * keys it mints. A function, so each table gets its own column builders.
+ */
+const scopeColumns = () => ({
+  operations: text("operations").array().$type<OperationType[]>().notNull(),
+  allServers: boolean("all_servers").notNull().default(false),
+  serverIds: uuid("server_ids")
+    .array()
+    .notNull()
+    .default(sql`'{}'::uuid[]`),
+  allCredentials: boolean("all_credentials").notNull().default(false),
+  credentialIds: uuid("credential_ids")
+    .array()
+    .notNull()
+    .default(sql`'{}'::uuid[]`),
+  /** Canonical CIDRs; empty means no IP restriction. */
+  allowedCidrs: text("allowed_cidrs")
+    .array()
+    .notNull()
+    .default(sql`'{}'::text[]`),
+  rateLimitPerMinute: integer("rate_limit_per_minute").notNull().default(DEFAULT_RATE_LIMIT_PER_MINUTE),
+  rateLimitPerHour: integer("rate_limit_per_hour").notNull().default(DEFAULT_RATE_LIMIT_PER_HOUR),
+});
+
 export const automationKeys = pgTable(
   "automation_keys",
   {
@@ -78,24 +103,7 @@ export const automationKeys = pgTable(
     keyHash: bytea("key_hash").notNull().unique(),
     /** Short display prefix, e.g. `rca_3kTm9x`. */
     prefix: text("prefix").notNull(),
-    operations: text("operations").array().$type<OperationType[]>().notNull(),
-    allServers: boolean("all_servers").notNull().default(false),
-    serverIds: uuid("server_ids")
-      .array()
-      .notNull()
-      .default(sql`'{}'::uuid[]`),
-    allCredentials: boolean("all_credentials").notNull().default(false),
-    credentialIds: uuid("credential_ids")
-      .array()
-      .notNull()
-      .default(sql`'{}'::uuid[]`),
-    /** Canonical CIDRs; empty means no IP restriction. */
-    allowedCidrs: text("allowed_cidrs")
-      .array()
-      .notNull()
-      .default(sql`'{}'::text[]`),
-    rateLimitPerMinute: integer("rate_limit_per_minute").notNull().default(DEFAULT_RATE_LIMIT_PER_MINUTE),
-    rateLimitPerHour: integer("rate_limit_per_hour").notNull().default(DEFAULT_RATE_LIMIT_PER_HOUR),
+    ...scopeColumns(),
     expiresAt: timestamp("expires_at", { withTimezone: true }),
     createdAt: createdAt(),
     lastUsedAt: timestamp("last_used_at", { withTimezone: true }),
@@ -137,23 +145,7 @@ export const trustPolicies = pgTable(
     audience: text("audience").notNull(),
     /** Claim name → exact value or `*` glob; all must match. */
     conditions: jsonb("conditions").$type<Record<string, string>>().notNull(),
-    operations: text("operations").array().$type<OperationType[]>().notNull(),
-    allServers: boolean("all_servers").notNull().default(false),
-    serverIds: uuid("server_ids")
-      .array()
-      .notNull()
-      .default(sql`'{}'::uuid[]`),
-    allCredentials: boolean("all_credentials").notNull().default(false),
-    credentialIds: uuid("credential_ids")
-      .array()
-      .notNull()
-      .default(sql`'{}'::uuid[]`),
-    allowedCidrs: text("allowed_cidrs")
-      .array()
-      .notNull()
-      .default(sql`'{}'::text[]`),
-    rateLimitPerMinute: integer("rate_limit_per_minute").notNull().default(DEFAULT_RATE_LIMIT_PER_MINUTE),
-    rateLimitPerHour: integer("rate_limit_per_hour").notNull().default(DEFAULT_RATE_LIMIT_PER_HOUR),
+    ...scopeColumns(),
     /** How long a minted key lives (spec §12: default 15 min, at most 1 h). */
     lifetimeSeconds: integer("lifetime_seconds").notNull().default(900),
     createdAt: createdAt(),
