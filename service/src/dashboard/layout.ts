@@ -12,7 +12,7 @@ import type { Verb } from "../control/verb";
 import { assetUrl } from "./assets";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ServiceError } from "../errors";
-import { can, csrfField, person, type DashContext, type Markup } from "./kit";
+import { can, csrfField, errorText, person, statusOf, type DashContext, type Markup } from "./kit";
 
 // The frame of every page: a skip link, the main navigation (an item shows when the person may run
 // the verb behind its page), who is signed in with a sign-out button, and the page's content under
@@ -125,4 +125,19 @@ export function layout(c: DashContext, opts: PageOptions) {
         </main>
       </body>
     </html>`;
+}
+
+/**
+ * A verb's refusal as a whole page (an unknown id, a role without the permission): its sentence
+ * and status, above `body` (what to do next, or the form again).
+ */
+export function failedPage(
+  c: DashContext,
+  title: string,
+  err: unknown,
+  body: Markup = html``,
+  section?: string,
+) {
+  const error = errorText(err);
+  return page(c, { title, status: statusOf(error), error, body, ...(section ? { section } : {}) });
 }

@@ -36,7 +36,7 @@ import {
   type FormValues,
   type Markup,
 } from "../kit";
-import { page } from "../layout";
+import { failedPage, page } from "../layout";
 
 // Applications (spec §11 "The dashboard"): the list, adding and editing one, deploying it (the verb
 // answers at once with the operation, whose page follows the log), its deployment history, and its
@@ -54,17 +54,14 @@ const NOTICES = {
 
 const HISTORY_PAGE = 20;
 
-/** The refusal of a verb as a whole page (an unknown id, a role without the permission). */
-function errorPage(c: DashContext, err: unknown, title = "Applications") {
-  const error = errorText(err);
-  return page(c, {
+const errorPage = (c: DashContext, err: unknown, title = "Applications") =>
+  failedPage(
+    c,
     title,
-    section: "/applications",
-    status: statusOf(error),
-    error,
-    body: html`<p><a href="/applications">Back to the applications</a></p>`,
-  });
-}
+    err,
+    html`<p><a href="/applications">Back to the applications</a></p>`,
+    "/applications",
+  );
 
 async function orErrorPage(c: DashContext, show: () => Promise<Response>) {
   try {

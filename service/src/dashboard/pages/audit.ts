@@ -7,10 +7,9 @@ import { listIntegrationKeysVerb } from "../../control/integration-keys";
 import { usersList } from "../../control/people";
 import { serversList } from "../../control/servers";
 import { shortId, can, run, when, type DashContext, type DashDeps, type DashEnv, type Markup } from "../kit";
-import { page } from "../layout";
+import { failedPage, page } from "../layout";
 import {
   actorName,
-  failedPage,
   filterButtons,
   filterField,
   filtersOf,

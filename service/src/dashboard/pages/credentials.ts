@@ -20,7 +20,7 @@ import {
   type DashEnv,
   type FormValues,
 } from "../kit";
-import { page } from "../layout";
+import { failedPage, page } from "../layout";
 
 // Registry credentials (spec §11 "The dashboard"): a list, an add form, an edit page and removal,
 // through the same verbs as /api/registry-credentials. The password is write-only: it is typed
@@ -290,13 +290,7 @@ async function orErrorPage(c: DashContext, show: () => Promise<Response>) {
   try {
     return await show();
   } catch (err) {
-    const error = errorText(err);
-    return page(c, {
-      title: "Registry credentials",
-      status: statusOf(error),
-      error,
-      body: html`<p><a href="/">Back to the dashboard</a></p>`,
-    });
+    return failedPage(c, "Registry credentials", err, html`<p><a href="/">Back to the dashboard</a></p>`);
   }
 }
 

@@ -27,7 +27,7 @@ import {
   type DashEnv,
   type Markup,
 } from "../kit";
-import { page } from "../layout";
+import { failedPage, page } from "../layout";
 
 // Operations (spec §11 "The dashboard"): what ran in the organisation, whoever started it (a CI
 // job's automation key, a person, a script), filtered; one operation with its output followed live
@@ -167,10 +167,6 @@ const pickerIf = (c: DashContext, verb: Verb<z.ZodType, unknown>, options: Map<s
   can(c, verb) ? options : undefined;
 
 /** A page that could not be shown: the verb's error, with its status. */
-export function failedPage(c: DashContext, title: string, err: unknown, body: Markup = html``) {
-  const error = errorText(err);
-  return page(c, { title, status: statusOf(error), error, body });
-}
 
 // ---- Operations ----
 
