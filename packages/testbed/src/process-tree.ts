@@ -1,7 +1,8 @@
 // Process trees from /proc (Linux): finding and killing a process's descendants, as a power cut
 // would, so no sshd session outlives its host; and what tests ask of the process table.
 import { execFileSync, type ChildProcess } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import path from "node:path";
 
 const STOP_GRACE_MS = 3_000;
 
@@ -50,6 +51,22 @@ export function descendantsOf(pid: number): number[] {
     }
   }
   return found;
+}
+
+/**
+ * The file name of the executable `pid` runs: the base name of /proc/<pid>/exe, or /proc/<pid>/comm
+ * where that link cannot be read (another user's process); undefined once the process has ended.
+ */
+export function executableOf(pid: number): string | undefined {
+  try {
+    return path.basename(readlinkSync(`/proc/${pid}/exe`)).replace(/ \(deleted\)$/, "");
+  } catch {
+    try {
+      return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+    } catch {
+      return undefined;
+    }
+  }
 }
 
 export function signal(pid: number, sig: NodeJS.Signals): void {

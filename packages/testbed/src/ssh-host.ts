@@ -17,6 +17,12 @@ export interface TestHost {
   stop(): Promise<void>;
   start(): Promise<void>;
   replaceHostKey(): Promise<string>;
+  /**
+   * Ends every open client connection at once, as a dropped network would, leaving the commands they
+   * started running; the host keeps accepting connections. Returns how many processes (OpenSSH: sshd's
+   * session processes) or connections (the ssh2 fallback) it ended.
+   */
+  killSessions(): number;
   close(): Promise<void>;
 }
 

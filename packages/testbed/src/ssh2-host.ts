@@ -74,6 +74,16 @@ export class Ssh2Host implements TestHost {
     await closed;
   }
 
+  /**
+   * Destroys every connection the host accepted, as a dropped network would; the commands they
+   * started keep running (stop() and close() still kill them). Returns how many it destroyed.
+   */
+  killSessions(): number {
+    const sockets = [...this.sockets];
+    sockets.forEach((s) => s.destroy());
+    return sockets.length;
+  }
+
   async replaceHostKey(): Promise<string> {
     await this.stop();
     await this.generateHostKey();

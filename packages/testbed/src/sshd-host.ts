@@ -8,7 +8,7 @@ import net from "node:net";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { promisify } from "node:util";
-import { descendantsOf, killTree, signal } from "./process-tree";
+import { descendantsOf, executableOf, killTree, signal } from "./process-tree";
 import {
   announce,
   findExecutable,
@@ -21,6 +21,11 @@ import {
 
 const execFileAsync = promisify(execFile);
 const READY_DEADLINE_MS = 15_000;
+/**
+ * What sshd's per-connection processes run: before OpenSSH 9.8 a re-executed sshd ("sshd: user [priv]",
+ * "sshd: user@notty"); from 9.8 sshd-session, and from 10.0 sshd-auth for the authentication phase.
+ */
+const SESSION_EXECUTABLES = new Set(["sshd", "sshd-session", "sshd-auth"]);
 
 /** Resolves when something on the port answers with an SSH banner; rejects on error, close or timeout. */
 function readBanner(port: number, timeoutMs: number): Promise<string> {
@@ -215,6 +220,39 @@ export class OpenSshHost implements TestHost {
     await this.stop();
     liveHosts.delete(this);
     await rm(this.dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Kills sshd's per-connection processes with SIGKILL (the listener's descendants whose executable
+   * is sshd, sshd-session or sshd-auth), as when the network drops and a session dies: every client
+   * connection ends, while the commands the sessions started (shells and their children) go on
+   * running, orphaned. The listener stays up and accepts new connections. Returns how many
+   * processes it killed.
+   */
+  killSessions(): number {
+    const child = this.child;
+    const pid = child?.pid;
+    if (child === undefined || pid === undefined || child.exitCode !== null || child.signalCode !== null)
+      return 0;
+    signal(pid, "SIGSTOP"); // freeze accept() so no session is forked while we collect them
+    try {
+      // Each session is stopped as it is found, so none forks a child after the next look.
+      const sessions = new Set<number>();
+      for (;;) {
+        const found = descendantsOf(pid).filter(
+          (p) => !sessions.has(p) && SESSION_EXECUTABLES.has(executableOf(p) ?? ""),
+        );
+        if (found.length === 0) break;
+        for (const p of found) {
+          sessions.add(p);
+          signal(p, "SIGSTOP");
+        }
+      }
+      sessions.forEach((p) => signal(p, "SIGKILL"));
+      return sessions.size;
+    } finally {
+      signal(pid, "SIGCONT");
+    }
   }
 
   killNow(): void {
