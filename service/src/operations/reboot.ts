@@ -128,5 +128,10 @@ export function runReboot(
     },
     pause: () => command?.pause(),
     resume: () => command?.resume(),
+    // A reboot ends its own session on purpose: it is followed by this instance alone, never attached to again.
+    reattachable: false,
+    received: { stdout: 0, stderr: 0 },
+    detach: () => undefined,
+    release: () => undefined,
   };
 }

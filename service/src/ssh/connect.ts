@@ -15,6 +15,9 @@ import { fingerprintOf, fingerprintsEqual, isFingerprint } from "./fingerprint.j
 // ssh2 is CommonJS without named ESM exports under plain Node, so take the class from the default export.
 const { Client: SshClient } = ssh2;
 
+const KEEPALIVE_INTERVAL_MS = 15_000;
+const KEEPALIVE_COUNT_MAX = 3;
+
 export interface SshTarget {
   host: string;
   port: number;
@@ -309,6 +312,10 @@ export function connectSsh(target: SshTarget, opts: ConnectOptions = {}): Promis
         privateKey: target.privateKey,
         passphrase: target.passphrase,
         readyTimeout: timeoutMs,
+        // A connection that went silent (a network partition, a host that froze) is noticed in about
+        // 45 s rather than at TCP's pace, so its operations start reattaching (issue 19).
+        keepaliveInterval: KEEPALIVE_INTERVAL_MS,
+        keepaliveCountMax: KEEPALIVE_COUNT_MAX,
         algorithms: algorithms(),
         debug: ctx.trace.debug,
         // Runs during key exchange, before any credential is sent: returning false aborts the handshake.

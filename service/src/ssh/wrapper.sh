@@ -2,28 +2,131 @@
 # The remote wrapper: every command the service runs on a host goes through it (service/src/ssh/wrapper.ts,
 # which documents the protocol). Run by POSIX sh as
 #   sh -c "<this file>" reoclo-exec HEADER_MAGIC WATCHDOG_MARGIN_SECONDS
-# with the SSH channel as stdin: the request header (operation id, timeout, grace, base64 working directory,
-# env script and command), then control lines (`cancel`) until EOF.
-# Args: $1 the header's first line to expect, $2 the watchdog's extra seconds (constants of wrapper.ts).
+# with the SSH channel as stdin: the request header, then control lines (`cancel`, `ping`) until EOF.
+# Three requests (the header's second line):
+#   start <op> <timeout> <grace> <keep> <cap> [ids to release…]   runs a command (then three more header lines)
+#   attach <op> <stdout offset> <stderr offset>                    follows one started earlier, from those offsets
+#   release <ids…>                                                 the service has settled these: their directories go
+# A started command does not depend on the channel: it runs in a session of its own, and with keep > 0 its
+# output is also copied (up to cap bytes per stream) into its private directory, with its exit status, so a
+# service that lost the connection can attach again and resume. A keeper process removes that directory once
+# the operation is released, and kills the command if no service has been heard from for keep seconds.
 # Exit status: the command's own (128+signal when killed); 2 for a header it does not understand, 127
-# without setsid, 1 when the command cannot be set up.
+# without setsid, 1 when the command cannot be set up. An attach ends by SIGUSR2 when this host has no record of
+# the operation, and by SIGUSR1 when its end was not recorded (its supervisor was killed): never by an exit code.
 header_magic=$1 watchdog_margin=$2
+base=${TMPDIR:-/tmp}
 login_umask=$(umask)
-umask 077  # the temp dir and its files (env values, command) are readable by this user only
+umask 077  # the operation's directory and its files (env values, command, output) are readable by this user only
 fail() { printf 'reoclo: %s\n' "$1" >&2; exit "${2:-1}"; }
 # printf is a builtin, so base64 text reaches base64 -d through a pipe and never appears in argv.
 decode() { printf '%s\n' "$1" | base64 -d; }
+number() { case $1 in '' | *[!0-9]*) return 1 ;; esac; }
+
+# The directory of operation $1 that this account owns (a real directory, not a link): in $dir.
+find_dir() {
+  for dir in "$base/reoclo-$1".*; do
+    [ -d "$dir" ] && [ ! -L "$dir" ] && [ -O "$dir" ] && return 0
+  done
+  return 1
+}
+# Marks operations as settled by the service; each one's keeper removes its directory.
+release() {
+  for id in "$@"; do
+    case $id in '' | *[!0-9a-f-]*) continue ;; esac
+    find_dir "$id" && : >"$dir/released"
+  done
+}
+# Directories whose keeper is gone (the host rebooted, or the keeper was killed) are nobody's any more.
+sweep() {
+  set --
+  for d in "$base"/reoclo-*.*; do
+    { [ -d "$d" ] && [ ! -L "$d" ] && [ -O "$d" ] && [ -f "$d/keeper" ]; } || continue
+    { read -r k <"$d/keeper" && number "$k" && kill -0 "$k"; } 2>/dev/null || set -- "$@" "$d"
+  done
+  [ $# -eq 0 ] || rm -rf -- "$@"
+}
+# TERM the whole group $1, give it the grace period, then KILL whatever is left.
+kill_tree() {
+  # dash's kill takes no "--"; "-pgid" addresses the group (or the pid alone, before its setsid ran).
+  kill -TERM "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null || return 0
+  n=0
+  while [ "$n" -lt "$((grace * 10))" ] && kill -0 "-$1" 2>/dev/null; do
+    sleep 0.1
+    n=$((n + 1))
+  done
+  kill -KILL "-$1" 2>/dev/null
+}
+# Control reader for group $1. Async lists get /dev/null as stdin in a non-interactive shell, so it is handed
+# the channel as fd 3; it writes nothing, and must not hold the channel's stdout/stderr open after the command.
+control() {
+  exec 3<&0
+  (
+    while IFS= read -r line; do
+      case $line in
+        cancel) kill_tree "$1"; exit 0 ;;
+        ping) [ -d "$dir" ] && printf x >>"$dir/lease" ;;
+      esac
+    done
+  ) <&3 >/dev/null 2>&1 7>&- 8>&- &
+  reader=$!
+  exec 3<&-
+}
 
 # A header cut short means the service gave up before sending it: nothing is run.
 IFS= read -r magic || exit 0
 [ "$magic" = "$header_magic" ] || fail "this host got a request header it does not understand" 2
-read -r op timeout grace && IFS= read -r wd64 && IFS= read -r env64 && IFS= read -r cmd64 || exit 0
+IFS= read -r request || exit 0
+set -f  # the request line is split into words, never expanded as file names
+# shellcheck disable=SC2086 # split on purpose
+set -- $request
+set +f
+
+case $1 in
+  release)
+    shift
+    release "$@"
+    sweep
+    exit 0
+    ;;
+  attach)
+    { [ $# -eq 4 ] && number "$3" && number "$4"; } || fail "malformed attach request" 2
+    from_out=$(($3 + 1)) from_err=$(($4 + 1)) grace=5
+    if ! find_dir "$2" || [ -e "$dir/abandoned" ]; then kill -USR2 $$; exit 125; fi
+    printf x >>"$dir/lease"
+    { read -r sup <"$dir/pid" && read -r pgid <"$dir/pgid"; } 2>/dev/null || { kill -USR1 $$; exit 125; }
+    [ -f "$dir/grace" ] && read -r grace <"$dir/grace"
+    control "$pgid"
+    # Follow both copies until the supervisor is gone (it writes the exit status after the last output).
+    if [ -e "$dir/exit" ]; then set --; else set -- -f "--pid=$sup" -s 0.2; fi
+    tail -c "+$from_out" "$@" "$dir/out" &
+    out=$!
+    tail -c "+$from_err" "$@" "$dir/err" >&2 &
+    err=$!
+    wait "$out" "$err"
+    kill "$reader" 2>/dev/null
+    wait "$reader" 2>/dev/null
+    read -r code <"$dir/exit" 2>/dev/null && number "$code" && exit "$code"
+    kill -USR1 $$
+    exit 125
+    ;;
+  start) ;;
+  *) fail "this host got a request it does not understand" 2 ;;
+esac
+
+[ $# -ge 6 ] || fail "malformed start request" 2
+op=$2 timeout=$3 grace=$4 keep=$5 cap=$6
+shift 6
+release "$@"
 case "$op" in '' | *[!0-9a-f-]*) fail "malformed operation id in the request header" 2 ;; esac
-case "$timeout$grace" in '' | *[!0-9]*) fail "malformed timeout in the request header" 2 ;; esac
+{ number "$timeout" && number "$grace" && number "$keep" && number "$cap"; } || fail "malformed limits in the request header" 2
+IFS= read -r wd64 && IFS= read -r env64 && IFS= read -r cmd64 || exit 0
 
 command -v setsid >/dev/null 2>&1 || fail "setsid is not installed on this host (it is part of util-linux)" 127
 runner=$(command -v bash || command -v sh)
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/reoclo-$op.XXXXXX") || fail "could not create a temporary directory"
+sweep
+tmp=$(mktemp -d "$base/reoclo-$op.XXXXXX") || fail "could not create a temporary directory"
+dir=$tmp
 if ! { decode "$env64" >"$tmp/env" && decode "$cmd64" >"$tmp/command"; }; then
   rm -rf -- "$tmp"
   fail "could not write the command to $tmp"
@@ -32,12 +135,26 @@ if [ -n "$wd64" ]; then
   wd=$(decode "$wd64"; echo .) && wd=${wd%.}  # the sentinel keeps trailing newlines that $(...) strips
   # The directory is data in a quoted variable; CDPATH could send a relative path elsewhere and print it,
   # and cd takes a bare "-" as $OLDPWD even after "--", so a relative path gets an explicit "./".
-  case "$wd" in /*) dir=$wd ;; *) dir=./$wd ;; esac
-  if ! CDPATH='' cd -- "$dir" 2>/dev/null; then
+  case "$wd" in /*) cwd=$wd ;; *) cwd=./$wd ;; esac
+  if ! CDPATH='' cd -- "$cwd" 2>/dev/null; then
     rm -rf -- "$tmp"
     [ -e "$wd" ] && fail "working directory $wd is not an accessible directory"
     fail "working directory $wd does not exist"
   fi
+fi
+echo "$$" >"$tmp/pid"
+echo "$grace" >"$tmp/grace"
+# The channel's stdout and stderr, for the output copiers; every other process gets them closed.
+exec 7>&1 8>&2
+if [ "$keep" -gt 0 ]; then
+  # The command writes into two FIFOs; a tee per stream passes it on live and into a pipe to `head`, which
+  # keeps the first cap bytes. tee -p outlives a closed channel, and /dev/null keeps it writing (and the
+  # command running) once both the channel and the copy are gone.
+  { : >"$tmp/out" && : >"$tmp/err" && mkfifo "$tmp/o" "$tmp/e"; } || fail "could not set up the output copy in $tmp"
+  tee -p /dev/fd/4 /dev/null <"$tmp/o" 4>&1 1>&7 2>/dev/null 7>&- 8>&- | head -c "$cap" >"$tmp/out" 7>&- 8>&- &
+  copy_out=$!
+  tee -p /dev/fd/4 /dev/null <"$tmp/e" 4>&1 1>&8 2>/dev/null 7>&- 8>&- | head -c "$cap" >"$tmp/err" 7>&- 8>&- &
+  copy_err=$!
 fi
 
 # Not a group leader (no job control here), so setsid does not fork: $! is the new session's pgid.
@@ -45,46 +162,65 @@ fi
 # deletes it at once (rm by the path resolved here, as PATH may have changed) so no secret outlives a crash.
 # shellcheck disable=SC2016 # the runner's own shell expands these, not this one
 launch='. "$1"; "$3" -f -- "$1"; exec "$0" "$2"'
+rm=$(command -v rm)
 umask "$login_umask"  # files the command creates get the account's usual modes
-setsid "$runner" -c "$launch" "$runner" "$tmp/env" "$tmp/command" "$(command -v rm)" </dev/null &
+if [ "$keep" -gt 0 ]; then
+  setsid "$runner" -c "$launch" "$runner" "$tmp/env" "$tmp/command" "$rm" </dev/null >"$tmp/o" 2>"$tmp/e" 7>&- 8>&- &
+else
+  setsid "$runner" -c "$launch" "$runner" "$tmp/env" "$tmp/command" "$rm" </dev/null 7>&- 8>&- &
+fi
 pid=$!
-
-# TERM the whole group, give it the grace period, then KILL whatever is left.
+umask 077
+echo "$pid" >"$tmp/pgid"
+control "$pid"
+# The keeper, in a session of its own (setsid does not fork here, so $! is its pgid): the backstop for a
+# service that is gone. It TERMs then KILLs the command at timeout + grace + a margin; with keep > 0 it also
+# does so when no service was heard from (a ping, an attach) for keep seconds, and removes the directory once
+# the operation is released or given up. Ending it is one kill of its group, sleep included.
+# shellcheck disable=SC2016 # expanded by the keeper's shell, from its own arguments
+keeper='d=$1 pg=$2 keep=$3 deadline=$4 grace=$5
+echo $$ >"$d/keeper" || exit 0
 kill_tree() {
-  # dash's kill takes no "--"; "-pgid" addresses the group (or the pid alone, before its setsid ran).
-  kill -TERM "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || return 0
+  kill -TERM "-$pg" 2>/dev/null || return 0
   n=0
-  while [ "$n" -lt "$((grace * 10))" ] && kill -0 "-$pid" 2>/dev/null; do
-    sleep 0.1
-    n=$((n + 1))
-  done
-  kill -KILL "-$pid" 2>/dev/null
+  while [ "$n" -lt "$((grace * 10))" ] && kill -0 "-$pg" 2>/dev/null; do sleep 0.1; n=$((n + 1)); done
+  kill -KILL "-$pg" 2>/dev/null
 }
-
-# Control reader. Async lists get /dev/null as stdin in a non-interactive shell, so hand it the channel as fd 3;
-# it and the watchdog write nothing, and must not hold the channel's stdout/stderr open after the command ends.
-exec 3<&0
-(while IFS= read -r line; do [ "$line" = cancel ] && { kill_tree; exit 0; }; done) <&3 >/dev/null 2>&1 &
-reader=$!
-# Watchdog: the backstop for when the service is gone, firing after timeout + grace + a margin. It runs in a
-# session of its own (setsid does not fork here, so $! is its pgid): ending it is one kill of that group, sleep
-# included, with no trap to race against (a trap-based version could miss its sleep and hang the wrapper).
-# shellcheck disable=SC2016 # expanded by the watchdog's shell, from its own arguments
-setsid sh -c 'sleep "$1" && kill -TERM "-$2" 2>/dev/null && sleep "$3" && kill -KILL "-$2" 2>/dev/null' \
-  reoclo-watchdog "$((timeout + grace + watchdog_margin))" "$pid" "$grace" </dev/null >/dev/null 2>&1 3<&- &
-watchdog=$!
-exec 3<&-
+age=0 idle=0
+while sleep 1; do
+  [ -d "$d" ] || exit 0
+  if [ -e "$d/released" ]; then rm -rf -- "$d"; exit 0; fi
+  age=$((age + 1))
+  if [ -s "$d/lease" ]; then : >"$d/lease"; idle=0; else idle=$((idle + 1)); fi
+  [ "$age" -eq "$deadline" ] && kill_tree
+  if [ "$keep" -gt 0 ] && [ "$idle" -ge "$keep" ]; then
+    : >"$d/abandoned"
+    kill_tree
+    rm -rf -- "$d"
+    exit 0
+  fi
+done'
+setsid sh -c "$keeper" reoclo-keeper "$tmp" "$pid" "$keep" "$((timeout + grace + watchdog_margin))" "$grace" \
+  </dev/null >/dev/null 2>&1 7>&- 8>&- &
+keeper_pid=$!
 
 wait "$pid" 2>/dev/null  # the command keeps its own stderr; this only silences dash's "Terminated" notice
 code=$?
 # The command is done: TERM what it left in its group now and KILL it after the grace from a detached helper,
 # so a leftover background job neither delays the result nor outlives the operation.
 if kill -TERM "-$pid" 2>/dev/null; then
-  (sleep "$grace"; kill -KILL "-$pid" 2>/dev/null) </dev/null >/dev/null 2>&1 &
+  (sleep "$grace"; kill -KILL "-$pid" 2>/dev/null) </dev/null >/dev/null 2>&1 7>&- 8>&- &
 fi
 kill "$reader" 2>/dev/null
-# Both the pid and the group: a watchdog that has not reached its setsid yet has no group to signal.
-kill -TERM "$watchdog" "-$watchdog" 2>/dev/null
-wait "$reader" "$watchdog" 2>/dev/null  # reap them here rather than leave it to init
+wait "$reader" 2>/dev/null  # reap it here rather than leave it to init
+if [ "$keep" -gt 0 ]; then
+  # The copies are complete once their readers are done; the exit status is written after them.
+  wait "$copy_out" "$copy_err"
+  echo "$code" >"$tmp/exit"
+  exit "$code"
+fi
+# Both the pid and the group: a keeper that has not reached its setsid yet has no group to signal.
+kill -TERM "$keeper_pid" "-$keeper_pid" 2>/dev/null
+wait "$keeper_pid" 2>/dev/null
 rm -rf -- "$tmp"
 exit "$code"
