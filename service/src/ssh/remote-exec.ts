@@ -484,7 +484,7 @@ const releases = new WeakMap<SshPool, Map<string, PendingReleases>>();
 
 function pendingFor(pool: SshPool, target: PoolTarget): PendingReleases {
   let byServer = releases.get(pool);
-  if (!byServer) releases.set(pool, (byServer = new Map()));
+  if (!byServer) releases.set(pool, (byServer = new Map<string, PendingReleases>()));
   let entry = byServer.get(target.serverId);
   if (!entry) byServer.set(target.serverId, (entry = { target, ids: new Set(), timer: undefined }));
   entry.target = target;
