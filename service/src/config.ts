@@ -120,6 +120,14 @@ const envSchema = z.object({
     1_073_741_824,
   ),
   REOCLO_SHUTDOWN_GRACE_SECONDS: intFromEnv("REOCLO_SHUTDOWN_GRACE_SECONDS", 30, 0, 3600),
+  // 0 turns reattaching off: a dropped connection or a dead instance makes an operation `lost` at once.
+  REOCLO_REATTACH_BOUND_SECONDS: intFromEnv("REOCLO_REATTACH_BOUND_SECONDS", 600, 0, 24 * 3600),
+  REOCLO_CANCEL_ON_SHUTDOWN: z
+    .enum(["true", "false", "1", "0", ""], {
+      error: (i) => `REOCLO_CANCEL_ON_SHUTDOWN must be true or false, got "${String(i.input)}"`,
+    })
+    .optional()
+    .transform((v) => v === "true" || v === "1"),
   REOCLO_DEPLOY_TIMEOUT_SECONDS: intFromEnv("REOCLO_DEPLOY_TIMEOUT_SECONDS", 3600, 1, 7 * 24 * 3600),
   REOCLO_REBOOT_TIMEOUT_SECONDS: intFromEnv("REOCLO_REBOOT_TIMEOUT_SECONDS", 600, 1, 24 * 3600),
   REOCLO_SESSION_IDLE_MINUTES: intFromEnv("REOCLO_SESSION_IDLE_MINUTES", 720, 1, 30 * 24 * 60),
@@ -152,6 +160,13 @@ export interface Config {
   readonly maxTimeoutSeconds: number;
   readonly outputCapBytes: number;
   readonly shutdownGraceSeconds: number;
+  /**
+   * How long an operation whose host cannot be reached is tried again (after a dropped connection,
+   * or by the instance taking it over) before it is `lost`; 0: no reattaching.
+   */
+  readonly reattachBoundSeconds: number;
+  /** SIGTERM cancels running operations (the old behaviour) instead of handing them to the next instance. */
+  readonly cancelOnShutdown: boolean;
   /** How long a deploy or restart script may run (it waits for its turn first, unbounded). */
   readonly deployTimeoutSeconds: number;
   /** How long a reboot may take, from the command to the host answering SSH again. */
@@ -195,6 +210,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     maxTimeoutSeconds: e.REOCLO_MAX_TIMEOUT_SECONDS,
     outputCapBytes: e.REOCLO_OUTPUT_CAP_BYTES,
     shutdownGraceSeconds: e.REOCLO_SHUTDOWN_GRACE_SECONDS,
+    reattachBoundSeconds: e.REOCLO_REATTACH_BOUND_SECONDS,
+    cancelOnShutdown: e.REOCLO_CANCEL_ON_SHUTDOWN,
     deployTimeoutSeconds: e.REOCLO_DEPLOY_TIMEOUT_SECONDS,
     rebootTimeoutSeconds: e.REOCLO_REBOOT_TIMEOUT_SECONDS,
     sessionIdleMinutes: e.REOCLO_SESSION_IDLE_MINUTES,

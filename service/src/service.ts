@@ -8,6 +8,8 @@ import type { Config } from "./config";
 import type { Logger } from "./logger";
 import { OperationRunner, type RunnerOptions } from "./operations/runner";
 import type { OperationServices } from "./operations/start";
+import { maskSealer } from "./secrets/mask-sealer";
+import { sshTargetFor } from "./servers/servers";
 import { SshPool } from "./ssh/pool";
 import type { Storage } from "./storage";
 
@@ -59,9 +61,14 @@ export function createService(
   const { database, secrets } = storage;
   const now = opts.now ?? (() => new Date());
   const pool = new SshPool();
+  const ctx = { config, db: database.db, secrets, now };
   // The runner keeps the real clock (heartbeats, the reconciler) even when a test moves `now`.
   const runner = new OperationRunner(database.db, pool, logger, {
     outputCapBytes: config.outputCapBytes,
+    reattachBoundMs: config.reattachBoundSeconds * 1000,
+    cancelOnShutdown: config.cancelOnShutdown,
+    targets: (serverId) => sshTargetFor(ctx, serverId),
+    sealer: maskSealer(secrets),
     ...opts.runner,
   });
   const deps: AppDeps = {
@@ -80,7 +87,7 @@ export function createService(
     now,
   };
   const app = createApp(deps);
-  const svc: OperationServices = { ctx: { config, db: database.db, secrets, now }, runner };
+  const svc: OperationServices = { ctx, runner };
   const adminApp = createAdminSocketApp(svc, logger);
   const servers: { server: Server; role: "api" | "admin" }[] = [];
   const graceMs = opts.shutdownGraceMs ?? config.shutdownGraceSeconds * 1000;

@@ -236,23 +236,29 @@ describe("hosts that change or go away", () => {
     await env?.close();
   });
 
-  it("ends `lost` when the connection drops mid-run", async () => {
+  it("ends `lost` when the host loses the command (a power cut) and says why once it answers again", async () => {
     const res = await env.post("/exec", { server_id: env.serverId, command: "sleep 30" });
     const r = (await res.json()) as ExecAnswer;
     expect(r.status).toBe("running");
+    // Every process of the host dies, the command's supervisor included; the service keeps trying to reattach.
     await env.host.stop();
-    await expect
-      .poll(
-        async () =>
-          ((await (await env.get(`/operations/${r.operation_id}`)).json()) as { outcome: string }).outcome,
-        {
-          timeout: 15_000,
-        },
-      )
-      .toBe("lost");
+    const outcome = async () =>
+      ((await (await env.get(`/operations/${r.operation_id}`)).json()) as { outcome: string }).outcome;
+    expect(await outcome()).toBe("running");
     await env.host.start();
-    // A killed session cannot remove its own temp dir (the reoclo wrapper was SIGKILLed with it).
-    execFileSync("sh", ["-c", `rm -rf /tmp/reoclo-${r.operation_id}.*`]);
+    await expect.poll(outcome, { timeout: 15_000 }).toBe("lost");
+    const final = (await (await env.get(`/operations/${r.operation_id}`)).json()) as { reason: string };
+    expect(final.reason).toMatch(/ended without recording an exit status/);
+    // Its directory is swept by the next command on that host (its keeper is gone).
+    const next = (await (
+      await env.post("/exec", { server_id: env.serverId, command: "true" })
+    ).json()) as ExecAnswer;
+    expect(next.status).toBe("completed");
+    expect(
+      execFileSync("sh", ["-c", `ls -d /tmp/reoclo-${r.operation_id}.* 2>/dev/null || true`], {
+        encoding: "utf8",
+      }),
+    ).toBe("");
   });
 
   it("runs nothing on a host whose key changed, and the operation is `failed`", async () => {

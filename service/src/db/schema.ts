@@ -214,6 +214,18 @@ export const applications = pgTable(
   (t) => [uniqueIndex("applications_org_name_uq").on(t.orgId, t.name)],
 );
 
+/** An operation's resume point: see `operations.resume`. */
+export interface ResumePoint {
+  /** Output events up to this number are stored, and cover the raw output up to `raw`. */
+  seq: number;
+  /** Raw bytes of each stream, as the host printed them, that the stored events cover. */
+  raw: { stdout: number; stderr: number };
+  /** Masked bytes of each stream emitted up to `seq`, and stored (within the cap). */
+  bytes: { stdout: number; stderr: number };
+  stored: { stdout: number; stderr: number };
+  truncated: { stdout: boolean; stderr: boolean };
+}
+
 export const operations = pgTable(
   "operations",
   {
@@ -261,7 +273,15 @@ export const operations = pgTable(
     actor: text("actor"),
     /** The commit ref a deploy was asked for (deployment history). */
     commitRef: text("commit_ref"),
-    /** Instance that runs it, and its heartbeat: the reconciler settles operations whose runner vanished. */
+    /**
+     * Where another instance resumes it (issue 19): its output is stored up to this point, which
+     * covers the host's raw output up to these byte offsets. Null when it cannot be attached to again
+     * (a reboot, or reattaching is turned off).
+     */
+    resume: jsonb("resume").$type<ResumePoint>(),
+    /** The values masked in its output, sealed with the master key, for an instance taking it over; cleared at its end. */
+    maskSealed: text("mask_sealed"),
+    /** Instance that runs it (null: handed over, for any instance to take), and its heartbeat. */
     runnerId: text("runner_id"),
     /** `runner` (the instance saw the end) or `reconciler` (settled `lost` because its instance went quiet). */
     settledBy: text("settled_by"),

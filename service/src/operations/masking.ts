@@ -32,12 +32,20 @@ export function valuesToMask(
 export class StreamMasker {
   private readonly needles: Buffer[];
   private carry = Buffer.alloc(0);
+  /** Whether the last push replaced a secret in what it returned. */
+  protected replaced = false;
 
   constructor(maskValues: readonly string[]) {
     this.needles = maskValues.map((s) => Buffer.from(s, "utf8"));
   }
 
+  /** Raw bytes held back: pushed, not yet returned. */
+  get held(): number {
+    return this.carry.length;
+  }
+
   push(chunk: Buffer): Buffer {
+    this.replaced = false;
     if (this.needles.length === 0) return chunk;
     const data = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
     const { out, safeEnd } = this.replace(data, false);
@@ -66,6 +74,7 @@ export class StreamMasker {
         break;
       }
       parts.push(data.subarray(pos, hit.at), MASK_BYTES);
+      this.replaced = true;
       pos = hit.at + hit.length;
     }
     if (hold > pos) parts.push(data.subarray(pos, hold));
@@ -356,6 +365,11 @@ export class TokenMasker {
   /** The stream's byte before `pending` (word boundaries see across chunks), or -1 at its start. */
   private before = -1;
 
+  /** Bytes held back: pushed, not yet returned. */
+  get held(): number {
+    return this.pending.length;
+  }
+
   push(chunk: Buffer): Buffer {
     return this.mask(this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk, false);
   }
@@ -406,9 +420,24 @@ export class TokenMasker {
  */
 export class OutputMasker extends StreamMasker {
   private readonly tokens = new TokenMasker();
+  /** What the token masker holds may contain a `***` of the env masker: its raw length is unknown. */
+  private heldMasked = false;
 
   override push(chunk: Buffer): Buffer {
-    return this.tokens.push(super.push(chunk));
+    const out = super.push(chunk);
+    const result = this.tokens.push(out);
+    const held = this.tokens.held;
+    this.heldMasked = held > 0 && (this.replaced || (this.heldMasked && held > out.length));
+    return result;
+  }
+
+  /**
+   * Raw bytes pushed and not yet returned, or undefined when that cannot be told (what is held
+   * went through a replacement). Where another instance resumes the stream: from the raw bytes
+   * pushed less these, a fresh masker sees exactly what this one has not returned yet.
+   */
+  heldRaw(): number | undefined {
+    return this.heldMasked ? undefined : this.held + this.tokens.held;
   }
 
   override end(): Buffer {

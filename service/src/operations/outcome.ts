@@ -11,7 +11,10 @@ export interface EndContext {
   timeoutSeconds: number;
 }
 
-export function finalStatusOf(o: RemoteExecOutcome, ctx: EndContext) {
+/** How a run ended on the host, when it ended while followed here (not handed over). */
+export type EndOutcome = Exclude<RemoteExecOutcome, { kind: "detached" }>;
+
+export function finalStatusOf(o: EndOutcome, ctx: EndContext) {
   switch (o.kind) {
     case "exited":
       return {

@@ -2,8 +2,9 @@ import { OUTPUT_STREAMS, OUTPUT_TAIL_BYTES, type OutputStream } from "@reoclo/pr
 import type { Database } from "../db/database";
 import { classifyDatabaseError, describeDatabaseError } from "../db/errors";
 import type { Logger } from "../logger";
-import { OutputMasker, type StreamMasker } from "./masking";
+import { OutputMasker } from "./masking";
 import { retryDelayMs, sleep } from "./retry";
+import type { ResumePoint } from "../db/schema";
 import { insertOutput, type OutputTotals, type StoredEvent } from "./store";
 
 // The output of one running operation: masked, numbered (the number is the SSE event id), kept
@@ -36,9 +37,21 @@ class Tail {
   }
 }
 
+/** Where a recorder taking over an operation starts: its resume point and the tails stored so far. */
+export interface RecorderStart {
+  point: ResumePoint;
+  stdoutTail: Buffer;
+  stderrTail: Buffer;
+}
+
 export class OutputRecorder {
   private seq = 0;
-  private readonly maskers: Record<OutputStream, StreamMasker>;
+  /** Raw bytes received per stream (before masking). */
+  private readonly raw = { stdout: 0, stderr: 0 };
+  /** With `resumable`: the latest point another instance could resume from, and whether it is stored. */
+  private point: ResumePoint | undefined;
+  private pointDirty = false;
+  private readonly maskers: Record<OutputStream, OutputMasker>;
   private readonly tails = { stdout: new Tail(), stderr: new Tail() };
   private readonly bytes = { stdout: 0, stderr: 0 };
   private readonly storedBytes = { stdout: 0, stderr: 0 };
@@ -59,8 +72,27 @@ export class OutputRecorder {
     private readonly capBytes: number,
     private readonly logger: Logger,
     private readonly flow: { pause(): void; resume(): void },
+    /** Stores resume points with the output, so another instance can take the operation over. */
+    private readonly resumable = false,
+    from?: RecorderStart,
   ) {
     this.maskers = { stdout: new OutputMasker(maskValues), stderr: new OutputMasker(maskValues) };
+    if (from) {
+      const p = from.point;
+      this.seq = p.seq;
+      Object.assign(this.raw, p.raw);
+      Object.assign(this.bytes, p.bytes);
+      Object.assign(this.storedBytes, p.stored);
+      Object.assign(this.truncated, p.truncated);
+      this.tails.stdout.push(from.stdoutTail);
+      this.tails.stderr.push(from.stderrTail);
+      this.point = structuredClone(p);
+    }
+  }
+
+  /** Raw bytes of each stream up to which the output is accounted for, as of the last resume point. */
+  get resumePoint(): ResumePoint | undefined {
+    return this.point;
   }
 
   get lastSeq(): number {
@@ -73,7 +105,28 @@ export class OutputRecorder {
   }
 
   write(stream: OutputStream, raw: Buffer): void {
+    this.raw[stream] += raw.length;
     this.emit(stream, this.maskers[stream].push(raw));
+    if (this.resumable) this.mark();
+  }
+
+  /**
+   * Records a resume point when both maskers can tell how much raw output they hold back: from
+   * there, fresh maskers on another instance see exactly what this one has not emitted yet.
+   */
+  private mark(): void {
+    const heldOut = this.maskers.stdout.heldRaw();
+    const heldErr = this.maskers.stderr.heldRaw();
+    if (heldOut === undefined || heldErr === undefined) return;
+    this.point = {
+      seq: this.seq,
+      raw: { stdout: this.raw.stdout - heldOut, stderr: this.raw.stderr - heldErr },
+      bytes: { ...this.bytes },
+      stored: { ...this.storedBytes },
+      truncated: { ...this.truncated },
+    };
+    this.pointDirty = true;
+    this.timer ??= setTimeout(() => this.flush(), FLUSH_MS);
   }
 
   /** Resolves once every event emitted so far is in the database (or past the cap). */
@@ -123,7 +176,9 @@ export class OutputRecorder {
   private flush(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.pending.length === 0) return;
+    const point = this.pointDirty ? this.point : undefined;
+    if (this.pending.length === 0 && point === undefined) return;
+    this.pointDirty = false;
     const batch = this.pending;
     const size = this.pendingBytes;
     this.pending = [];
@@ -132,7 +187,7 @@ export class OutputRecorder {
     if (this.inFlight > HIGH_WATER_BYTES) this.flow.pause();
     // Batches are written one after another, so stored order is event order.
     this.writing = this.writing.then(async () => {
-      await this.store(batch);
+      await this.store(batch, point);
       this.inFlight -= size;
       if (this.inFlight <= HIGH_WATER_BYTES / 2) this.flow.resume();
     });
@@ -143,10 +198,10 @@ export class OutputRecorder {
    * paused past the high-water mark meanwhile, so memory is bounded and nothing is lost. The
    * insert is idempotent, so a retry after a lost answer does not double it.
    */
-  private async store(batch: StoredEvent[]): Promise<void> {
+  private async store(batch: StoredEvent[], point: ResumePoint | undefined): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
-        await insertOutput(this.db, this.operationId, batch);
+        await insertOutput(this.db, this.operationId, batch, point);
         if (attempt > 0)
           this.logger.info("stored operation output again", { operation_id: this.operationId });
         return;

@@ -3,16 +3,20 @@ import { EventEmitter } from "node:events";
 import type { Database } from "../db/database";
 import { describeDatabaseError } from "../db/errors";
 import type { Logger } from "../logger";
+import type { ResumePoint } from "../db/schema";
 import type { SshPool, PoolTarget } from "../ssh/pool";
 import {
+  attachRemote,
   runRemote,
+  type ConnectionEvent,
+  type ReattachSettings,
   type RemoteExecHandlers,
   type RemoteExecOutcome,
   type RemoteExecution,
 } from "../ssh/remote-exec";
 import { waitForTurn } from "./deploy-queue";
 import { valuesToMask, maskText } from "./masking";
-import { finalStatusOf } from "./outcome";
+import { finalStatusOf, type EndOutcome } from "./outcome";
 import type { OutputEvent } from "./output";
 import { retryDelayMs, sleep } from "./retry";
 import { RunningOperation } from "./running";
@@ -20,8 +24,11 @@ import {
   createOperation,
   finalizeOperation,
   getOperation,
+  handOver,
   leaveDeployQueue,
   requestCancel,
+  storedTails,
+  type Claimed,
   type Created,
   type FinalState,
   type IdempotencyClaim,
@@ -37,9 +44,38 @@ import { Upkeep } from "./upkeep";
 export interface RunnerOptions {
   outputCapBytes: number;
   heartbeatMs?: number;
-  /** An operation whose heartbeat is older than this is settled `lost` by any instance. */
+  /** An operation whose heartbeat is older than this is taken over (or, if it cannot be, settled `lost`) by any instance. */
   staleAfterMs?: number;
+  /**
+   * How long a host that cannot be reached is tried again before its operation is `lost` (after a
+   * dropped connection, or when taking one over); 0 or unset: operations are not reattached.
+   */
+  reattachBoundMs?: number;
+  /** SIGTERM cancels running operations instead of handing them to the next instance. */
+  cancelOnShutdown?: boolean;
+  /** What taking an operation over needs: its server's SSH target… */
+  targets?: (serverId: string) => Promise<PoolTarget>;
+  /** …and its mask values, sealed with the master key while it runs. */
+  sealer?: MaskSealer;
 }
+
+/** Seals an operation's mask values for the row, so the instance taking it over masks the same. */
+export interface MaskSealer {
+  /** Undefined when there is no key to seal with: the operation then cannot be taken over. */
+  seal(operationId: string, values: readonly string[]): string | undefined;
+  unseal(operationId: string, sealed: string): string[];
+}
+
+/** The host keeps this much more than the stored cap: masking can make the stored output longer than the raw. */
+const HOST_COPY_MARGIN_BYTES = 64 * 1024;
+
+const startPoint = (): ResumePoint => ({
+  seq: 0,
+  raw: { stdout: 0, stderr: 0 },
+  bytes: { stdout: 0, stderr: 0 },
+  stored: { stdout: 0, stderr: 0 },
+  truncated: { stdout: false, stderr: false },
+});
 
 export interface StartRequest {
   row: Omit<NewOperation, "id" | "status" | "command" | "runnerId" | "heartbeatAt" | "startedAt">;
@@ -94,15 +130,53 @@ export class OperationRunner {
       {
         runningIds: () => [...this.running.keys()],
         cancelLocal: (id, by) => this.running.get(id)?.cancel(by),
+        takenOver: (id) => {
+          const op = this.running.get(id);
+          if (!op || op.outcome || !op.canHandOver) return;
+          this.logger.warn("another instance took this operation over; no longer following it here", {
+            operation_id: id,
+          });
+          op.detach();
+        },
+        takeOver: this.reattach() && opts.targets ? (claimed) => this.takeOver(claimed) : undefined,
       },
       logger,
       {
+        runnerId: this.instanceId,
         heartbeatMs: opts.heartbeatMs ?? 5_000,
         staleAfterMs: opts.staleAfterMs ?? 60_000,
         outputCapBytes: opts.outputCapBytes,
       },
       now,
     );
+  }
+
+  /** How operations started here survive a dropped connection; undefined when they do not. */
+  private reattach(): ReattachSettings | undefined {
+    const boundMs = this.opts.reattachBoundMs ?? 0;
+    if (boundMs <= 0) return undefined;
+    return { boundMs, copyCapBytes: this.opts.outputCapBytes + HOST_COPY_MARGIN_BYTES };
+  }
+
+  private handlersFor(op: RunningOperation, id: string): RemoteExecHandlers {
+    return {
+      onStdout: (b) => op.recorder.write("stdout", b),
+      onStderr: (b) => op.recorder.write("stderr", b),
+      onConnection: (e: ConnectionEvent) => {
+        if (e.kind === "dropped")
+          this.logger.warn("lost the connection to a running operation's host; reattaching", {
+            operation_id: id,
+            reason: e.reason,
+          });
+        else
+          this.logger.info("reattached to a running operation", {
+            operation_id: id,
+            after_ms: e.afterMs,
+            stdout_offset: e.from.stdout,
+            stderr_offset: e.from.stderr,
+          });
+      },
+    };
   }
 
   /**
@@ -112,12 +186,19 @@ export class OperationRunner {
   async start(req: StartRequest): Promise<Created> {
     const maskValues = valuesToMask(req.env, req.maskAlso);
     const now = this.now();
+    const id = randomUUID();
+    // Another instance can take it over only if it can mask the same values: sealed, or none.
+    const reattach = req.execute ? undefined : this.reattach();
+    const sealed = reattach && maskValues.length > 0 ? this.opts.sealer?.seal(id, maskValues) : undefined;
+    const takeoverable = reattach !== undefined && (maskValues.length === 0 || sealed !== undefined);
     const created = await createOperation(
       this.db,
       {
         ...req.row,
-        id: randomUUID(),
+        id,
         status: "running" as const,
+        resume: takeoverable ? startPoint() : null,
+        maskSealed: takeoverable ? (sealed ?? null) : null,
         // The command text as stored: the same rules as output, so `https://alice:***@host`.
         command: maskText(req.command, maskValues),
         runnerId: this.instanceId,
@@ -128,12 +209,11 @@ export class OperationRunner {
     );
     if (created.kind === "replay") return created;
     const row = created.row;
-    const op = new RunningOperation(this.db, row.id, maskValues, this.opts.outputCapBytes, this.logger);
+    const op = new RunningOperation(this.db, row.id, maskValues, this.opts.outputCapBytes, this.logger, {
+      takeoverable,
+    });
     this.running.set(row.id, op);
-    const handlers: RemoteExecHandlers = {
-      onStdout: (b) => op.recorder.write("stdout", b),
-      onStderr: (b) => op.recorder.write("stderr", b),
-    };
+    const handlers = this.handlersFor(op, row.id);
     const run = async (): Promise<RemoteExecOutcome> => {
       if (req.queue && !(await waitForTurn(this.db, row.id, req.queue.applicationId, created.ahead, op))) {
         if (op.neverRan) return { kind: "failed", code: "left_deploy_queue", reason: op.neverRan };
@@ -150,13 +230,30 @@ export class OperationRunner {
             workingDirectory: req.row.workingDirectory ?? undefined,
             timeoutSeconds: req.row.timeoutSeconds,
             operationId: row.id,
+            reattach,
           },
           handlers,
         );
       return op.attach(execution);
     };
+    this.follow(row, op, run, maskValues);
+    return created;
+  }
+
+  /** Runs `run` to its outcome and settles the operation with it, exactly once. */
+  private follow(
+    row: OperationRow,
+    op: RunningOperation,
+    run: () => Promise<RemoteExecOutcome>,
+    maskValues: string[],
+  ): void {
+    let detached = false;
     const settled = run()
-      .then((outcome) => this.settle(row, op, outcome, maskValues))
+      .then((outcome) => {
+        if (outcome.kind !== "detached") return this.settle(row, op, outcome, maskValues);
+        detached = true;
+        return this.letGo(row.id, op);
+      })
       .catch((err: unknown) => {
         // Stop heart-beating it: the reconciler settles it (lost) instead of it staying running forever.
         this.running.delete(row.id);
@@ -165,10 +262,74 @@ export class OperationRunner {
       })
       .finally(() => {
         this.settling.delete(settled);
-        if (req.queue) void leaveDeployQueue(this.db, row.id).catch(() => undefined);
+        // A deploy that runs on without us keeps its place until whoever takes it over settles it.
+        if (row.applicationId && !detached) void leaveDeployQueue(this.db, row.id).catch(() => undefined);
       });
     this.settling.add(settled);
-    return created;
+    op.finished = settled;
+  }
+
+  /** No longer followed here (handed over, or taken over elsewhere): its output so far is stored, nothing else. */
+  private async letGo(id: string, op: RunningOperation): Promise<void> {
+    await op.recorder.stored();
+    this.running.delete(id);
+    this.handedOver.push(id);
+  }
+
+  private readonly handedOver: string[] = [];
+
+  /**
+   * Takes over an operation whose instance stopped or vanished: attaches to it on its host from its
+   * resume point and settles it as if it had been started here.
+   */
+  private async takeOver({ row, silentSince }: Claimed): Promise<void> {
+    if (this.running.has(row.id) || !row.resume) return;
+    const point = row.resume;
+    const tails = await storedTails(this.db, row.id);
+    let maskValues: string[] = [];
+    let target: PoolTarget | undefined;
+    let problem: string | undefined;
+    try {
+      if (row.maskSealed) maskValues = this.opts.sealer?.unseal(row.id, row.maskSealed) ?? [];
+      target = await this.opts.targets!(row.serverId);
+    } catch (err) {
+      problem = err instanceof Error ? err.message : String(err);
+    }
+    const op = new RunningOperation(this.db, row.id, maskValues, this.opts.outputCapBytes, this.logger, {
+      takeoverable: true,
+      from: { point, stdoutTail: tails.stdout, stderrTail: tails.stderr },
+    });
+    this.running.set(row.id, op);
+    this.logger.info("taking over an operation", {
+      operation_id: row.id,
+      from_instance: row.runnerId ?? "handed over",
+      silent_since: silentSince.toISOString(),
+    });
+    if (row.cancelRequestedAt) op.cancel(row.cancelledBy ?? "a cancel request made on another instance");
+    const startedAt = (row.startedAt ?? row.createdAt).getTime();
+    const run = async (): Promise<RemoteExecOutcome> => {
+      if (problem !== undefined || !target)
+        return {
+          kind: "lost",
+          reason: `this instance could not take it over: ${problem ?? "no SSH target"}`,
+        };
+      return op.attach(
+        attachRemote(
+          this.pool,
+          target,
+          {
+            operationId: row.id,
+            from: point.raw,
+            startedAt,
+            timeoutAt: startedAt + row.timeoutSeconds * 1000,
+            silentSince: silentSince.getTime(),
+            reattach: this.reattach()!,
+          },
+          this.handlersFor(op, row.id),
+        ),
+      );
+    };
+    this.follow(row, op, run, maskValues);
   }
 
   /**
@@ -244,12 +405,29 @@ export class OperationRunner {
   }
 
   /**
-   * Stops taking work: waits for running operations up to `graceMs`, then cancels the rest; what
-   * still cannot be stored after SETTLE_AFTER_CANCEL_MS (the database is down) is given up, and
-   * the reconciler of another instance (or of the next start) settles it.
+   * Stops taking work. Operations that can be taken over are handed to the next instance at once
+   * (they run on; their output so far is stored); unless `cancelOnShutdown`, which cancels them as
+   * before. The others get up to `graceMs` to finish, then are cancelled; what still cannot be stored
+   * after SETTLE_AFTER_CANCEL_MS (the database is down) is given up, and the reconciler of another
+   * instance (or of the next start) settles it.
    */
   async shutdown(graceMs: number): Promise<void> {
     this.upkeep.stop();
+    if (!this.opts.cancelOnShutdown) {
+      const leaving = [...this.running.values()].filter((op) => op.canHandOver && !op.outcome);
+      leaving.forEach((op) => op.detach());
+      await Promise.race([Promise.all(leaving.map((op) => op.finished)), sleep(SETTLE_AFTER_CANCEL_MS)]);
+      try {
+        await handOver(this.db, this.instanceId, this.handedOver);
+        if (this.handedOver.length)
+          this.logger.info("handed running operations to the next instance", { operations: this.handedOver });
+      } catch (err) {
+        // Their heartbeats stop: another instance takes them over once they are stale.
+        this.logger.warn("could not hand operations over; they are taken over once stale", {
+          error: describeDatabaseError(err),
+        });
+      }
+    }
     const all = Promise.all([...this.settling]);
     const timedOut = await Promise.race([all.then(() => false), sleep(graceMs).then(() => true)]);
     if (!timedOut) return;
@@ -268,7 +446,7 @@ export class OperationRunner {
   private async settle(
     row: OperationRow,
     op: RunningOperation,
-    outcome: RemoteExecOutcome,
+    outcome: EndOutcome,
     maskValues: string[],
   ) {
     const final = finalStatusOf(outcome, {
@@ -293,6 +471,7 @@ export class OperationRunner {
     await op.recorder.stored();
     const stored = await this.store(row.id, state);
     this.running.delete(row.id);
+    op.release(); // the host may now remove its copy of the output
     this.settledEvents.emit(row.id, stored);
   }
 

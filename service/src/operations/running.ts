@@ -1,7 +1,7 @@
 import type { Database } from "../db/database";
 import type { Logger } from "../logger";
 import type { RemoteExecOutcome, RemoteExecution } from "../ssh/remote-exec";
-import { OutputRecorder } from "./output";
+import { OutputRecorder, type RecorderStart } from "./output";
 import type { OperationRow } from "./store";
 
 // One operation running on this instance: its execution on the host (once it has one), its
@@ -20,6 +20,9 @@ export class RunningOperation {
   neverRan: string | undefined;
   /** The final row as it will be stored, once the outcome is known (stored or not yet). */
   outcome: OperationRow | undefined;
+  /** Resolves once it is settled here, or no longer followed here. */
+  finished: Promise<void> = Promise.resolve();
+  private readonly takeoverable: boolean;
 
   constructor(
     db: Database,
@@ -27,12 +30,39 @@ export class RunningOperation {
     maskValues: readonly string[],
     outputCapBytes: number,
     logger: Logger,
+    /** `takeoverable`: another instance can attach to it (its row has a resume point); `from`: taken over. */
+    opts: { takeoverable?: boolean; from?: RecorderStart } = {},
   ) {
+    this.takeoverable = opts.takeoverable ?? false;
     // The recorder pauses the channel when storage falls behind; the channel exists only later.
-    this.recorder = new OutputRecorder(db, id, maskValues, outputCapBytes, logger, {
-      pause: () => this.execution?.pause(),
-      resume: () => this.execution?.resume(),
-    });
+    this.recorder = new OutputRecorder(
+      db,
+      id,
+      maskValues,
+      outputCapBytes,
+      logger,
+      {
+        pause: () => this.execution?.pause(),
+        resume: () => this.execution?.resume(),
+      },
+      this.takeoverable,
+      opts.from,
+    );
+  }
+
+  /** Running on its host in a way another instance can attach to. */
+  get canHandOver(): boolean {
+    return this.takeoverable && this.execution?.reattachable === true;
+  }
+
+  /** Stops following it here without killing it: another instance takes it over. */
+  detach(): void {
+    this.execution?.detach();
+  }
+
+  /** Its end is stored: the host may remove what it kept for an attach. */
+  release(): void {
+    this.execution?.release();
   }
 
   get isCancelled(): boolean {

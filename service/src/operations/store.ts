@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gt, inArray, isNull, lt, or, sql } from "drizzle-orm";
+import { and, asc, count, desc, eq, gt, inArray, isNotNull, isNull, lt, or, sql } from "drizzle-orm";
 import {
   EXIT_CODE_FAILED,
   OUTPUT_TAIL_BYTES,
@@ -13,6 +13,7 @@ import {
   operationOutput,
   operations,
   servers,
+  type ResumePoint,
 } from "../db/schema";
 import { hasErrorCode } from "../db/errors";
 import { ServiceError } from "../errors";
@@ -216,7 +217,8 @@ export async function finalizeOperation(
 ): Promise<OperationRow | undefined> {
   const [row] = await db
     .update(operations)
-    .set({ ...f, completedAt: now, heartbeatAt: now, settledBy: "runner" })
+    // Its sealed mask values and resume point served a takeover; an ended operation needs neither.
+    .set({ ...f, completedAt: now, heartbeatAt: now, settledBy: "runner", maskSealed: null, resume: null })
     .where(
       and(
         eq(operations.id, id),
@@ -266,13 +268,33 @@ export interface StoredEvent {
   data: Buffer;
 }
 
-/** Idempotent: a batch retried after its first attempt was written (its answer lost) is not doubled. */
-export async function insertOutput(db: Database, operationId: string, events: StoredEvent[]): Promise<void> {
-  if (events.length === 0) return;
-  await db
-    .insert(operationOutput)
-    .values(events.map((e) => ({ operationId, seq: e.seq, stream: e.stream, data: e.data })))
-    .onConflictDoNothing();
+/**
+ * Idempotent: a batch retried after its first attempt was written (its answer lost) is not doubled.
+ * With a resume point, it is stored with the events in one transaction: whoever takes the operation
+ * over finds output and point in agreement.
+ */
+export async function insertOutput(
+  db: Database,
+  operationId: string,
+  events: StoredEvent[],
+  resume?: ResumePoint,
+): Promise<void> {
+  const insert = (d: Pick<Database, "insert">) =>
+    d
+      .insert(operationOutput)
+      .values(events.map((e) => ({ operationId, seq: e.seq, stream: e.stream, data: e.data })))
+      .onConflictDoNothing();
+  if (resume === undefined) {
+    if (events.length > 0) await insert(db);
+    return;
+  }
+  await db.transaction(async (tx) => {
+    if (events.length > 0) await insert(tx);
+    await tx
+      .update(operations)
+      .set({ resume })
+      .where(and(eq(operations.id, operationId), eq(operations.status, "running")));
+  });
 }
 
 export async function readOutput(
@@ -290,19 +312,98 @@ export async function readOutput(
   return rows.map((r) => ({ seq: r.seq, stream: r.stream, data: r.data }));
 }
 
-/** Heartbeat of this instance's running operations; returns those someone asked to cancel, and who. */
+/**
+ * Heartbeat of this instance's running operations: returns the ones it still runs (another
+ * instance may have taken one over), and those someone asked to cancel, and who.
+ */
 export async function heartbeat(
   db: Database,
+  runnerId: string,
   ids: string[],
   now: Date,
-): Promise<{ id: string; by: string | null }[]> {
-  if (ids.length === 0) return [];
+): Promise<{ owned: Set<string>; cancel: { id: string; by: string | null }[] }> {
+  if (ids.length === 0) return { owned: new Set(), cancel: [] };
   const rows = await db
     .update(operations)
     .set({ heartbeatAt: now })
-    .where(and(inArray(operations.id, ids), eq(operations.status, "running")))
+    .where(
+      and(inArray(operations.id, ids), eq(operations.status, "running"), eq(operations.runnerId, runnerId)),
+    )
     .returning({ id: operations.id, cancel: operations.cancelRequestedAt, by: operations.cancelledBy });
-  return rows.filter((r) => r.cancel !== null).map((r) => ({ id: r.id, by: r.by }));
+  return {
+    owned: new Set(rows.map((r) => r.id)),
+    cancel: rows.filter((r) => r.cancel !== null).map((r) => ({ id: r.id, by: r.by })),
+  };
+}
+
+/** An operation this instance took over, and since when no instance had been heard from for it. */
+export interface Claimed {
+  row: OperationRow;
+  silentSince: Date;
+}
+
+/**
+ * Takes over running operations that can be attached to again and whose instance handed them over
+ * (stopping) or went quiet: each becomes this instance's, and output stored past its resume point
+ * is dropped (it is read from the host again). Instances never claim the same one twice.
+ */
+export async function claimOrphans(
+  db: Database,
+  runnerId: string,
+  staleBefore: Date,
+  now: Date,
+  limit = 20,
+): Promise<Claimed[]> {
+  return db.transaction(async (tx) => {
+    const rows = await tx
+      .select()
+      .from(operations)
+      .where(
+        and(
+          eq(operations.status, "running"),
+          isNotNull(operations.resume),
+          or(isNull(operations.runnerId), lt(operations.heartbeatAt, staleBefore)),
+        ),
+      )
+      .limit(limit)
+      .for("update", { skipLocked: true });
+    const claimed: Claimed[] = [];
+    for (const row of rows) {
+      const point = row.resume!;
+      await tx
+        .delete(operationOutput)
+        .where(and(eq(operationOutput.operationId, row.id), gt(operationOutput.seq, point.seq)));
+      await tx.update(operations).set({ runnerId, heartbeatAt: now }).where(eq(operations.id, row.id));
+      claimed.push({
+        row: { ...row, runnerId, heartbeatAt: now },
+        silentSince: row.heartbeatAt ?? row.startedAt ?? row.createdAt,
+      });
+    }
+    return claimed;
+  });
+}
+
+/** This instance stops following these operations: any instance may take them over at once. */
+export async function handOver(db: Database, runnerId: string, ids: string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db
+    .update(operations)
+    .set({ runnerId: null })
+    .where(
+      and(inArray(operations.id, ids), eq(operations.status, "running"), eq(operations.runnerId, runnerId)),
+    );
+}
+
+/** The tails of an operation's stored output, where an instance taking it over starts. */
+export async function storedTails(
+  db: Database,
+  operationId: string,
+): Promise<{ stdout: Buffer; stderr: Buffer }> {
+  const [stdout, stderr] = [
+    await storedTail(db, operationId, "stdout"),
+    await storedTail(db, operationId, "stderr"),
+  ];
+  return { stdout: stdout.tail, stderr: stderr.tail };
 }
 
 export async function requestCancel(db: Database, id: string, now: Date, by: string): Promise<void> {
@@ -331,6 +432,8 @@ export async function settleStale(
     .where(
       and(
         eq(operations.status, "running"),
+        // Those that can be attached to again are taken over instead (claimOrphans).
+        isNull(operations.resume),
         or(
           lt(operations.heartbeatAt, staleBefore),
           and(isNull(operations.heartbeatAt), lt(operations.createdAt, staleBefore)),

@@ -1,12 +1,15 @@
 import type { Database } from "../db/database";
 import type { Logger } from "../logger";
-import { heartbeat, pruneDeployQueue, settleStale } from "./store";
+import { claimOrphans, heartbeat, pruneDeployQueue, settleStale, type Claimed } from "./store";
 
 // What keeps operations honest across instances: a heartbeat for this instance's running
-// operations, which also brings cancel requests made on other instances; and a reconciler that
-// settles `lost` the operations whose instance vanished (spec §4: nothing stays running forever).
+// operations, which also brings cancel requests made on other instances and tells which ones
+// another instance took over; taking over the operations whose instance handed them over or
+// vanished; and a reconciler that settles `lost` those that cannot be taken over (spec §4:
+// nothing stays running forever).
 
 export interface UpkeepOptions {
+  runnerId: string;
   heartbeatMs: number;
   /** An operation whose heartbeat is older than this is settled `lost` by any instance. */
   staleAfterMs: number;
@@ -18,6 +21,10 @@ export interface UpkeepTarget {
   runningIds(): string[];
   /** Applies a cancel requested elsewhere to one of them. */
   cancelLocal(id: string, by: string): void;
+  /** Another instance runs this one now. */
+  takenOver(id: string): void;
+  /** Follows an operation claimed from a stopped or vanished instance; unset: this instance takes none over. */
+  takeOver?: ((claimed: Claimed) => Promise<void>) | undefined;
 }
 
 export class Upkeep {
@@ -35,19 +42,48 @@ export class Upkeep {
     beat.unref();
     reconcile.unref();
     this.timers = [beat, reconcile];
+    void this.claim(); // at start: what the previous process handed over is taken at once
   }
 
+  private stopped = false;
+
   stop(): void {
+    this.stopped = true;
     for (const t of this.timers) clearInterval(t);
   }
 
   private async beat() {
     try {
-      const cancel = await heartbeat(this.db, this.target.runningIds(), this.now());
+      const ids = this.target.runningIds();
+      const { owned, cancel } = await heartbeat(this.db, this.opts.runnerId, ids, this.now());
       for (const { id, by } of cancel)
         this.target.cancelLocal(id, by ?? "a cancel request made on another instance");
+      for (const id of ids) if (!owned.has(id)) this.target.takenOver(id);
     } catch (err) {
       this.logger.warn("operation heartbeat failed", { error: String(err) });
+    }
+    await this.claim();
+  }
+
+  private claiming = false;
+
+  private async claim() {
+    const takeOver = this.target.takeOver;
+    if (!takeOver || this.claiming || this.stopped) return;
+    this.claiming = true;
+    try {
+      const staleBefore = new Date(this.now().getTime() - this.opts.staleAfterMs);
+      for (const claimed of await claimOrphans(this.db, this.opts.runnerId, staleBefore, this.now()))
+        await takeOver(claimed).catch((err: unknown) =>
+          this.logger.error("taking an operation over failed", {
+            operation_id: claimed.row.id,
+            error: String(err),
+          }),
+        );
+    } catch (err) {
+      this.logger.warn("looking for operations to take over failed", { error: String(err) });
+    } finally {
+      this.claiming = false;
     }
   }
 

@@ -127,10 +127,14 @@ function invalidRequest(req: RemoteExecRequest, grace: number): string | undefin
   return undefined;
 }
 
+/** The signal's name without "SIG" (ssh2 reports sshd's `USR1` as `SIGUSR1`). */
+const signalName = (signal: string | undefined): string | undefined => signal?.replace(/^SIG/, "");
+
 /** Bash reports a death by signal N as 128+N; do the same when sshd reports the wrapper itself was signalled. */
 function exitCodeOf(code: number | null, signal: string | undefined): number {
   if (code !== null) return code;
-  const number = signal === undefined ? undefined : osConstants.signals[`SIG${signal}` as NodeJS.Signals];
+  const name = signalName(signal);
+  const number = name === undefined ? undefined : osConstants.signals[`SIG${name}` as NodeJS.Signals];
   return 128 + (number ?? 0);
 }
 
@@ -339,12 +343,12 @@ class HostExecution implements RemoteExecution {
   private onExit(ch: ClientChannel, mode: Mode, code: number | null, signal: string | undefined): void {
     if (ch !== this.channel || this.settled) return;
     const where = `${this.target.host}:${this.target.port}`;
-    if (mode === "attach" && code === null && signal === ATTACH_GONE_SIGNAL)
+    if (mode === "attach" && code === null && signalName(signal) === ATTACH_GONE_SIGNAL)
       return this.finish({
         kind: "lost",
         reason: `${where} has no record of it any more (it never got there, or the host gave it up after hearing from no service for ${this.keepSeconds()} s).`,
       });
-    if (mode === "attach" && code === null && signal === ATTACH_UNRECORDED_SIGNAL)
+    if (mode === "attach" && code === null && signalName(signal) === ATTACH_UNRECORDED_SIGNAL)
       return this.finish({
         kind: "lost",
         reason: `its supervisor on ${where} ended without recording an exit status (the host restarted, or it was killed).`,

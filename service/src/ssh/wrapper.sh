@@ -106,7 +106,7 @@ case $1 in
     wait "$out" "$err"
     kill "$reader" 2>/dev/null
     wait "$reader" 2>/dev/null
-    read -r code <"$dir/exit" 2>/dev/null && number "$code" && exit "$code"
+    { read -r code <"$dir/exit" && number "$code"; } 2>/dev/null && exit "$code"
     kill -USR1 $$
     exit 125
     ;;
