@@ -122,6 +122,8 @@ const envSchema = z.object({
   REOCLO_SHUTDOWN_GRACE_SECONDS: intFromEnv("REOCLO_SHUTDOWN_GRACE_SECONDS", 30, 0, 3600),
   // 0 turns reattaching off: a dropped connection or a dead instance makes an operation `lost` at once.
   REOCLO_REATTACH_BOUND_SECONDS: intFromEnv("REOCLO_REATTACH_BOUND_SECONDS", 600, 0, 24 * 3600),
+  // An instance silent this long (no heartbeat) has its operations taken over by another (or settled `lost`).
+  REOCLO_TAKEOVER_AFTER_SECONDS: intFromEnv("REOCLO_TAKEOVER_AFTER_SECONDS", 60, 3, 3600),
   REOCLO_CANCEL_ON_SHUTDOWN: z
     .enum(["true", "false", "1", "0", ""], {
       error: (i) => `REOCLO_CANCEL_ON_SHUTDOWN must be true or false, got "${String(i.input)}"`,
@@ -165,6 +167,8 @@ export interface Config {
    * or by the instance taking it over) before it is `lost`; 0: no reattaching.
    */
   readonly reattachBoundSeconds: number;
+  /** After this long without a heartbeat from its instance, another instance takes an operation over. */
+  readonly takeoverAfterSeconds: number;
   /** SIGTERM cancels running operations (the old behaviour) instead of handing them to the next instance. */
   readonly cancelOnShutdown: boolean;
   /** How long a deploy or restart script may run (it waits for its turn first, unbounded). */
@@ -212,6 +216,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     shutdownGraceSeconds: e.REOCLO_SHUTDOWN_GRACE_SECONDS,
     reattachBoundSeconds: e.REOCLO_REATTACH_BOUND_SECONDS,
     cancelOnShutdown: e.REOCLO_CANCEL_ON_SHUTDOWN,
+    takeoverAfterSeconds: e.REOCLO_TAKEOVER_AFTER_SECONDS,
     deployTimeoutSeconds: e.REOCLO_DEPLOY_TIMEOUT_SECONDS,
     rebootTimeoutSeconds: e.REOCLO_REBOOT_TIMEOUT_SECONDS,
     sessionIdleMinutes: e.REOCLO_SESSION_IDLE_MINUTES,

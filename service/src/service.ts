@@ -66,6 +66,8 @@ export function createService(
   const runner = new OperationRunner(database.db, pool, logger, {
     outputCapBytes: config.outputCapBytes,
     reattachBoundMs: config.reattachBoundSeconds * 1000,
+    staleAfterMs: config.takeoverAfterSeconds * 1000,
+    heartbeatMs: Math.min(5_000, (config.takeoverAfterSeconds * 1000) / 3),
     cancelOnShutdown: config.cancelOnShutdown,
     targets: (serverId) => sshTargetFor(ctx, serverId),
     sealer: maskSealer(secrets),
