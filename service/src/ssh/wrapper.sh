@@ -46,6 +46,17 @@ sweep() {
   done
   [ $# -eq 0 ] || rm -rf -- "$@"
 }
+# Copy $2 from byte offset $1 on, to stdout ($3…: tail's follow options). An offset past the end of the
+# file (past the cap, where the service got more than the copy holds) is no start for tail, which would
+# take the file for truncated and print it all again: tail starts at the end, and the rest is skipped.
+# tail's own messages are not the command's output, so they stay out of the stream.
+from_copy() {
+  skip=$1 file=$2
+  shift 2
+  size=$(wc -c 2>/dev/null <"$file") && number "$size" || size=0
+  [ "$skip" -gt "$size" ] || size=$skip
+  tail -c "+$((size + 1))" "$@" "$file" 2>/dev/null 7>&- 8>&- | { head -c "$((skip - size))" >/dev/null; exec cat; }
+}
 # TERM the whole group $1, give it the grace period, then KILL whatever is left.
 kill_tree() {
   # dash's kill takes no "--"; "-pgid" addresses the group (or the pid alone, before its setsid ran).
@@ -91,7 +102,7 @@ case $1 in
     ;;
   attach)
     { [ $# -eq 4 ] && number "$3" && number "$4"; } || fail "malformed attach request" 2
-    from_out=$(($3 + 1)) from_err=$(($4 + 1)) grace=5
+    from_out=$3 from_err=$4 grace=5
     if ! find_dir "$2" || [ -e "$dir/abandoned" ]; then kill -USR2 $$; exit 125; fi
     printf x >>"$dir/lease"
     { read -r sup <"$dir/pid" && read -r pgid <"$dir/pgid"; } 2>/dev/null || { kill -USR1 $$; exit 125; }
@@ -99,9 +110,9 @@ case $1 in
     control "$pgid"
     # Follow both copies until the supervisor is gone (it writes the exit status after the last output).
     if [ -e "$dir/exit" ]; then set --; else set -- -f "--pid=$sup" -s 0.2; fi
-    tail -c "+$from_out" "$@" "$dir/out" &
+    from_copy "$from_out" "$dir/out" "$@" &
     out=$!
-    tail -c "+$from_err" "$@" "$dir/err" >&2 &
+    from_copy "$from_err" "$dir/err" "$@" >&2 &
     err=$!
     wait "$out" "$err"
     kill "$reader" 2>/dev/null
@@ -149,11 +160,17 @@ exec 7>&1 8>&2
 if [ "$keep" -gt 0 ]; then
   # The command writes into two FIFOs; a tee per stream passes it on live and into a pipe to `head`, which
   # keeps the first cap bytes. tee -p outlives a closed channel, and /dev/null keeps it writing (and the
-  # command running) once both the channel and the copy are gone.
+  # command running) once both the channel and the copy are gone. head writes through stdio, which holds
+  # up to a buffer's worth back from a file until it exits; stdbuf -o0 makes the copy as current as the
+  # channel, so an attach resumes at once rather than when the buffer fills or the command ends.
   { : >"$tmp/out" && : >"$tmp/err" && mkfifo "$tmp/o" "$tmp/e"; } || fail "could not set up the output copy in $tmp"
-  tee -p /dev/fd/4 /dev/null <"$tmp/o" 4>&1 1>&7 2>/dev/null 7>&- 8>&- | head -c "$cap" >"$tmp/out" 7>&- 8>&- &
+  unbuffered=
+  stdbuf -o0 true >/dev/null 2>&1 && unbuffered="stdbuf -o0"  # coreutils; without it the copy lags, nothing is lost
+  # shellcheck disable=SC2086 # empty, or two words on purpose
+  tee -p /dev/fd/4 /dev/null <"$tmp/o" 4>&1 1>&7 2>/dev/null 7>&- 8>&- | $unbuffered head -c "$cap" >"$tmp/out" 7>&- 8>&- &
   copy_out=$!
-  tee -p /dev/fd/4 /dev/null <"$tmp/e" 4>&1 1>&8 2>/dev/null 7>&- 8>&- | head -c "$cap" >"$tmp/err" 7>&- 8>&- &
+  # shellcheck disable=SC2086
+  tee -p /dev/fd/4 /dev/null <"$tmp/e" 4>&1 1>&8 2>/dev/null 7>&- 8>&- | $unbuffered head -c "$cap" >"$tmp/err" 7>&- 8>&- &
   copy_err=$!
 fi
 
