@@ -316,11 +316,15 @@ class HostExecution implements RemoteExecution {
       ch.stderr.pause();
     }
     ch.on("error", () => undefined); // a dropped connection is reported through "close" without "exit"
+    // Once the outcome is out (a detach above all: another instance resumes from `received`), output that
+    // was still in flight is dropped, and `received` stays what it was when `done` resolved.
     ch.on("data", (chunk: Buffer) => {
+      if (this.settled) return;
       this.received.stdout += chunk.length;
       this.handlers.onStdout(chunk);
     });
     ch.stderr.on("data", (chunk: Buffer) => {
+      if (this.settled) return;
       this.received.stderr += chunk.length;
       this.handlers.onStderr(chunk);
     });
