@@ -165,7 +165,7 @@ if [ "$keep" -gt 0 ]; then
   # channel, so an attach resumes at once rather than when the buffer fills or the command ends.
   { : >"$tmp/out" && : >"$tmp/err" && mkfifo "$tmp/o" "$tmp/e"; } || fail "could not set up the output copy in $tmp"
   unbuffered=
-  stdbuf -o0 true >/dev/null 2>&1 && unbuffered="stdbuf -o0"  # coreutils; without it the copy lags, nothing is lost
+  command -v stdbuf >/dev/null 2>&1 && unbuffered="stdbuf -o0"  # coreutils; without it the copy lags, nothing is lost
   # shellcheck disable=SC2086 # empty, or two words on purpose
   tee -p /dev/fd/4 /dev/null <"$tmp/o" 4>&1 1>&7 2>/dev/null 7>&- 8>&- | $unbuffered head -c "$cap" >"$tmp/out" 7>&- 8>&- &
   copy_out=$!
