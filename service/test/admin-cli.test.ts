@@ -8,6 +8,7 @@ import { openDatabase } from "../src/db/database";
 import {
   runAdminCli,
   runServiceToExit,
+  startService,
   startServiceWithHost,
   type RunningService,
   type ServiceWithHost,
@@ -155,7 +156,7 @@ describe("reoclo-admin against a running service on the embedded database", () =
     expect((await fetch(`${service.url}/healthz`)).status).toBe(200);
   });
 
-  it("on SIGTERM settles a running operation, leaves nothing on the host, exits 0, and keeps the data", async () => {
+  it("on SIGTERM hands a running operation to the next start, exits 0, and keeps the data", async () => {
     // The host key was replaced above: pin the host again as a new server, with a key for all servers.
     const added = await runAdminCli(serversAdd(host, keyFile, "web-2", ["--trust-on-first-use"]), env);
     const { id } = parse<{ id: string }>(added.stdout);
@@ -167,28 +168,57 @@ describe("reoclo-admin against a running service on the embedded database", () =
         )
       ).stdout,
     );
+    const exec = (base: string, command: string) =>
+      fetch(`${base}/api/automation/v1/exec`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ server_id: id, command, timeout_seconds: 600 }),
+      });
     const marker = `9${Math.floor(Math.random() * 900_000 + 100_000)}`;
-    const pending = fetch(`${service.url}/api/automation/v1/exec`, {
-      method: "POST",
-      headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ server_id: id, command: `sleep ${marker}`, timeout_seconds: 600 }),
-    });
+    const pending = exec(service.url, `sleep ${marker}; echo after the restart`);
     await expect.poll(() => pgrepCount(`sleep ${marker}`), { timeout: 10_000 }).toBe(1);
     const exited = service.stop();
     const answer = await pending;
     expect(answer.status).toBe(200);
-    const body = (await answer.json()) as { reason: string };
-    expect(body).toMatchObject({ status: "failed", outcome: "cancelled", exit_code: 130 });
-    expect(body.reason).toMatch(
-      /^Cancelled by the service instance stopping \(SIGTERM\) after its shutdown grace of \d+ s; /,
-    );
+    const body = (await answer.json()) as { operation_id: string; status: string };
+    expect(body.status).toBe("running"); // handed over: the caller polls, whichever instance answers
     expect(await exited).toBe(0);
-    await expect.poll(() => pgrepCount(`sleep ${marker}`), { timeout: 10_000 }).toBe(0);
+    expect(pgrepCount(`sleep ${marker}`)).toBe(1); // it runs on without the service
 
     const list = await runAdminCli(["keys", "list", "--json"], env); // now opens the database itself
     expect(list.code).toBe(0);
     expect(parse<{ name: string }[]>(list.stdout).map((k) => k.name)).toContain("ci");
     expect(list.stdout).not.toContain(plaintextKey);
+
+    // The next start takes it over: a cancel there kills it on the host.
+    const next = await startService(env);
+    try {
+      const op = (path: string, method = "GET") =>
+        fetch(`${next.url}/api/automation/v1/operations/${body.operation_id}${path}`, {
+          method,
+          headers: { Authorization: `Bearer ${key}` },
+        });
+      await expect.poll(() => next.output(), { timeout: 10_000 }).toMatch(/"msg":"taking over an operation"/);
+      expect((await op("/cancel", "POST")).status).toBe(200);
+      expect(await (await op("")).json()).toMatchObject({ outcome: "cancelled", result: { exit_code: 130 } });
+      await expect.poll(() => pgrepCount(`sleep ${marker}`), { timeout: 10_000 }).toBe(0);
+    } finally {
+      expect(await next.stop()).toBe(0);
+    }
+
+    // REOCLO_CANCEL_ON_SHUTDOWN keeps the old behaviour: SIGTERM cancels what has not finished within the grace.
+    const old = await startService({ ...env, REOCLO_CANCEL_ON_SHUTDOWN: "true" });
+    const second = `8${Math.floor(Math.random() * 900_000 + 100_000)}`;
+    const cancelled = exec(old.url, `sleep ${second}`);
+    await expect.poll(() => pgrepCount(`sleep ${second}`), { timeout: 10_000 }).toBe(1);
+    const stopped = old.stop();
+    const final = (await (await cancelled).json()) as { reason: string };
+    expect(final).toMatchObject({ status: "failed", outcome: "cancelled", exit_code: 130 });
+    expect(final.reason).toMatch(
+      /^Cancelled by the service instance stopping \(SIGTERM\) after its shutdown grace of \d+ s; /,
+    );
+    expect(await stopped).toBe(0);
+    await expect.poll(() => pgrepCount(`sleep ${second}`), { timeout: 10_000 }).toBe(0);
   });
 });
 

@@ -79,10 +79,15 @@ describe("operations and the instances running them, on PostgreSQL", () => {
     for (const dir of dataDirs) rmSync(dir, { recursive: true, force: true });
   });
 
-  async function serviceProcess(): Promise<RunningService> {
+  async function serviceProcess(env: Record<string, string> = {}): Promise<RunningService> {
     const dataDir = mkdtempSync(path.join(os.tmpdir(), "reoclo-instance-"));
     dataDirs.push(dataDir);
-    return startService({ DATABASE_URL: db.url!, REOCLO_MASTER_KEY: MASTER_KEY, REOCLO_DATA_DIR: dataDir });
+    return startService({
+      DATABASE_URL: db.url!,
+      REOCLO_MASTER_KEY: MASTER_KEY,
+      REOCLO_DATA_DIR: dataDir,
+      ...env,
+    });
   }
 
   it("runs a command exactly once for a retried Idempotency-Key whose first instance died while creating it", async () => {
@@ -151,9 +156,10 @@ describe("operations and the instances running them, on PostgreSQL", () => {
     }
   });
 
-  it("answers lost with the output it stored and why, when the instance running it died", async () => {
+  // With reattaching on (the default) another instance takes the operation over instead: reattach.test.ts.
+  it("with reattaching off, answers lost with the output it stored and why, when the instance running it died", async () => {
     const dir = hostDir();
-    const a = await serviceProcess();
+    const a = await serviceProcess({ REOCLO_REATTACH_BOUND_SECONDS: "0" });
     let b: TestApp | undefined;
     try {
       const onA = api(`${a.url}${API_BASE_PATH}`, key);

@@ -77,7 +77,13 @@ describe("npm start under a supervisor's SIGTERM", () => {
   });
 
   it("drains a running command and exits 0 after the service when npm itself gets SIGTERM", async () => {
-    const env = { REOCLO_DATA_DIR: path.join(dir, "one"), REOCLO_SHUTDOWN_GRACE_SECONDS: "20" };
+    // Reattaching off: the command is then one the service must see to its end within the grace (with it
+    // on, SIGTERM hands the command to the next start at once: reattach.test.ts, admin-cli.test.ts).
+    const env = {
+      REOCLO_DATA_DIR: path.join(dir, "one"),
+      REOCLO_SHUTDOWN_GRACE_SECONDS: "20",
+      REOCLO_REATTACH_BOUND_SECONDS: "0",
+    };
     const started = await npmStart(env);
     const [service] = childrenOf(started.npm.pid!);
     expect(service).toBeDefined();

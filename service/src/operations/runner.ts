@@ -274,6 +274,7 @@ export class OperationRunner {
     await op.recorder.stored();
     this.running.delete(id);
     this.handedOver.push(id);
+    this.settledEvents.emit(id); // whoever waits for it here answers `running` now
   }
 
   private readonly handedOver: string[] = [];
@@ -383,7 +384,7 @@ export class OperationRunner {
     for (;;) {
       const row = await getOperation(this.db, id);
       if (!row || row.status !== "running") return row;
-      if (this.running.has(id) || Date.now() >= deadline) return undefined;
+      if (this.running.has(id) || this.handedOver.includes(id) || Date.now() >= deadline) return undefined;
       await sleep(Math.min(REMOTE_POLL_MS, Math.max(0, deadline - Date.now())));
     }
   }
