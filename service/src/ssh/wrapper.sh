@@ -102,6 +102,7 @@ case $1 in
     ;;
   attach)
     { [ $# -eq 4 ] && number "$3" && number "$4"; } || fail "malformed attach request" 2
+    case $2 in '' | *[!0-9a-f-]*) fail "malformed operation id in the attach request" 2 ;; esac
     from_out=$3 from_err=$4 grace=5
     if ! find_dir "$2" || [ -e "$dir/abandoned" ]; then kill -USR2 $$; exit 125; fi
     printf x >>"$dir/lease"
@@ -134,6 +135,9 @@ case "$op" in '' | *[!0-9a-f-]*) fail "malformed operation id in the request hea
 IFS= read -r wd64 && IFS= read -r env64 && IFS= read -r cmd64 || exit 0
 
 command -v setsid >/dev/null 2>&1 || fail "setsid is not installed on this host (it is part of util-linux)" 127
+# The copy needs GNU coreutils (tee -p; an attach needs tail --pid): without them the command runs as it always
+# did, tied to its channel, and a dropped connection loses it.
+[ "$keep" -eq 0 ] || tee -p /dev/null </dev/null >/dev/null 2>&1 || keep=0
 runner=$(command -v bash || command -v sh)
 sweep
 tmp=$(mktemp -d "$base/reoclo-$op.XXXXXX") || fail "could not create a temporary directory"
