@@ -32,10 +32,14 @@ import { openssh, rawExec, startTestBed, type Service, type TestBed } from "../t
 //  - the raw ssh2 exec of the wrapper as the service sends it (keep = hostKeepSeconds of the
 //    default bound, copy cap = output cap + 64 KiB, the previous operation's release riding on
 //    the header) next to the same with keep 0: the host's part alone, without the service.
-// Each pair is timed as two blocks, in alternating order from round to round, and each block that
-// leaves keepers behind is followed by a pause of KEEPERS_GONE_MS (its releases go out, the
-// keepers see them within a second), so the keepers a block leaves cost that block (the host's
-// CPU they take) and not the next one.
+// Each pair alternates request by request (which goes first alternating too), so drift in the
+// machine's load hits both alike. The keepers the reattach-on requests leave then run during both
+// (each wakes once a second; some 1–2 s of requests' worth are alive at a time), so the pair's
+// difference is the per-request cost (the copy's set-up: two FIFOs, a tee and a head per stream;
+// the keeper's start; the wait for the copies), and the keepers' background CPU is shared by both.
+// After each such block a pause of KEEPERS_GONE_MS lets its keepers go (its releases go out, the
+// keepers see them within a second) before the next block, so the other references run without
+// them.
 
 const NAME = "exec-latency";
 const OUTPUT_CAP_BYTES = 1024 * 1024;
@@ -70,29 +74,28 @@ async function wrapperRun(
   return { ms: elapsed, id };
 }
 
-/** `count` wrapper runs; with keep, each carries the release of the one before, and the last is released on its own. */
-async function wrapperBlock(raw: Client, keep: boolean, count: number): Promise<number[]> {
-  const times: number[] = [];
+/**
+ * `count` pairs of wrapper runs, with keep and without, in alternating order; each run with keep
+ * carries the release of the one before, and the last is released on its own.
+ */
+async function wrapperBlock(raw: Client, count: number): Promise<{ keep: number[]; noKeep: number[] }> {
+  const keep: number[] = [];
+  const noKeep: number[] = [];
   let previous: string | undefined;
   for (let i = 0; i < count; i++) {
-    const r = await wrapperRun(raw, keep, keep && previous ? [previous] : []);
-    times.push(r.ms);
-    previous = r.id;
+    for (const withKeep of i % 2 === 0 ? [true, false] : [false, true]) {
+      if (!withKeep) {
+        noKeep.push((await wrapperRun(raw, false, [])).ms);
+        continue;
+      }
+      const r = await wrapperRun(raw, true, previous ? [previous] : []);
+      keep.push(r.ms);
+      previous = r.id;
+    }
   }
-  if (keep && previous) {
-    await rawExec(raw, EXEC_REQUEST, { input: encodeRelease([previous]) });
-    await delay(KEEPERS_GONE_MS);
-  }
-  return times;
-}
-
-/** Runs `on` and `off` (when given) one after the other, `off` first unless `onFirst`. */
-async function inOrder<T>(onFirst: boolean, on: () => Promise<T>, off?: () => Promise<T>) {
-  let offResult: T | undefined;
-  if (off && !onFirst) offResult = await off();
-  const onResult = await on();
-  if (off && onFirst) offResult = await off();
-  return { on: onResult, off: offResult };
+  if (previous) await rawExec(raw, EXEC_REQUEST, { input: encodeRelease([previous]) });
+  await delay(KEEPERS_GONE_MS);
+  return { keep, noKeep };
 }
 
 interface Samples {
@@ -128,33 +131,37 @@ async function rounds(
   const slow: string[] = [];
   // Not thrown: the latency a caller saw is kept in the samples, and the count is in the row's name.
   const failed = { on: [] as string[], off: [] as string[] };
-  /** `count` × `/exec` of true, one at a time; with reattach on, then a pause for its keepers to go. */
-  const execBlock = async (s: Service, which: "on" | "off", count: number) => {
-    const o: number[] = [];
+  /** One `/exec` of true; resolves with its time in ms. */
+  const execOnce = async (s: Service, which: "on" | "off") => {
+    const t = process.hrtime.bigint();
+    const final = await execToFinal(s, ag, s.serverIds[0] ?? "", "true");
+    const elapsed = ms(t);
+    const what = `${final.operationId}${which === "off" ? " (reattach off)" : ""}`;
+    if (final.status !== "completed" || final.exit_code !== 0) {
+      failed[which].push(`${what} ended ${String(final.status)} after ${elapsed.toFixed(0)} ms`);
+    } else if (final.polled) {
+      slow.push(`${what} took ${elapsed.toFixed(0)} ms`);
+    }
+    return elapsed;
+  };
+  /** `count` × `/exec` of true, one at a time, alternating with the reattach-off service when there is one. */
+  const execBlock = async (count: number) => {
+    const on: number[] = [];
+    const offTimes: number[] = [];
     for (let i = 0; i < count; i++) {
-      const t = process.hrtime.bigint();
-      const final = await execToFinal(s, ag, s.serverIds[0] ?? "", "true");
-      o.push(ms(t));
-      const what = `${final.operationId}${which === "off" ? " (reattach off)" : ""}`;
-      if (final.status !== "completed" || final.exit_code !== 0) {
-        failed[which].push(`${what} ended ${String(final.status)} after ${(o.at(-1) ?? 0).toFixed(0)} ms`);
-      } else if (final.polled) {
-        slow.push(`${what} took ${(o.at(-1) ?? 0).toFixed(0)} ms`);
+      for (const which of i % 2 === 0 ? (["on", "off"] as const) : (["off", "on"] as const)) {
+        if (which === "on") on.push(await execOnce(svc, "on"));
+        else if (off) offTimes.push(await execOnce(off, "off"));
       }
     }
-    if (which === "on") await delay(KEEPERS_GONE_MS);
-    return o;
+    // Its keepers go before the next block.
+    await delay(KEEPERS_GONE_MS);
+    return { on, off: offTimes };
   };
   try {
     for (let round = 0; round <= measured; round++) {
       const count = round === 0 ? 20 : n;
-      // Which of each on/off pair goes first.
-      const onFirst = round % 2 === 0;
-      const exec = await inOrder(
-        onFirst,
-        () => execBlock(svc, "on", count),
-        off ? () => execBlock(off, "off", count) : undefined,
-      );
+      const exec = await execBlock(count);
       const r: number[] = [];
       for (let i = 0; i < count; i++) {
         const t = process.hrtime.bigint();
@@ -163,13 +170,7 @@ async function rounds(
         if (code !== 0) throw new Error(`raw ssh2 exec of true exited with ${code}`);
       }
       const c: number[] = [];
-      const w = withExtras
-        ? await inOrder(
-            onFirst,
-            () => wrapperBlock(raw, true, count),
-            () => wrapperBlock(raw, false, count),
-          )
-        : undefined;
+      const w = withExtras ? await wrapperBlock(raw, count) : undefined;
       if (withExtras) {
         for (let i = 0; i < (round === 0 ? 1 : coldN); i++) {
           const t = process.hrtime.bigint();
@@ -180,10 +181,10 @@ async function rounds(
       if (round === 0) continue;
       add(ours, exec.on);
       add(ref, r);
-      if (exec.off) add(oursOff, exec.off);
+      if (off) add(oursOff, exec.off);
       if (w) {
-        add(wrapper, w.on);
-        add(wrapperNoKeep, w.off ?? []);
+        add(wrapper, w.keep);
+        add(wrapperNoKeep, w.noKeep);
         cold.push(percentile(c, 0.5));
       }
     }
