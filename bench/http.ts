@@ -99,12 +99,17 @@ export async function execToFinal(
 }
 
 export interface SseEnd {
+  /** `completed`, `failed`, `timeout`, `cancelled`, `lost`… */
+  outcome?: string;
+  reason?: string | null;
   exit_code?: number;
   stdout?: string;
   stderr?: string;
 }
 
 export interface SseResult {
+  /** The operation's id, from the answer's header. */
+  operationId: string | undefined;
   /** Bytes of the decoded `output` data, per stream. */
   stdout: number;
   stderr: number;
@@ -180,7 +185,7 @@ export function sseExec(
             } else if (event === "end") {
               end = JSON.parse(data) as SseEnd;
               res.destroy();
-              return resolve({ ...bytes, end });
+              return resolve({ operationId, ...bytes, end });
             }
           }
           buf = buf.slice(from);

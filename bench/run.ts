@@ -12,6 +12,7 @@ import { execLatency } from "./scenarios/exec-latency";
 import { firstOutput } from "./scenarios/first-output";
 import { keyLookup } from "./scenarios/key-lookup";
 import { oidcExchange } from "./scenarios/oidc-exchange";
+import { reattach } from "./scenarios/reattach";
 import { runAction } from "./scenarios/run-action";
 import { sseThroughput } from "./scenarios/sse-throughput";
 
@@ -27,6 +28,7 @@ const scenarios: Scenario[] = [
   execLatency,
   firstOutput,
   sseThroughput,
+  reattach,
   concurrency,
   runAction,
   checkout,

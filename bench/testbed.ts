@@ -8,6 +8,7 @@ import type { Client } from "ssh2";
 import { testConfig } from "@reoclo/service/testing";
 import { createPostgresDatabase } from "@reoclo/testbed/postgres-database";
 import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
+import { startTcpProxy, type TcpProxy } from "@reoclo/testbed/tcp-proxy";
 import { openDatabase } from "../service/src/db/database";
 import { automationKeys } from "../service/src/db/schema";
 import { createKey } from "../service/src/keys/keys";
@@ -19,7 +20,7 @@ import { addServer } from "../service/src/servers/servers";
 // files for the OpenSSH reference, and the real service in its own process
 // (bench/servers/exec-server.ts) on a fresh PostgreSQL database (or a fresh embedded PGlite
 // one in a temporary directory), with the hosts registered and a key whose rate limits no bench
-// can reach.
+// can reach. On request each host is registered behind a TCP proxy, which can cut the connections.
 
 const REPO = new URL("../", import.meta.url).pathname;
 const SERVER = new URL("./servers/exec-server.ts", import.meta.url).pathname;
@@ -40,6 +41,8 @@ export interface TestBed {
   hosts: TestHost[];
   /** The client private key of each host, mode 0600, for `ssh -i`. */
   keyFiles: string[];
+  /** With `proxied`, the proxy in front of each host (the service reaches the host through it); else empty. */
+  proxies: TcpProxy[];
   service: Service;
   /** Registers a clean-up to run, in reverse order of registration, by `close`. */
   defer(cleanup: () => Promise<unknown>): void;
@@ -57,6 +60,15 @@ export interface TestBedOptions {
   syncWaitSeconds?: number;
   /** The service's database: a fresh PostgreSQL database (default) or an embedded PGlite one. */
   driver?: "postgres" | "pglite";
+  /** REOCLO_REATTACH_BOUND_SECONDS of the service (default: the service's own; 0 turns reattach off). */
+  reattachBoundSeconds?: number;
+  /** Registers each host with the port of a TCP proxy in front of it (`TestBed.proxies`), to cut its connections. */
+  proxied?: boolean;
+  /**
+   * Reads the service's log (one JSON line each, info lines included); a line it returns true for
+   * is not shown. Without it, only the service's warnings and errors go to the bench's stderr.
+   */
+  serviceLog?: (line: string) => boolean;
 }
 
 export async function startTestBed(opts: TestBedOptions): Promise<TestBed> {
@@ -88,6 +100,13 @@ export async function startTestBed(opts: TestBedOptions): Promise<TestBed> {
       }),
     );
 
+    const proxies: TcpProxy[] = [];
+    if (opts.proxied) {
+      // Closed after the service (clean-ups run in reverse), so it never sees its hosts vanish.
+      cleanups.push(() => Promise.all(proxies.map((p) => p.close())));
+      for (const h of hosts) proxies.push(await startTcpProxy(h.host, h.port));
+    }
+
     const driver = opts.driver ?? "postgres";
     let db: { url?: string; pgliteDir?: string };
     if (driver === "postgres") {
@@ -100,12 +119,17 @@ export async function startTestBed(opts: TestBedOptions): Promise<TestBed> {
       db = { pgliteDir };
     }
     const masterKey = randomBytes(32);
-    const { key, serverIds } = await register(db, masterKey, hosts);
+    const { key, serverIds } = await register(
+      db,
+      masterKey,
+      hosts.map((h, i) => ({ host: h, port: proxies[i]?.port ?? h.port })),
+    );
     const { child, port, statsPort } = await startService(db, masterKey, opts);
     cleanups.push(() => stopService(child));
     return {
       hosts,
       keyFiles,
+      proxies,
       service: { pid: child.pid ?? 0, driver, port, statsPort, key, serverIds },
       defer: (cleanup) => cleanups.push(cleanup),
       close,
@@ -116,8 +140,12 @@ export async function startTestBed(opts: TestBedOptions): Promise<TestBed> {
   }
 }
 
-/** Migrates the fresh database and registers the hosts and a key under `masterKey`. */
-async function register(db: { url?: string; pgliteDir?: string }, masterKey: Buffer, hosts: TestHost[]) {
+/** Migrates the fresh database and registers the hosts (each at `port`) and a key under `masterKey`. */
+async function register(
+  db: { url?: string; pgliteDir?: string },
+  masterKey: Buffer,
+  hosts: { host: TestHost; port: number }[],
+) {
   const database = await openDatabase({ databaseUrl: db.url, pgliteDir: db.pgliteDir, maxConnections: 2 });
   try {
     await database.migrate();
@@ -128,11 +156,11 @@ async function register(db: { url?: string; pgliteDir?: string }, masterKey: Buf
       now: () => new Date(),
     };
     const serverIds: string[] = [];
-    for (const [i, host] of hosts.entries()) {
+    for (const [i, { host, port }] of hosts.entries()) {
       const srv = await addServer(ctx, {
         name: `bench-host-${i}`,
         host: host.host,
-        port: host.port,
+        port,
         user: host.username,
         private_key: host.privateKey,
         host_key_fingerprint: host.hostKeyFingerprint,
@@ -161,7 +189,7 @@ async function startService(
 ): Promise<{ child: ChildProcess; port: number; statsPort: number }> {
   const child = spawn(process.execPath, ["--import", "tsx", SERVER], {
     cwd: REPO,
-    stdio: ["ignore", "pipe", "inherit"],
+    stdio: ["ignore", "pipe", opts.serviceLog ? "pipe" : "inherit"],
     env: {
       ...process.env,
       DATABASE_URL: db.url ?? "",
@@ -169,8 +197,18 @@ async function startService(
       REOCLO_MASTER_KEY: masterKey.toString("hex"),
       REOCLO_OUTPUT_CAP_BYTES: String(opts.outputCapBytes),
       REOCLO_SYNC_WAIT_SECONDS: String(opts.syncWaitSeconds ?? 20),
+      ...(opts.reattachBoundSeconds === undefined
+        ? {}
+        : { REOCLO_REATTACH_BOUND_SECONDS: String(opts.reattachBoundSeconds) }),
+      ...(opts.serviceLog ? { REOCLO_BENCH_LOG_INFO: "1" } : {}),
     },
   });
+  const serviceLog = opts.serviceLog;
+  if (serviceLog && child.stderr) {
+    createInterface({ input: child.stderr }).on("line", (line) => {
+      if (!serviceLog(line)) process.stderr.write(line + "\n");
+    });
+  }
   try {
     const line = await new Promise<string>((resolve, reject) => {
       createInterface({ input: child.stdout as NodeJS.ReadableStream }).once("line", resolve);
