@@ -11,6 +11,7 @@ import type { OperationServices } from "./operations/start";
 import { maskSealer } from "./secrets/mask-sealer";
 import { sshTargetFor } from "./servers/servers";
 import { SshPool } from "./ssh/pool";
+import { flushAllReleases } from "./ssh/remote-exec";
 import type { Storage } from "./storage";
 
 // The composition root: the one place the service's parts are built from config and storage,
@@ -111,6 +112,7 @@ export function createService(
     deps.limiter.close();
     await deps.keyWatch.close();
     await deps.audit.close();
+    await flushAllReleases(pool); // hosts may drop the copies of operations that ended here
     await pool.close();
     await storage.close();
   };

@@ -4,14 +4,13 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { API_BASE_PATH } from "@reoclo/protocol";
-import { and, asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pgrep } from "@reoclo/testbed/process-tree";
 import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
 import { startTcpProxy, type TcpProxy } from "@reoclo/testbed/tcp-proxy";
 import { addApplication } from "../src/applications/applications";
 import type { ServiceContext } from "../src/context";
-import { operationOutput } from "../src/db/schema";
+import { readOutput } from "../src/operations/store";
 import { SecretBox } from "../src/secrets/secret-box";
 import { addServer } from "../src/servers/servers";
 import { createTestApp, serveTestApp, type ServedApp, type TestApp } from "./fixtures/app";
@@ -214,13 +213,7 @@ describe("on PostgreSQL with two instances", () => {
       // The output stored so far (the answer's tail is only written at the end).
       const storedSteps = async () =>
         Buffer.concat(
-          (
-            await db.db
-              .select({ data: operationOutput.data })
-              .from(operationOutput)
-              .where(and(eq(operationOutput.operationId, id), eq(operationOutput.stream, "stdout")))
-              .orderBy(asc(operationOutput.seq))
-          ).map((r) => r.data),
+          (await readOutput(db.db, id, 0, 100_000)).filter((e) => e.stream === "stdout").map((e) => e.data),
         ).toString();
       await expect.poll(storedSteps, { timeout: 15_000 }).toMatch(/step 3 /);
       // Restart A: it hands the deploy over; then restart B, which by then follows it or sees A's successor do so.

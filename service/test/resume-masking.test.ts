@@ -1,9 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { and, asc, eq } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestHost, type TestHost } from "@reoclo/testbed/sshd";
 import { openDatabase, type DatabaseHandle } from "../src/db/database";
-import { operationOutput, operations } from "../src/db/schema";
+import { operations } from "../src/db/schema";
+import { readOutput } from "../src/operations/store";
 import { SecretBox } from "../src/secrets/secret-box";
 import { createTestApp, serveTestApp, type ServedApp, type TestApp } from "./fixtures/app";
 import { createTestDatabase, testContext, type TestDatabase } from "./fixtures/db";
@@ -58,13 +59,7 @@ describe("a secret split at the resume point", () => {
     expect(status).toBe("running");
     const stored = async () =>
       Buffer.concat(
-        (
-          await db.db
-            .select({ data: operationOutput.data })
-            .from(operationOutput)
-            .where(and(eq(operationOutput.operationId, id), eq(operationOutput.stream, "stdout")))
-            .orderBy(asc(operationOutput.seq))
-        ).map((r) => r.data),
+        (await readOutput(db.db, id, 0, 100_000)).filter((e) => e.stream === "stdout").map((e) => e.data),
       ).toString();
     // "value: " is out; "supers" is held back, as it could be the start of the secret.
     await expect.poll(stored, { timeout: 10_000 }).toBe("value: ");

@@ -518,6 +518,18 @@ function takeReleases(pool: SshPool, target: PoolTarget): string[] {
   return ids;
 }
 
+/** Sends every release still waiting (the service is stopping), before the pool closes. */
+export async function flushAllReleases(pool: SshPool): Promise<void> {
+  const byServer = releases.get(pool);
+  if (!byServer) return;
+  await Promise.all(
+    [...byServer.values()].map((entry) => {
+      clearTimeout(entry.timer);
+      return flushReleases(pool, entry);
+    }),
+  );
+}
+
 /** Sends what no start request took; a failure only leaves the directories to their keepers' bound. */
 async function flushReleases(pool: SshPool, entry: PendingReleases): Promise<void> {
   entry.timer = undefined;
@@ -528,7 +540,12 @@ async function flushReleases(pool: SshPool, entry: PendingReleases): Promise<voi
       ch.on("error", () => undefined);
       ch.resume();
       ch.stderr.resume();
+      const closed = new Promise<void>((resolve) => {
+        ch.once("close", resolve);
+        setTimeout(resolve, RELEASE_FLUSH_MS * 2).unref();
+      });
       ch.end(encodeRelease(ids));
+      await closed;
     } catch {
       return;
     }
