@@ -444,12 +444,7 @@ export class OperationRunner {
     await all;
   }
 
-  private async settle(
-    row: OperationRow,
-    op: RunningOperation,
-    outcome: EndOutcome,
-    maskValues: string[],
-  ) {
+  private async settle(row: OperationRow, op: RunningOperation, outcome: EndOutcome, maskValues: string[]) {
     const final = finalStatusOf(outcome, {
       neverStarted: !op.started,
       cancelledBy: op.cancelledBy ?? "a cancel request",
