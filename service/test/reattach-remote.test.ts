@@ -410,6 +410,52 @@ describe("detach, attachRemote and release", () => {
     }
   });
 
+  it("a taker whose timeout has passed keeps the exit status of a command that had already ended, and kills one still running", async () => {
+    // Ended on its own while nobody followed it: the late kill changes nothing, the status stands.
+    const startedAt = Date.now();
+    const ended = start({ command: `echo first; sleep 0.5; echo second; exit 4` }, targetFor(host));
+    await ended.until("first", () => ended.stdout().includes("first\n"));
+    ended.execution.detach();
+    const from = { ...ended.execution.received };
+    await expect.poll(() => commandOf(ended.operationId), { timeout: 10_000 }).toBe("");
+    const late = attach(
+      {
+        operationId: ended.operationId,
+        from,
+        startedAt,
+        timeoutAt: Date.now() - 1,
+        silentSince: Date.now(),
+        reattach: LONG,
+      },
+      targetFor(host),
+    );
+    const settled = await late.result;
+    expect(settled.outcome).toMatchObject({ kind: "exited", exitCode: 4 });
+    expect(settled.stdout.toString()).toBe("second\n");
+    await releaseAndExpectGone(late.execution, ended.operationId);
+
+    // Still running when the taker comes after its timeout: killed, and the outcome says timeout.
+    const child = uniqueSleep();
+    const running = start({ command: `echo up; sleep ${child}`, killGraceSeconds: 1 }, targetFor(host));
+    await running.until("up", () => running.stdout().includes("up\n"));
+    running.execution.detach();
+    const taker = attach(
+      {
+        operationId: running.operationId,
+        from: { ...running.execution.received },
+        startedAt,
+        timeoutAt: Date.now() - 1,
+        silentSince: Date.now(),
+        reattach: LONG,
+        killGraceSeconds: 1,
+      },
+      targetFor(host),
+    );
+    expect((await taker.result).outcome).toMatchObject({ kind: "timeout" });
+    await expect.poll(() => pgrep(`sleep ${child}`), { timeout: 10_000 }).toBe("");
+    await releaseAndExpectGone(taker.execution, running.operationId);
+  });
+
   it("release() lets the host remove the directory; until then it stays after the run", async () => {
     const run = start({ command: "echo done" }, targetFor(host));
     const { outcome, stdout } = await run.result;

@@ -33,14 +33,14 @@ export async function waitForTurn(
       return false;
     }
     if (head === id) {
-      if (said) op.recorder.write("stderr", Buffer.from("reoclo: its turn came; deploying\n"));
+      if (said) op.recorder.note("stderr", "reoclo: its turn came; deploying\n");
       return true;
     }
     if (!said && ahead > 0) {
       said = true;
-      op.recorder.write(
+      op.recorder.note(
         "stderr",
-        Buffer.from(`reoclo: waiting for ${ahead} earlier deploy(s) of this application (now ${head})\n`),
+        `reoclo: waiting for ${ahead} earlier deploy(s) of this application (now ${head})\n`,
       );
     }
     await sleep(QUEUE_POLL_MS);

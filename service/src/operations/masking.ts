@@ -32,8 +32,6 @@ export function valuesToMask(
 export class StreamMasker {
   private readonly needles: Buffer[];
   private carry = Buffer.alloc(0);
-  /** Whether the last push replaced a secret in what it returned. */
-  protected replaced = false;
 
   constructor(maskValues: readonly string[]) {
     this.needles = maskValues.map((s) => Buffer.from(s, "utf8"));
@@ -45,7 +43,6 @@ export class StreamMasker {
   }
 
   push(chunk: Buffer): Buffer {
-    this.replaced = false;
     if (this.needles.length === 0) return chunk;
     const data = this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk;
     const { out, safeEnd } = this.replace(data, false);
@@ -74,7 +71,6 @@ export class StreamMasker {
         break;
       }
       parts.push(data.subarray(pos, hit.at), MASK_BYTES);
-      this.replaced = true;
       pos = hit.at + hit.length;
     }
     if (hold > pos) parts.push(data.subarray(pos, hold));
@@ -420,24 +416,19 @@ export class TokenMasker {
  */
 export class OutputMasker extends StreamMasker {
   private readonly tokens = new TokenMasker();
-  /** What the token masker holds may contain a `***` of the env masker: its raw length is unknown. */
-  private heldMasked = false;
-
   override push(chunk: Buffer): Buffer {
-    const out = super.push(chunk);
-    const result = this.tokens.push(out);
-    const held = this.tokens.held;
-    this.heldMasked = held > 0 && (this.replaced || (this.heldMasked && held > out.length));
-    return result;
+    return this.tokens.push(super.push(chunk));
   }
 
   /**
-   * Raw bytes pushed and not yet returned, or undefined when that cannot be told (what is held
-   * went through a replacement). Where another instance resumes the stream: from the raw bytes
-   * pushed less these, a fresh masker sees exactly what this one has not returned yet.
+   * Raw bytes pushed and not yet returned, or undefined while the token masker holds any. Where
+   * another instance resumes the stream: from the raw bytes pushed less these, a fresh masker sees
+   * exactly what this one has not returned yet.
    */
   heldRaw(): number | undefined {
-    return this.heldMasked ? undefined : this.held + this.tokens.held;
+    // What the token masker holds carries context a fresh one would not have (the byte before it, a URL's
+    // scheme): no resume point inside it, or a password could come out unmasked after a takeover.
+    return this.tokens.held > 0 ? undefined : this.held;
   }
 
   override end(): Buffer {

@@ -2,7 +2,7 @@ import { OUTPUT_STREAMS, OUTPUT_TAIL_BYTES, type OutputStream } from "@reoclo/pr
 import type { Database } from "../db/database";
 import { classifyDatabaseError, describeDatabaseError } from "../db/errors";
 import type { Logger } from "../logger";
-import { OutputMasker } from "./masking";
+import { maskText, OutputMasker } from "./masking";
 import { retryDelayMs, sleep } from "./retry";
 import type { ResumePoint } from "../db/schema";
 import { insertOutput, type OutputTotals, type StoredEvent } from "./store";
@@ -64,16 +64,18 @@ export class OutputRecorder {
   private inFlight = 0;
   private readonly listeners = new Set<(e: OutputEvent) => void>();
   private abandoned = false;
+  /** Another instance took the operation over: nothing more is stored from here. */
+  private notOurs = false;
 
   constructor(
     private readonly db: Database,
     private readonly operationId: string,
-    maskValues: readonly string[],
+    private readonly maskValues: readonly string[],
     private readonly capBytes: number,
     private readonly logger: Logger,
     private readonly flow: { pause(): void; resume(): void },
-    /** Stores resume points with the output, so another instance can take the operation over. */
-    private readonly resumable = false,
+    /** Stores resume points with the output (while this instance runs it), so another can take it over. */
+    private readonly resumeFor: string | undefined = undefined,
     from?: RecorderStart,
   ) {
     this.maskers = { stdout: new OutputMasker(maskValues), stderr: new OutputMasker(maskValues) };
@@ -104,10 +106,18 @@ export class OutputRecorder {
     return () => this.listeners.delete(fn);
   }
 
+  /**
+   * A line of the service's own (a deploy waiting for its turn, the reason at the end): recorded like
+   * output, but not the host's, so it moves no resume offset. Masked whole, as it arrives whole.
+   */
+  note(stream: OutputStream, text: string): void {
+    this.emit(stream, Buffer.from(maskText(text, this.maskValues)));
+  }
+
   write(stream: OutputStream, raw: Buffer): void {
     this.raw[stream] += raw.length;
     this.emit(stream, this.maskers[stream].push(raw));
-    if (this.resumable) this.mark();
+    if (this.resumeFor !== undefined) this.mark();
   }
 
   /**
@@ -199,9 +209,22 @@ export class OutputRecorder {
    * insert is idempotent, so a retry after a lost answer does not double it.
    */
   private async store(batch: StoredEvent[], point: ResumePoint | undefined): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = 0; !this.notOurs; attempt++) {
       try {
-        await insertOutput(this.db, this.operationId, batch, point);
+        const owned = await insertOutput(
+          this.db,
+          this.operationId,
+          batch,
+          point && this.resumeFor !== undefined ? { point, runnerId: this.resumeFor } : undefined,
+        );
+        if (!owned) {
+          // Another instance took it over: it reads this output from the host again.
+          this.logger.warn("another instance runs this operation now; its output is no longer stored here", {
+            operation_id: this.operationId,
+          });
+          this.notOurs = true;
+          return;
+        }
         if (attempt > 0)
           this.logger.info("stored operation output again", { operation_id: this.operationId });
         return;

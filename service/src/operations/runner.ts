@@ -143,6 +143,7 @@ export class OperationRunner {
       logger,
       {
         runnerId: this.instanceId,
+        reattachBoundMs: opts.reattachBoundMs ?? 0,
         heartbeatMs: opts.heartbeatMs ?? 5_000,
         staleAfterMs: opts.staleAfterMs ?? 60_000,
         outputCapBytes: opts.outputCapBytes,
@@ -211,6 +212,7 @@ export class OperationRunner {
     const row = created.row;
     const op = new RunningOperation(this.db, row.id, maskValues, this.opts.outputCapBytes, this.logger, {
       takeoverable,
+      runnerId: this.instanceId,
     });
     this.running.set(row.id, op);
     const handlers = this.handlersFor(op, row.id);
@@ -283,38 +285,43 @@ export class OperationRunner {
    * Takes over an operation whose instance stopped or vanished: attaches to it on its host from its
    * resume point and settles it as if it had been started here.
    */
-  private async takeOver({ row, silentSince }: Claimed): Promise<void> {
+  private async takeOver({ row, from, silentSince }: Claimed): Promise<void> {
     if (this.running.has(row.id) || !row.resume) return;
     const point = row.resume;
     const tails = await storedTails(this.db, row.id);
     let maskValues: string[] = [];
-    let target: PoolTarget | undefined;
-    let problem: string | undefined;
+    let target: PoolTarget;
     try {
-      if (row.maskSealed) maskValues = this.opts.sealer?.unseal(row.id, row.maskSealed) ?? [];
+      if (row.maskSealed) {
+        if (!this.opts.sealer) throw new Error("this instance has nothing to unseal its mask values with");
+        maskValues = this.opts.sealer.unseal(row.id, row.maskSealed);
+      }
       target = await this.opts.targets!(row.serverId);
     } catch (err) {
-      problem = err instanceof Error ? err.message : String(err);
+      // Not now (the database blinked, a key is missing here): it is handed back for a later claim, here
+      // or elsewhere; the reconciler settles it `lost` once nobody could for longer than the bound.
+      this.logger.warn("could not take an operation over; handing it back", {
+        operation_id: row.id,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      await handOver(this.db, this.instanceId, [row.id]);
+      return;
     }
     const op = new RunningOperation(this.db, row.id, maskValues, this.opts.outputCapBytes, this.logger, {
       takeoverable: true,
+      runnerId: this.instanceId,
       from: { point, stdoutTail: tails.stdout, stderrTail: tails.stderr },
     });
     this.running.set(row.id, op);
     this.logger.info("taking over an operation", {
       operation_id: row.id,
-      from_instance: row.runnerId ?? "handed over",
+      from_instance: from ?? "handed over",
       silent_since: silentSince.toISOString(),
     });
     if (row.cancelRequestedAt) op.cancel(row.cancelledBy ?? "a cancel request made on another instance");
     const startedAt = (row.startedAt ?? row.createdAt).getTime();
-    const run = async (): Promise<RemoteExecOutcome> => {
-      if (problem !== undefined || !target)
-        return {
-          kind: "lost",
-          reason: `this instance could not take it over: ${problem ?? "no SSH target"}`,
-        };
-      return op.attach(
+    const run = async (): Promise<RemoteExecOutcome> =>
+      op.attach(
         attachRemote(
           this.pool,
           target,
@@ -329,7 +336,6 @@ export class OperationRunner {
           this.handlersFor(op, row.id),
         ),
       );
-    };
     this.follow(row, op, run, maskValues);
   }
 
@@ -413,9 +419,13 @@ export class OperationRunner {
    * instance (or of the next start) settles it.
    */
   async shutdown(graceMs: number): Promise<void> {
-    this.upkeep.stop();
+    // Heartbeats go on for what still runs here (else another instance would take it over meanwhile).
+    this.upkeep.stopClaiming();
     if (!this.opts.cancelOnShutdown) {
-      const leaving = [...this.running.values()].filter((op) => op.canHandOver && !op.outcome);
+      // A cancelled one is seen to its end here: its cancel lives in this process only.
+      const leaving = [...this.running.values()].filter(
+        (op) => op.canHandOver && !op.outcome && !op.isCancelled,
+      );
       leaving.forEach((op) => op.detach());
       await Promise.race([Promise.all(leaving.map((op) => op.finished)), sleep(SETTLE_AFTER_CANCEL_MS)]);
       try {
@@ -429,6 +439,15 @@ export class OperationRunner {
         });
       }
     }
+    try {
+      await this.finishOrCancel(graceMs);
+    } finally {
+      this.upkeep.stop();
+    }
+  }
+
+  /** Waits up to `graceMs` for what still runs here, then cancels it; see shutdown(). */
+  private async finishOrCancel(graceMs: number): Promise<void> {
     const all = Promise.all([...this.settling]);
     const timedOut = await Promise.race([all.then(() => false), sleep(graceMs).then(() => true)]);
     if (!timedOut) return;
@@ -451,6 +470,7 @@ export class OperationRunner {
       timeoutSeconds: row.timeoutSeconds,
     });
     const reason = final.message === undefined ? null : maskText(final.message, maskValues);
+    // Through the masker, after whatever it still holds of the host's stderr (the end, so no resume point matters).
     if (reason !== null) op.recorder.write("stderr", Buffer.from(`reoclo: ${reason}\n`));
     const totals = op.recorder.finish();
     const state: FinalState = {

@@ -31,7 +31,7 @@ export class RunningOperation {
     outputCapBytes: number,
     logger: Logger,
     /** `takeoverable`: another instance can attach to it (its row has a resume point); `from`: taken over. */
-    opts: { takeoverable?: boolean; from?: RecorderStart } = {},
+    opts: { takeoverable?: boolean; runnerId?: string; from?: RecorderStart } = {},
   ) {
     this.takeoverable = opts.takeoverable ?? false;
     // The recorder pauses the channel when storage falls behind; the channel exists only later.
@@ -45,7 +45,7 @@ export class RunningOperation {
         pause: () => this.execution?.pause(),
         resume: () => this.execution?.resume(),
       },
-      this.takeoverable,
+      this.takeoverable ? opts.runnerId : undefined,
       opts.from,
     );
   }

@@ -223,7 +223,8 @@ export async function finalizeOperation(
       and(
         eq(operations.id, id),
         or(
-          eq(operations.status, "running"),
+          // Running and still this instance's (another may have taken it over)…
+          and(eq(operations.status, "running"), eq(operations.runnerId, runnerId)),
           and(
             eq(operations.status, "lost"),
             eq(operations.settledBy, "reconciler"),
@@ -277,8 +278,8 @@ export async function insertOutput(
   db: Database,
   operationId: string,
   events: StoredEvent[],
-  resume?: ResumePoint,
-): Promise<void> {
+  resume?: { point: ResumePoint; runnerId: string },
+): Promise<boolean> {
   const insert = (d: Pick<Database, "insert">) =>
     d
       .insert(operationOutput)
@@ -286,14 +287,24 @@ export async function insertOutput(
       .onConflictDoNothing();
   if (resume === undefined) {
     if (events.length > 0) await insert(db);
-    return;
+    return true;
   }
-  await db.transaction(async (tx) => {
-    if (events.length > 0) await insert(tx);
-    await tx
+  // Only while it is still this instance's: one that another instance took over gets nothing more from here.
+  return db.transaction(async (tx) => {
+    const owned = await tx
       .update(operations)
-      .set({ resume })
-      .where(and(eq(operations.id, operationId), eq(operations.status, "running")));
+      .set({ resume: resume.point })
+      .where(
+        and(
+          eq(operations.id, operationId),
+          eq(operations.status, "running"),
+          eq(operations.runnerId, resume.runnerId),
+        ),
+      )
+      .returning({ id: operations.id });
+    if (owned.length === 0) return false;
+    if (events.length > 0) await insert(tx);
+    return true;
   });
 }
 
@@ -339,6 +350,8 @@ export async function heartbeat(
 /** An operation this instance took over, and since when no instance had been heard from for it. */
 export interface Claimed {
   row: OperationRow;
+  /** The instance it was taken from; null when it was handed over. */
+  from: string | null;
   silentSince: Date;
 }
 
@@ -352,6 +365,8 @@ export async function claimOrphans(
   runnerId: string,
   staleBefore: Date,
   now: Date,
+  /** Also those whose instance went quiet, not only those handed over. */
+  includeStale = true,
   limit = 20,
 ): Promise<Claimed[]> {
   return db.transaction(async (tx) => {
@@ -362,7 +377,9 @@ export async function claimOrphans(
         and(
           eq(operations.status, "running"),
           isNotNull(operations.resume),
-          or(isNull(operations.runnerId), lt(operations.heartbeatAt, staleBefore)),
+          includeStale
+            ? or(isNull(operations.runnerId), lt(operations.heartbeatAt, staleBefore))
+            : isNull(operations.runnerId),
         ),
       )
       .limit(limit)
@@ -376,6 +393,7 @@ export async function claimOrphans(
       await tx.update(operations).set({ runnerId, heartbeatAt: now }).where(eq(operations.id, row.id));
       claimed.push({
         row: { ...row, runnerId, heartbeatAt: now },
+        from: row.runnerId,
         silentSince: row.heartbeatAt ?? row.startedAt ?? row.createdAt,
       });
     }
@@ -425,6 +443,8 @@ export async function settleStale(
   staleBefore: Date,
   now: Date,
   capBytes: number,
+  /** Operations that could be taken over are settled too once their heartbeat is older than this. */
+  resumableBefore: Date = staleBefore,
 ): Promise<string[]> {
   const stale = await db
     .select({ id: operations.id })
@@ -432,8 +452,13 @@ export async function settleStale(
     .where(
       and(
         eq(operations.status, "running"),
-        // Those that can be attached to again are taken over instead (claimOrphans).
-        isNull(operations.resume),
+        // Those that can be attached to again are taken over instead (claimOrphans), unless nobody
+        // has for longer than a takeover could still help.
+        or(
+          isNull(operations.resume),
+          lt(operations.heartbeatAt, resumableBefore),
+          isNull(operations.heartbeatAt),
+        ),
         or(
           lt(operations.heartbeatAt, staleBefore),
           and(isNull(operations.heartbeatAt), lt(operations.createdAt, staleBefore)),

@@ -10,6 +10,8 @@ import { claimOrphans, heartbeat, pruneDeployQueue, settleStale, type Claimed } 
 
 export interface UpkeepOptions {
   runnerId: string;
+  /** The reattach bound: past stale + this, an operation nobody took over is settled `lost`. */
+  reattachBoundMs: number;
   heartbeatMs: number;
   /** An operation whose heartbeat is older than this is settled `lost` by any instance. */
   staleAfterMs: number;
@@ -45,7 +47,16 @@ export class Upkeep {
     void this.claim(); // at start: what the previous process handed over is taken at once
   }
 
+  /** Since when this instance's heartbeats have been getting through (undefined: the last one failed). */
+  private healthySince: number | undefined = Date.now();
+
   private stopped = false;
+  private claimingStopped = false;
+
+  /** Takes nothing more over (the instance is stopping), but keeps heart-beating what it still runs. */
+  stopClaiming(): void {
+    this.claimingStopped = true;
+  }
 
   stop(): void {
     this.stopped = true;
@@ -59,7 +70,9 @@ export class Upkeep {
       for (const { id, by } of cancel)
         this.target.cancelLocal(id, by ?? "a cancel request made on another instance");
       for (const id of ids) if (!owned.has(id)) this.target.takenOver(id);
+      this.healthySince ??= Date.now();
     } catch (err) {
+      this.healthySince = undefined;
       this.logger.warn("operation heartbeat failed", { error: String(err) });
     }
     await this.claim();
@@ -69,14 +82,19 @@ export class Upkeep {
 
   private async claim() {
     const takeOver = this.target.takeOver;
-    if (!takeOver || this.claiming || this.stopped) return;
+    if (!takeOver || this.claiming || this.stopped || this.claimingStopped) return;
     this.claiming = true;
     try {
       const staleBefore = new Date(this.now().getTime() - this.opts.staleAfterMs);
-      for (const claimed of await claimOrphans(this.db, this.opts.runnerId, staleBefore, this.now()))
-        await takeOver(claimed).catch((err: unknown) =>
+      // Quiet instances' operations only once this one has been heard for as long: after the database was
+      // away, every instance looks quiet, and the first back must not take everybody's.
+      const heard =
+        this.healthySince !== undefined && Date.now() - this.healthySince >= this.opts.staleAfterMs;
+      const claimed = await claimOrphans(this.db, this.opts.runnerId, staleBefore, this.now(), heard);
+      for (const c of claimed)
+        await takeOver(c).catch((err: unknown) =>
           this.logger.error("taking an operation over failed", {
-            operation_id: claimed.row.id,
+            operation_id: c.row.id,
             error: String(err),
           }),
         );
@@ -90,7 +108,17 @@ export class Upkeep {
   private async reconcile() {
     try {
       const staleBefore = new Date(this.now().getTime() - this.opts.staleAfterMs);
-      const settled = await settleStale(this.db, staleBefore, this.now(), this.opts.outputCapBytes);
+      // Those that could be taken over wait for a taker, unless none can help any more (or none takes any).
+      const resumableBefore = this.target.takeOver
+        ? new Date(staleBefore.getTime() - this.opts.reattachBoundMs)
+        : staleBefore;
+      const settled = await settleStale(
+        this.db,
+        staleBefore,
+        this.now(),
+        this.opts.outputCapBytes,
+        resumableBefore,
+      );
       await pruneDeployQueue(this.db);
       if (settled.length) this.logger.warn("settled operations whose runner vanished", { lost: settled });
     } catch (err) {

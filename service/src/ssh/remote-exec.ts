@@ -359,9 +359,17 @@ class HostExecution implements RemoteExecution {
       });
     clearInterval(this.pingTimer);
     const durationMs = this.durationMs();
+    // An attach says whether the command was killed on request (SIGTERM) or ended on its own (its exit
+    // status): a kill asked for after it had already ended leaves its status as it was.
+    const killed =
+      mode === "attach"
+        ? code === null && signalName(signal) === "TERM"
+          ? (this.killReason ?? "timeout")
+          : undefined
+        : this.killReason;
     const outcome: RemoteExecOutcome =
-      this.killReason !== undefined
-        ? { kind: this.killReason, durationMs }
+      killed !== undefined
+        ? { kind: killed, durationMs }
         : { kind: "exited", exitCode: exitCodeOf(code, signal), durationMs };
     this.exitOutcome = outcome;
     this.timers.forEach(clearTimeout);

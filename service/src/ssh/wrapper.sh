@@ -16,6 +16,8 @@
 # the operation, and by SIGUSR1 when its end was not recorded (its supervisor was killed): never by an exit code.
 header_magic=$1 watchdog_margin=$2
 base=${TMPDIR:-/tmp}
+boot=
+{ read -r boot </proc/sys/kernel/random/boot_id; } 2>/dev/null
 login_umask=$(umask)
 umask 077  # the operation's directory and its files (env values, command, output) are readable by this user only
 fail() { printf 'reoclo: %s\n' "$1" >&2; exit "${2:-1}"; }
@@ -42,7 +44,9 @@ sweep() {
   set --
   for d in "$base"/reoclo-*.*; do
     { [ -d "$d" ] && [ ! -L "$d" ] && [ -O "$d" ] && [ -f "$d/keeper" ]; } || continue
-    { read -r k <"$d/keeper" && number "$k" && kill -0 "$k"; } 2>/dev/null || set -- "$@" "$d"
+    # Its keeper is gone, or is a pid of another boot now used by something else.
+    { read -r k <"$d/keeper" && number "$k" && kill -0 "$k" && { [ ! -f "$d/boot" ] || [ -z "$boot" ] ||
+      { read -r b <"$d/boot" && [ "$b" = "$boot" ]; }; }; } 2>/dev/null || set -- "$@" "$d"
   done
   [ $# -eq 0 ] || rm -rf -- "$@"
 }
@@ -75,8 +79,15 @@ control() {
   (
     while IFS= read -r line; do
       case $line in
-        cancel) kill_tree "$1"; exit 0 ;;
-        ping) [ -d "$dir" ] && printf x >>"$dir/lease" ;;
+        # Only a command still running is killed (and marked so): one that ended keeps its own exit status.
+        cancel)
+          if [ ! -e "$dir/exit" ] && kill -0 "-$1" 2>/dev/null; then
+            : >"$dir/killed"
+            kill_tree "$1"
+          fi
+          exit 0
+          ;;
+        ping) printf x 2>/dev/null >>"$dir/lease" ;;
       esac
     done
   ) <&3 >/dev/null 2>&1 7>&- 8>&- &
@@ -104,10 +115,14 @@ case $1 in
     { [ $# -eq 4 ] && number "$3" && number "$4"; } || fail "malformed attach request" 2
     case $2 in '' | *[!0-9a-f-]*) fail "malformed operation id in the attach request" 2 ;; esac
     from_out=$3 from_err=$4 grace=5
-    if ! find_dir "$2" || [ -e "$dir/abandoned" ]; then kill -USR2 $$; exit 125; fi
-    printf x >>"$dir/lease"
+    # No record: never started, released, given up, or run without a copy (a host without GNU tee).
+    if ! find_dir "$2" || [ -e "$dir/abandoned" ] || [ ! -f "$dir/out" ]; then kill -USR2 $$; exit 125; fi
+    printf x 2>/dev/null >>"$dir/lease"
     { read -r sup <"$dir/pid" && read -r pgid <"$dir/pgid"; } 2>/dev/null || { kill -USR1 $$; exit 125; }
-    [ -f "$dir/grace" ] && read -r grace <"$dir/grace"
+    # Another boot: its pids are no longer its processes, and its end was never recorded.
+    { [ -n "$boot" ] && [ -f "$dir/boot" ] && read -r was <"$dir/boot"; } 2>/dev/null &&
+      [ "$was" != "$boot" ] && { kill -USR1 $$; exit 125; }
+    { [ -f "$dir/grace" ] && read -r grace <"$dir/grace"; } 2>/dev/null
     control "$pgid"
     # Follow both copies until the supervisor is gone (it writes the exit status after the last output).
     if [ -e "$dir/exit" ]; then set --; else set -- -f "--pid=$sup" -s 0.2; fi
@@ -118,9 +133,10 @@ case $1 in
     wait "$out" "$err"
     kill "$reader" 2>/dev/null
     wait "$reader" 2>/dev/null
-    { read -r code <"$dir/exit" && number "$code"; } 2>/dev/null && exit "$code"
-    kill -USR1 $$
-    exit 125
+    { read -r code <"$dir/exit" && number "$code"; } 2>/dev/null || { kill -USR1 $$; exit 125; }
+    # Killed on the service's request (a cancel, the timeout) rather than ended on its own: said by SIGTERM.
+    [ -e "$dir/killed" ] && { kill -TERM $$; exit 125; }
+    exit "$code"
     ;;
   start) ;;
   *) fail "this host got a request it does not understand" 2 ;;
@@ -158,6 +174,7 @@ if [ -n "$wd64" ]; then
   fi
 fi
 echo "$$" >"$tmp/pid"
+[ -z "$boot" ] || echo "$boot" >"$tmp/boot"
 echo "$grace" >"$tmp/grace"
 # The channel's stdout and stderr, for the output copiers; every other process gets them closed.
 exec 7>&1 8>&2
@@ -167,7 +184,7 @@ if [ "$keep" -gt 0 ]; then
   # command running) once both the channel and the copy are gone. head writes through stdio, which holds
   # up to a buffer's worth back from a file until it exits; stdbuf -o0 makes the copy as current as the
   # channel, so an attach resumes at once rather than when the buffer fills or the command ends.
-  { : >"$tmp/out" && : >"$tmp/err" && mkfifo "$tmp/o" "$tmp/e"; } || fail "could not set up the output copy in $tmp"
+  { : >"$tmp/out" && : >"$tmp/err" && mkfifo "$tmp/o" "$tmp/e"; } || { rm -rf -- "$tmp"; fail "could not set up the output copy"; }
   unbuffered=
   command -v stdbuf >/dev/null 2>&1 && unbuffered="stdbuf -o0"  # coreutils; without it the copy lags, nothing is lost
   # shellcheck disable=SC2086 # empty, or two words on purpose
@@ -207,16 +224,18 @@ kill_tree() {
   while [ "$n" -lt "$((grace * 10))" ] && kill -0 "-$pg" 2>/dev/null; do sleep 0.1; n=$((n + 1)); done
   kill -KILL "-$pg" 2>/dev/null
 }
+running() { [ ! -e "$d/exit" ] && kill -0 "-$pg" 2>/dev/null; }
 age=0 idle=0
 while sleep 1; do
   [ -d "$d" ] || exit 0
-  if [ -e "$d/released" ]; then rm -rf -- "$d"; exit 0; fi
+  # Released: the service has settled it. One it gave up on (lost) may still run: it goes too.
+  if [ -e "$d/released" ]; then running && kill_tree; rm -rf -- "$d"; exit 0; fi
   age=$((age + 1))
   if [ -s "$d/lease" ]; then : >"$d/lease"; idle=0; else idle=$((idle + 1)); fi
-  [ "$age" -eq "$deadline" ] && kill_tree
+  [ "$age" -eq "$deadline" ] && running && { : >"$d/killed"; kill_tree; }
   if [ "$keep" -gt 0 ] && [ "$idle" -ge "$keep" ]; then
     : >"$d/abandoned"
-    kill_tree
+    running && kill_tree
     rm -rf -- "$d"
     exit 0
   fi
@@ -235,8 +254,12 @@ fi
 kill "$reader" 2>/dev/null
 wait "$reader" 2>/dev/null  # reap it here rather than leave it to init
 if [ "$keep" -gt 0 ]; then
-  # The copies are complete once their readers are done; the exit status is written after them.
+  # The copies are complete once their readers are done; the exit status is written after them. A process that
+  # left the command's group (setsid) may hold the FIFOs open for ever: the copies stop after the grace then.
+  (sleep "$((grace + 2))"; kill "$copy_out" "$copy_err" 2>/dev/null) </dev/null >/dev/null 2>&1 7>&- 8>&- &
+  guard=$!
   wait "$copy_out" "$copy_err"
+  kill "$guard" 2>/dev/null
   echo "$code" >"$tmp/exit"
   exit "$code"
 fi
