@@ -92,11 +92,6 @@ export class OutputRecorder {
     }
   }
 
-  /** Raw bytes of each stream up to which the output is accounted for, as of the last resume point. */
-  get resumePoint(): ResumePoint | undefined {
-    return this.point;
-  }
-
   get lastSeq(): number {
     return this.seq;
   }

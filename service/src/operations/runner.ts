@@ -275,11 +275,12 @@ export class OperationRunner {
   private async letGo(id: string, op: RunningOperation): Promise<void> {
     await op.recorder.stored();
     this.running.delete(id);
-    this.handedOver.push(id);
+    this.handedOver.add(id);
     this.settledEvents.emit(id); // whoever waits for it here answers `running` now
   }
 
-  private readonly handedOver: string[] = [];
+  /** Operations this instance no longer follows (handed over, or taken over elsewhere). */
+  private readonly handedOver = new Set<string>();
 
   /**
    * Takes over an operation whose instance stopped or vanished: attaches to it on its host from its
@@ -390,7 +391,7 @@ export class OperationRunner {
     for (;;) {
       const row = await getOperation(this.db, id);
       if (!row || row.status !== "running") return row;
-      if (this.running.has(id) || this.handedOver.includes(id) || Date.now() >= deadline) return undefined;
+      if (this.running.has(id) || this.handedOver.has(id) || Date.now() >= deadline) return undefined;
       await sleep(Math.min(REMOTE_POLL_MS, Math.max(0, deadline - Date.now())));
     }
   }
@@ -429,9 +430,10 @@ export class OperationRunner {
       leaving.forEach((op) => op.detach());
       await Promise.race([Promise.all(leaving.map((op) => op.finished)), sleep(SETTLE_AFTER_CANCEL_MS)]);
       try {
-        await handOver(this.db, this.instanceId, this.handedOver);
-        if (this.handedOver.length)
-          this.logger.info("handed running operations to the next instance", { operations: this.handedOver });
+        const ids = [...this.handedOver];
+        await handOver(this.db, this.instanceId, ids);
+        if (ids.length)
+          this.logger.info("handed running operations to the next instance", { operations: ids });
       } catch (err) {
         // Their heartbeats stop: another instance takes them over once they are stale.
         this.logger.warn("could not hand operations over; they are taken over once stale", {
