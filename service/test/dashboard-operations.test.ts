@@ -104,6 +104,8 @@ describe.each(DRIVERS)("the dashboard: operations and the audit log (%s)", (driv
   it("lets a developer cancel a running command from its page; a viewer gets no button and is refused", async () => {
     const m = `9${randomInt(100_000, 999_999)}`;
     const { id, events } = await startRunning(`sleep ${m}`);
+    // The stream answers before the host has started the command: wait for it, so "still running" below means something.
+    await expect.poll(() => pgrep(`sleep ${m}`), { timeout: 10_000 }).not.toBe("");
 
     const asViewer = await viewer.get(`/operations/${id}`);
     expect(statusOn(asViewer.html)).toBe("running");
